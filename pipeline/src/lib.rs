@@ -1,0 +1,25 @@
+//! The spatialsv pipeline: the versioned Parquet dataset store, SQL over it, and ingestion.
+//!
+//! - [`Dataset`] and [`Transaction`]: atomic, idempotent commits of schema-checked batches
+//!   into Hive-partitioned Parquet files published by numbered manifests.
+//! - [`SqlSession`]: DataFusion over one dataset version, with 3D curation UDFs ([`udf`]).
+//! - [`rows`]: row structs and batch builders importers use.
+
+mod config;
+pub mod datagen;
+mod error;
+pub mod manifest;
+mod progress;
+pub mod rows;
+mod sql;
+mod storage;
+mod store;
+pub mod udf;
+
+pub use config::{load_toml, parse_toml, to_toml};
+pub use error::{Error, Result};
+pub use manifest::{AddedStats, DataFile, Manifest, TableFiles};
+pub use progress::{bar, progress_enabled};
+pub use sql::{OutputFormat, QueryResult, SqlSession, render};
+pub use storage::{LocalStorage, ObjectWriter, Storage};
+pub use store::{CODE_VERSION, CRASH_ENV, CommitOutcome, Dataset, Transaction, WriteOptions};

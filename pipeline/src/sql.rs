@@ -1,0 +1,250 @@
+//! SQL over a dataset version with DataFusion.
+//!
+//! Every table of the chosen version is registered from its manifest's file list (never by
+//! listing directories, which could show files of an unfinished commit), with the canonical
+//! schema; tables without files are registered empty, so every table name always resolves.
+//! Filter pushdown into the Parquet scan is on: a query that filters on metadata reads the
+//! `image` and `depth` blobs only for rows that pass.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use spatialsv_schemas::Table;
+
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::store::Dataset;
+use crate::udf;
+
+/// How query results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array of row objects.
+    Json,
+}
+
+/// A query's result.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    /// Result schema (also for empty results).
+    pub schema: SchemaRef,
+    /// Result rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryResult {
+    /// Number of rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// A DataFusion session over one version of a dataset.
+pub struct SqlSession {
+    ctx: SessionContext,
+    runtime: tokio::runtime::Runtime,
+    manifest: Manifest,
+    location: String,
+}
+
+impl std::fmt::Debug for SqlSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlSession")
+            .field("dataset", &self.location)
+            .field("version", &self.manifest.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns a DataFusion error into one line the user can act on.
+fn sql_error(e: DataFusionError, tables: &[&str]) -> Error {
+    let msg = e.strip_backtrace().replace('\n', " ");
+    let msg = msg.trim().to_string();
+    if msg.contains("not found") && msg.to_lowercase().contains("table") {
+        return Error::User(format!("{msg} (tables: {})", tables.join(", ")));
+    }
+    match e {
+        DataFusionError::SQL(..)
+        | DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_) => Error::User(msg),
+        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => Error::User(format!("query failed: {msg}")),
+        _ => Error::Internal(msg),
+    }
+}
+
+impl SqlSession {
+    /// Opens a session over `version` of `ds` (the latest when `None`).
+    pub fn open(ds: &Dataset, version: Option<u64>) -> Result<Self> {
+        let version = match version {
+            Some(v) => v,
+            None => ds.latest_version()?,
+        };
+        let manifest = ds.manifest(version)?;
+        let mut config = SessionConfig::new().with_information_schema(true);
+        {
+            let opts = config.options_mut();
+            opts.execution.parquet.pushdown_filters = true;
+            opts.execution.parquet.reorder_filters = true;
+        }
+        let ctx = SessionContext::new_with_config(config);
+        udf::register(&ctx);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("starting the query runtime: {e}")))?;
+        let session = Self {
+            ctx,
+            runtime,
+            manifest,
+            location: ds.location(),
+        };
+        session.register_tables(ds)?;
+        Ok(session)
+    }
+
+    fn register_tables(&self, ds: &Dataset) -> Result<()> {
+        let root = ds.storage().root_url();
+        for table in Table::ALL {
+            let schema = table.schema();
+            let files = self.manifest.tables.get(table.name()).map(|t| t.files.as_slice()).unwrap_or(&[]);
+            let provider: Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
+                Arc::new(MemTable::try_new(schema, vec![vec![]]).map_err(|e| Error::Internal(e.to_string()))?)
+            } else {
+                let urls = files
+                    .iter()
+                    .map(|f| ListingTableUrl::parse(format!("{root}{}", f.path.replace('%', "%25"))))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Error::Internal(format!("file URL: {e}")))?;
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet");
+                let config = ListingTableConfig::new_with_multi_paths(urls)
+                    .with_listing_options(options)
+                    .with_schema(schema);
+                Arc::new(ListingTable::try_new(config).map_err(|e| Error::Internal(e.to_string()))?)
+            };
+            self.ctx
+                .register_table(table.name(), provider)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The version being queried.
+    pub fn version(&self) -> u64 {
+        self.manifest.version
+    }
+
+    /// The DataFusion context, for callers that want to build plans themselves.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Runs one SQL statement and collects its result.
+    pub fn query(&self, sql: &str) -> Result<QueryResult> {
+        let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+        self.runtime.block_on(async {
+            let df = self.ctx.sql(sql).await.map_err(|e| sql_error(e, &tables))?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await.map_err(|e| sql_error(e, &tables))?;
+            Ok(QueryResult { schema, batches })
+        })
+    }
+}
+
+/// Replaces binary columns by `<N bytes>` (blobs are unreadable in a terminal and huge in
+/// text formats), and for CSV renders nested columns (lists, structs) as text.
+fn printable(batch: &RecordBatch, flatten_nested: bool) -> Result<RecordBatch> {
+    let mut fields = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    let opts = FormatOptions::default().with_null("");
+    for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
+        let summary = |len: Option<usize>| len.map(|n| format!("<{n} bytes>"));
+        let replaced: Option<StringArray> = match col.data_type() {
+            DataType::Binary => Some(col.as_binary::<i32>().iter().map(|v| summary(v.map(<[u8]>::len))).collect()),
+            DataType::LargeBinary => Some(col.as_binary::<i64>().iter().map(|v| summary(v.map(<[u8]>::len))).collect()),
+            DataType::BinaryView => Some(col.as_binary_view().iter().map(|v| summary(v.map(<[u8]>::len))).collect()),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) | DataType::Struct(_) | DataType::Map(..)
+                if flatten_nested =>
+            {
+                let f = ArrayFormatter::try_new(col.as_ref(), &opts)?;
+                Some((0..col.len()).map(|i| (!col.is_null(i)).then(|| f.value(i).to_string())).collect())
+            }
+            _ => None,
+        };
+        match replaced {
+            Some(s) => {
+                fields.push(Field::new(field.name(), DataType::Utf8, true));
+                cols.push(Arc::new(s));
+            }
+            None => {
+                fields.push(field.as_ref().clone());
+                cols.push(col.clone());
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+/// Renders a result in `format`.
+pub fn render(result: &QueryResult, format: OutputFormat) -> Result<String> {
+    let batches: Vec<RecordBatch> = result
+        .batches
+        .iter()
+        .map(|b| printable(b, format == OutputFormat::Csv))
+        .collect::<Result<_>>()?;
+    match format {
+        OutputFormat::Table => {
+            if batches.is_empty() {
+                // Still show the header of an empty result.
+                let empty = RecordBatch::new_empty(result.schema.clone());
+                let empty = printable(&empty, false)?;
+                return Ok(format!("{}\n(0 rows)\n", arrow::util::pretty::pretty_format_batches(&[empty])?));
+            }
+            let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            let table = arrow::util::pretty::pretty_format_batches(&batches)?;
+            Ok(format!("{table}\n({n} row{})\n", if n == 1 { "" } else { "s" }))
+        }
+        OutputFormat::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+                if batches.is_empty() {
+                    let empty = printable(&RecordBatch::new_empty(result.schema.clone()), true)?;
+                    w.write(&empty)?;
+                }
+                for b in &batches {
+                    w.write(b)?;
+                }
+            }
+            String::from_utf8(out).map_err(|e| Error::Internal(e.to_string()))
+        }
+        OutputFormat::Json => {
+            let mut out = Vec::new();
+            {
+                let mut w = arrow::json::ArrayWriter::new(&mut out);
+                for b in &batches {
+                    w.write(b)?;
+                }
+                w.finish()?;
+            }
+            let mut s = String::from_utf8(out).map_err(|e| Error::Internal(e.to_string()))?;
+            if s.is_empty() {
+                s.push_str("[]");
+            }
+            s.push('\n');
+            Ok(s)
+        }
+    }
+}

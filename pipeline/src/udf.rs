@@ -1,0 +1,261 @@
+//! 3D user-defined SQL functions for curation, registered in every SQL session.
+//!
+//! | function | returns |
+//! |---|---|
+//! | `rotation_angle_deg(pose_a, pose_b)` | angle of the relative rotation between two `world_from_camera` poses, degrees |
+//! | `viewing_angle_deg(pose_a, pose_b)` | angle between the two cameras' optical axes (+z), degrees; ignores roll |
+//! | `camera_distance_m(pose_a, pose_b)` | distance between the two camera centres, metres |
+//! | `valid_depth_ratio(depth)` | fraction of non-zero pixels of a 16-bit PNG depth blob |
+//!
+//! Poses are 16 `f64` row-major (a `FixedSizeList` or `List` of `Float64`). A NULL argument
+//! gives NULL; so does a depth blob that does not decode as a 16-bit PNG.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use arrow::datatypes::{DataType, Float64Type};
+use datafusion::common::{DataFusionError, Result, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+/// Which function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    RotationAngle,
+    ViewingAngle,
+    CameraDistance,
+    ValidDepthRatio,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GeoUdf {
+    kind: Kind,
+    signature: Signature,
+}
+
+impl GeoUdf {
+    fn new(kind: Kind) -> Self {
+        let arity = if kind == Kind::ValidDepthRatio { 1 } else { 2 };
+        Self {
+            kind,
+            signature: Signature::any(arity, Volatility::Immutable),
+        }
+    }
+}
+
+fn is_pose_type(t: &DataType) -> bool {
+    match t {
+        DataType::FixedSizeList(f, 16) | DataType::List(f) | DataType::LargeList(f) => {
+            f.data_type() == &DataType::Float64
+        }
+        DataType::Null => true,
+        _ => false,
+    }
+}
+
+impl ScalarUDFImpl for GeoUdf {
+    fn name(&self) -> &str {
+        match self.kind {
+            Kind::RotationAngle => "rotation_angle_deg",
+            Kind::ViewingAngle => "viewing_angle_deg",
+            Kind::CameraDistance => "camera_distance_m",
+            Kind::ValidDepthRatio => "valid_depth_ratio",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        if self.kind == Kind::ValidDepthRatio {
+            if !matches!(arg_types, [DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null]) {
+                return plan_err!("{}(depth) takes a binary 16-bit PNG depth blob, got {arg_types:?}", self.name());
+            }
+        } else if !arg_types.iter().all(is_pose_type) {
+            return plan_err!(
+                "{}(pose_a, pose_b) takes two 4x4 poses (16 float64, row-major), got {}",
+                self.name(),
+                arg_types.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            );
+        }
+        Ok(DataType::Float64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out: Float64Array = match self.kind {
+            Kind::ValidDepthRatio => valid_depth_ratio(&arrays[0])?,
+            kind => {
+                let a = poses(&arrays[0])?;
+                let b = poses(&arrays[1])?;
+                a.iter()
+                    .zip(&b)
+                    .map(|(a, b)| match (a, b) {
+                        (Some(a), Some(b)) => Some(match kind {
+                            Kind::RotationAngle => rotation_angle_deg(a, b),
+                            Kind::ViewingAngle => viewing_angle_deg(a, b),
+                            _ => camera_distance_m(a, b),
+                        }),
+                        _ => None,
+                    })
+                    .collect()
+            }
+        };
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// Reads a column of poses; rows that are NULL or not 16 finite numbers become `None`.
+fn poses(arr: &ArrayRef) -> Result<Vec<Option<[f64; 16]>>> {
+    let rows = arr.len();
+    let get = |values: ArrayRef| -> Option<[f64; 16]> {
+        let v = values.as_primitive_opt::<Float64Type>()?;
+        if v.len() != 16 || v.null_count() > 0 {
+            return None;
+        }
+        let mut m = [0.0; 16];
+        m.copy_from_slice(v.values());
+        Some(m)
+    };
+    match arr.data_type() {
+        DataType::Null => Ok(vec![None; rows]),
+        DataType::FixedSizeList(..) => {
+            let l = arr.as_fixed_size_list();
+            Ok((0..rows).map(|r| if l.is_null(r) { None } else { get(l.value(r)) }).collect())
+        }
+        DataType::List(_) => {
+            let l = arr.as_list::<i32>();
+            Ok((0..rows).map(|r| if l.is_null(r) { None } else { get(l.value(r)) }).collect())
+        }
+        DataType::LargeList(_) => {
+            let l = arr.as_list::<i64>();
+            Ok((0..rows).map(|r| if l.is_null(r) { None } else { get(l.value(r)) }).collect())
+        }
+        other => Err(DataFusionError::Plan(format!("expected a pose (16 float64), got {other}"))),
+    }
+}
+
+fn rot(m: &[f64; 16], i: usize, j: usize) -> f64 {
+    m[i * 4 + j]
+}
+
+/// Angle of `R_a^T R_b` in degrees: `acos((trace - 1) / 2)`, clamped against rounding.
+pub fn rotation_angle_deg(a: &[f64; 16], b: &[f64; 16]) -> f64 {
+    let mut trace = 0.0;
+    for i in 0..3 {
+        for k in 0..3 {
+            trace += rot(a, k, i) * rot(b, k, i);
+        }
+    }
+    ((trace - 1.0) / 2.0).clamp(-1.0, 1.0).acos().to_degrees()
+}
+
+/// Angle between the optical axes (third columns of the rotations) in degrees.
+pub fn viewing_angle_deg(a: &[f64; 16], b: &[f64; 16]) -> f64 {
+    let za = [rot(a, 0, 2), rot(a, 1, 2), rot(a, 2, 2)];
+    let zb = [rot(b, 0, 2), rot(b, 1, 2), rot(b, 2, 2)];
+    let dot: f64 = za.iter().zip(&zb).map(|(x, y)| x * y).sum();
+    let norm = (za.iter().map(|x| x * x).sum::<f64>() * zb.iter().map(|x| x * x).sum::<f64>()).sqrt();
+    if norm == 0.0 {
+        return f64::NAN;
+    }
+    (dot / norm).clamp(-1.0, 1.0).acos().to_degrees()
+}
+
+/// Distance between the translations (camera centres in world) in metres.
+pub fn camera_distance_m(a: &[f64; 16], b: &[f64; 16]) -> f64 {
+    let d = [a[3] - b[3], a[7] - b[7], a[11] - b[11]];
+    d.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// Fraction of non-zero pixels of a 16-bit PNG; `None` when it does not decode.
+pub fn depth_valid_ratio(png: &[u8]) -> Option<f64> {
+    let img = image::load_from_memory_with_format(png, image::ImageFormat::Png).ok()?;
+    let luma = img.to_luma16();
+    let total = luma.as_raw().len();
+    if total == 0 {
+        return None;
+    }
+    let valid = luma.as_raw().iter().filter(|v| **v != 0).count();
+    Some(valid as f64 / total as f64)
+}
+
+fn valid_depth_ratio(arr: &ArrayRef) -> Result<Float64Array> {
+    let decode = |b: Option<&[u8]>| b.and_then(depth_valid_ratio);
+    Ok(match arr.data_type() {
+        DataType::Binary => arr.as_binary::<i32>().iter().map(decode).collect(),
+        DataType::LargeBinary => arr.as_binary::<i64>().iter().map(decode).collect(),
+        DataType::BinaryView => arr.as_binary_view().iter().map(decode).collect(),
+        DataType::Null => (0..arr.len()).map(|_| None).collect(),
+        other => return Err(DataFusionError::Plan(format!("expected a binary depth blob, got {other}"))),
+    })
+}
+
+/// Names of the functions registered by [`register`].
+pub const UDF_NAMES: [&str; 4] = [
+    "rotation_angle_deg",
+    "viewing_angle_deg",
+    "camera_distance_m",
+    "valid_depth_ratio",
+];
+
+/// Registers every spatialsv UDF in `ctx`.
+pub fn register(ctx: &SessionContext) {
+    for kind in [Kind::RotationAngle, Kind::ViewingAngle, Kind::CameraDistance, Kind::ValidDepthRatio] {
+        ctx.register_udf(ScalarUDF::new_from_impl(GeoUdf::new(kind)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaw(deg: f64, t: [f64; 3]) -> [f64; 16] {
+        let (s, c) = deg.to_radians().sin_cos();
+        [c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0]
+    }
+
+    fn roll(deg: f64) -> [f64; 16] {
+        let (s, c) = deg.to_radians().sin_cos();
+        [c, -s, 0.0, 0.0, s, c, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    }
+
+    #[test]
+    fn rotation_angle_by_hand() {
+        let a = yaw(10.0, [0.0; 3]);
+        let b = yaw(40.0, [0.0; 3]);
+        assert!((rotation_angle_deg(&a, &b) - 30.0).abs() < 1e-9);
+        assert!(rotation_angle_deg(&a, &a).abs() < 1e-6);
+        // 180 degrees is the edge of acos' domain.
+        assert!((rotation_angle_deg(&yaw(0.0, [0.0; 3]), &yaw(180.0, [0.0; 3])) - 180.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn viewing_angle_ignores_roll() {
+        let a = yaw(0.0, [0.0; 3]);
+        assert!(viewing_angle_deg(&a, &roll(70.0)).abs() < 1e-9);
+        assert!((rotation_angle_deg(&a, &roll(70.0)) - 70.0).abs() < 1e-9);
+        assert!((viewing_angle_deg(&a, &yaw(25.0, [0.0; 3])) - 25.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn camera_distance_by_hand() {
+        let a = yaw(0.0, [1.0, 2.0, 3.0]);
+        let b = yaw(90.0, [4.0, 6.0, 3.0]);
+        assert!((camera_distance_m(&a, &b) - 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn valid_ratio_of_a_png16() {
+        let mut img: image::ImageBuffer<image::Luma<u16>, Vec<u16>> = image::ImageBuffer::new(4, 2);
+        img.put_pixel(0, 0, image::Luma([1000]));
+        img.put_pixel(3, 1, image::Luma([65535]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::from(img).write_to(&mut png, image::ImageFormat::Png).unwrap();
+        assert_eq!(depth_valid_ratio(png.get_ref()), Some(0.25));
+        assert_eq!(depth_valid_ratio(b"not a png"), None);
+    }
+}

@@ -1,0 +1,55 @@
+//! Canonical Arrow schemas of every spatialsv table.
+//!
+//! Every stage of spatialsv (ingestion, labelling, training) exchanges data through the tables
+//! defined here, never through each other's internals. Each table has:
+//!
+//! - one function returning its [`SchemaRef`] ([`frames_schema`], [`scenes_schema`], ...), with
+//!   the schema version, units and coordinate conventions in the schema and field metadata;
+//! - a validated wrapper ([`FramesBatch`], [`ScenesBatch`], ...) built with
+//!   `TryFrom<RecordBatch>`, so code further down never re-checks columns.
+//!
+//! Conventions, shared by every table: `world_from_camera` is the 4x4 camera-to-world
+//! transform stored as 16 `f64` in row-major order; camera axes follow OpenCV (x right, y down,
+//! z forward); lengths are metres; pinhole intrinsics are in pixels of the stored image.
+//!
+//! This crate depends on `arrow` only.
+
+mod doc;
+mod table;
+mod tables;
+mod validate;
+
+pub use doc::{render_markdown, render_snapshot};
+pub use table::{Split, SourceKind, Table};
+pub use tables::{
+    clips_schema, frames_schema, metrics_schema, pseudo_labels_schema, quarantine_schema,
+    runs_schema, scenes_schema,
+};
+pub use validate::{
+    ClipsBatch, FramesBatch, MetricsBatch, PseudoLabelsBatch, QuarantineBatch, RunsBatch,
+    ScenesBatch, SchemaError,
+};
+
+pub use arrow::datatypes::SchemaRef;
+
+/// Version of the table layouts defined here. Bumped on any change to a column's name, type,
+/// nullability or meaning; stored in every schema's metadata and in every dataset manifest.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// Schema metadata key: the table's name.
+pub const META_TABLE: &str = "spatialsv.table";
+/// Schema metadata key: [`SCHEMA_VERSION`].
+pub const META_SCHEMA_VERSION: &str = "spatialsv.schema_version";
+/// Schema metadata key: the coordinate conventions, in words.
+pub const META_CONVENTIONS: &str = "spatialsv.conventions";
+/// Schema metadata key: what one row is.
+pub const META_DESCRIPTION: &str = "spatialsv.description";
+/// Field metadata key: the unit of a column (`m`, `px`, `ns`, ...), absent when unitless.
+pub const META_UNIT: &str = "spatialsv.unit";
+/// Field metadata key: what the column means.
+pub const META_DOC: &str = "spatialsv.doc";
+
+/// The conventions every table follows, as stored in [`META_CONVENTIONS`].
+pub const CONVENTIONS: &str = "world_from_camera: 4x4 camera-to-world, 16 f64 row-major; \
+camera axes OpenCV (x right, y down, z forward); lengths in metres; \
+pinhole intrinsics fx fy cx cy in pixels of the stored image; timestamps in nanoseconds";

@@ -1,0 +1,105 @@
+//! One file per subcommand. Each defines its clap `Args` (doc comments with an example become
+//! `--help`) and a `run` function.
+
+mod demo;
+mod eval;
+mod export;
+mod ingest;
+mod label;
+mod log;
+mod sql;
+mod synth;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// spatialsv: datasets, pseudo-labels and training for 3D spatial supervision of multimodal
+/// models.
+///
+/// Ingest 3D scans and raw video into a versioned Parquet dataset, query it with SQL, train a
+/// teacher on labeled scans, pseudo-label unlabeled video with confidence filters, and train a
+/// student semi-supervised.
+#[derive(Debug, Parser)]
+#[command(name = "spatialsv", version, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug). SPATIALSV_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Synth(synth::Args),
+    Ingest(ingest::Args),
+    Sql(sql::Args),
+    Log(log::Args),
+    Train(train::Args),
+    Label(label::Args),
+    Eval(eval::Args),
+    Export(export::Args),
+    Demo(demo::Args),
+}
+
+/// An error of the command line, with the exit code it maps to.
+#[derive(Debug)]
+pub enum CliError {
+    /// The user asked for something wrong: exit code 2.
+    User(String),
+    /// The command exists but its implementation has not landed: exit code 2.
+    NotBuilt {
+        command: &'static str,
+        issue: &'static str,
+    },
+    /// Anything else (I/O, corrupt data, a bug): exit code 1.
+    Other(anyhow::Error),
+}
+
+impl CliError {
+    /// Exit code and the single line to print.
+    pub fn describe(&self) -> (u8, String) {
+        match self {
+            CliError::User(m) => (2, m.clone()),
+            CliError::NotBuilt { command, issue } => (
+                2,
+                format!("`spatialsv {command}` is not built yet ({issue}); nothing was done"),
+            ),
+            CliError::Other(e) => (1, format!("{e:#}").replace('\n', " ")),
+        }
+    }
+}
+
+impl From<spatialsv_pipeline::Error> for CliError {
+    fn from(e: spatialsv_pipeline::Error) -> Self {
+        if e.is_user_error() {
+            CliError::User(e.to_string())
+        } else {
+            CliError::Other(e.into())
+        }
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        CliError::Other(e)
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Synth(a) => synth::run(a),
+        Command::Ingest(a) => ingest::run(a),
+        Command::Sql(a) => sql::run(a),
+        Command::Log(a) => log::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Label(a) => label::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Demo(a) => demo::run(a),
+    }
+}

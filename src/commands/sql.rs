@@ -1,0 +1,157 @@
+//! `spatialsv sql`: query a dataset with SQL (DataFusion).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use spatialsv_pipeline::{Dataset, OutputFormat, SqlSession, render};
+
+use super::{CliError, CliResult};
+
+/// Query a dataset with SQL. Every table of the chosen version (frames, scenes, clips,
+/// quarantine, pseudo_labels, runs, metrics) is registered from its manifest, with the 3D
+/// functions rotation_angle_deg(pose_a, pose_b), viewing_angle_deg(pose_a, pose_b),
+/// camera_distance_m(pose_a, pose_b) and valid_depth_ratio(depth). Binary columns print as
+/// `<N bytes>`. Without a query, reads statements from stdin (an interactive prompt on a
+/// terminal; end each with `;`, `\d` lists tables, `\q` quits).
+///
+/// Examples:
+///   spatialsv sql --dataset ds "SELECT split, count(*) FROM frames GROUP BY split"
+///   spatialsv sql --dataset ds --format csv "SELECT scene_id, frame_idx,
+///       rotation_angle_deg(world_from_camera,
+///         LAG(world_from_camera) OVER (PARTITION BY scene_id ORDER BY frame_idx)) AS turn_deg
+///       FROM frames"
+///   spatialsv sql --dataset ds --version 1 --format json "SELECT * FROM scenes"
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Dataset directory.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Dataset version to query (default: the latest).
+    #[arg(long)]
+    version: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// The SQL statement; omit it for an interactive prompt.
+    query: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+impl From<Format> for OutputFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Table => OutputFormat::Table,
+            Format::Csv => OutputFormat::Csv,
+            Format::Json => OutputFormat::Json,
+        }
+    }
+}
+
+fn run_one(session: &SqlSession, sql: &str, format: OutputFormat) -> Result<(), CliError> {
+    let result = session.query(sql)?;
+    let text = render(&result, format)?;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    Ok(())
+}
+
+fn describe_tables(session: &SqlSession, format: OutputFormat) -> Result<(), CliError> {
+    run_one(
+        session,
+        "SELECT table_name, count(*) AS columns FROM information_schema.columns \
+         WHERE table_schema = 'public' GROUP BY table_name ORDER BY table_name",
+        format,
+    )
+}
+
+pub fn run(args: Args) -> CliResult {
+    let ds = Dataset::open(&args.dataset)?;
+    let session = SqlSession::open(&ds, args.version)?;
+    let format = OutputFormat::from(args.format);
+    if let Some(q) = &args.query {
+        return run_one(&session, q, format);
+    }
+    interactive(&session, format)
+}
+
+/// Reads `;`-terminated statements from stdin; errors are printed and the loop goes on.
+/// Returns an error at the end if any statement failed (so scripts notice).
+fn interactive(session: &SqlSession, format: OutputFormat) -> CliResult {
+    let tty = std::io::stdin().is_terminal();
+    if tty {
+        eprintln!(
+            "spatialsv sql: dataset version {}. End statements with ';'. \\d lists tables, \\q quits.",
+            session.version()
+        );
+    }
+    let prompt = |continuation: bool| {
+        if tty {
+            eprint!("{}", if continuation { "      ...> " } else { "spatialsv> " });
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let mut failed = 0usize;
+    let mut buf = String::new();
+    prompt(false);
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| CliError::User(format!("reading stdin: {e}")))?;
+        let trimmed = line.trim();
+        if buf.is_empty() {
+            match trimmed {
+                "\\q" | "quit" | "exit" => return finish(failed),
+                "\\d" => {
+                    if let Err(e) = describe_tables(session, format) {
+                        failed += 1;
+                        eprintln!("error: {}", e.describe().1);
+                    }
+                    prompt(false);
+                    continue;
+                }
+                "" => {
+                    prompt(false);
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        buf.push_str(&line);
+        buf.push('\n');
+        if trimmed.ends_with(';') {
+            let stmt = buf.trim().trim_end_matches(';').to_string();
+            buf.clear();
+            if let Err(e) = run_one(session, &stmt, format) {
+                failed += 1;
+                eprintln!("error: {}", e.describe().1);
+            }
+        }
+        prompt(!buf.is_empty());
+    }
+    let rest = buf.trim().trim_end_matches(';');
+    if !rest.is_empty() {
+        if let Err(e) = run_one(session, rest, format) {
+            failed += 1;
+            eprintln!("error: {}", e.describe().1);
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    finish(failed)
+}
+
+fn finish(failed: usize) -> CliResult {
+    if failed > 0 {
+        Err(CliError::User(format!("{failed} statement(s) failed")))
+    } else {
+        Ok(())
+    }
+}
