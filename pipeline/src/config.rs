@@ -25,9 +25,8 @@ pub fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
 
 /// Reads and parses a TOML config file.
 pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::User(format!("cannot read config ({e}): {}", path.display()))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::User(format!("cannot read config ({e}): {}", path.display())))?;
     parse_toml(&text, &path.display().to_string())
 }
 
@@ -52,21 +51,32 @@ mod tests {
 
     impl Default for Demo {
         fn default() -> Self {
-            Self { steps: 10, rate: 0.5 }
+            Self {
+                steps: 10,
+                rate: 0.5,
+            }
         }
     }
 
     #[test]
     fn defaults_fill_missing_keys() {
         let d: Demo = parse_toml("steps = 3\n", "t.toml").unwrap();
-        assert_eq!(d, Demo { steps: 3, rate: 0.5 });
+        assert_eq!(
+            d,
+            Demo {
+                steps: 3,
+                rate: 0.5
+            }
+        );
         let round: Demo = parse_toml(&to_toml(&d).unwrap(), "round").unwrap();
         assert_eq!(round, d);
     }
 
     #[test]
     fn unknown_key_names_key_line_and_file() {
-        let err = parse_toml::<Demo>("steps = 3\nrat = 0.1\n", "configs/x.toml").unwrap_err().to_string();
+        let err = parse_toml::<Demo>("steps = 3\nrat = 0.1\n", "configs/x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `rat`"), "{err}");
         assert!(err.contains("line 2"), "{err}");
         assert!(err.ends_with("configs/x.toml"), "{err}");

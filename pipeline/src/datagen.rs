@@ -77,10 +77,22 @@ pub fn pose_of(i: usize, scene_offset: f64) -> [f64; 16] {
     let yaw = (i as f64 * 5.0).to_radians();
     let (s, c) = yaw.sin_cos();
     [
-        c, 0.0, s, 0.1 * i as f64 + scene_offset, //
-        0.0, 1.0, 0.0, 0.0, //
-        -s, 0.0, c, 0.0, //
-        0.0, 0.0, 0.0, 1.0,
+        c,
+        0.0,
+        s,
+        0.1 * i as f64 + scene_offset, //
+        0.0,
+        1.0,
+        0.0,
+        0.0, //
+        -s,
+        0.0,
+        c,
+        0.0, //
+        0.0,
+        0.0,
+        0.0,
+        1.0,
     ]
 }
 
@@ -110,7 +122,11 @@ pub fn generate(spec: &GenSpec) -> Result<(Vec<SceneRow>, Vec<FrameRow>)> {
             for p in depth_img.pixels_mut() {
                 // ~10% holes, the rest 0.5 m to 4.5 m in millimetres.
                 let r = rng.next_f64();
-                p.0[0] = if r < 0.1 { 0 } else { 500 + (r * 4000.0) as u16 };
+                p.0[0] = if r < 0.1 {
+                    0
+                } else {
+                    500 + (r * 4000.0) as u16
+                };
             }
             let f = f64::from(w) * 0.8;
             let intrinsics = [f, f, f64::from(w) / 2.0, f64::from(h) / 2.0];
@@ -153,6 +169,32 @@ pub fn generate(spec: &GenSpec) -> Result<(Vec<SceneRow>, Vec<FrameRow>)> {
     Ok((scenes, frames))
 }
 
+/// Builds the small two-version dataset used by tests, docs and the committed fixture
+/// (`tests/fixtures/tiny`): version 1 holds the first three scenes of
+/// `GenSpec::default()`, version 2 adds the other two (offering the first three again, which
+/// are skipped as duplicates).
+pub fn build_fixture(path: &std::path::Path) -> Result<crate::Dataset> {
+    use crate::rows::{frames_batch, scenes_batch};
+    use spatialsv_schemas::Table;
+
+    let ds = crate::Dataset::create(path)?;
+    let (scenes, frames) = generate(&GenSpec::default())?;
+    let first: Vec<_> = frames
+        .iter()
+        .filter(|f| f.scene_id.as_str() < "gen0003")
+        .cloned()
+        .collect();
+    let mut tx = ds.begin("datagen fixture: scenes gen0000-gen0002")?;
+    tx.append(Table::Scenes, scenes_batch(&scenes[..3])?)?;
+    tx.append(Table::Frames, frames_batch(&first)?)?;
+    tx.commit()?;
+    let mut tx = ds.begin("datagen fixture: all scenes")?;
+    tx.append(Table::Scenes, scenes_batch(&scenes)?)?;
+    tx.append(Table::Frames, frames_batch(&frames)?)?;
+    tx.commit()?;
+    Ok(ds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,26 +210,4 @@ mod tests {
         let other = generate(&GenSpec { seed: 1, ..spec }).unwrap().1;
         assert_ne!(f1[0].image, other[0].image);
     }
-}
-
-/// Builds the small two-version dataset used by tests, docs and the committed fixture
-/// (`tests/fixtures/tiny`): version 1 holds the first three scenes of
-/// `GenSpec::default()`, version 2 adds the other two (offering the first three again, which
-/// are skipped as duplicates).
-pub fn build_fixture(path: &std::path::Path) -> Result<crate::Dataset> {
-    use crate::rows::{frames_batch, scenes_batch};
-    use spatialsv_schemas::Table;
-
-    let ds = crate::Dataset::create(path)?;
-    let (scenes, frames) = generate(&GenSpec::default())?;
-    let first: Vec<_> = frames.iter().filter(|f| f.scene_id.as_str() < "gen0003").cloned().collect();
-    let mut tx = ds.begin("datagen fixture: scenes gen0000-gen0002")?;
-    tx.append(Table::Scenes, scenes_batch(&scenes[..3])?)?;
-    tx.append(Table::Frames, frames_batch(&first)?)?;
-    tx.commit()?;
-    let mut tx = ds.begin("datagen fixture: all scenes")?;
-    tx.append(Table::Scenes, scenes_batch(&scenes)?)?;
-    tx.append(Table::Frames, frames_batch(&frames)?)?;
-    tx.commit()?;
-    Ok(ds)
 }

@@ -53,12 +53,22 @@ pub enum Error {
 impl Error {
     /// Whether the user can fix this by changing their input (exit code 2).
     pub fn is_user_error(&self) -> bool {
-        matches!(self, Error::User(_) | Error::Schema(_) | Error::Conflict { .. })
+        matches!(
+            self,
+            Error::User(_) | Error::Schema(_) | Error::Conflict { .. }
+        )
     }
 
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { action, path, source }
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
     }
 
     pub(crate) fn corrupt(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Error {

@@ -16,7 +16,8 @@ pub fn bar(total: u64, unit: &str) -> ProgressBar {
     if !progress_enabled() {
         pb.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let template = format!("{{spinner}} {{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}");
+    let template =
+        format!("{{spinner}} {{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}");
     if let Ok(style) = ProgressStyle::with_template(&template) {
         pb.set_style(style.progress_chars("=> "));
     }

@@ -122,7 +122,11 @@ pub fn frames_batch(rows: &[FrameRow]) -> Result<RecordBatch> {
         image.append_value(&r.image);
         depth.append_option(r.depth.as_ref().map(|d| &d.png16));
     }
-    let mut dist = ListBuilder::new(Float64Builder::new()).with_field(Arc::new(Field::new("item", DataType::Float64, false)));
+    let mut dist = ListBuilder::new(Float64Builder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Float64,
+        false,
+    )));
     for r in rows {
         dist.values().append_slice(&r.distortion);
         dist.append(true);
@@ -144,8 +148,12 @@ pub fn frames_batch(rows: &[FrameRow]) -> Result<RecordBatch> {
     let hashes: Vec<String> = rows.iter().map(FrameRow::content_hash).collect();
     let cols: Vec<ArrayRef> = vec![
         strings(rows.iter().map(|r| r.scene_id.as_str())),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.frame_idx))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.timestamp_ns))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.frame_idx),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.timestamp_ns),
+        )),
         strings(rows.iter().map(|r| r.source.as_str())),
         strings(rows.iter().map(|r| r.split.as_str())),
         Arc::new(image.finish()),
@@ -155,8 +163,16 @@ pub fn frames_batch(rows: &[FrameRow]) -> Result<RecordBatch> {
         Arc::new(depth.finish()),
         opt_strings(rows.iter().map(|r| r.depth.as_ref().map(|_| "png16"))),
         d(|d| d.scale_m),
-        Arc::new(rows.iter().map(|r| r.depth.as_ref().map(|d| d.width)).collect::<Int32Array>()),
-        Arc::new(rows.iter().map(|r| r.depth.as_ref().map(|d| d.height)).collect::<Int32Array>()),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.depth.as_ref().map(|d| d.width))
+                .collect::<Int32Array>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.depth.as_ref().map(|d| d.height))
+                .collect::<Int32Array>(),
+        ),
         d(|d| d.intrinsics[0]),
         d(|d| d.intrinsics[1]),
         d(|d| d.intrinsics[2]),
@@ -204,9 +220,16 @@ pub fn scenes_batch(rows: &[SceneRow]) -> Result<RecordBatch> {
         strings(rows.iter().map(|r| r.source_uri.as_str())),
         strings(rows.iter().map(|r| r.dataset_format.as_str())),
         strings(rows.iter().map(|r| r.split.as_str())),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.num_frames))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.num_quarantined))),
-        Arc::new(TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.ingested_at_ns)).with_timezone("UTC")),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.num_frames),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.num_quarantined),
+        )),
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.ingested_at_ns))
+                .with_timezone("UTC"),
+        ),
     ];
     Ok(RecordBatch::try_new(scenes_schema(), cols)?)
 }
@@ -239,7 +262,10 @@ pub fn quarantine_batch(rows: &[QuarantineRow]) -> Result<RecordBatch> {
         strings(rows.iter().map(|r| r.stage.as_str())),
         strings(rows.iter().map(|r| r.reason.as_str())),
         strings(rows.iter().map(|r| r.detail.as_str())),
-        Arc::new(TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.quarantined_at_ns)).with_timezone("UTC")),
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.quarantined_at_ns))
+                .with_timezone("UTC"),
+        ),
     ];
     Ok(RecordBatch::try_new(quarantine_schema(), cols)?)
 }

@@ -13,7 +13,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use spatialsv_schemas::Table;
@@ -74,12 +76,14 @@ fn sql_error(e: DataFusionError, tables: &[&str]) -> Error {
     if msg.contains("not found") && msg.to_lowercase().contains("table") {
         return Error::User(format!("{msg} (tables: {})", tables.join(", ")));
     }
-    match e {
+    match e.find_root() {
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
         | DataFusionError::SchemaError(..)
         | DataFusionError::NotImplemented(_) => Error::User(msg),
-        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => Error::User(format!("query failed: {msg}")),
+        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
+            Error::User(format!("query failed: {msg}"))
+        }
         _ => Error::Internal(msg),
     }
 }
@@ -118,13 +122,23 @@ impl SqlSession {
         let root = ds.storage().root_url();
         for table in Table::ALL {
             let schema = table.schema();
-            let files = self.manifest.tables.get(table.name()).map(|t| t.files.as_slice()).unwrap_or(&[]);
+            let files = self
+                .manifest
+                .tables
+                .get(table.name())
+                .map(|t| t.files.as_slice())
+                .unwrap_or(&[]);
             let provider: Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
-                Arc::new(MemTable::try_new(schema, vec![vec![]]).map_err(|e| Error::Internal(e.to_string()))?)
+                Arc::new(
+                    MemTable::try_new(schema, vec![vec![]])
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                )
             } else {
                 let urls = files
                     .iter()
-                    .map(|f| ListingTableUrl::parse(format!("{root}{}", f.path.replace('%', "%25"))))
+                    .map(|f| {
+                        ListingTableUrl::parse(format!("{root}{}", f.path.replace('%', "%25")))
+                    })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| Error::Internal(format!("file URL: {e}")))?;
                 let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
@@ -172,14 +186,37 @@ fn printable(batch: &RecordBatch, flatten_nested: bool) -> Result<RecordBatch> {
     for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
         let summary = |len: Option<usize>| len.map(|n| format!("<{n} bytes>"));
         let replaced: Option<StringArray> = match col.data_type() {
-            DataType::Binary => Some(col.as_binary::<i32>().iter().map(|v| summary(v.map(<[u8]>::len))).collect()),
-            DataType::LargeBinary => Some(col.as_binary::<i64>().iter().map(|v| summary(v.map(<[u8]>::len))).collect()),
-            DataType::BinaryView => Some(col.as_binary_view().iter().map(|v| summary(v.map(<[u8]>::len))).collect()),
-            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) | DataType::Struct(_) | DataType::Map(..)
+            DataType::Binary => Some(
+                col.as_binary::<i32>()
+                    .iter()
+                    .map(|v| summary(v.map(<[u8]>::len)))
+                    .collect(),
+            ),
+            DataType::LargeBinary => Some(
+                col.as_binary::<i64>()
+                    .iter()
+                    .map(|v| summary(v.map(<[u8]>::len)))
+                    .collect(),
+            ),
+            DataType::BinaryView => Some(
+                col.as_binary_view()
+                    .iter()
+                    .map(|v| summary(v.map(<[u8]>::len)))
+                    .collect(),
+            ),
+            DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::FixedSizeList(..)
+            | DataType::Struct(_)
+            | DataType::Map(..)
                 if flatten_nested =>
             {
                 let f = ArrayFormatter::try_new(col.as_ref(), &opts)?;
-                Some((0..col.len()).map(|i| (!col.is_null(i)).then(|| f.value(i).to_string())).collect())
+                Some(
+                    (0..col.len())
+                        .map(|i| (!col.is_null(i)).then(|| f.value(i).to_string()))
+                        .collect(),
+                )
             }
             _ => None,
         };
@@ -210,16 +247,24 @@ pub fn render(result: &QueryResult, format: OutputFormat) -> Result<String> {
                 // Still show the header of an empty result.
                 let empty = RecordBatch::new_empty(result.schema.clone());
                 let empty = printable(&empty, false)?;
-                return Ok(format!("{}\n(0 rows)\n", arrow::util::pretty::pretty_format_batches(&[empty])?));
+                return Ok(format!(
+                    "{}\n(0 rows)\n",
+                    arrow::util::pretty::pretty_format_batches(&[empty])?
+                ));
             }
             let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let table = arrow::util::pretty::pretty_format_batches(&batches)?;
-            Ok(format!("{table}\n({n} row{})\n", if n == 1 { "" } else { "s" }))
+            Ok(format!(
+                "{table}\n({n} row{})\n",
+                if n == 1 { "" } else { "s" }
+            ))
         }
         OutputFormat::Csv => {
             let mut out = Vec::new();
             {
-                let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut out);
                 if batches.is_empty() {
                     let empty = printable(&RecordBatch::new_empty(result.schema.clone()), true)?;
                     w.write(&empty)?;
@@ -246,5 +291,183 @@ pub fn render(result: &QueryResult, format: OutputFormat) -> Result<String> {
             s.push('\n');
             Ok(s)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::Float64Array;
+    use arrow::datatypes::Int64Type;
+
+    use super::*;
+    use crate::datagen::build_fixture;
+
+    fn session() -> (tempfile::TempDir, SqlSession) {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = build_fixture(&dir.path().join("ds")).unwrap();
+        let s = SqlSession::open(&ds, None).unwrap();
+        (dir, s)
+    }
+
+    fn one_i64(s: &SqlSession, sql: &str) -> i64 {
+        let r = s.query(sql).unwrap();
+        r.batches[0].column(0).as_primitive::<Int64Type>().value(0)
+    }
+
+    fn f64s(s: &SqlSession, sql: &str) -> Vec<Option<f64>> {
+        let r = s.query(sql).unwrap();
+        r.batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .unwrap()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_table_is_registered_even_when_empty() {
+        let (_d, s) = session();
+        assert_eq!(one_i64(&s, "SELECT count(*) FROM frames"), 20);
+        assert_eq!(one_i64(&s, "SELECT count(*) FROM scenes"), 5);
+        for t in Table::ALL {
+            s.query(&format!("SELECT * FROM {}", t.name())).unwrap();
+        }
+        assert_eq!(one_i64(&s, "SELECT count(*) FROM quarantine"), 0);
+    }
+
+    #[test]
+    fn old_versions_stay_queryable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = build_fixture(&dir.path().join("ds")).unwrap();
+        let v1 = SqlSession::open(&ds, Some(1)).unwrap();
+        assert_eq!(one_i64(&v1, "SELECT count(*) FROM frames"), 12);
+        let err = SqlSession::open(&ds, Some(9)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("dataset {} has no version 9 (latest is 2)", ds.location())
+        );
+    }
+
+    #[test]
+    fn splits_come_from_scenes_and_filters_prune() {
+        let (_d, s) = session();
+        let r = s
+            .query("SELECT split, count(*) AS n FROM frames GROUP BY split ORDER BY split")
+            .unwrap();
+        let text = render(&r, OutputFormat::Csv).unwrap();
+        assert_eq!(text, "split,n\ntest,4\ntrain,12\nval,4\n");
+        assert_eq!(
+            one_i64(
+                &s,
+                "SELECT count(*) FROM frames WHERE scene_id = 'gen0001' AND frame_idx >= 2"
+            ),
+            2
+        );
+    }
+
+    #[test]
+    fn pose_udfs_over_consecutive_frames() {
+        let (_d, s) = session();
+        // datagen yaws each frame 5 degrees more and moves 0.1 m along x.
+        let turns = f64s(
+            &s,
+            "SELECT rotation_angle_deg(world_from_camera, LAG(world_from_camera) OVER (PARTITION BY scene_id ORDER BY frame_idx)) \
+             FROM frames WHERE scene_id = 'gen0000' ORDER BY frame_idx",
+        );
+        assert_eq!(turns.len(), 4);
+        assert_eq!(turns[0], None);
+        for t in &turns[1..] {
+            assert!((t.unwrap() - 5.0).abs() < 1e-9, "{t:?}");
+        }
+        let views = f64s(
+            &s,
+            "SELECT viewing_angle_deg(a.world_from_camera, b.world_from_camera) FROM frames a JOIN frames b \
+             ON a.scene_id = b.scene_id AND b.frame_idx = a.frame_idx + 2 WHERE a.scene_id = 'gen0000' ORDER BY a.frame_idx",
+        );
+        assert_eq!(views.len(), 2);
+        assert!(
+            views.iter().all(|v| (v.unwrap() - 10.0).abs() < 1e-9),
+            "{views:?}"
+        );
+        let dist = f64s(
+            &s,
+            "SELECT camera_distance_m(a.world_from_camera, b.world_from_camera) FROM frames a JOIN frames b \
+             ON a.scene_id = b.scene_id AND b.frame_idx = a.frame_idx + 3 WHERE a.scene_id = 'gen0002'",
+        );
+        assert_eq!(dist.len(), 1);
+        assert!((dist[0].unwrap() - 0.3).abs() < 1e-9, "{dist:?}");
+    }
+
+    #[test]
+    fn valid_depth_ratio_udf_matches_the_generator() {
+        let (_d, s) = session();
+        // datagen leaves ~10% holes.
+        let ratios = f64s(&s, "SELECT valid_depth_ratio(depth) FROM frames");
+        assert_eq!(ratios.len(), 20);
+        let mean: f64 = ratios.iter().map(|r| r.unwrap()).sum::<f64>() / 20.0;
+        assert!((0.8..0.97).contains(&mean), "{mean}");
+        // A NULL depth (video) gives NULL, not an error.
+        assert_eq!(f64s(&s, "SELECT valid_depth_ratio(NULL)"), vec![None]);
+    }
+
+    #[test]
+    fn user_mistakes_are_one_line_user_errors() {
+        let (_d, s) = session();
+        for (sql, needle) in [
+            ("SELECT * FROM framez", "tables: scenes, frames"),
+            ("SELECT no_such_column FROM frames", "no_such_column"),
+            ("SELEC 1", "SELEC"),
+            (
+                "SELECT rotation_angle_deg(frame_idx, frame_idx) FROM frames",
+                "takes two 4x4 poses",
+            ),
+        ] {
+            let err = s.query(sql).unwrap_err();
+            assert!(err.is_user_error(), "{sql}: {err:?}");
+            let msg = err.to_string();
+            assert!(msg.contains(needle), "{sql}: {msg}");
+            assert!(!msg.contains('\n'), "{sql}: {msg}");
+        }
+    }
+
+    #[test]
+    fn formats_render_blobs_as_sizes() {
+        let (_d, s) = session();
+        let r = s
+            .query("SELECT scene_id, frame_idx, image, world_from_camera FROM frames ORDER BY scene_id, frame_idx LIMIT 2")
+            .unwrap();
+        let table = render(&r, OutputFormat::Table).unwrap();
+        assert!(
+            table.contains("gen0000") && table.contains(" bytes>") && table.ends_with("(2 rows)\n"),
+            "{table}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&r, OutputFormat::Json).unwrap()).unwrap();
+        let rows = json.as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1]["frame_idx"], 1);
+        assert!(rows[0]["image"].as_str().unwrap().ends_with(" bytes>"));
+        assert_eq!(rows[0]["world_from_camera"].as_array().unwrap().len(), 16);
+        let csv = render(&r, OutputFormat::Csv).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some("scene_id,frame_idx,image,world_from_camera")
+        );
+        assert!(lines.next().unwrap().starts_with("gen0000,0,<"));
+        // An empty result keeps its header in every format.
+        let empty = s.query("SELECT scene_id FROM frames WHERE false").unwrap();
+        assert_eq!(render(&empty, OutputFormat::Csv).unwrap(), "scene_id\n");
+        assert_eq!(render(&empty, OutputFormat::Json).unwrap(), "[]\n");
+        assert!(
+            render(&empty, OutputFormat::Table)
+                .unwrap()
+                .contains("scene_id")
+        );
     }
 }

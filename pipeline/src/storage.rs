@@ -87,7 +87,10 @@ impl LocalStorage {
 
     fn tmp_path(&self, path: &str) -> PathBuf {
         let full = self.full(path);
-        let name = full.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = full
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         full.with_file_name(format!(".{name}.{}.tmp", unique_suffix()))
     }
 }

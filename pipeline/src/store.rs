@@ -30,7 +30,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
+use arrow::compute::{
+    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch,
+};
 use arrow::row::{RowConverter, SortField};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -45,7 +47,7 @@ use spatialsv_schemas::{SCHEMA_VERSION, Table};
 
 use crate::error::{Error, Result};
 use crate::manifest::{
-    AddedStats, DataFile, MANIFEST_DIR, MANIFEST_FORMAT, Manifest, TableFiles, manifest_path,
+    AddedStats, DataFile, MANIFEST_DIR, MANIFEST_FORMAT, Manifest, manifest_path,
     parse_manifest_name,
 };
 use crate::storage::{LocalStorage, ObjectWriter, Storage};
@@ -64,8 +66,10 @@ fn crash_point(name: &str) {
     }
 }
 
-/// Tuning of the files a commit writes. Defaults are chosen for frames with images.
-#[derive(Debug, Clone)]
+/// Tuning of the files a commit writes. Defaults are chosen for frames with images;
+/// `configs/store.toml` lists them (section `[store]` of stage configs).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct WriteOptions {
     /// Buffered bytes at which a row group is cut.
     pub row_group_bytes: usize,
@@ -182,9 +186,10 @@ impl Dataset {
 
     /// The newest committed version.
     pub fn latest_version(&self) -> Result<u64> {
-        self.versions()?.last().copied().ok_or_else(|| {
-            Error::User(format!("no spatialsv dataset at {}", self.location()))
-        })
+        self.versions()?
+            .last()
+            .copied()
+            .ok_or_else(|| Error::User(format!("no spatialsv dataset at {}", self.location())))
     }
 
     /// The manifest of `version`.
@@ -194,11 +199,17 @@ impl Dataset {
             Error::User(format!(
                 "dataset {} has no version {version} (latest is {})",
                 self.location(),
-                self.latest_version().map(|v| v.to_string()).unwrap_or_else(|_| "none".into())
+                self.latest_version()
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|_| "none".into())
             ))
         })?;
-        let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::corrupt(format!("{}/{path}", self.location()), format!("manifest does not parse ({e})")))?;
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::corrupt(
+                format!("{}/{path}", self.location()),
+                format!("manifest does not parse ({e})"),
+            )
+        })?;
         if m.format != MANIFEST_FORMAT || m.version != version {
             return Err(Error::corrupt(
                 format!("{}/{path}", self.location()),
@@ -215,7 +226,10 @@ impl Dataset {
 
     /// Every manifest, oldest first.
     pub fn history(&self) -> Result<Vec<Manifest>> {
-        self.versions()?.into_iter().map(|v| self.manifest(v)).collect()
+        self.versions()?
+            .into_iter()
+            .map(|v| self.manifest(v))
+            .collect()
     }
 
     /// Starts a commit on top of the newest version.
@@ -224,7 +238,11 @@ impl Dataset {
     }
 
     /// Starts a commit with explicit file-layout options.
-    pub fn begin_with(&self, operation: impl Into<String>, options: WriteOptions) -> Result<Transaction<'_>> {
+    pub fn begin_with(
+        &self,
+        operation: impl Into<String>,
+        options: WriteOptions,
+    ) -> Result<Transaction<'_>> {
         Ok(Transaction {
             ds: self,
             base: self.latest()?,
@@ -238,7 +256,12 @@ impl Dataset {
     }
 
     /// Reads `columns` (all when `None`) of `table` as of `manifest`, file by file.
-    pub fn read_table(&self, manifest: &Manifest, table: Table, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
+    pub fn read_table(
+        &self,
+        manifest: &Manifest,
+        table: Table,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>> {
         let Some(files) = manifest.tables.get(table.name()) else {
             return Ok(Vec::new());
         };
@@ -269,8 +292,12 @@ impl Dataset {
                 let mut idx = Vec::new();
                 for c in cols {
                     let i = (0..schema.num_columns())
-                        .find(|&i| schema.column(i).path().parts().first().map(String::as_str) == Some(*c))
-                        .ok_or_else(|| Error::corrupt(&full, format!("file has no column '{c}'")))?;
+                        .find(|&i| {
+                            schema.column(i).path().parts().first().map(String::as_str) == Some(*c)
+                        })
+                        .ok_or_else(|| {
+                            Error::corrupt(&full, format!("file has no column '{c}'"))
+                        })?;
                     idx.push(i);
                 }
                 let mask = parquet::arrow::ProjectionMask::leaves(schema, idx);
@@ -332,7 +359,10 @@ fn row_keys(batch: &RecordBatch, table: Table) -> Result<Vec<u128>> {
                 .ok_or_else(|| Error::Internal(format!("{table} batch lacks key column {c}")))
         })
         .collect::<Result<_>>()?;
-    let fields = cols.iter().map(|c| SortField::new(c.data_type().clone())).collect();
+    let fields = cols
+        .iter()
+        .map(|c| SortField::new(c.data_type().clone()))
+        .collect();
     let converter = RowConverter::new(fields)?;
     let rows = converter.convert_columns(&cols)?;
     Ok(rows
@@ -542,7 +572,12 @@ impl Transaction<'_> {
     fn stage(&mut self, table: Table, batch: RecordBatch) -> Result<()> {
         let pcols = table.partition_columns();
         let values: Vec<Vec<String>> = (0..batch.num_rows())
-            .map(|r| pcols.iter().map(|c| partition_value(&batch, c, r)).collect())
+            .map(|r| {
+                pcols
+                    .iter()
+                    .map(|c| partition_value(&batch, c, r))
+                    .collect()
+            })
             .collect();
         let distinct: Vec<Vec<String>> = {
             let mut d: Vec<Vec<String>> = values.clone();
@@ -574,13 +609,15 @@ impl Transaction<'_> {
         w.buffered_bytes += batch.get_array_memory_size();
         w.buffered_rows += batch.num_rows();
         w.buffer.push(batch);
-        if w.buffered_bytes >= self.options.row_group_bytes || w.buffered_rows >= self.options.row_group_rows {
+        if w.buffered_bytes >= self.options.row_group_bytes
+            || w.buffered_rows >= self.options.row_group_rows
+        {
             w.flush_row_group(table)?;
-            if w.writer.bytes_written() >= self.options.file_bytes {
-                if let Some(w) = self.open.remove(&key) {
-                    let f = self.close_file(table, w)?;
-                    self.finished.push((table, f));
-                }
+            if w.writer.bytes_written() >= self.options.file_bytes
+                && let Some(w) = self.open.remove(&key)
+            {
+                let f = self.close_file(table, w)?;
+                self.finished.push((table, f));
             }
         }
         Ok(())
@@ -594,11 +631,20 @@ impl Transaction<'_> {
             partition.insert(c.to_string(), v.clone());
         }
         let unique = blake3::hash(
-            format!("{}-{:?}-{}", std::process::id(), std::time::SystemTime::now(), self.finished.len() + self.open.len())
-                .as_bytes(),
+            format!(
+                "{}-{:?}-{}",
+                std::process::id(),
+                std::time::SystemTime::now(),
+                self.finished.len() + self.open.len()
+            )
+            .as_bytes(),
         )
         .to_hex();
-        let path = format!("{dir}/part-v{:010}-{}.parquet", self.target_version(), &unique[..16]);
+        let path = format!(
+            "{dir}/part-v{:010}-{}.parquet",
+            self.target_version(),
+            &unique[..16]
+        );
         let sink = self.ds.storage.writer(&path)?;
         let props = writer_properties(table, &self.options)?;
         let writer = ArrowWriter::try_new(sink, table.schema(), Some(props))?;
@@ -656,7 +702,11 @@ impl Transaction<'_> {
         crash_point("before-manifest");
         let mut tables = self.base.tables.clone();
         for (table, f) in &self.finished {
-            tables.entry(table.name().to_string()).or_insert_with(TableFiles::default).files.push(f.clone());
+            tables
+                .entry(table.name().to_string())
+                .or_default()
+                .files
+                .push(f.clone());
         }
         let version = self.target_version();
         let manifest = Manifest {
@@ -670,8 +720,13 @@ impl Transaction<'_> {
             tables,
             added: added.clone(),
         };
-        let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
-        if !self.ds.storage.put_if_absent(&manifest_path(version), &bytes)? {
+        let bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+        if !self
+            .ds
+            .storage
+            .put_if_absent(&manifest_path(version), &bytes)?
+        {
             return Err(Error::Conflict { version });
         }
         self.finished.clear();
@@ -703,6 +758,13 @@ mod tests {
     use crate::rows::{frames_batch, scenes_batch};
 
     #[test]
+    fn configs_store_toml_lists_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/store.toml");
+        let parsed: WriteOptions = crate::load_toml(&path).unwrap();
+        assert_eq!(parsed, WriteOptions::default());
+    }
+
+    #[test]
     fn segments_are_escaped() {
         assert_eq!(escape_segment("train"), "train");
         assert_eq!(escape_segment("a/b c"), "a%2Fb%20c");
@@ -711,14 +773,20 @@ mod tests {
     }
 
     fn frames(seed: u64, scenes: usize) -> RecordBatch {
-        let spec = GenSpec { seed, scenes, ..GenSpec::default() };
+        let spec = GenSpec {
+            seed,
+            scenes,
+            ..GenSpec::default()
+        };
         frames_batch(&generate(&spec).unwrap().1).unwrap()
     }
 
     /// Every file under `data/` of the dataset, relative paths.
     fn data_files(root: &Path) -> Vec<String> {
         fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
-            let Ok(rd) = std::fs::read_dir(dir) else { return };
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return;
+            };
             for e in rd.flatten() {
                 let p = e.path();
                 if p.is_dir() {
@@ -736,7 +804,11 @@ mod tests {
 
     fn rows(ds: &Dataset, table: Table) -> usize {
         let m = ds.latest().unwrap();
-        ds.read_table(&m, table, None).unwrap().iter().map(RecordBatch::num_rows).sum()
+        ds.read_table(&m, table, None)
+            .unwrap()
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum()
     }
 
     #[test]
@@ -758,17 +830,26 @@ mod tests {
         parts.sort();
         assert_eq!(parts, ["test", "train", "val"]);
         for f in files {
-            assert!(f.path.starts_with(&format!("data/frames/split={}/", f.partition["split"])), "{}", f.path);
+            assert!(
+                f.path
+                    .starts_with(&format!("data/frames/split={}/", f.partition["split"])),
+                "{}",
+                f.path
+            );
         }
         // Rows come back sorted by (scene_id, frame_idx) within each file.
         for f in files {
-            let batches = ds.read_file(&f.path, Some(&["scene_id", "frame_idx"])).unwrap();
+            let batches = ds
+                .read_file(&f.path, Some(&["scene_id", "frame_idx"]))
+                .unwrap();
             let b = concat_batches(&batches[0].schema(), &batches).unwrap();
             let keys: Vec<(String, i64)> = (0..b.num_rows())
                 .map(|r| {
                     (
                         b.column(0).as_string::<i32>().value(r).to_string(),
-                        b.column(1).as_primitive::<arrow::datatypes::Int64Type>().value(r),
+                        b.column(1)
+                            .as_primitive::<arrow::datatypes::Int64Type>()
+                            .value(r),
                     )
                 })
                 .collect();
@@ -801,7 +882,14 @@ mod tests {
         let both = concat_batches(&frames(0, 3).schema(), &[frames(0, 3), frames(0, 3)]).unwrap();
         assert_eq!(tx.append(Table::Frames, both).unwrap(), 4);
         let out = tx.commit().unwrap();
-        assert_eq!((out.version, out.added["frames"].rows, out.added["frames"].duplicates), (2, 4, 20));
+        assert_eq!(
+            (
+                out.version,
+                out.added["frames"].rows,
+                out.added["frames"].duplicates
+            ),
+            (2, 4, 20)
+        );
         assert_eq!(rows(&ds, Table::Frames), 12);
     }
 
@@ -812,7 +900,9 @@ mod tests {
         let (_, mut f) = generate(&GenSpec::default()).unwrap();
         f[3].world_from_camera.as_mut().unwrap()[3] = f64::NEG_INFINITY;
         let mut tx = ds.begin("bad").unwrap();
-        let err = tx.append(Table::Frames, frames_batch(&f).unwrap()).unwrap_err();
+        let err = tx
+            .append(Table::Frames, frames_batch(&f).unwrap())
+            .unwrap_err();
         assert!(err.is_user_error());
         assert_eq!(
             err.to_string(),
@@ -836,7 +926,11 @@ mod tests {
         assert!(matches!(err, Error::Conflict { version: 1 }), "{err}");
         // The loser's files are gone; the winner's are all that is left.
         let m = ds.latest().unwrap();
-        let listed: Vec<String> = m.tables["frames"].files.iter().map(|f| f.path.clone()).collect();
+        let listed: Vec<String> = m.tables["frames"]
+            .files
+            .iter()
+            .map(|f| f.path.clone())
+            .collect();
         assert_eq!(data_files(dir.path()), listed);
     }
 
@@ -844,11 +938,18 @@ mod tests {
     fn an_abandoned_transaction_leaves_no_files() {
         let dir = tempfile::tempdir().unwrap();
         let ds = Dataset::create(dir.path()).unwrap();
-        let opts = WriteOptions { row_group_rows: 2, ..WriteOptions::default() };
+        let opts = WriteOptions {
+            row_group_rows: 2,
+            ..WriteOptions::default()
+        };
         let mut tx = ds.begin_with("abandoned", opts).unwrap();
         tx.append(Table::Frames, frames(0, 5)).unwrap();
         drop(tx);
-        assert!(data_files(dir.path()).is_empty(), "{:?}", data_files(dir.path()));
+        assert!(
+            data_files(dir.path()).is_empty(),
+            "{:?}",
+            data_files(dir.path())
+        );
         assert_eq!(ds.latest_version().unwrap(), 0);
     }
 
@@ -857,9 +958,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = Dataset::open(dir.path().join("nope")).unwrap_err();
         assert!(err.is_user_error());
-        assert!(err.to_string().starts_with("no spatialsv dataset at "), "{err}");
+        assert!(
+            err.to_string().starts_with("no spatialsv dataset at "),
+            "{err}"
+        );
         let ds = Dataset::create(dir.path()).unwrap();
-        std::fs::write(dir.path().join(crate::manifest::manifest_path(1)), b"{ not json").unwrap();
+        std::fs::write(
+            dir.path().join(crate::manifest::manifest_path(1)),
+            b"{ not json",
+        )
+        .unwrap();
         let err = ds.latest().unwrap_err().to_string();
         assert!(err.contains("manifest does not parse"), "{err}");
         assert!(err.ends_with("v0000000001.json"), "{err}");
@@ -872,7 +980,10 @@ mod tests {
     fn crash_child() {
         let path = std::env::var("SPATIALSV_CRASH_DS").expect("SPATIALSV_CRASH_DS");
         let ds = Dataset::open(path).unwrap();
-        let opts = WriteOptions { row_group_rows: 3, ..WriteOptions::default() };
+        let opts = WriteOptions {
+            row_group_rows: 3,
+            ..WriteOptions::default()
+        };
         let mut tx = ds.begin_with("doomed", opts).unwrap();
         tx.append(Table::Frames, frames(7, 5)).unwrap();
         tx.commit().unwrap();
@@ -887,7 +998,12 @@ mod tests {
         let before = ds.latest().unwrap();
 
         let status = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "store::tests::crash_child", "--include-ignored", "--nocapture"])
+            .args([
+                "--exact",
+                "store::tests::crash_child",
+                "--include-ignored",
+                "--nocapture",
+            ])
             .env(CRASH_ENV, point)
             .env("SPATIALSV_CRASH_DS", dir.path())
             .status()

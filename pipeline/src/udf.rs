@@ -71,14 +71,29 @@ impl ScalarUDFImpl for GeoUdf {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         if self.kind == Kind::ValidDepthRatio {
-            if !matches!(arg_types, [DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null]) {
-                return plan_err!("{}(depth) takes a binary 16-bit PNG depth blob, got {arg_types:?}", self.name());
+            if !matches!(
+                arg_types,
+                [
+                    DataType::Binary
+                        | DataType::LargeBinary
+                        | DataType::BinaryView
+                        | DataType::Null
+                ]
+            ) {
+                return plan_err!(
+                    "{}(depth) takes a binary 16-bit PNG depth blob, got {arg_types:?}",
+                    self.name()
+                );
             }
         } else if !arg_types.iter().all(is_pose_type) {
             return plan_err!(
                 "{}(pose_a, pose_b) takes two 4x4 poses (16 float64, row-major), got {}",
                 self.name(),
-                arg_types.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                arg_types
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         Ok(DataType::Float64)
@@ -124,17 +139,25 @@ fn poses(arr: &ArrayRef) -> Result<Vec<Option<[f64; 16]>>> {
         DataType::Null => Ok(vec![None; rows]),
         DataType::FixedSizeList(..) => {
             let l = arr.as_fixed_size_list();
-            Ok((0..rows).map(|r| if l.is_null(r) { None } else { get(l.value(r)) }).collect())
+            Ok((0..rows)
+                .map(|r| if l.is_null(r) { None } else { get(l.value(r)) })
+                .collect())
         }
         DataType::List(_) => {
             let l = arr.as_list::<i32>();
-            Ok((0..rows).map(|r| if l.is_null(r) { None } else { get(l.value(r)) }).collect())
+            Ok((0..rows)
+                .map(|r| if l.is_null(r) { None } else { get(l.value(r)) })
+                .collect())
         }
         DataType::LargeList(_) => {
             let l = arr.as_list::<i64>();
-            Ok((0..rows).map(|r| if l.is_null(r) { None } else { get(l.value(r)) }).collect())
+            Ok((0..rows)
+                .map(|r| if l.is_null(r) { None } else { get(l.value(r)) })
+                .collect())
         }
-        other => Err(DataFusionError::Plan(format!("expected a pose (16 float64), got {other}"))),
+        other => Err(DataFusionError::Plan(format!(
+            "expected a pose (16 float64), got {other}"
+        ))),
     }
 }
 
@@ -158,7 +181,8 @@ pub fn viewing_angle_deg(a: &[f64; 16], b: &[f64; 16]) -> f64 {
     let za = [rot(a, 0, 2), rot(a, 1, 2), rot(a, 2, 2)];
     let zb = [rot(b, 0, 2), rot(b, 1, 2), rot(b, 2, 2)];
     let dot: f64 = za.iter().zip(&zb).map(|(x, y)| x * y).sum();
-    let norm = (za.iter().map(|x| x * x).sum::<f64>() * zb.iter().map(|x| x * x).sum::<f64>()).sqrt();
+    let norm =
+        (za.iter().map(|x| x * x).sum::<f64>() * zb.iter().map(|x| x * x).sum::<f64>()).sqrt();
     if norm == 0.0 {
         return f64::NAN;
     }
@@ -190,7 +214,11 @@ fn valid_depth_ratio(arr: &ArrayRef) -> Result<Float64Array> {
         DataType::LargeBinary => arr.as_binary::<i64>().iter().map(decode).collect(),
         DataType::BinaryView => arr.as_binary_view().iter().map(decode).collect(),
         DataType::Null => (0..arr.len()).map(|_| None).collect(),
-        other => return Err(DataFusionError::Plan(format!("expected a binary depth blob, got {other}"))),
+        other => {
+            return Err(DataFusionError::Plan(format!(
+                "expected a binary depth blob, got {other}"
+            )));
+        }
     })
 }
 
@@ -204,7 +232,12 @@ pub const UDF_NAMES: [&str; 4] = [
 
 /// Registers every spatialsv UDF in `ctx`.
 pub fn register(ctx: &SessionContext) {
-    for kind in [Kind::RotationAngle, Kind::ViewingAngle, Kind::CameraDistance, Kind::ValidDepthRatio] {
+    for kind in [
+        Kind::RotationAngle,
+        Kind::ViewingAngle,
+        Kind::CameraDistance,
+        Kind::ValidDepthRatio,
+    ] {
         ctx.register_udf(ScalarUDF::new_from_impl(GeoUdf::new(kind)));
     }
 }
@@ -215,12 +248,16 @@ mod tests {
 
     fn yaw(deg: f64, t: [f64; 3]) -> [f64; 16] {
         let (s, c) = deg.to_radians().sin_cos();
-        [c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0]
+        [
+            c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0,
+        ]
     }
 
     fn roll(deg: f64) -> [f64; 16] {
         let (s, c) = deg.to_radians().sin_cos();
-        [c, -s, 0.0, 0.0, s, c, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        [
+            c, -s, 0.0, 0.0, s, c, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0,
+        ]
     }
 
     #[test]
@@ -230,7 +267,9 @@ mod tests {
         assert!((rotation_angle_deg(&a, &b) - 30.0).abs() < 1e-9);
         assert!(rotation_angle_deg(&a, &a).abs() < 1e-6);
         // 180 degrees is the edge of acos' domain.
-        assert!((rotation_angle_deg(&yaw(0.0, [0.0; 3]), &yaw(180.0, [0.0; 3])) - 180.0).abs() < 1e-6);
+        assert!(
+            (rotation_angle_deg(&yaw(0.0, [0.0; 3]), &yaw(180.0, [0.0; 3])) - 180.0).abs() < 1e-6
+        );
     }
 
     #[test]
@@ -254,7 +293,9 @@ mod tests {
         img.put_pixel(0, 0, image::Luma([1000]));
         img.put_pixel(3, 1, image::Luma([65535]));
         let mut png = std::io::Cursor::new(Vec::new());
-        image::DynamicImage::from(img).write_to(&mut png, image::ImageFormat::Png).unwrap();
+        image::DynamicImage::from(img)
+            .write_to(&mut png, image::ImageFormat::Png)
+            .unwrap();
         assert_eq!(depth_valid_ratio(png.get_ref()), Some(0.25));
         assert_eq!(depth_valid_ratio(b"not a png"), None);
     }

@@ -9,7 +9,10 @@ use arrow::datatypes::Field;
 use crate::{CONVENTIONS, META_DESCRIPTION, META_DOC, META_UNIT, SCHEMA_VERSION, Table};
 
 fn unit(f: &Field) -> &str {
-    f.metadata().get(META_UNIT).map(String::as_str).unwrap_or("")
+    f.metadata()
+        .get(META_UNIT)
+        .map(String::as_str)
+        .unwrap_or("")
 }
 
 fn doc(f: &Field) -> &str {
@@ -20,9 +23,17 @@ fn doc(f: &Field) -> &str {
 pub fn render_snapshot(table: Table) -> String {
     let schema = table.schema();
     let mut out = String::new();
-    let _ = writeln!(out, "table {} (schema version {SCHEMA_VERSION})", table.name());
+    let _ = writeln!(
+        out,
+        "table {} (schema version {SCHEMA_VERSION})",
+        table.name()
+    );
     let _ = writeln!(out, "key: {}", table.key_columns().join(", "));
-    let _ = writeln!(out, "partitioned by: {}", table.partition_columns().join(", "));
+    let _ = writeln!(
+        out,
+        "partitioned by: {}",
+        table.partition_columns().join(", ")
+    );
     let _ = writeln!(out, "sorted by: {}", table.sort_columns().join(", "));
     for f in schema.fields() {
         let null = if f.is_nullable() { "null" } else { "not null" };
@@ -65,7 +76,11 @@ pub fn render_markdown() -> String {
         } else {
             let _ = writeln!(out, "- partitioned by: `{}`", parts.join("`, `"));
         }
-        let _ = writeln!(out, "- sorted by: `{}`\n", table.sort_columns().join("`, `"));
+        let _ = writeln!(
+            out,
+            "- sorted by: `{}`\n",
+            table.sort_columns().join("`, `")
+        );
         out.push_str("| column | type | nullable | unit | meaning |\n");
         out.push_str("|---|---|---|---|---|\n");
         for f in schema.fields() {
@@ -110,7 +125,10 @@ mod tests {
     fn schema_snapshots() {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("snapshots");
         for table in Table::ALL {
-            check_or_bless(dir.join(format!("{}.txt", table.name())), &render_snapshot(table));
+            check_or_bless(
+                dir.join(format!("{}.txt", table.name())),
+                &render_snapshot(table),
+            );
         }
     }
 
@@ -124,7 +142,12 @@ mod tests {
     fn every_column_is_documented() {
         for table in Table::ALL {
             for f in table.schema().fields() {
-                assert!(!doc(f).is_empty(), "{}.{} has no doc", table.name(), f.name());
+                assert!(
+                    !doc(f).is_empty(),
+                    "{}.{} has no doc",
+                    table.name(),
+                    f.name()
+                );
             }
         }
     }

@@ -20,7 +20,7 @@ mod tables;
 mod validate;
 
 pub use doc::{render_markdown, render_snapshot};
-pub use table::{Split, SourceKind, Table};
+pub use table::{SourceKind, Split, Table};
 pub use tables::{
     clips_schema, frames_schema, metrics_schema, pseudo_labels_schema, quarantine_schema,
     runs_schema, scenes_schema,

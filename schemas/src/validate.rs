@@ -55,7 +55,11 @@ impl SchemaError {
 /// Checks that `batch` has exactly the columns of `expected`, in order, with equal types and
 /// no nulls in non-nullable columns. Metadata is not compared: files written by other tools
 /// drop it.
-fn check_layout(table: Table, expected: &SchemaRef, batch: &RecordBatch) -> Result<(), SchemaError> {
+fn check_layout(
+    table: Table,
+    expected: &SchemaRef,
+    batch: &RecordBatch,
+) -> Result<(), SchemaError> {
     let got = batch.schema();
     for (i, want) in expected.fields().iter().enumerate() {
         let Some(have) = got.fields().get(i) else {
@@ -63,7 +67,11 @@ fn check_layout(table: Table, expected: &SchemaRef, batch: &RecordBatch) -> Resu
                 table,
                 Some(want.name()),
                 None,
-                format!("missing column (batch has {} columns, expected {})", got.fields().len(), expected.fields().len()),
+                format!(
+                    "missing column (batch has {} columns, expected {})",
+                    got.fields().len(),
+                    expected.fields().len()
+                ),
             ));
         };
         if have.name() != want.name() {
@@ -71,7 +79,11 @@ fn check_layout(table: Table, expected: &SchemaRef, batch: &RecordBatch) -> Resu
                 table,
                 Some(want.name()),
                 None,
-                format!("column {i} is named '{}', expected '{}'", have.name(), want.name()),
+                format!(
+                    "column {i} is named '{}', expected '{}'",
+                    have.name(),
+                    want.name()
+                ),
             ));
         }
         if !types_match(have.data_type(), want.data_type()) {
@@ -79,18 +91,32 @@ fn check_layout(table: Table, expected: &SchemaRef, batch: &RecordBatch) -> Resu
                 table,
                 Some(want.name()),
                 None,
-                format!("type is {}, expected {}", have.data_type(), want.data_type()),
+                format!(
+                    "type is {}, expected {}",
+                    have.data_type(),
+                    want.data_type()
+                ),
             ));
         }
         let column = batch.column(i);
         if !want.is_nullable() && column.null_count() > 0 {
             let row = (0..column.len()).find(|&r| column.is_null(r));
-            return Err(SchemaError::new(table, Some(want.name()), row, "null in a non-nullable column".into()));
+            return Err(SchemaError::new(
+                table,
+                Some(want.name()),
+                row,
+                "null in a non-nullable column".into(),
+            ));
         }
     }
     if got.fields().len() > expected.fields().len() {
         let extra = &got.fields()[expected.fields().len()];
-        return Err(SchemaError::new(table, Some(extra.name()), None, "unexpected extra column".into()));
+        return Err(SchemaError::new(
+            table,
+            Some(extra.name()),
+            None,
+            "unexpected extra column".into(),
+        ));
     }
     Ok(())
 }
@@ -107,7 +133,11 @@ fn types_match(a: &DataType, b: &DataType) -> bool {
     }
 }
 
-fn check_enum<T: FromStr<Err = String>>(table: Table, batch: &RecordBatch, name: &str) -> Result<(), SchemaError> {
+fn check_enum<T: FromStr<Err = String>>(
+    table: Table,
+    batch: &RecordBatch,
+    name: &str,
+) -> Result<(), SchemaError> {
     let Some(col) = batch.column_by_name(name) else {
         return Ok(());
     };
@@ -127,7 +157,12 @@ fn check_positive_i32(table: Table, batch: &RecordBatch, name: &str) -> Result<(
     let values: &Int32Array = col.as_primitive::<Int32Type>();
     for (row, v) in values.iter().enumerate() {
         if let Some(v) = v.filter(|v| *v <= 0) {
-            return Err(SchemaError::new(table, Some(name), Some(row), format!("must be positive, got {v}")));
+            return Err(SchemaError::new(
+                table,
+                Some(name),
+                Some(row),
+                format!("must be positive, got {v}"),
+            ));
         }
     }
     Ok(())
@@ -140,7 +175,12 @@ fn check_positive_f64(table: Table, batch: &RecordBatch, name: &str) -> Result<(
     let values: &Float64Array = col.as_primitive::<Float64Type>();
     for (row, v) in values.iter().enumerate() {
         if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
-            return Err(SchemaError::new(table, Some(name), Some(row), format!("must be finite and positive, got {v}")));
+            return Err(SchemaError::new(
+                table,
+                Some(name),
+                Some(row),
+                format!("must be finite and positive, got {v}"),
+            ));
         }
     }
     Ok(())
@@ -189,12 +229,17 @@ pub(crate) fn check_pose(m: &[f64]) -> Result<(), String> {
         }
     }
     if worst > 1e-3 {
-        return Err(format!("rotation is not orthonormal (|R^T R - I| max {worst:.2e})"));
+        return Err(format!(
+            "rotation is not orthonormal (|R^T R - I| max {worst:.2e})"
+        ));
     }
-    let det = r(0, 0) * (r(1, 1) * r(2, 2) - r(1, 2) * r(2, 1)) - r(0, 1) * (r(1, 0) * r(2, 2) - r(1, 2) * r(2, 0))
+    let det = r(0, 0) * (r(1, 1) * r(2, 2) - r(1, 2) * r(2, 1))
+        - r(0, 1) * (r(1, 0) * r(2, 2) - r(1, 2) * r(2, 0))
         + r(0, 2) * (r(1, 0) * r(2, 1) - r(1, 1) * r(2, 0));
     if det < 0.0 {
-        return Err(format!("rotation has determinant {det:.3} (a reflection, not a rotation)"));
+        return Err(format!(
+            "rotation has determinant {det:.3} (a reflection, not a rotation)"
+        ));
     }
     Ok(())
 }
@@ -358,12 +403,17 @@ mod tests {
     fn rejects_a_batch_of_another_table() {
         let err = FramesBatch::try_from(scenes_batch("train")).unwrap_err();
         assert_eq!(err.table, Table::Frames);
-        assert!(err.to_string().contains("column 1 is named 'source'"), "{err}");
+        assert!(
+            err.to_string().contains("column 1 is named 'source'"),
+            "{err}"
+        );
     }
 
     #[test]
     fn pose_checks() {
-        let identity = [1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.];
+        let identity = [
+            1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1.,
+        ];
         assert!(check_pose(&identity).is_ok());
         let mut inf = identity;
         inf[3] = f64::NEG_INFINITY;

@@ -28,18 +28,35 @@ fn added_summary(m: &Manifest) -> String {
         .iter()
         .map(|(t, s)| {
             if s.duplicates > 0 {
-                format!("{t} +{} ({} duplicate{} skipped)", s.rows, s.duplicates, if s.duplicates == 1 { "" } else { "s" })
+                format!(
+                    "{t} +{} ({} duplicate{} skipped)",
+                    s.rows,
+                    s.duplicates,
+                    if s.duplicates == 1 { "" } else { "s" }
+                )
             } else {
                 format!("{t} +{}", s.rows)
             }
         })
         .collect();
-    if parts.is_empty() { "-".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn totals(m: &Manifest) -> String {
-    let parts: Vec<String> = m.tables.iter().map(|(t, f)| format!("{t} {}", f.rows())).collect();
-    if parts.is_empty() { "(empty)".into() } else { parts.join(", ") }
+    let parts: Vec<String> = m
+        .tables
+        .iter()
+        .map(|(t, f)| format!("{t} {}", f.rows()))
+        .collect();
+    if parts.is_empty() {
+        "(empty)".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -54,9 +71,23 @@ pub fn run(args: Args) -> CliResult {
     let rows: Vec<[String; 5]> = history
         .iter()
         .rev()
-        .map(|m| [format!("v{}", m.version), m.created_at.clone(), m.operation.clone(), added_summary(m), totals(m)])
+        .map(|m| {
+            [
+                format!("v{}", m.version),
+                m.created_at.clone(),
+                m.operation.clone(),
+                added_summary(m),
+                totals(m),
+            ]
+        })
         .collect();
-    let header = ["version", "committed (UTC)", "operation", "added", "rows after"];
+    let header = [
+        "version",
+        "committed (UTC)",
+        "operation",
+        "added",
+        "rows after",
+    ];
     let mut width = header.map(str::len);
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {

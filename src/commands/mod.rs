@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 /// teacher on labeled scans, pseudo-label unlabeled video with confidence filters, and train a
 /// student semi-supervised.
 #[derive(Debug, Parser)]
-#[command(name = "spatialsv", version, propagate_version = true)]
+#[command(name = "spatialsv", version)]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug). SPATIALSV_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -95,7 +95,14 @@ fn interactive(session: &SqlSession, format: OutputFormat) -> CliResult {
     }
     let prompt = |continuation: bool| {
         if tty {
-            eprint!("{}", if continuation { "      ...> " } else { "spatialsv> " });
+            eprint!(
+                "{}",
+                if continuation {
+                    "      ...> "
+                } else {
+                    "spatialsv> "
+                }
+            );
             let _ = std::io::stderr().flush();
         }
     };
@@ -136,11 +143,11 @@ fn interactive(session: &SqlSession, format: OutputFormat) -> CliResult {
         prompt(!buf.is_empty());
     }
     let rest = buf.trim().trim_end_matches(';');
-    if !rest.is_empty() {
-        if let Err(e) = run_one(session, rest, format) {
-            failed += 1;
-            eprintln!("error: {}", e.describe().1);
-        }
+    if !rest.is_empty()
+        && let Err(e) = run_one(session, rest, format)
+    {
+        failed += 1;
+        eprintln!("error: {}", e.describe().1);
     }
     if tty {
         eprintln!();

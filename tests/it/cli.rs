@@ -1,0 +1,216 @@
+//! The command line as a user meets it: help, exit codes, one-line errors, outputs.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use super::{fails, ok, spatialsv, tiny};
+
+const COMMANDS: [&str; 9] = [
+    "synth", "ingest", "sql", "log", "train", "label", "eval", "export", "demo",
+];
+
+#[test]
+fn help_lists_every_command_each_with_an_example() {
+    let help = ok(&["--help"]);
+    for c in COMMANDS {
+        assert!(
+            help.contains(&format!("  {c} ")),
+            "{c} missing from --help:\n{help}"
+        );
+        let sub = ok(&[c, "--help"]);
+        assert!(
+            sub.contains("Example"),
+            "`{c} --help` has no example:\n{sub}"
+        );
+        assert!(
+            sub.contains(&format!("spatialsv {c}")),
+            "`{c} --help` example does not use {c}:\n{sub}"
+        );
+    }
+}
+
+#[test]
+fn commands_not_built_yet_say_so_with_exit_code_2() {
+    let d = tiny();
+    let d = d.to_str().unwrap();
+    for args in [
+        vec!["synth", "--out", "/tmp/x"],
+        vec!["ingest", "scannet", "/tmp/x", "--dataset", "/tmp/y"],
+        vec!["train", "--dataset", d, "--out", "/tmp/x"],
+        vec!["label", "--dataset", d, "--teacher", "/tmp/x"],
+        vec![
+            "eval",
+            "--dataset",
+            d,
+            "--checkpoint",
+            "/tmp/x",
+            "--out",
+            "/tmp/y",
+        ],
+        vec![
+            "export",
+            "--dataset",
+            d,
+            "--checkpoint",
+            "/tmp/x",
+            "--scene",
+            "s",
+            "--out",
+            "/tmp/y",
+        ],
+        vec!["demo"],
+    ] {
+        let (code, err) = fails(&args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains("is not built yet"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn log_lists_versions_newest_first() {
+    let out = ok(&["log", "--dataset", tiny().to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("dataset ") && lines[0].ends_with("(3 versions)"),
+        "{out}"
+    );
+    assert!(lines[1].starts_with("version"), "{out}");
+    assert!(lines[2].starts_with("v2 "), "{out}");
+    assert!(
+        lines[2].contains("frames +8 (12 duplicates skipped)"),
+        "{out}"
+    );
+    assert!(lines[2].ends_with("frames 20, scenes 5"), "{out}");
+    assert!(
+        lines[3].starts_with("v1 ") && lines[3].contains("frames +12"),
+        "{out}"
+    );
+    assert!(
+        lines[4].starts_with("v0 ") && lines[4].contains("create"),
+        "{out}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "log",
+        "--dataset",
+        tiny().to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn sql_prints_table_csv_and_json() {
+    let d = tiny();
+    let d = d.to_str().unwrap();
+    let q = "SELECT split, count(*) AS frames FROM frames GROUP BY split ORDER BY split";
+    let table = ok(&["sql", "--dataset", d, q]);
+    assert!(table.contains("| split | frames |"), "{table}");
+    assert!(table.contains("| train | 12     |"), "{table}");
+    assert_eq!(
+        ok(&["sql", "--dataset", d, "--format", "csv", q]),
+        "split,frames\ntest,4\ntrain,12\nval,4\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["sql", "--dataset", d, "--format", "json", q])).unwrap();
+    assert_eq!(json[1]["split"], "train");
+    assert_eq!(json[1]["frames"], 12);
+    // Time travel to version 1.
+    let v1 = ok(&[
+        "sql",
+        "--dataset",
+        d,
+        "--version",
+        "1",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM frames",
+    ]);
+    assert_eq!(v1, "n\n12\n");
+}
+
+#[test]
+fn user_mistakes_exit_2_with_one_clear_line() {
+    let d = tiny();
+    let d = d.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["sql", "--dataset", "/no/such/dataset", "SELECT 1"],
+            "error: no spatialsv dataset at /no/such/dataset",
+        ),
+        (
+            vec!["log", "--dataset", "/no/such/dataset"],
+            "error: no spatialsv dataset at /no/such/dataset",
+        ),
+        (
+            vec!["sql", "--dataset", d, "SELECT * FROM framez"],
+            "(tables: scenes, frames, clips",
+        ),
+        (
+            vec!["sql", "--dataset", d, "SELECT colour FROM frames"],
+            "No field named colour",
+        ),
+        (vec!["sql", "--dataset", d, "SELEKT 1"], "error: "),
+        (
+            vec!["sql", "--dataset", d, "--version", "7", "SELECT 1"],
+            "has no version 7 (latest is 2)",
+        ),
+        (
+            vec!["sql", "--dataset", d, "--format", "xml", "SELECT 1"],
+            "invalid value 'xml'",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (code, err) = fails(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{args:?}: {err}"
+        );
+        if args[0] != "sql" || !args.contains(&"--format") {
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn sql_without_a_query_reads_statements_from_stdin() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
+        .args([
+            "sql",
+            "--dataset",
+            tiny().to_str().unwrap(),
+            "--format",
+            "csv",
+        ])
+        .env("CI", "true")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS n\n  FROM scenes;\n\\d\nSELECT nope FROM frames;\nSELECT 2 AS two;\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.starts_with("n\n5\n"), "{stdout}");
+    assert!(
+        stdout.contains("pseudo_labels,"),
+        "\\d lists tables: {stdout}"
+    );
+    assert!(
+        stdout.ends_with("two\n2\n"),
+        "statements after an error still run: {stdout}"
+    );
+    assert!(stderr.contains("No field named nope"), "{stderr}");
+    // A failed statement makes the exit code say so.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let _ = spatialsv;
+}

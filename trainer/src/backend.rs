@@ -1,0 +1,44 @@
+//! The compute backend, chosen at build time.
+
+/// Inference backend.
+#[cfg(not(feature = "cuda"))]
+pub type Backend = burn::backend::Flex;
+/// Inference backend.
+#[cfg(feature = "cuda")]
+pub type Backend = burn::backend::Cuda;
+
+/// Training backend (the inference backend with automatic differentiation).
+pub type TrainBackend = burn::backend::Autodiff<Backend>;
+
+/// Name of the backend, as recorded in `runs.backend`.
+#[cfg(not(feature = "cuda"))]
+pub const BACKEND_NAME: &str = "flex";
+/// Name of the backend, as recorded in `runs.backend`.
+#[cfg(feature = "cuda")]
+pub const BACKEND_NAME: &str = "cuda";
+
+/// The device work runs on (the first GPU with `cuda`).
+pub fn default_device() -> <Backend as burn::tensor::backend::BackendTypes>::Device {
+    Default::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Tensor, TensorData};
+
+    use super::*;
+
+    #[test]
+    fn backend_computes_and_differentiates() {
+        let device = default_device();
+        let a = Tensor::<TrainBackend, 2>::from_data(TensorData::from([[1.0f32, 2.0], [3.0, 4.0]]), &device)
+            .require_grad();
+        let b = Tensor::<TrainBackend, 2>::from_data(TensorData::from([[5.0f32], [6.0]]), &device);
+        let y = a.clone().matmul(b);
+        assert_eq!(y.to_data().to_vec::<f32>().unwrap(), vec![17.0, 39.0]);
+        // d(sum(a @ b)) / da = b^T repeated per row.
+        let grads = y.sum().backward();
+        let ga = a.grad(&grads).unwrap();
+        assert_eq!(ga.to_data().to_vec::<f32>().unwrap(), vec![5.0, 6.0, 5.0, 6.0]);
+    }
+}
