@@ -31,14 +31,20 @@ mod tests {
     #[test]
     fn backend_computes_and_differentiates() {
         let device = default_device();
-        let a = Tensor::<TrainBackend, 2>::from_data(TensorData::from([[1.0f32, 2.0], [3.0, 4.0]]), &device)
-            .require_grad();
+        let a = Tensor::<TrainBackend, 2>::from_data(
+            TensorData::from([[1.0f32, 2.0], [3.0, 4.0]]),
+            &device,
+        )
+        .require_grad();
         let b = Tensor::<TrainBackend, 2>::from_data(TensorData::from([[5.0f32], [6.0]]), &device);
         let y = a.clone().matmul(b);
         assert_eq!(y.to_data().to_vec::<f32>().unwrap(), vec![17.0, 39.0]);
         // d(sum(a @ b)) / da = b^T repeated per row.
         let grads = y.sum().backward();
         let ga = a.grad(&grads).unwrap();
-        assert_eq!(ga.to_data().to_vec::<f32>().unwrap(), vec![5.0, 6.0, 5.0, 6.0]);
+        assert_eq!(
+            ga.to_data().to_vec::<f32>().unwrap(),
+            vec![5.0, 6.0, 5.0, 6.0]
+        );
     }
 }

@@ -9,4 +9,4 @@
 
 mod backend;
 
-pub use backend::{Backend, BACKEND_NAME, TrainBackend, default_device};
+pub use backend::{BACKEND_NAME, Backend, TrainBackend, default_device};
