@@ -95,7 +95,7 @@ fn rows(
                     height: 480,
                     intrinsics,
                 }),
-                intrinsics,
+                intrinsics: Some(intrinsics),
                 camera_model: "pinhole".into(),
                 distortion: Vec::new(),
                 world_from_camera: Some(pose_of(idx, scene as f64)),

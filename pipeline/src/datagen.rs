@@ -147,7 +147,7 @@ pub fn generate(spec: &GenSpec) -> Result<(Vec<SceneRow>, Vec<FrameRow>)> {
                     height: h as i32,
                     intrinsics,
                 }),
-                intrinsics,
+                intrinsics: Some(intrinsics),
                 camera_model: "pinhole".into(),
                 distortion: Vec::new(),
                 world_from_camera: Some(pose_of(i, k as f64)),

@@ -8,6 +8,9 @@
 mod config;
 pub mod datagen;
 mod error;
+pub mod geometry;
+pub mod ingest;
+pub mod media;
 pub mod manifest;
 mod progress;
 pub mod rows;

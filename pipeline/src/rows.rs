@@ -8,7 +8,7 @@ use arrow::array::{
     ListBuilder, RecordBatch, StringArray, TimestampNanosecondArray,
 };
 use arrow::datatypes::{DataType, Field};
-use spatialsv_schemas::{SourceKind, Split, frames_schema, quarantine_schema, scenes_schema};
+use spatialsv_schemas::{SourceKind, Split, clips_schema, frames_schema, quarantine_schema, scenes_schema};
 
 use crate::error::Result;
 
@@ -35,8 +35,8 @@ pub struct FrameRow {
     pub height: i32,
     /// Depth map with its encoding and camera, when there is one.
     pub depth: Option<DepthMap>,
-    /// Intrinsics of the colour image: fx, fy, cx, cy in pixels.
-    pub intrinsics: [f64; 4],
+    /// Intrinsics of the colour image: fx, fy, cx, cy in pixels; `None` when unknown (video).
+    pub intrinsics: Option<[f64; 4]>,
     /// `pinhole`, `simple_radial`, `radial`, `opencv`.
     pub camera_model: String,
     /// Distortion coefficients in COLMAP order.
@@ -64,9 +64,14 @@ pub struct DepthMap {
     pub intrinsics: [f64; 4],
 }
 
-/// The identity of a frame's content: BLAKE3 over image, depth and pose bytes.
-pub fn content_hash(image: &[u8], depth: Option<&[u8]>, pose: Option<&[f64; 16]>) -> String {
+/// The identity of a frame: BLAKE3 over its scene id, timestamp, image, depth and pose bytes.
+/// The scene and time are included so that identical images at different moments (a frozen
+/// or black stretch of video) stay distinct frames.
+pub fn content_hash(scene_id: &str, timestamp_ns: i64, image: &[u8], depth: Option<&[u8]>, pose: Option<&[f64; 16]>) -> String {
     let mut h = blake3::Hasher::new();
+    h.update(&(scene_id.len() as u64).to_le_bytes());
+    h.update(scene_id.as_bytes());
+    h.update(&timestamp_ns.to_le_bytes());
     h.update(&(image.len() as u64).to_le_bytes());
     h.update(image);
     match depth {
@@ -90,6 +95,8 @@ impl FrameRow {
     /// This frame's content hash.
     pub fn content_hash(&self) -> String {
         content_hash(
+            &self.scene_id,
+            self.timestamp_ns,
             &self.image,
             self.depth.as_ref().map(|d| d.png16.as_slice()),
             self.world_from_camera.as_ref(),
@@ -177,10 +184,10 @@ pub fn frames_batch(rows: &[FrameRow]) -> Result<RecordBatch> {
         d(|d| d.intrinsics[1]),
         d(|d| d.intrinsics[2]),
         d(|d| d.intrinsics[3]),
-        f64s(rows.iter().map(|r| Some(r.intrinsics[0]))),
-        f64s(rows.iter().map(|r| Some(r.intrinsics[1]))),
-        f64s(rows.iter().map(|r| Some(r.intrinsics[2]))),
-        f64s(rows.iter().map(|r| Some(r.intrinsics[3]))),
+        f64s(rows.iter().map(|r| r.intrinsics.map(|k| k[0]))),
+        f64s(rows.iter().map(|r| r.intrinsics.map(|k| k[1]))),
+        f64s(rows.iter().map(|r| r.intrinsics.map(|k| k[2]))),
+        f64s(rows.iter().map(|r| r.intrinsics.map(|k| k[3]))),
         strings(rows.iter().map(|r| r.camera_model.as_str())),
         Arc::new(dist.finish()),
         Arc::new(pose.finish()),
@@ -276,4 +283,39 @@ pub fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+/// One clip: consecutive frames of a scene processed together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipRow {
+    /// `{scene_id}/{first frame_idx}`.
+    pub clip_id: String,
+    /// Scene.
+    pub scene_id: String,
+    /// Split of the scene.
+    pub split: Split,
+    /// Frame indices in order.
+    pub frame_indices: Vec<i64>,
+    /// Timestamp of the first frame.
+    pub start_timestamp_ns: i64,
+    /// Timestamp of the last frame.
+    pub end_timestamp_ns: i64,
+}
+
+/// Builds a `clips` batch.
+pub fn clips_batch(rows: &[ClipRow]) -> Result<RecordBatch> {
+    let mut idx = ListBuilder::new(arrow::array::Int64Builder::new()).with_field(Arc::new(Field::new("item", DataType::Int64, false)));
+    for r in rows {
+        idx.values().append_slice(&r.frame_indices);
+        idx.append(true);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        strings(rows.iter().map(|r| r.clip_id.as_str())),
+        strings(rows.iter().map(|r| r.scene_id.as_str())),
+        strings(rows.iter().map(|r| r.split.as_str())),
+        Arc::new(idx.finish()),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.start_timestamp_ns))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.end_timestamp_ns))),
+    ];
+    Ok(RecordBatch::try_new(clips_schema(), cols)?)
 }

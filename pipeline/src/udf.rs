@@ -6,6 +6,7 @@
 //! | `viewing_angle_deg(pose_a, pose_b)` | angle between the two cameras' optical axes (+z), degrees; ignores roll |
 //! | `camera_distance_m(pose_a, pose_b)` | distance between the two camera centres, metres |
 //! | `valid_depth_ratio(depth)` | fraction of non-zero pixels of a 16-bit PNG depth blob |
+//! | `byte_length(blob)` | size of a binary value in bytes (DataFusion's `octet_length` takes strings only) |
 //!
 //! Poses are 16 `f64` row-major (a `FixedSizeList` or `List` of `Float64`). A NULL argument
 //! gives NULL; so does a depth blob that does not decode as a 16-bit PNG.
@@ -27,6 +28,7 @@ enum Kind {
     ViewingAngle,
     CameraDistance,
     ValidDepthRatio,
+    ByteLength,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -37,7 +39,7 @@ struct GeoUdf {
 
 impl GeoUdf {
     fn new(kind: Kind) -> Self {
-        let arity = if kind == Kind::ValidDepthRatio { 1 } else { 2 };
+        let arity = if matches!(kind, Kind::ValidDepthRatio | Kind::ByteLength) { 1 } else { 2 };
         Self {
             kind,
             signature: Signature::any(arity, Volatility::Immutable),
@@ -62,6 +64,7 @@ impl ScalarUDFImpl for GeoUdf {
             Kind::ViewingAngle => "viewing_angle_deg",
             Kind::CameraDistance => "camera_distance_m",
             Kind::ValidDepthRatio => "valid_depth_ratio",
+            Kind::ByteLength => "byte_length",
         }
     }
 
@@ -70,6 +73,12 @@ impl ScalarUDFImpl for GeoUdf {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        if self.kind == Kind::ByteLength {
+            if !matches!(arg_types, [DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null]) {
+                return plan_err!("byte_length(blob) takes a binary value, got {arg_types:?}");
+            }
+            return Ok(DataType::Int64);
+        }
         if self.kind == Kind::ValidDepthRatio {
             if !matches!(
                 arg_types,
@@ -101,6 +110,9 @@ impl ScalarUDFImpl for GeoUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        if self.kind == Kind::ByteLength {
+            return Ok(ColumnarValue::Array(Arc::new(byte_length(&arrays[0])?)));
+        }
         let out: Float64Array = match self.kind {
             Kind::ValidDepthRatio => valid_depth_ratio(&arrays[0])?,
             kind => {
@@ -222,12 +234,24 @@ fn valid_depth_ratio(arr: &ArrayRef) -> Result<Float64Array> {
     })
 }
 
+fn byte_length(arr: &ArrayRef) -> Result<arrow::array::Int64Array> {
+    let len = |b: Option<&[u8]>| b.map(|b| b.len() as i64);
+    Ok(match arr.data_type() {
+        DataType::Binary => arr.as_binary::<i32>().iter().map(len).collect(),
+        DataType::LargeBinary => arr.as_binary::<i64>().iter().map(len).collect(),
+        DataType::BinaryView => arr.as_binary_view().iter().map(len).collect(),
+        DataType::Null => (0..arr.len()).map(|_| None).collect(),
+        other => return Err(DataFusionError::Plan(format!("expected a binary value, got {other}"))),
+    })
+}
+
 /// Names of the functions registered by [`register`].
-pub const UDF_NAMES: [&str; 4] = [
+pub const UDF_NAMES: [&str; 5] = [
     "rotation_angle_deg",
     "viewing_angle_deg",
     "camera_distance_m",
     "valid_depth_ratio",
+    "byte_length",
 ];
 
 /// Registers every spatialsv UDF in `ctx`.
@@ -237,6 +261,7 @@ pub fn register(ctx: &SessionContext) {
         Kind::ViewingAngle,
         Kind::CameraDistance,
         Kind::ValidDepthRatio,
+        Kind::ByteLength,
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(GeoUdf::new(kind)));
     }

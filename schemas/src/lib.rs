@@ -27,7 +27,7 @@ pub use tables::{
 };
 pub use validate::{
     ClipsBatch, FramesBatch, MetricsBatch, PseudoLabelsBatch, QuarantineBatch, RunsBatch,
-    ScenesBatch, SchemaError,
+    ScenesBatch, SchemaError, check_pose,
 };
 
 pub use arrow::datatypes::SchemaRef;

@@ -186,6 +186,30 @@ fn check_positive_f64(table: Table, batch: &RecordBatch, name: &str) -> Result<(
     Ok(())
 }
 
+/// Frames from scans must carry intrinsics (only video may leave them unknown).
+fn check_scan_intrinsics(batch: &RecordBatch) -> Result<(), SchemaError> {
+    let Some(source) = batch.column_by_name("source") else {
+        return Ok(());
+    };
+    let source: &StringArray = source.as_string();
+    for name in ["fx", "fy", "cx", "cy"] {
+        let Some(col) = batch.column_by_name(name) else {
+            continue;
+        };
+        for row in 0..batch.num_rows() {
+            if col.is_null(row) && source.value(row) == "scan" {
+                return Err(SchemaError::new(
+                    Table::Frames,
+                    Some(name),
+                    Some(row),
+                    "a scan frame needs intrinsics (only video may leave them null)".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A pose must be finite, its rotation orthonormal with determinant +1 (within 1e-3), and its
 /// last row `0 0 0 1`.
 fn check_poses(table: Table, batch: &RecordBatch, name: &str) -> Result<(), SchemaError> {
@@ -208,7 +232,7 @@ fn check_poses(table: Table, batch: &RecordBatch, name: &str) -> Result<(), Sche
 }
 
 /// Checks one row-major 4x4 rigid transform; the message says what is wrong.
-pub(crate) fn check_pose(m: &[f64]) -> Result<(), String> {
+pub fn check_pose(m: &[f64]) -> Result<(), String> {
     if m.len() != 16 {
         return Err(format!("pose has {} values, expected 16", m.len()));
     }
@@ -305,6 +329,7 @@ validated!(
             check_positive_f64(t, &batch, c)?;
         }
         check_poses(t, &batch, "world_from_camera")?;
+        check_scan_intrinsics(&batch)?;
     }
 );
 

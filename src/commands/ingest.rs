@@ -2,31 +2,67 @@
 
 use std::path::PathBuf;
 
+use spatialsv_pipeline::Dataset;
+use spatialsv_pipeline::ingest::video::{Sampling, VideoOptions, ingest_videos, video_files};
+use spatialsv_pipeline::ingest::{IngestOptions, IngestReport, ScanFormat, SplitChoice, ingest_scans, list_scenes};
+use spatialsv_schemas::Split;
+
 use super::{CliError, CliResult};
 
-/// Import 3D scans or videos into a dataset, normalising every frame to the canonical
-/// conventions (camera-to-world, OpenCV axes, metres) and quarantining bad frames.
+/// Import 3D scans or videos into a dataset (created if missing), normalising every frame to
+/// the canonical conventions (camera-to-world, OpenCV axes, metres, intrinsics in stored
+/// pixels). Bad frames go to the `quarantine` table with their reason; the rest goes on.
+/// Re-running an interrupted or finished ingest adds only what is missing.
+///
+/// SRC is a scene directory, or a directory whose sub-directories are scenes (scans), or
+/// video files and directories of them (video).
 ///
 /// Examples:
-///   spatialsv ingest scannet /data/scannet/scene0000_00 --dataset ds
-///   spatialsv ingest auto /data/tum/rgbd_dataset_freiburg1_desk --dataset ds
-///   spatialsv ingest video clips/*.mp4 --dataset ds --fps 2 --clip-len 8
+///   spatialsv ingest scannet /data/scannet/scans --dataset ds
+///   spatialsv ingest auto /data/tum/rgbd_dataset_freiburg1_desk --dataset ds --split test
+///   spatialsv ingest video clips/ --dataset ds --fps 2 --clip-len 8
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
-#[allow(dead_code)] // read once the command lands
 pub struct Args {
-    /// Source layout.
+    /// Source layout; `auto` recognises scan layouts and says which it chose.
     #[arg(value_enum)]
     format: Format,
-    /// Files or directories to import.
+    /// Scene directories, parents of scene directories, or video files/directories.
     #[arg(required = true)]
     src: Vec<PathBuf>,
     /// Dataset directory (created if missing).
     #[arg(long)]
     dataset: PathBuf,
+    /// Split of the ingested scenes: `auto` hashes the scene id (80% train, 10% val, 10% test).
+    #[arg(long, default_value = "auto")]
+    split: String,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Scans: intrinsics fx,fy,cx,cy (stored-image pixels) instead of the layout's.
+    #[arg(long, value_delimiter = ',', num_args = 4)]
+    intrinsics: Option<Vec<f64>>,
+    /// TUM: largest colour-depth / colour-pose time difference, seconds.
+    #[arg(long, default_value_t = 0.02)]
+    tum_max_dt: f64,
+    /// Scans: commit after this many frames, so an interrupted run keeps its progress.
+    #[arg(long, default_value_t = 2000)]
+    commit_every: usize,
+    /// Video: keep at most F frames per second of presentation time.
+    #[arg(long, conflicts_with = "stride")]
+    fps: Option<f64>,
+    /// Video: keep every N-th frame.
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Video: consecutive samples per clip.
+    #[arg(long, default_value_t = 8)]
+    clip_len: usize,
+    /// Video: JPEG quality of stored frames (1-100).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+    jpeg_quality: u8,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
 enum Format {
     Scannet,
     Tum,
@@ -37,9 +73,103 @@ enum Format {
     Video,
 }
 
-pub fn run(_args: Args) -> CliResult {
-    Err(CliError::NotBuilt {
-        command: "ingest",
-        issue: "issue 3, ingestion of scans and video",
-    })
+impl Format {
+    fn scan(self) -> Option<ScanFormat> {
+        match self {
+            Format::Scannet => Some(ScanFormat::Scannet),
+            Format::Tum => Some(ScanFormat::Tum),
+            Format::Sevenscenes => Some(ScanFormat::SevenScenes),
+            Format::Colmap => Some(ScanFormat::Colmap),
+            Format::Nerfstudio => Some(ScanFormat::Nerfstudio),
+            Format::Auto | Format::Video => None,
+        }
+    }
+}
+
+fn split_choice(s: &str) -> Result<SplitChoice, CliError> {
+    if s == "auto" {
+        return Ok(SplitChoice::Auto);
+    }
+    s.parse::<Split>()
+        .map(SplitChoice::Fixed)
+        .map_err(|e| CliError::User(format!("--split: {e} or auto")))
+}
+
+pub fn run(args: Args) -> CliResult {
+    let split = split_choice(&args.split)?;
+    if args.stride == Some(0) || args.fps.is_some_and(|f| !(f > 0.0)) {
+        return Err(CliError::User("--stride and --fps must be positive".into()));
+    }
+    let ds = Dataset::open_or_create(&args.dataset)?;
+    let srcs: Vec<String> = args.src.iter().map(|p| p.display().to_string()).collect();
+    let operation = format!("ingest {:?} {}", args.format, srcs.join(" ")).to_lowercase();
+    let report = if args.format == Format::Video {
+        let opts = VideoOptions {
+            sampling: match (args.fps, args.stride) {
+                (Some(f), _) => Sampling::Fps(f),
+                (None, Some(n)) => Sampling::Stride(n),
+                (None, None) => Sampling::All,
+            },
+            clip_len: args.clip_len.max(1),
+            jpeg_quality: args.jpeg_quality,
+            split,
+            jobs: args.jobs,
+            ..VideoOptions::default()
+        };
+        let files = video_files(&args.src)?;
+        // One commit per file, each named after its file.
+        ingest_videos(&ds, &files, &opts, "ingest video")?
+    } else {
+        let opts = IngestOptions {
+            split,
+            tum_max_dt_s: args.tum_max_dt,
+            intrinsics: args.intrinsics.map(|v| [v[0], v[1], v[2], v[3]]),
+            jobs: args.jobs,
+            commit_every_frames: args.commit_every.max(1),
+            ..IngestOptions::default()
+        };
+        let scenes = list_scenes(args.format.scan(), &args.src, &opts)?;
+        ingest_scans(&ds, &scenes, &opts, &operation)?
+    };
+    print_report(&report, &ds);
+    Ok(())
+}
+
+fn print_report(r: &IngestReport, ds: &Dataset) {
+    for s in &r.scenes {
+        for n in &s.notes {
+            println!("{}: {n}", s.scene_id);
+        }
+        let q: usize = s.quarantined.values().sum();
+        let mut line = format!(
+            "{} ({}, {}): {} ingested, {} duplicates skipped, {} quarantined",
+            s.scene_id, s.format, s.split, s.ingested, s.duplicates, q
+        );
+        if let Some(c) = &s.consistency {
+            line.push_str(&format!(
+                "; reprojection agreement {:.1}% ({} pairs, {:.0}% overlap)",
+                c.agreement * 100.0,
+                c.pairs,
+                c.overlap * 100.0
+            ));
+        }
+        println!("{line}");
+    }
+    let q = r.quarantined();
+    let qn: usize = q.values().sum();
+    let reasons: Vec<String> = q.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!(
+        "summary: {} scenes, {} frames ingested, {} duplicates skipped, {} quarantined{}",
+        r.scenes.len(),
+        r.ingested(),
+        r.duplicates(),
+        qn,
+        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+    );
+    println!("dataset {} is at version {}", ds.location(), r.version);
+    for s in &r.scenes {
+        for w in &s.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
 }

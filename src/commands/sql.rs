@@ -84,7 +84,7 @@ pub fn run(args: Args) -> CliResult {
 }
 
 /// Reads `;`-terminated statements from stdin; errors are printed and the loop goes on.
-/// Returns an error at the end if any statement failed (so scripts notice).
+/// Piped input returns an error at the end if any statement failed (so scripts notice).
 fn interactive(session: &SqlSession, format: OutputFormat) -> CliResult {
     let tty = std::io::stdin().is_terminal();
     if tty {
@@ -114,7 +114,7 @@ fn interactive(session: &SqlSession, format: OutputFormat) -> CliResult {
         let trimmed = line.trim();
         if buf.is_empty() {
             match trimmed {
-                "\\q" | "quit" | "exit" => return finish(failed),
+                "\\q" | "quit" | "exit" => return finish(failed, tty),
                 "\\d" => {
                     if let Err(e) = describe_tables(session, format) {
                         failed += 1;
@@ -152,11 +152,13 @@ fn interactive(session: &SqlSession, format: OutputFormat) -> CliResult {
     if tty {
         eprintln!();
     }
-    finish(failed)
+    finish(failed, tty)
 }
 
-fn finish(failed: usize) -> CliResult {
-    if failed > 0 {
+/// A script (stdin not a terminal) that had a failing statement exits with an error, so
+/// callers notice; a person at the prompt has already seen each error.
+fn finish(failed: usize, tty: bool) -> CliResult {
+    if failed > 0 && !tty {
         Err(CliError::User(format!("{failed} statement(s) failed")))
     } else {
         Ok(())

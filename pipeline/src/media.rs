@@ -1,0 +1,144 @@
+//! Cheap checks and codecs for the image bytes we store: sniffing, completeness, header
+//! dimensions, and 16-bit PNG depth maps.
+
+use std::io::Cursor;
+
+use image::{ImageBuffer, ImageFormat, Luma};
+
+/// Codec of encoded image bytes, from their magic number.
+pub fn sniff_codec(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("jpeg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("png")
+    } else {
+        None
+    }
+}
+
+/// Checks that an encoded image is complete (not cut short), without decoding it: a JPEG ends
+/// with an EOI marker (allowing a little trailing padding), a PNG with an IEND chunk.
+pub fn check_complete(bytes: &[u8], codec: &str) -> Result<(), String> {
+    match codec {
+        "jpeg" => {
+            let tail = &bytes[bytes.len().saturating_sub(64)..];
+            if tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+                Ok(())
+            } else {
+                Err(format!("JPEG has no end-of-image marker ({} bytes): truncated", bytes.len()))
+            }
+        }
+        "png" => {
+            if bytes.len() >= 12 && &bytes[bytes.len() - 8..bytes.len() - 4] == b"IEND" {
+                Ok(())
+            } else {
+                Err(format!("PNG has no IEND chunk ({} bytes): truncated", bytes.len()))
+            }
+        }
+        other => Err(format!("unsupported image codec {other}")),
+    }
+}
+
+/// Width and height from the image header.
+pub fn image_dims(bytes: &[u8]) -> Result<(u32, u32), String> {
+    image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .into_dimensions()
+        .map_err(|e| e.to_string())
+}
+
+/// Width, height, bit depth and colour type from a PNG's IHDR chunk.
+pub fn png_header(bytes: &[u8]) -> Result<(u32, u32, u8, u8), String> {
+    if sniff_codec(bytes) != Some("png") || bytes.len() < 33 || &bytes[12..16] != b"IHDR" {
+        return Err("not a PNG file".into());
+    }
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    Ok((be(16), be(20), bytes[24], bytes[25]))
+}
+
+/// Checks that `bytes` is a complete 16-bit grayscale PNG and returns its size.
+pub fn check_png16(bytes: &[u8]) -> Result<(u32, u32), String> {
+    let (w, h, depth, colour) = png_header(bytes)?;
+    if depth != 16 || colour != 0 {
+        return Err(format!(
+            "depth PNG must be 16-bit grayscale, found bit depth {depth}, colour type {colour}"
+        ));
+    }
+    check_complete(bytes, "png")?;
+    Ok((w, h))
+}
+
+/// A decoded depth map: raw stored units, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthImage {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Stored values, 0 = invalid.
+    pub values: Vec<u16>,
+}
+
+impl DepthImage {
+    /// Value at pixel (x, y).
+    pub fn at(&self, x: u32, y: u32) -> u16 {
+        self.values[(y * self.width + x) as usize]
+    }
+}
+
+/// Decodes a 16-bit grayscale PNG.
+pub fn decode_png16(bytes: &[u8]) -> Result<DepthImage, String> {
+    let img = image::load_from_memory_with_format(bytes, ImageFormat::Png).map_err(|e| e.to_string())?;
+    let luma = img.to_luma16();
+    Ok(DepthImage {
+        width: luma.width(),
+        height: luma.height(),
+        values: luma.into_raw(),
+    })
+}
+
+/// Encodes a 16-bit grayscale PNG (lossless).
+pub fn encode_png16(depth: &DepthImage) -> Result<Vec<u8>, String> {
+    let buf: ImageBuffer<Luma<u16>, Vec<u16>> =
+        ImageBuffer::from_raw(depth.width, depth.height, depth.values.clone())
+            .ok_or("depth buffer does not match its size")?;
+    let mut out = Cursor::new(Vec::new());
+    image::DynamicImage::from(buf)
+        .write_to(&mut out, ImageFormat::Png)
+        .map_err(|e| e.to_string())?;
+    Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png16_round_trip_and_truncation() {
+        let d = DepthImage {
+            width: 3,
+            height: 2,
+            values: vec![0, 1, 2, 1000, 65535, 7],
+        };
+        let png = encode_png16(&d).unwrap();
+        assert_eq!(check_png16(&png).unwrap(), (3, 2));
+        assert_eq!(decode_png16(&png).unwrap(), d);
+        let cut = &png[..png.len() - 10];
+        assert!(check_png16(cut).unwrap_err().contains("truncated"));
+        assert_eq!(sniff_codec(&png), Some("png"));
+        assert_eq!(sniff_codec(b"GIF89a"), None);
+    }
+
+    #[test]
+    fn jpeg_completeness() {
+        let img = image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 30]));
+        let mut out = Cursor::new(Vec::new());
+        image::DynamicImage::from(img).write_to(&mut out, ImageFormat::Jpeg).unwrap();
+        let jpg = out.into_inner();
+        assert_eq!(sniff_codec(&jpg), Some("jpeg"));
+        assert!(check_complete(&jpg, "jpeg").is_ok());
+        assert_eq!(image_dims(&jpg).unwrap(), (8, 8));
+        assert!(check_complete(&jpg[..jpg.len() / 2], "jpeg").is_err());
+    }
+}
