@@ -70,16 +70,36 @@ pub fn quat_wxyz_from_rotation(r: &[f64; 9]) -> [f64; 4] {
     let trace = m(0, 0) + m(1, 1) + m(2, 2);
     let q = if trace > 0.0 {
         let s = (trace + 1.0).sqrt() * 2.0;
-        [0.25 * s, (m(2, 1) - m(1, 2)) / s, (m(0, 2) - m(2, 0)) / s, (m(1, 0) - m(0, 1)) / s]
+        [
+            0.25 * s,
+            (m(2, 1) - m(1, 2)) / s,
+            (m(0, 2) - m(2, 0)) / s,
+            (m(1, 0) - m(0, 1)) / s,
+        ]
     } else if m(0, 0) > m(1, 1) && m(0, 0) > m(2, 2) {
         let s = (1.0 + m(0, 0) - m(1, 1) - m(2, 2)).sqrt() * 2.0;
-        [(m(2, 1) - m(1, 2)) / s, 0.25 * s, (m(0, 1) + m(1, 0)) / s, (m(0, 2) + m(2, 0)) / s]
+        [
+            (m(2, 1) - m(1, 2)) / s,
+            0.25 * s,
+            (m(0, 1) + m(1, 0)) / s,
+            (m(0, 2) + m(2, 0)) / s,
+        ]
     } else if m(1, 1) > m(2, 2) {
         let s = (1.0 + m(1, 1) - m(0, 0) - m(2, 2)).sqrt() * 2.0;
-        [(m(0, 2) - m(2, 0)) / s, (m(0, 1) + m(1, 0)) / s, 0.25 * s, (m(1, 2) + m(2, 1)) / s]
+        [
+            (m(0, 2) - m(2, 0)) / s,
+            (m(0, 1) + m(1, 0)) / s,
+            0.25 * s,
+            (m(1, 2) + m(2, 1)) / s,
+        ]
     } else {
         let s = (1.0 + m(2, 2) - m(0, 0) - m(1, 1)).sqrt() * 2.0;
-        [(m(1, 0) - m(0, 1)) / s, (m(0, 2) + m(2, 0)) / s, (m(1, 2) + m(2, 1)) / s, 0.25 * s]
+        [
+            (m(1, 0) - m(0, 1)) / s,
+            (m(0, 2) + m(2, 0)) / s,
+            (m(1, 2) + m(2, 1)) / s,
+            0.25 * s,
+        ]
     };
     let n = q.iter().map(|v| v * v).sum::<f64>().sqrt();
     q.map(|v| v / n)
@@ -120,7 +140,10 @@ pub fn slerp(a: [f64; 4], b: [f64; 4], t: f64) -> [f64; 4] {
         return [q[0] / n, q[1] / n, q[2] / n, q[3] / n];
     }
     let theta = dot.clamp(-1.0, 1.0).acos();
-    let (sa, sb) = (((1.0 - t) * theta).sin() / theta.sin(), (t * theta).sin() / theta.sin());
+    let (sa, sb) = (
+        ((1.0 - t) * theta).sin() / theta.sin(),
+        (t * theta).sin() / theta.sin(),
+    );
     [
         sa * a[0] + sb * b[0],
         sa * a[1] + sb * b[1],
@@ -135,10 +158,16 @@ pub fn slerp(a: [f64; 4], b: [f64; 4], t: f64) -> [f64; 4] {
 pub fn parse_matrix4(text: &str) -> Result<Mat4, String> {
     let values: Vec<f64> = text
         .split_whitespace()
-        .map(|t| t.parse::<f64>().map_err(|_| format!("'{t}' is not a number")))
+        .map(|t| {
+            t.parse::<f64>()
+                .map_err(|_| format!("'{t}' is not a number"))
+        })
         .collect::<Result<_, _>>()?;
     if values.len() != 16 {
-        return Err(format!("expected 16 numbers (a 4x4 matrix), found {}", values.len()));
+        return Err(format!(
+            "expected 16 numbers (a 4x4 matrix), found {}",
+            values.len()
+        ));
     }
     let mut m = [0.0; 16];
     m.copy_from_slice(&values);
@@ -170,7 +199,10 @@ mod tests {
         let m = from_rt(&r, [1.0, -2.0, 0.5]);
         assert!(close(&mul(&m, &invert_rigid(&m)), &IDENTITY));
         let p = transform_point(&m, [0.3, 0.2, 0.1]);
-        assert!(close(&transform_point(&invert_rigid(&m), p), &[0.3, 0.2, 0.1]));
+        assert!(close(
+            &transform_point(&invert_rigid(&m), p),
+            &[0.3, 0.2, 0.1]
+        ));
     }
 
     #[test]
@@ -188,13 +220,21 @@ mod tests {
         let s = std::f64::consts::FRAC_1_SQRT_2;
         let b = [s, 0.0, 0.0, s]; // 90 deg about z
         let h = slerp(a, b, 0.5);
-        let want = [(22.5f64).to_radians().cos(), 0.0, 0.0, (22.5f64).to_radians().sin()];
+        let want = [
+            (22.5f64).to_radians().cos(),
+            0.0,
+            0.0,
+            (22.5f64).to_radians().sin(),
+        ];
         assert!(close(&h, &want), "{h:?}");
     }
 
     #[test]
     fn matrix_text_with_infinities() {
-        let m = parse_matrix4("-inf -inf -inf -inf\n-inf -inf -inf -inf\n-inf -inf -inf -inf\n-inf -inf -inf -inf\n").unwrap();
+        let m = parse_matrix4(
+            "-inf -inf -inf -inf\n-inf -inf -inf -inf\n-inf -inf -inf -inf\n-inf -inf -inf -inf\n",
+        )
+        .unwrap();
         assert!(m.iter().all(|v| v.is_infinite()));
         assert!(parse_matrix4("1 2 3").unwrap_err().contains("found 3"));
     }

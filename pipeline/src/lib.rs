@@ -10,13 +10,14 @@ pub mod datagen;
 mod error;
 pub mod geometry;
 pub mod ingest;
-pub mod media;
 pub mod manifest;
+pub mod media;
 mod progress;
 pub mod rows;
 mod sql;
 mod storage;
 mod store;
+pub mod synth;
 pub mod udf;
 
 pub use config::{load_toml, parse_toml, to_toml};

@@ -25,14 +25,20 @@ pub fn check_complete(bytes: &[u8], codec: &str) -> Result<(), String> {
             if tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
                 Ok(())
             } else {
-                Err(format!("JPEG has no end-of-image marker ({} bytes): truncated", bytes.len()))
+                Err(format!(
+                    "JPEG has no end-of-image marker ({} bytes): truncated",
+                    bytes.len()
+                ))
             }
         }
         "png" => {
             if bytes.len() >= 12 && &bytes[bytes.len() - 8..bytes.len() - 4] == b"IEND" {
                 Ok(())
             } else {
-                Err(format!("PNG has no IEND chunk ({} bytes): truncated", bytes.len()))
+                Err(format!(
+                    "PNG has no IEND chunk ({} bytes): truncated",
+                    bytes.len()
+                ))
             }
         }
         other => Err(format!("unsupported image codec {other}")),
@@ -89,7 +95,8 @@ impl DepthImage {
 
 /// Decodes a 16-bit grayscale PNG.
 pub fn decode_png16(bytes: &[u8]) -> Result<DepthImage, String> {
-    let img = image::load_from_memory_with_format(bytes, ImageFormat::Png).map_err(|e| e.to_string())?;
+    let img =
+        image::load_from_memory_with_format(bytes, ImageFormat::Png).map_err(|e| e.to_string())?;
     let luma = img.to_luma16();
     Ok(DepthImage {
         width: luma.width(),
@@ -134,7 +141,9 @@ mod tests {
     fn jpeg_completeness() {
         let img = image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 30]));
         let mut out = Cursor::new(Vec::new());
-        image::DynamicImage::from(img).write_to(&mut out, ImageFormat::Jpeg).unwrap();
+        image::DynamicImage::from(img)
+            .write_to(&mut out, ImageFormat::Jpeg)
+            .unwrap();
         let jpg = out.into_inner();
         assert_eq!(sniff_codec(&jpg), Some("jpeg"));
         assert!(check_complete(&jpg, "jpeg").is_ok());

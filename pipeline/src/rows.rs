@@ -8,7 +8,9 @@ use arrow::array::{
     ListBuilder, RecordBatch, StringArray, TimestampNanosecondArray,
 };
 use arrow::datatypes::{DataType, Field};
-use spatialsv_schemas::{SourceKind, Split, clips_schema, frames_schema, quarantine_schema, scenes_schema};
+use spatialsv_schemas::{
+    SourceKind, Split, clips_schema, frames_schema, quarantine_schema, scenes_schema,
+};
 
 use crate::error::Result;
 
@@ -67,7 +69,13 @@ pub struct DepthMap {
 /// The identity of a frame: BLAKE3 over its scene id, timestamp, image, depth and pose bytes.
 /// The scene and time are included so that identical images at different moments (a frozen
 /// or black stretch of video) stay distinct frames.
-pub fn content_hash(scene_id: &str, timestamp_ns: i64, image: &[u8], depth: Option<&[u8]>, pose: Option<&[f64; 16]>) -> String {
+pub fn content_hash(
+    scene_id: &str,
+    timestamp_ns: i64,
+    image: &[u8],
+    depth: Option<&[u8]>,
+    pose: Option<&[f64; 16]>,
+) -> String {
     let mut h = blake3::Hasher::new();
     h.update(&(scene_id.len() as u64).to_le_bytes());
     h.update(scene_id.as_bytes());
@@ -304,7 +312,8 @@ pub struct ClipRow {
 
 /// Builds a `clips` batch.
 pub fn clips_batch(rows: &[ClipRow]) -> Result<RecordBatch> {
-    let mut idx = ListBuilder::new(arrow::array::Int64Builder::new()).with_field(Arc::new(Field::new("item", DataType::Int64, false)));
+    let mut idx = ListBuilder::new(arrow::array::Int64Builder::new())
+        .with_field(Arc::new(Field::new("item", DataType::Int64, false)));
     for r in rows {
         idx.values().append_slice(&r.frame_indices);
         idx.append(true);
@@ -314,8 +323,12 @@ pub fn clips_batch(rows: &[ClipRow]) -> Result<RecordBatch> {
         strings(rows.iter().map(|r| r.scene_id.as_str())),
         strings(rows.iter().map(|r| r.split.as_str())),
         Arc::new(idx.finish()),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.start_timestamp_ns))),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.end_timestamp_ns))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.start_timestamp_ns),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.end_timestamp_ns),
+        )),
     ];
     Ok(RecordBatch::try_new(clips_schema(), cols)?)
 }

@@ -39,7 +39,11 @@ struct GeoUdf {
 
 impl GeoUdf {
     fn new(kind: Kind) -> Self {
-        let arity = if matches!(kind, Kind::ValidDepthRatio | Kind::ByteLength) { 1 } else { 2 };
+        let arity = if matches!(kind, Kind::ValidDepthRatio | Kind::ByteLength) {
+            1
+        } else {
+            2
+        };
         Self {
             kind,
             signature: Signature::any(arity, Volatility::Immutable),
@@ -74,7 +78,15 @@ impl ScalarUDFImpl for GeoUdf {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         if self.kind == Kind::ByteLength {
-            if !matches!(arg_types, [DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null]) {
+            if !matches!(
+                arg_types,
+                [
+                    DataType::Binary
+                        | DataType::LargeBinary
+                        | DataType::BinaryView
+                        | DataType::Null
+                ]
+            ) {
                 return plan_err!("byte_length(blob) takes a binary value, got {arg_types:?}");
             }
             return Ok(DataType::Int64);
@@ -241,7 +253,11 @@ fn byte_length(arr: &ArrayRef) -> Result<arrow::array::Int64Array> {
         DataType::LargeBinary => arr.as_binary::<i64>().iter().map(len).collect(),
         DataType::BinaryView => arr.as_binary_view().iter().map(len).collect(),
         DataType::Null => (0..arr.len()).map(|_| None).collect(),
-        other => return Err(DataFusionError::Plan(format!("expected a binary value, got {other}"))),
+        other => {
+            return Err(DataFusionError::Plan(format!(
+                "expected a binary value, got {other}"
+            )));
+        }
     })
 }
 

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use spatialsv_pipeline::Dataset;
 use spatialsv_pipeline::ingest::video::{Sampling, VideoOptions, ingest_videos, video_files};
-use spatialsv_pipeline::ingest::{IngestOptions, IngestReport, ScanFormat, SplitChoice, ingest_scans, list_scenes};
+use spatialsv_pipeline::ingest::{
+    IngestOptions, IngestReport, ScanFormat, SplitChoice, ingest_scans, list_scenes,
+};
 use spatialsv_schemas::Split;
 
 use super::{CliError, CliResult};
@@ -164,7 +166,11 @@ fn print_report(r: &IngestReport, ds: &Dataset) {
         r.ingested(),
         r.duplicates(),
         qn,
-        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        }
     );
     println!("dataset {} is at version {}", ds.location(), r.version);
     for s in &r.scenes {

@@ -2,16 +2,24 @@
 
 use std::path::PathBuf;
 
+use spatialsv_pipeline::synth::{SynthOptions, synthesize};
+
 use super::{CliError, CliResult};
 
-/// Render the embedded synthetic world: procedural indoor rooms ray-cast on the CPU, written as
-/// labeled scans (ScanNet layout) and unlabeled MP4 videos with hidden ground truth.
+/// Render the embedded synthetic world: procedural indoor rooms (walls, floor, ceiling,
+/// furniture-like boxes, spheres and cylinders, textured and lit) ray-cast on the CPU along
+/// hand-held-like camera trajectories. Writes labeled scans in the ScanNet layout
+/// (scans/train/*, scans/test/*), unlabeled H.264 videos of other rooms (videos/*.mp4) with
+/// their true depth and poses kept aside for evaluation (groundtruth/*), and world.json.
+/// The same seed and options always give the same world. Videos need ffmpeg.
 ///
 /// Example:
-///   spatialsv synth --out data/synth --seed 7 --scenes 6 --videos 3
+///   spatialsv synth --out data/synth --seed 7
+///   spatialsv ingest scannet data/synth/scans/train --dataset ds --split train
+///   spatialsv ingest scannet data/synth/scans/test --dataset ds --split test
+///   spatialsv ingest video data/synth/videos --dataset ds --clip-len 8
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
-#[allow(dead_code)] // read once the command lands
 pub struct Args {
     /// Output directory.
     #[arg(long)]
@@ -19,23 +27,51 @@ pub struct Args {
     /// Random seed; the same seed renders the same world.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Number of labeled scan scenes.
-    #[arg(long)]
-    scenes: Option<usize>,
+    /// Number of labeled scan scenes (a third of them, at least one, are test scenes).
+    #[arg(long, default_value_t = SynthOptions::default().scenes)]
+    scenes: usize,
     /// Number of unlabeled videos.
-    #[arg(long)]
-    videos: Option<usize>,
-    /// Frames per scene or video.
-    #[arg(long)]
-    frames: Option<usize>,
-    /// Resolution as WIDTHxHEIGHT.
-    #[arg(long)]
-    resolution: Option<String>,
+    #[arg(long, default_value_t = SynthOptions::default().videos)]
+    videos: usize,
+    /// Frames per scene and per video.
+    #[arg(long, default_value_t = SynthOptions::default().frames)]
+    frames: usize,
+    /// Resolution as WIDTHxHEIGHT (even numbers).
+    #[arg(long, default_value = "160x120")]
+    resolution: String,
 }
 
-pub fn run(_args: Args) -> CliResult {
-    Err(CliError::NotBuilt {
-        command: "synth",
-        issue: "issue 3, ingestion and the synthetic world",
-    })
+pub fn run(args: Args) -> CliResult {
+    let (w, h) = args
+        .resolution
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .ok_or_else(|| {
+            CliError::User(format!(
+                "--resolution: expected WIDTHxHEIGHT, got '{}'",
+                args.resolution
+            ))
+        })?;
+    let opts = SynthOptions {
+        seed: args.seed,
+        scenes: args.scenes,
+        videos: args.videos,
+        frames: args.frames,
+        width: w,
+        height: h,
+        ..SynthOptions::default()
+    };
+    let t = std::time::Instant::now();
+    let m = synthesize(&args.out, &opts)?;
+    let train = m.scans.iter().filter(|s| s.1 == "train").count();
+    println!(
+        "rendered {} scan scenes ({train} train, {} test) and {} videos of {} frames at {w}x{h} in {:.1}s into {}",
+        m.scans.len(),
+        m.scans.len() - train,
+        m.videos.len(),
+        opts.frames,
+        t.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
 }

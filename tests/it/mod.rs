@@ -1,5 +1,6 @@
 mod cli;
 mod fixture;
+mod layouts;
 mod readers;
 
 use std::path::PathBuf;

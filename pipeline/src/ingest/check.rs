@@ -87,7 +87,9 @@ pub fn choose_pairs(frames: &[SourceFrame], n: usize) -> Vec<(usize, usize)> {
                 break;
             }
         }
-        if let Some(j) = chosen {
+        // When even the next frame moved too far, check against it anyway: a convention
+        // error can make every pose look far from its neighbour.
+        if let Some(j) = chosen.or_else(|| posed.get(a + 1).map(|p| p.0)) {
             pairs.push((i, j));
         }
     }
@@ -110,14 +112,22 @@ pub fn reprojection_consistency(pairs: &[(&PairView, &PairView)]) -> Consistency
                 }
                 points += 1;
                 let z = f64::from(raw) * a.depth_scale_m;
-                let p = [(f64::from(x) + 0.5 - cx) / fx * z, (f64::from(y) + 0.5 - cy) / fy * z, z];
+                let p = [
+                    (f64::from(x) + 0.5 - cx) / fx * z,
+                    (f64::from(y) + 0.5 - cy) / fy * z,
+                    z,
+                ];
                 let q = transform_point(&b_from_a, p);
                 if q[2] <= 1e-6 {
                     continue;
                 }
                 let u = bfx * q[0] / q[2] + bcx;
                 let v = bfy * q[1] / q[2] + bcy;
-                if !(u >= 0.0 && v >= 0.0 && u < f64::from(b.depth.width) && v < f64::from(b.depth.height)) {
+                if !(u >= 0.0
+                    && v >= 0.0
+                    && u < f64::from(b.depth.width)
+                    && v < f64::from(b.depth.height))
+                {
                     continue;
                 }
                 let observed = b.depth.at(u as u32, v as u32);
@@ -135,7 +145,15 @@ pub fn reprojection_consistency(pairs: &[(&PairView, &PairView)]) -> Consistency
     Consistency {
         pairs: pairs.len(),
         points,
-        overlap: if points > 0 { inside as f64 / points as f64 } else { 0.0 },
-        agreement: if inside > 0 { agree as f64 / inside as f64 } else { 0.0 },
+        overlap: if points > 0 {
+            inside as f64 / points as f64
+        } else {
+            0.0
+        },
+        agreement: if inside > 0 {
+            agree as f64 / inside as f64
+        } else {
+            0.0
+        },
     }
 }

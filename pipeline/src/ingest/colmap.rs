@@ -27,10 +27,26 @@ type Camera = std::result::Result<(String, Intrinsics, Vec<f64>), String>;
 
 fn parse_camera(cols: &[&str]) -> Camera {
     let model = cols.get(1).ok_or("missing model")?;
-    let w: u32 = cols.get(2).and_then(|v| v.parse().ok()).ok_or("bad WIDTH")?;
-    let h: u32 = cols.get(3).and_then(|v| v.parse().ok()).ok_or("bad HEIGHT")?;
-    let p: Vec<f64> = cols[4..].iter().map(|v| v.parse::<f64>()).collect::<std::result::Result<_, _>>().map_err(|_| "bad PARAMS")?;
-    let need = |n: usize| if p.len() == n { Ok(()) } else { Err(format!("{model} needs {n} parameters, found {}", p.len())) };
+    let w: u32 = cols
+        .get(2)
+        .and_then(|v| v.parse().ok())
+        .ok_or("bad WIDTH")?;
+    let h: u32 = cols
+        .get(3)
+        .and_then(|v| v.parse().ok())
+        .ok_or("bad HEIGHT")?;
+    let p: Vec<f64> = cols[4..]
+        .iter()
+        .map(|v| v.parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| "bad PARAMS")?;
+    let need = |n: usize| {
+        if p.len() == n {
+            Ok(())
+        } else {
+            Err(format!("{model} needs {n} parameters, found {}", p.len()))
+        }
+    };
     let (name, k, dist) = match *model {
         "SIMPLE_PINHOLE" => {
             need(3)?;
@@ -52,25 +68,48 @@ fn parse_camera(cols: &[&str]) -> Camera {
             need(8)?;
             ("opencv", [p[0], p[1], p[2], p[3]], p[4..8].to_vec())
         }
-        other => return Err(format!("camera model {other} is not supported (SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL, OPENCV are)")),
+        other => {
+            return Err(format!(
+                "camera model {other} is not supported (SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL, OPENCV are)"
+            ));
+        }
     };
-    Ok((name.into(), Intrinsics { k, size: Some((w, h)) }, dist))
+    Ok((
+        name.into(),
+        Intrinsics {
+            k,
+            size: Some((w, h)),
+        },
+        dist,
+    ))
 }
 
 /// Lists a COLMAP scene.
 pub fn list(dir: &Path) -> Result<SourceScene> {
-    let model = model_dir(dir).ok_or_else(|| Error::User(format!("no COLMAP text model (cameras.txt, images.txt): {}", dir.display())))?;
+    let model = model_dir(dir).ok_or_else(|| {
+        Error::User(format!(
+            "no COLMAP text model (cameras.txt, images.txt): {}",
+            dir.display()
+        ))
+    })?;
     let cam_path = model.join("cameras.txt");
     let text = std::fs::read_to_string(&cam_path).map_err(Error::io("reading", &cam_path))?;
     let mut cameras: BTreeMap<String, Camera> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
         let cols: Vec<&str> = line.split_whitespace().collect();
         cameras.insert(cols[0].to_string(), parse_camera(&cols));
     }
     let img_path = model.join("images.txt");
     let text = std::fs::read_to_string(&img_path).map_err(Error::io("reading", &img_path))?;
     // Two lines per image; the second (2D points) may be empty, so only comments are dropped.
-    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.starts_with('#')).collect();
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.starts_with('#'))
+        .collect();
     let mut entries = Vec::new();
     for pair in lines.chunks(2) {
         let (n, line) = pair[0];
@@ -79,10 +118,18 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         }
         let cols: Vec<&str> = line.split_whitespace().collect();
         if cols.len() < 10 {
-            return Err(Error::corrupt(&img_path, format!("line {}: expected 'IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME'", n + 1)));
+            return Err(Error::corrupt(
+                &img_path,
+                format!(
+                    "line {}: expected 'IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME'",
+                    n + 1
+                ),
+            ));
         }
         let nums: Option<Vec<f64>> = cols[1..8].iter().map(|v| v.parse().ok()).collect();
-        let nums = nums.ok_or_else(|| Error::corrupt(&img_path, format!("line {}: bad pose numbers", n + 1)))?;
+        let nums = nums.ok_or_else(|| {
+            Error::corrupt(&img_path, format!("line {}: bad pose numbers", n + 1))
+        })?;
         entries.push((cols[9..].join(" "), cols[8].to_string(), nums));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -93,18 +140,36 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         let (model_name, intr, dist) = match cameras.get(&cam_id) {
             Some(Ok(c)) => c.clone(),
             Some(Err(e)) => {
-                problem = Some(Refusal::new("unsupported_camera", format!("camera {cam_id}: {e}")));
-                ("pinhole".into(), Intrinsics::at_stored([1.0, 1.0, 0.0, 0.0]), vec![])
+                problem = Some(Refusal::new(
+                    "unsupported_camera",
+                    format!("camera {cam_id}: {e}"),
+                ));
+                (
+                    "pinhole".into(),
+                    Intrinsics::at_stored([1.0, 1.0, 0.0, 0.0]),
+                    vec![],
+                )
             }
             None => {
-                problem = Some(Refusal::new("missing_camera", format!("camera {cam_id} is not in cameras.txt")));
-                ("pinhole".into(), Intrinsics::at_stored([1.0, 1.0, 0.0, 0.0]), vec![])
+                problem = Some(Refusal::new(
+                    "missing_camera",
+                    format!("camera {cam_id} is not in cameras.txt"),
+                ));
+                (
+                    "pinhole".into(),
+                    Intrinsics::at_stored([1.0, 1.0, 0.0, 0.0]),
+                    vec![],
+                )
             }
         };
         // images.txt stores camera_from_world as (QW QX QY QZ) and (TX TY TZ).
-        let pose = rotation_from_quat_wxyz(n[0], n[1], n[2], n[3]).map(|r| invert_rigid(&from_rt(&r, [n[4], n[5], n[6]])));
+        let pose = rotation_from_quat_wxyz(n[0], n[1], n[2], n[3])
+            .map(|r| invert_rigid(&from_rt(&r, [n[4], n[5], n[6]])));
         if pose.is_none() && problem.is_none() {
-            problem = Some(Refusal::new("invalid_pose", "zero or non-finite quaternion"));
+            problem = Some(Refusal::new(
+                "invalid_pose",
+                "zero or non-finite quaternion",
+            ));
         }
         frames.push(SourceFrame {
             frame_idx: i as i64,
@@ -124,6 +189,9 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         root: dir.to_path_buf(),
         format: "colmap",
         frames,
-        notes: vec!["COLMAP: SfM poses (arbitrary scale), frames ordered by image name, no depth imported".into()],
+        notes: vec![
+            "COLMAP: SfM poses (arbitrary scale), frames ordered by image name, no depth imported"
+                .into(),
+        ],
     })
 }

@@ -59,7 +59,9 @@ impl ScanFormat {
     pub fn matches(self, dir: &Path) -> bool {
         match self {
             ScanFormat::Scannet => dir.join("color").is_dir() && dir.join("pose").is_dir(),
-            ScanFormat::Tum => dir.join("rgb.txt").is_file() && dir.join("groundtruth.txt").is_file(),
+            ScanFormat::Tum => {
+                dir.join("rgb.txt").is_file() && dir.join("groundtruth.txt").is_file()
+            }
             ScanFormat::SevenScenes => dir.join("frame-000000.color.png").is_file(),
             ScanFormat::Colmap => super::colmap::model_dir(dir).is_some(),
             ScanFormat::Nerfstudio => dir.join("transforms.json").is_file(),
@@ -102,7 +104,12 @@ pub fn detect_format(dir: &Path) -> Option<ScanFormat> {
 
 fn sorted_subdirs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -132,7 +139,11 @@ pub fn scene_roots(format: Option<ScanFormat>, src: &Path) -> Result<Vec<(ScanFo
     }
     if found.is_empty() {
         let msg = match format {
-            Some(f) => format!("not a {f} scene, and no {f} scenes below it (expected {}): {}", f.expects(), src.display()),
+            Some(f) => format!(
+                "not a {f} scene, and no {f} scenes below it (expected {}): {}",
+                f.expects(),
+                src.display()
+            ),
             None => format!(
                 "no known scan layout found (scannet, tum, sevenscenes, colmap, nerfstudio), nor below it: {}",
                 src.display()

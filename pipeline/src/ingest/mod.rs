@@ -28,7 +28,10 @@ pub use detect::{ScanFormat, detect_format};
 use crate::error::{Error, Result};
 use crate::geometry::Mat4;
 use crate::media::{self, DepthImage};
-use crate::rows::{DepthMap, FrameRow, QuarantineRow, SceneRow, frames_batch, now_ns, quarantine_batch, scenes_batch};
+use crate::rows::{
+    DepthMap, FrameRow, QuarantineRow, SceneRow, frames_batch, now_ns, quarantine_batch,
+    scenes_batch,
+};
 use crate::store::{Dataset, Transaction, WriteOptions};
 
 /// Why an input was refused: a short machine-readable reason and an explanation.
@@ -76,9 +79,16 @@ impl Intrinsics {
         }
         let (sx, sy) = (f64::from(w) / f64::from(cw), f64::from(h) / f64::from(ch));
         if (sx / sy - 1.0).abs() > 0.01 {
-            return Err(format!("intrinsics are for {cw}x{ch} but the image is {w}x{h} (different aspect)"));
+            return Err(format!(
+                "intrinsics are for {cw}x{ch} but the image is {w}x{h} (different aspect)"
+            ));
         }
-        Ok([self.k[0] * sx, self.k[1] * sy, self.k[2] * sx, self.k[3] * sy])
+        Ok([
+            self.k[0] * sx,
+            self.k[1] * sy,
+            self.k[2] * sx,
+            self.k[3] * sy,
+        ])
     }
 }
 
@@ -261,7 +271,9 @@ struct Loaded {
 
 fn read(path: &Path) -> std::result::Result<Vec<u8>, Refusal> {
     std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Refusal::new("missing_file", format!("{} does not exist", path.display())),
+        std::io::ErrorKind::NotFound => {
+            Refusal::new("missing_file", format!("{} does not exist", path.display()))
+        }
         _ => Refusal::new("unreadable_file", format!("{}: {e}", path.display())),
     })
 }
@@ -271,21 +283,38 @@ fn fov_deg(f: f64, size: u32) -> f64 {
 }
 
 /// Reads and validates one frame.
-fn load_frame(scene: &SourceScene, f: &SourceFrame, split: Split, want_depth: bool) -> std::result::Result<Loaded, Refusal> {
+fn load_frame(
+    scene: &SourceScene,
+    f: &SourceFrame,
+    split: Split,
+    want_depth: bool,
+) -> std::result::Result<Loaded, Refusal> {
     if let Some(p) = &f.problem {
         return Err(p.clone());
     }
     let pose = match f.world_from_camera {
-        None => return Err(Refusal::new("missing_pose", "the layout has no pose for this frame")),
+        None => {
+            return Err(Refusal::new(
+                "missing_pose",
+                "the layout has no pose for this frame",
+            ));
+        }
         Some(p) => p,
     };
     if let Err(msg) = spatialsv_schemas::check_pose(&pose) {
-        let reason = if msg.contains("not finite") { "non_finite_pose" } else { "invalid_pose" };
+        let reason = if msg.contains("not finite") {
+            "non_finite_pose"
+        } else {
+            "invalid_pose"
+        };
         return Err(Refusal::new(reason, msg));
     }
     let image = read(&f.image_path)?;
     let codec = media::sniff_codec(&image).ok_or_else(|| {
-        Refusal::new("unreadable_image", format!("{} is neither JPEG nor PNG", f.image_path.display()))
+        Refusal::new(
+            "unreadable_image",
+            format!("{} is neither JPEG nor PNG", f.image_path.display()),
+        )
     })?;
     media::check_complete(&image, codec).map_err(|e| Refusal::new("truncated_image", e))?;
     let (w, h) = media::image_dims(&image).map_err(|e| Refusal::new("unreadable_image", e))?;
@@ -294,7 +323,10 @@ fn load_frame(scene: &SourceScene, f: &SourceFrame, split: Split, want_depth: bo
         .rescaled(w, h)
         .map_err(|e| Refusal::new("intrinsics_mismatch", e))?;
     if !(k[0] > 0.0 && k[1] > 0.0 && k.iter().all(|v| v.is_finite())) {
-        return Err(Refusal::new("invalid_intrinsics", format!("fx fy cx cy = {k:?}")));
+        return Err(Refusal::new(
+            "invalid_intrinsics",
+            format!("fx fy cx cy = {k:?}"),
+        ));
     }
     let mut depth_for_check = None;
     let depth = match &f.depth {
@@ -305,31 +337,50 @@ fn load_frame(scene: &SourceScene, f: &SourceFrame, split: Split, want_depth: bo
                 _ => r,
             })?;
             let (dw, dh) = media::check_png16(&bytes).map_err(|e| {
-                let reason = if e.contains("truncated") { "truncated_depth" } else { "unreadable_depth" };
+                let reason = if e.contains("truncated") {
+                    "truncated_depth"
+                } else {
+                    "unreadable_depth"
+                };
                 Refusal::new(reason, format!("{e}: {}", d.path.display()))
             })?;
             let mut decoded = None;
             if let Some(bad) = d.invalid_value {
                 // Canonical depth uses 0 for invalid: rewrite the layout's marker (lossless
                 // for every valid value).
-                let mut img = media::decode_png16(&bytes).map_err(|e| Refusal::new("unreadable_depth", e))?;
+                let mut img =
+                    media::decode_png16(&bytes).map_err(|e| Refusal::new("unreadable_depth", e))?;
                 for v in &mut img.values {
                     if *v == bad {
                         *v = 0;
                     }
                 }
-                bytes = media::encode_png16(&img).map_err(|e| Refusal::new("unreadable_depth", e))?;
+                bytes =
+                    media::encode_png16(&img).map_err(|e| Refusal::new("unreadable_depth", e))?;
                 decoded = Some(img);
             }
             let dk = match &d.intrinsics {
-                Some(i) => i.rescaled(dw, dh).map_err(|e| Refusal::new("depth_colour_mismatch", e))?,
-                None => Intrinsics { k, size: Some((w, h)) }
+                Some(i) => i
                     .rescaled(dw, dh)
-                    .map_err(|e| Refusal::new("depth_colour_mismatch", format!("depth is not registered to colour: {e}")))?,
+                    .map_err(|e| Refusal::new("depth_colour_mismatch", e))?,
+                None => Intrinsics {
+                    k,
+                    size: Some((w, h)),
+                }
+                .rescaled(dw, dh)
+                .map_err(|e| {
+                    Refusal::new(
+                        "depth_colour_mismatch",
+                        format!("depth is not registered to colour: {e}"),
+                    )
+                })?,
             };
             // Colour and depth cameras of one rig see nearly the same field of view; a large
             // difference means the intrinsics (or the files) do not belong together.
-            let (dfx, dfy) = (fov_deg(dk[0], dw) - fov_deg(k[0], w), fov_deg(dk[1], dh) - fov_deg(k[1], h));
+            let (dfx, dfy) = (
+                fov_deg(dk[0], dw) - fov_deg(k[0], w),
+                fov_deg(dk[1], dh) - fov_deg(k[1], h),
+            );
             if dfx.abs() > 15.0 || dfy.abs() > 15.0 {
                 return Err(Refusal::new(
                     "depth_colour_mismatch",
@@ -341,7 +392,8 @@ fn load_frame(scene: &SourceScene, f: &SourceFrame, split: Split, want_depth: bo
             if want_depth {
                 depth_for_check = Some(match decoded {
                     Some(img) => img,
-                    None => media::decode_png16(&bytes).map_err(|e| Refusal::new("unreadable_depth", e))?,
+                    None => media::decode_png16(&bytes)
+                        .map_err(|e| Refusal::new("unreadable_depth", e))?,
                 });
             }
             Some(DepthMap {
@@ -391,17 +443,27 @@ pub(crate) fn with_pool<T: Send>(jobs: Option<usize>, f: impl FnOnce() -> T + Se
 }
 
 /// Lists the scenes under each source, detecting the layout when `format` is `None`.
-pub fn list_scenes(format: Option<ScanFormat>, srcs: &[PathBuf], opts: &IngestOptions) -> Result<Vec<SourceScene>> {
+pub fn list_scenes(
+    format: Option<ScanFormat>,
+    srcs: &[PathBuf],
+    opts: &IngestOptions,
+) -> Result<Vec<SourceScene>> {
     let mut scenes = Vec::new();
     for src in srcs {
         if !src.exists() {
-            return Err(Error::User(format!("source does not exist: {}", src.display())));
+            return Err(Error::User(format!(
+                "source does not exist: {}",
+                src.display()
+            )));
         }
         let roots = detect::scene_roots(format, src)?;
         for (fmt, root) in roots {
             let mut scene = fmt.list(&root, opts)?;
             if format.is_none() {
-                scene.notes.insert(0, format!("auto: detected the {fmt} layout ({})", fmt.expects()));
+                scene.notes.insert(
+                    0,
+                    format!("auto: detected the {fmt} layout ({})", fmt.expects()),
+                );
             }
             if let Some(k) = opts.intrinsics {
                 for f in &mut scene.frames {
@@ -489,7 +551,10 @@ fn ingest_scene(
                         check_views.insert(
                             c * chunk + i,
                             PairView {
-                                world_from_camera: l.row.world_from_camera.unwrap_or(crate::geometry::IDENTITY),
+                                world_from_camera: l
+                                    .row
+                                    .world_from_camera
+                                    .unwrap_or(crate::geometry::IDENTITY),
                                 depth_k: dm.intrinsics,
                                 depth_scale_m: dm.scale_m,
                                 depth: d,
@@ -499,7 +564,9 @@ fn ingest_scene(
                     rows.push(l.row);
                 }
                 Err(refusal) => {
-                    *rep.quarantined.entry(refusal.reason.to_string()).or_default() += 1;
+                    *rep.quarantined
+                        .entry(refusal.reason.to_string())
+                        .or_default() += 1;
                     quarantine.push(QuarantineRow {
                         source_uri: f.image_path.display().to_string(),
                         scene_id: Some(scene.scene_id.clone()),
@@ -539,7 +606,10 @@ fn ingest_scene(
             }])?,
         )?;
     } else {
-        rep.warnings.push(format!("scene {}: no frame could be ingested", scene.scene_id));
+        rep.warnings.push(format!(
+            "scene {}: no frame could be ingested",
+            scene.scene_id
+        ));
     }
     let views: Vec<(&PairView, &PairView)> = pairs
         .iter()

@@ -16,7 +16,10 @@ use crate::geometry::{Mat4, opengl_to_opencv};
 const FRAME_NS: i64 = 33_333_333;
 
 fn num(v: &Value, frame: &Value, key: &str) -> Option<f64> {
-    frame.get(key).or_else(|| v.get(key)).and_then(Value::as_f64)
+    frame
+        .get(key)
+        .or_else(|| v.get(key))
+        .and_then(Value::as_f64)
 }
 
 fn matrix(v: &Value) -> Option<Mat4> {
@@ -41,20 +44,35 @@ fn matrix(v: &Value) -> Option<Mat4> {
 pub fn list(dir: &Path) -> Result<SourceScene> {
     let path = dir.join("transforms.json");
     let text = std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| Error::corrupt(&path, format!("not valid JSON ({e})")))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::corrupt(&path, format!("not valid JSON ({e})")))?;
     let frames_json = v
         .get("frames")
         .and_then(Value::as_array)
         .ok_or_else(|| Error::corrupt(&path, "no 'frames' array"))?;
-    let depth_scale = v.get("depth_unit_scale_factor").and_then(Value::as_f64).unwrap_or(0.001);
+    let depth_scale = v
+        .get("depth_unit_scale_factor")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.001);
     let mut frames = Vec::new();
     for (i, f) in frames_json.iter().enumerate() {
-        let file = f.get("file_path").and_then(Value::as_str).unwrap_or_default();
+        let file = f
+            .get("file_path")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let mut problem = None;
-        let k = match (num(&v, f, "fl_x"), num(&v, f, "fl_y"), num(&v, f, "cx"), num(&v, f, "cy")) {
+        let k = match (
+            num(&v, f, "fl_x"),
+            num(&v, f, "fl_y"),
+            num(&v, f, "cx"),
+            num(&v, f, "cy"),
+        ) {
             (Some(fx), fy, Some(cx), Some(cy)) => [fx, fy.unwrap_or(fx), cx, cy],
             _ => {
-                problem = Some(Refusal::new("missing_intrinsics", format!("frame {i}: no fl_x/cx/cy")));
+                problem = Some(Refusal::new(
+                    "missing_intrinsics",
+                    format!("frame {i}: no fl_x/cx/cy"),
+                ));
                 [1.0, 1.0, 0.0, 0.0]
             }
         };
@@ -62,27 +80,46 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
             (Some(w), Some(h)) => Some((w as u32, h as u32)),
             _ => None,
         };
-        let dist: Vec<f64> = ["k1", "k2", "p1", "p2"].iter().map(|k| num(&v, f, k).unwrap_or(0.0)).collect();
+        let dist: Vec<f64> = ["k1", "k2", "p1", "p2"]
+            .iter()
+            .map(|k| num(&v, f, k).unwrap_or(0.0))
+            .collect();
         let has_dist = dist.iter().any(|d| *d != 0.0);
-        let pose = f.get("transform_matrix").and_then(matrix).map(|m| opengl_to_opencv(&m));
+        let pose = f
+            .get("transform_matrix")
+            .and_then(matrix)
+            .map(|m| opengl_to_opencv(&m));
         if pose.is_none() && problem.is_none() {
-            problem = Some(Refusal::new("missing_pose", format!("frame {i}: no 4x4 transform_matrix")));
+            problem = Some(Refusal::new(
+                "missing_pose",
+                format!("frame {i}: no 4x4 transform_matrix"),
+            ));
         }
         if file.is_empty() && problem.is_none() {
-            problem = Some(Refusal::new("missing_file", format!("frame {i}: no file_path")));
+            problem = Some(Refusal::new(
+                "missing_file",
+                format!("frame {i}: no file_path"),
+            ));
         }
         frames.push(SourceFrame {
             frame_idx: i as i64,
             timestamp_ns: i as i64 * FRAME_NS,
             image_path: dir.join(file),
-            depth: f.get("depth_file_path").and_then(Value::as_str).map(|d| SourceDepth {
-                path: dir.join(d),
-                scale_m: depth_scale,
-                invalid_value: None,
-                intrinsics: None,
-            }),
+            depth: f
+                .get("depth_file_path")
+                .and_then(Value::as_str)
+                .map(|d| SourceDepth {
+                    path: dir.join(d),
+                    scale_m: depth_scale,
+                    invalid_value: None,
+                    intrinsics: None,
+                }),
             intrinsics: Intrinsics { k, size },
-            camera_model: if has_dist { "opencv".into() } else { "pinhole".into() },
+            camera_model: if has_dist {
+                "opencv".into()
+            } else {
+                "pinhole".into()
+            },
             distortion: if has_dist { dist } else { Vec::new() },
             world_from_camera: pose,
             pose_source: "groundtruth",

@@ -18,7 +18,8 @@ fn read_intrinsics(path: &Path) -> Result<Option<[f64; 4]>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
-    let m = parse_matrix4(&text).map_err(|e| Error::corrupt(path, format!("bad intrinsics ({e})")))?;
+    let m =
+        parse_matrix4(&text).map_err(|e| Error::corrupt(path, format!("bad intrinsics ({e})")))?;
     Ok(Some([m[0], m[5], m[2], m[6]]))
 }
 
@@ -45,15 +46,22 @@ pub(crate) fn numbered(dir: &Path, exts: &[&str]) -> Vec<(i64, PathBuf)> {
 
 /// Lists a ScanNet scene.
 pub fn list(dir: &Path) -> Result<SourceScene> {
-    let color_k = read_intrinsics(&dir.join("intrinsic/intrinsic_color.txt"))?.ok_or_else(|| {
-        Error::User(format!("ScanNet scene has no intrinsic/intrinsic_color.txt: {}", dir.display()))
-    })?;
+    let color_k =
+        read_intrinsics(&dir.join("intrinsic/intrinsic_color.txt"))?.ok_or_else(|| {
+            Error::User(format!(
+                "ScanNet scene has no intrinsic/intrinsic_color.txt: {}",
+                dir.display()
+            ))
+        })?;
     let depth_k = read_intrinsics(&dir.join("intrinsic/intrinsic_depth.txt"))?;
     let mut frames = Vec::new();
     let mut notes = Vec::new();
     let images = numbered(&dir.join("color"), &["jpg", "jpeg", "png"]);
     if images.is_empty() {
-        return Err(Error::User(format!("ScanNet scene has no images in color/: {}", dir.display())));
+        return Err(Error::User(format!(
+            "ScanNet scene has no images in color/: {}",
+            dir.display()
+        )));
     }
     let mut missing_depth = 0;
     for (i, image_path) in images {
@@ -64,18 +72,27 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
             Ok(text) => match parse_matrix4(&text) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    problem = Some(Refusal::new("unreadable_pose", format!("{e}: {}", pose_path.display())));
+                    problem = Some(Refusal::new(
+                        "unreadable_pose",
+                        format!("{e}: {}", pose_path.display()),
+                    ));
                     None
                 }
             },
             Err(_) => {
-                problem = Some(Refusal::new("missing_pose", format!("no pose file {}", pose_path.display())));
+                problem = Some(Refusal::new(
+                    "missing_pose",
+                    format!("no pose file {}", pose_path.display()),
+                ));
                 None
             }
         };
         if problem.is_none() && !depth_path.exists() {
             missing_depth += 1;
-            problem = Some(Refusal::new("missing_depth", format!("no depth file {}", depth_path.display())));
+            problem = Some(Refusal::new(
+                "missing_depth",
+                format!("no depth file {}", depth_path.display()),
+            ));
         }
         frames.push(SourceFrame {
             frame_idx: i,

@@ -22,7 +22,10 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("frame-")?.strip_suffix(".color.png")?.parse().ok()
+            name.strip_prefix("frame-")?
+                .strip_suffix(".color.png")?
+                .parse()
+                .ok()
         })
         .collect();
     idx.sort_unstable();
@@ -33,9 +36,21 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         let (pose, problem) = match std::fs::read_to_string(&pose_path) {
             Ok(t) => match parse_matrix4(&t) {
                 Ok(m) => (Some(m), None),
-                Err(e) => (None, Some(Refusal::new("unreadable_pose", format!("{e}: {}", pose_path.display())))),
+                Err(e) => (
+                    None,
+                    Some(Refusal::new(
+                        "unreadable_pose",
+                        format!("{e}: {}", pose_path.display()),
+                    )),
+                ),
             },
-            Err(_) => (None, Some(Refusal::new("missing_pose", format!("no pose file {}", pose_path.display())))),
+            Err(_) => (
+                None,
+                Some(Refusal::new(
+                    "missing_pose",
+                    format!("no pose file {}", pose_path.display()),
+                )),
+            ),
         };
         frames.push(SourceFrame {
             frame_idx: i,
@@ -45,9 +60,15 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
                 path: base.with_extension("depth.png"),
                 scale_m: 0.001,
                 invalid_value: Some(65535),
-                intrinsics: Some(Intrinsics { k: DEPTH, size: Some((640, 480)) }),
+                intrinsics: Some(Intrinsics {
+                    k: DEPTH,
+                    size: Some((640, 480)),
+                }),
             }),
-            intrinsics: Intrinsics { k: COLOUR, size: Some((640, 480)) },
+            intrinsics: Intrinsics {
+                k: COLOUR,
+                size: Some((640, 480)),
+            },
             camera_model: "pinhole".into(),
             distortion: Vec::new(),
             world_from_camera: pose,
@@ -60,6 +81,8 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         root: dir.to_path_buf(),
         format: "sevenscenes",
         frames,
-        notes: vec!["intrinsics: colour 525 px, depth 585 px, centred (7-Scenes ships none)".into()],
+        notes: vec![
+            "intrinsics: colour 525 px, depth 585 px, centred (7-Scenes ships none)".into(),
+        ],
     })
 }

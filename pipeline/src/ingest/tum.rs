@@ -27,7 +27,11 @@ pub(crate) fn parse_ts_ns(s: &str) -> Option<i64> {
     if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let frac_ns: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
+    let frac_ns: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
     Some(secs * 1_000_000_000 + frac_ns)
 }
 
@@ -45,8 +49,12 @@ fn table(path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
 fn file_list(path: &Path) -> Result<Vec<(i64, String)>> {
     let mut out = Vec::new();
     for (line, cols) in table(path)? {
-        let (Some(ts), Some(file)) = (cols.first().and_then(|t| parse_ts_ns(t)), cols.get(1)) else {
-            return Err(Error::corrupt(path, format!("line {line}: expected 'timestamp filename'")));
+        let (Some(ts), Some(file)) = (cols.first().and_then(|t| parse_ts_ns(t)), cols.get(1))
+        else {
+            return Err(Error::corrupt(
+                path,
+                format!("line {line}: expected 'timestamp filename'"),
+            ));
         };
         out.push((ts, file.clone()));
     }
@@ -97,7 +105,10 @@ fn pose_at(gt: &[Sample], t: i64, max_dt_ns: i64) -> Option<[f64; 16]> {
             let w = (t - a.0) as f64 / (b.0 - a.0).max(1) as f64;
             let q = slerp(a.2, b.2, w);
             let tr = [0, 1, 2].map(|k| a.1[k] + w * (b.1[k] - a.1[k]));
-            return Some(from_rt(&rotation_from_quat_wxyz(q[0], q[1], q[2], q[3])?, tr));
+            return Some(from_rt(
+                &rotation_from_quat_wxyz(q[0], q[1], q[2], q[3])?,
+                tr,
+            ));
         }
     }
     let j = nearest(gt, t, |s| s.0)?;
@@ -105,17 +116,28 @@ fn pose_at(gt: &[Sample], t: i64, max_dt_ns: i64) -> Option<[f64; 16]> {
         return None;
     }
     let (_, tr, q) = gt[j];
-    Some(from_rt(&rotation_from_quat_wxyz(q[0], q[1], q[2], q[3])?, tr))
+    Some(from_rt(
+        &rotation_from_quat_wxyz(q[0], q[1], q[2], q[3])?,
+        tr,
+    ))
 }
 
 /// Lists a TUM RGB-D sequence.
 pub fn list(dir: &Path, max_dt_s: f64) -> Result<SourceScene> {
     let rgb = file_list(&dir.join("rgb.txt"))?;
-    let depth = if dir.join("depth.txt").exists() { file_list(&dir.join("depth.txt"))? } else { Vec::new() };
+    let depth = if dir.join("depth.txt").exists() {
+        file_list(&dir.join("depth.txt"))?
+    } else {
+        Vec::new()
+    };
     let gt = groundtruth(&dir.join("groundtruth.txt"))?;
     let max_dt_ns = (max_dt_s * 1e9).round() as i64;
     let scene_id = scene_id_from(dir, 1);
-    let k = if scene_id.contains("freiburg1") { FR1 } else { DEFAULT };
+    let k = if scene_id.contains("freiburg1") {
+        FR1
+    } else {
+        DEFAULT
+    };
     let mut notes = vec![format!(
         "intrinsics {} {k:?} (TUM ships none; override with --intrinsics)",
         if k == FR1 { "freiburg1" } else { "default" }
@@ -129,10 +151,16 @@ pub fn list(dir: &Path, max_dt_s: f64) -> Result<SourceScene> {
         let secs = *t as f64 / 1e9;
         let problem = if d.is_none() {
             no_depth += 1;
-            Some(Refusal::new("missing_depth", format!("no depth frame within {max_dt_s} s of colour timestamp {secs:.6}")))
+            Some(Refusal::new(
+                "missing_depth",
+                format!("no depth frame within {max_dt_s} s of colour timestamp {secs:.6}"),
+            ))
         } else if pose.is_none() {
             no_pose += 1;
-            Some(Refusal::new("missing_pose", format!("no ground-truth pose within {max_dt_s} s of colour timestamp {secs:.6}")))
+            Some(Refusal::new(
+                "missing_pose",
+                format!("no ground-truth pose within {max_dt_s} s of colour timestamp {secs:.6}"),
+            ))
         } else {
             None
         };
@@ -173,14 +201,20 @@ mod tests {
 
     #[test]
     fn timestamps_parse_exactly() {
-        assert_eq!(parse_ts_ns("1305031102.175304"), Some(1_305_031_102_175_304_000));
+        assert_eq!(
+            parse_ts_ns("1305031102.175304"),
+            Some(1_305_031_102_175_304_000)
+        );
         assert_eq!(parse_ts_ns("12"), Some(12_000_000_000));
         assert_eq!(parse_ts_ns("1.5x"), None);
     }
 
     #[test]
     fn pose_interpolates_at_the_colour_time() {
-        let gt = vec![(0, [0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]), (10_000_000, [1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0])];
+        let gt = vec![
+            (0, [0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]),
+            (10_000_000, [1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]),
+        ];
         let p = pose_at(&gt, 2_500_000, 20_000_000).unwrap();
         assert!((p[3] - 0.25).abs() < 1e-12);
         // Past the end: nearest within max dt, else nothing.

@@ -21,7 +21,10 @@ use spatialsv_schemas::{SourceKind, Table};
 
 use super::{IngestReport, SceneReport, SplitChoice};
 use crate::error::{Error, Result};
-use crate::rows::{ClipRow, FrameRow, QuarantineRow, SceneRow, clips_batch, frames_batch, now_ns, quarantine_batch, scenes_batch};
+use crate::rows::{
+    ClipRow, FrameRow, QuarantineRow, SceneRow, clips_batch, frames_batch, now_ns,
+    quarantine_batch, scenes_batch,
+};
 use crate::store::{Dataset, WriteOptions};
 
 /// File extensions taken as video when a directory is given.
@@ -81,7 +84,9 @@ pub fn check_ffmpeg() -> Result<()> {
             .map(|s| s.success())
             .unwrap_or(false);
         if !ok {
-            return Err(Error::User(format!("{tool} was not found on PATH; video ingest needs it: {INSTALL_HINT}")));
+            return Err(Error::User(format!(
+                "{tool} was not found on PATH; video ingest needs it: {INSTALL_HINT}"
+            )));
         }
     }
     Ok(())
@@ -123,8 +128,16 @@ pub fn probe(path: &Path) -> Result<Probe> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let Some(s) = v.get("streams").and_then(|s| s.get(0)) else {
-        let why = stderr.lines().next().unwrap_or("no video stream").trim().to_string();
-        return Err(Error::corrupt(path, format!("not a readable video ({why})")));
+        let why = stderr
+            .lines()
+            .next()
+            .unwrap_or("no video stream")
+            .trim()
+            .to_string();
+        return Err(Error::corrupt(
+            path,
+            format!("not a readable video ({why})"),
+        ));
     };
     let get = |k: &str| s.get(k).and_then(Value::as_str);
     let num = |k: &str| s.get(k).and_then(Value::as_u64);
@@ -138,7 +151,10 @@ pub fn probe(path: &Path) -> Result<Probe> {
         duration_s: get("duration")
             .or_else(|| v.get("format")?.get("duration")?.as_str())
             .and_then(|d| d.parse().ok()),
-        avg_fps: get("avg_frame_rate").and_then(ratio).filter(|r| r.1 != 0 && r.0 != 0).map(|(a, b)| a as f64 / b as f64),
+        avg_fps: get("avg_frame_rate")
+            .and_then(ratio)
+            .filter(|r| r.1 != 0 && r.0 != 0)
+            .map(|(a, b)| a as f64 / b as f64),
     })
 }
 
@@ -148,7 +164,10 @@ fn select_expr(s: Sampling) -> String {
         Sampling::All => "1".into(),
         Sampling::Stride(n) => format!("not(mod(n\\,{}))", n.max(1)),
         // A small tolerance keeps exact multiples (e.g. 25 fps sampled at 5 fps) on the grid.
-        Sampling::Fps(f) => format!("isnan(prev_selected_t)+gte(t-prev_selected_t\\,{:.9})", (1.0 / f) * 0.999),
+        Sampling::Fps(f) => format!(
+            "isnan(prev_selected_t)+gte(t-prev_selected_t\\,{:.9})",
+            (1.0 / f) * 0.999
+        ),
     }
 }
 
@@ -186,7 +205,10 @@ impl JpegSplitter {
                 self.buf.clear();
                 return;
             };
-            let Some(end) = self.buf[start + 2..].windows(2).position(|w| w == [0xFF, 0xD9]) else {
+            let Some(end) = self.buf[start + 2..]
+                .windows(2)
+                .position(|w| w == [0xFF, 0xD9])
+            else {
                 if start > 0 {
                     self.buf.drain(..start);
                 }
@@ -219,19 +241,36 @@ fn showinfo_time_base(line: &str) -> Option<(i64, i64)> {
 fn is_error_line(line: &str) -> bool {
     let l = line.to_ascii_lowercase();
     !line.contains("Parsed_showinfo")
-        && (l.contains("error") || l.contains("invalid") || l.contains("corrupt") || l.contains("truncat") || l.contains("missing"))
+        && (l.contains("error")
+            || l.contains("invalid")
+            || l.contains("corrupt")
+            || l.contains("truncat")
+            || l.contains("missing"))
 }
 
 /// Decodes and samples `path`, calling `on_frames` with batches of frames as they arrive so
 /// that memory does not grow with the video's length.
-pub fn decode(path: &Path, opts: &VideoOptions, mut on_frames: impl FnMut(Vec<SampledFrame>) -> Result<()>) -> Result<Decoded> {
-    let q = (31.0 - (f64::from(opts.jpeg_quality.clamp(1, 100)) - 1.0) * 29.0 / 99.0).round() as u32;
+pub fn decode(
+    path: &Path,
+    opts: &VideoOptions,
+    mut on_frames: impl FnMut(Vec<SampledFrame>) -> Result<()>,
+) -> Result<Decoded> {
+    let q =
+        (31.0 - (f64::from(opts.jpeg_quality.clamp(1, 100)) - 1.0) * 29.0 / 99.0).round() as u32;
     let mut child = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-v", "info", "-copyts", "-i"])
         .arg(path)
         .args(["-map", "0:v:0", "-an", "-sn", "-dn", "-vf"])
         .arg(format!("select={},showinfo", select_expr(opts.sampling)))
-        .args(["-fps_mode", "passthrough", "-pix_fmt", "yuvj420p", "-c:v", "mjpeg", "-q:v"])
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-pix_fmt",
+            "yuvj420p",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+        ])
         .arg(q.to_string())
         .args(["-f", "image2pipe", "pipe:1"])
         .stdin(Stdio::null())
@@ -281,10 +320,13 @@ pub fn decode(path: &Path, opts: &VideoOptions, mut on_frames: impl FnMut(Vec<Sa
         for jpeg in jpegs.drain(..) {
             match pts_rx.recv() {
                 Ok((pts, (num, den))) => {
-                    let pts_ns = (i128::from(pts) * i128::from(num) * 1_000_000_000 / i128::from(den.max(1))) as i64;
+                    let pts_ns = (i128::from(pts) * i128::from(num) * 1_000_000_000
+                        / i128::from(den.max(1))) as i64;
                     pending.push(SampledFrame { pts_ns, jpeg });
                 }
-                Err(_) => decoded.errors.push("ffmpeg produced an image without a timestamp".into()),
+                Err(_) => decoded
+                    .errors
+                    .push("ffmpeg produced an image without a timestamp".into()),
             }
         }
         if pending.len() >= 64 || (n == 0 && !pending.is_empty()) {
@@ -301,7 +343,9 @@ pub fn decode(path: &Path, opts: &VideoOptions, mut on_frames: impl FnMut(Vec<Sa
     if result.is_err() {
         let _ = child.kill();
     }
-    let status = child.wait().map_err(Error::io("waiting for ffmpeg on", path))?;
+    let status = child
+        .wait()
+        .map_err(Error::io("waiting for ffmpeg on", path))?;
     decoded.errors.extend(err_thread.join().unwrap_or_default());
     decoded.exit_ok = status.success();
     result.map(|()| decoded)
@@ -317,27 +361,39 @@ pub fn video_files(srcs: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .flatten()
                 .map(|e| e.path())
                 .filter(|p| {
-                    p.extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+                    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                        VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+                    })
                 })
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(Error::User(format!("no video files ({}) in {}", VIDEO_EXTENSIONS.join(", "), src.display())));
+                return Err(Error::User(format!(
+                    "no video files ({}) in {}",
+                    VIDEO_EXTENSIONS.join(", "),
+                    src.display()
+                )));
             }
             files.extend(found);
         } else if src.is_file() {
             files.push(src.clone());
         } else {
-            return Err(Error::User(format!("source does not exist: {}", src.display())));
+            return Err(Error::User(format!(
+                "source does not exist: {}",
+                src.display()
+            )));
         }
     }
     Ok(files)
 }
 
 /// Ingests video files: frames, clips and a scene per file; problems go to quarantine.
-pub fn ingest_videos(ds: &Dataset, files: &[PathBuf], opts: &VideoOptions, operation: &str) -> Result<IngestReport> {
+pub fn ingest_videos(
+    ds: &Dataset,
+    files: &[PathBuf],
+    opts: &VideoOptions,
+    operation: &str,
+) -> Result<IngestReport> {
     check_ffmpeg()?;
     let mut ids = std::collections::BTreeSet::new();
     for f in files {
@@ -353,7 +409,10 @@ pub fn ingest_videos(ds: &Dataset, files: &[PathBuf], opts: &VideoOptions, opera
     let mut report = IngestReport::default();
     for file in files {
         bar.set_message(file.display().to_string());
-        let mut tx = ds.begin_with(format!("{operation}: {}", file.display()), opts.write.clone())?;
+        let mut tx = ds.begin_with(
+            format!("{operation}: {}", file.display()),
+            opts.write.clone(),
+        )?;
         let rep = ingest_one(&mut tx, file, opts, &bar)?;
         report.version = tx.commit()?.version;
         report.scenes.push(rep);
@@ -367,10 +426,17 @@ pub fn ingest_videos(ds: &Dataset, files: &[PathBuf], opts: &VideoOptions, opera
 }
 
 fn scene_id_of(file: &Path) -> String {
-    file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into())
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "video".into())
 }
 
-fn ingest_one(tx: &mut crate::Transaction<'_>, file: &Path, opts: &VideoOptions, bar: &indicatif::ProgressBar) -> Result<SceneReport> {
+fn ingest_one(
+    tx: &mut crate::Transaction<'_>,
+    file: &Path,
+    opts: &VideoOptions,
+    bar: &indicatif::ProgressBar,
+) -> Result<SceneReport> {
     let scene_id = scene_id_of(file);
     let split = opts.split.of(&scene_id);
     let uri = file.display().to_string();
@@ -393,7 +459,10 @@ fn ingest_one(tx: &mut crate::Transaction<'_>, file: &Path, opts: &VideoOptions,
         Ok(p) => p,
         Err(e) => {
             rep.quarantined.insert("unreadable_video".into(), 1);
-            tx.append(Table::Quarantine, quarantine_batch(&[quarantine("unreadable_video", e.to_string())])?)?;
+            tx.append(
+                Table::Quarantine,
+                quarantine_batch(&[quarantine("unreadable_video", e.to_string())])?,
+            )?;
             return Ok(rep);
         }
     };
@@ -402,7 +471,10 @@ fn ingest_one(tx: &mut crate::Transaction<'_>, file: &Path, opts: &VideoOptions,
         probe.codec,
         probe.width,
         probe.height,
-        probe.nb_frames.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+        probe
+            .nb_frames
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "?".into()),
         probe.avg_fps.unwrap_or(0.0)
     ));
     let mut next_idx = 0i64;
@@ -414,7 +486,8 @@ fn ingest_one(tx: &mut crate::Transaction<'_>, file: &Path, opts: &VideoOptions,
                 let idx = next_idx;
                 next_idx += 1;
                 timestamps.push(f.pts_ns);
-                let (w, h) = crate::media::image_dims(&f.jpeg).unwrap_or((probe.width, probe.height));
+                let (w, h) =
+                    crate::media::image_dims(&f.jpeg).unwrap_or((probe.width, probe.height));
                 FrameRow {
                     scene_id: scene_id.clone(),
                     frame_idx: idx,
@@ -452,23 +525,34 @@ fn ingest_one(tx: &mut crate::Transaction<'_>, file: &Path, opts: &VideoOptions,
     let expected = match opts.sampling {
         Sampling::All => total,
         Sampling::Stride(n) => total.div_ceil(n.max(1)),
-        Sampling::Fps(f) => probe.duration_s.map(|d| (d * f).floor() as usize + 1).unwrap_or(0).min(total.max(1)),
+        Sampling::Fps(f) => probe
+            .duration_s
+            .map(|d| (d * f).floor() as usize + 1)
+            .unwrap_or(0)
+            .min(total.max(1)),
     };
     let first_error = decoded.errors.first().cloned().unwrap_or_default();
     let mut q = Vec::new();
     if got == 0 {
-        q.push(quarantine("undecodable_video", format!("no frame decoded; ffmpeg: {first_error}")));
+        q.push(quarantine(
+            "undecodable_video",
+            format!("no frame decoded; ffmpeg: {first_error}"),
+        ));
     } else if expected > 0 && got + 1 < expected {
         q.push(quarantine(
             "truncated_video",
             format!("decoded {got} of {expected} expected sampled frames; the rest is missing or corrupt; ffmpeg: {first_error}"),
         ));
     } else if !decoded.errors.is_empty() {
-        q.push(quarantine("corrupt_video_data", format!("all {got} frames decoded, with errors; ffmpeg: {first_error}")));
+        q.push(quarantine(
+            "corrupt_video_data",
+            format!("all {got} frames decoded, with errors; ffmpeg: {first_error}"),
+        ));
     }
     for row in &q {
         *rep.quarantined.entry(row.reason.clone()).or_default() += 1;
-        rep.warnings.push(format!("{}: {}", file.display(), row.detail));
+        rep.warnings
+            .push(format!("{}: {}", file.display(), row.detail));
     }
     if !q.is_empty() {
         tx.append(Table::Quarantine, quarantine_batch(&q)?)?;
@@ -529,7 +613,8 @@ mod tests {
 
     #[test]
     fn showinfo_lines() {
-        let cfg = "[Parsed_showinfo_1 @ 0x5623b4ec9500] config in time_base: 1/12800, frame_rate: 25/1";
+        let cfg =
+            "[Parsed_showinfo_1 @ 0x5623b4ec9500] config in time_base: 1/12800, frame_rate: 25/1";
         assert_eq!(showinfo_time_base(cfg), Some((1, 12800)));
         let line = "[Parsed_showinfo_1 @ 0x5623b4ec9500] n:   0 pts:    512 pts_time:0.04    pos:       48 fmt:yuv420p";
         assert_eq!(showinfo_pts(line), Some(512));
@@ -539,6 +624,9 @@ mod tests {
     #[test]
     fn select_expressions() {
         assert_eq!(select_expr(Sampling::Stride(5)), "not(mod(n\\,5))");
-        assert!(select_expr(Sampling::Fps(2.0)).starts_with("isnan(prev_selected_t)+gte(t-prev_selected_t\\,0.4995"));
+        assert!(
+            select_expr(Sampling::Fps(2.0))
+                .starts_with("isnan(prev_selected_t)+gte(t-prev_selected_t\\,0.4995")
+        );
     }
 }

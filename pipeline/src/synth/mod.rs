@@ -1,0 +1,324 @@
+//! The synthetic world: the embedded default dataset, so every command runs on a fresh
+//! machine with no downloads.
+//!
+//! `synth` renders procedural rooms ([`world`]) by CPU ray casting along hand-held-like
+//! trajectories and writes:
+//! - labeled scans in the ScanNet exported layout (`scans/{train,test}/<id>/color/{i}.jpg`,
+//!   `depth/{i}.png` uint16 mm, `pose/{i}.txt` camera-to-world, `intrinsic/`), so they go
+//!   through the real importer;
+//! - unlabeled videos of other rooms, `videos/<id>.mp4` (H.264 through ffmpeg, 30 fps);
+//! - the videos' true depth, poses and intrinsics in `groundtruth/<id>/`, which ingestion and
+//!   training never read: only evaluation does, to score pseudo-labels honestly;
+//! - `world.json`: the options and what was written.
+//!
+//! Everything is a pure function of `--seed` and the options.
+
+pub mod world;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use image::{ImageBuffer, Rgb};
+use serde::{Deserialize, Serialize};
+
+use crate::datagen::SplitMix64;
+use crate::error::{Error, Result};
+use crate::geometry::Mat4;
+use crate::media::{DepthImage, encode_png16};
+use world::{Room, View, render, trajectory};
+
+/// Frame rate of the synthetic videos (and the time step of the scans).
+pub const FPS: i64 = 30;
+
+/// What to render.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynthOptions {
+    /// Seed of everything.
+    pub seed: u64,
+    /// Labeled scan scenes (a third of them, at least one, held out as `test`).
+    pub scenes: usize,
+    /// Unlabeled videos, each of its own room.
+    pub videos: usize,
+    /// Frames per scene and per video.
+    pub frames: usize,
+    /// Image width (even, for H.264).
+    pub width: u32,
+    /// Image height (even).
+    pub height: u32,
+    /// JPEG quality of scan colour images.
+    pub jpeg_quality: u8,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            scenes: 6,
+            videos: 4,
+            frames: 48,
+            width: 160,
+            height: 120,
+            jpeg_quality: 95,
+        }
+    }
+}
+
+/// What `synth` wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthManifest {
+    /// The options used.
+    pub options: SynthOptions,
+    /// Pinhole intrinsics of every camera, fx fy cx cy.
+    pub intrinsics: [f64; 4],
+    /// Scan scenes: (id, split, directory relative to the output).
+    pub scans: Vec<(String, String, String)>,
+    /// Videos: (id, file, ground-truth directory), relative to the output.
+    pub videos: Vec<(String, String, String)>,
+}
+
+/// The intrinsics synth uses for a resolution: ~58 degree horizontal field of view.
+pub fn intrinsics_for(width: u32, height: u32) -> [f64; 4] {
+    let f = 0.9 * f64::from(width);
+    [f, f, f64::from(width) / 2.0, f64::from(height) / 2.0]
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        action: "writing",
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+fn matrix_text(m: &Mat4) -> String {
+    m.chunks(4)
+        .map(|r| {
+            r.iter()
+                .map(|v| format!("{v:.9}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn depth_png(view: &View, width: u32, height: u32) -> Result<Vec<u8>> {
+    let values = view
+        .depth_m
+        .iter()
+        .map(|d| {
+            if *d > 0.0 {
+                (f64::from(*d) * 1000.0).round().clamp(1.0, 65535.0) as u16
+            } else {
+                0
+            }
+        })
+        .collect();
+    encode_png16(&DepthImage {
+        width,
+        height,
+        values,
+    })
+    .map_err(Error::Internal)
+}
+
+fn jpeg(view: &View, width: u32, height: u32, quality: u8) -> Result<Vec<u8>> {
+    let img: ImageBuffer<Rgb<u8>, Vec<u8>> = ImageBuffer::from_raw(width, height, view.rgb.clone())
+        .ok_or_else(|| Error::Internal("render size".into()))?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(&img)
+        .map_err(|e| Error::Internal(format!("JPEG encoding: {e}")))?;
+    Ok(out.into_inner())
+}
+
+/// Writes one scan scene in the ScanNet exported layout.
+fn write_scan(
+    dir: &Path,
+    room: &Room,
+    poses: &[Mat4],
+    o: &SynthOptions,
+    k: [f64; 4],
+) -> Result<()> {
+    for sub in ["color", "depth", "pose", "intrinsic"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(io(dir))?;
+    }
+    let kmat = format!(
+        "{} 0 {} 0\n0 {} {} 0\n0 0 1 0\n0 0 0 1\n",
+        k[0], k[2], k[1], k[3]
+    );
+    for name in ["intrinsic_color.txt", "intrinsic_depth.txt"] {
+        let p = dir.join("intrinsic").join(name);
+        std::fs::write(&p, &kmat).map_err(io(&p))?;
+    }
+    for (i, pose) in poses.iter().enumerate() {
+        let view = render(room, pose, k, o.width, o.height);
+        let p = dir.join(format!("color/{i}.jpg"));
+        std::fs::write(&p, jpeg(&view, o.width, o.height, o.jpeg_quality)?).map_err(io(&p))?;
+        let p = dir.join(format!("depth/{i}.png"));
+        std::fs::write(&p, depth_png(&view, o.width, o.height)?).map_err(io(&p))?;
+        let p = dir.join(format!("pose/{i}.txt"));
+        std::fs::write(&p, matrix_text(pose)).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// Renders a video through ffmpeg (H.264) and writes its ground truth beside.
+fn write_video(
+    file: &Path,
+    gt: &Path,
+    room: &Room,
+    poses: &[Mat4],
+    o: &SynthOptions,
+    k: [f64; 4],
+) -> Result<()> {
+    std::fs::create_dir_all(gt.join("depth")).map_err(io(gt))?;
+    let mut child = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s"])
+        .arg(format!("{}x{}", o.width, o.height))
+        .args(["-r", &FPS.to_string(), "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", "16"])
+        .args(["-pix_fmt", "yuv420p", "-movflags", "+faststart"])
+        .arg(file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::User(format!("cannot run ffmpeg to encode synthetic videos ({e}); install it (Debian/Ubuntu: apt-get install ffmpeg)")))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| Error::Internal("ffmpeg stdin".into()))?;
+    let mut pose_lines = String::from(
+        "# frame_idx timestamp_ns world_from_camera (16 values, row-major, OpenCV axes, metres)\n",
+    );
+    for (i, pose) in poses.iter().enumerate() {
+        let view = render(room, pose, k, o.width, o.height);
+        stdin.write_all(&view.rgb).map_err(io(file))?;
+        let p = gt.join(format!("depth/{i}.png"));
+        std::fs::write(&p, depth_png(&view, o.width, o.height)?).map_err(io(&p))?;
+        let ts = i as i64 * 1_000_000_000 / FPS;
+        pose_lines.push_str(&format!(
+            "{i} {ts} {}\n",
+            pose.iter()
+                .map(|v| format!("{v:.9}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().map_err(io(file))?;
+    if !out.status.success() {
+        return Err(Error::Internal(format!(
+            "ffmpeg failed to encode {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let p = gt.join("poses.txt");
+    std::fs::write(&p, pose_lines).map_err(io(&p))?;
+    let p = gt.join("intrinsics.txt");
+    std::fs::write(
+        &p,
+        format!(
+            "# fx fy cx cy width height\n{} {} {} {} {} {}\n",
+            k[0], k[1], k[2], k[3], o.width, o.height
+        ),
+    )
+    .map_err(io(&p))?;
+    Ok(())
+}
+
+/// Renders the synthetic world into `out`.
+pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
+    if o.width < 16 || o.height < 16 || o.width % 2 == 1 || o.height % 2 == 1 {
+        return Err(Error::User(format!(
+            "--resolution must be even and at least 16x16, got {}x{}",
+            o.width, o.height
+        )));
+    }
+    if o.frames < 2 {
+        return Err(Error::User("--frames must be at least 2".into()));
+    }
+    if o.videos > 0 {
+        crate::ingest::video::check_ffmpeg()?;
+    }
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let k = intrinsics_for(o.width, o.height);
+    let n_test = if o.scenes >= 2 {
+        (o.scenes / 3).max(1)
+    } else {
+        0
+    };
+    let bar = crate::progress::bar(((o.scenes + o.videos) * o.frames) as u64, "frames");
+    let mut manifest = SynthManifest {
+        options: o.clone(),
+        intrinsics: k,
+        scans: Vec::new(),
+        videos: Vec::new(),
+    };
+    for s in 0..o.scenes {
+        // Each scene and video has its own stream of randomness, so changing --videos does
+        // not change the scans.
+        let mut rng = SplitMix64::new(o.seed.wrapping_mul(1_000_003).wrapping_add(s as u64));
+        let room = Room::generate(&mut rng);
+        let poses = trajectory(&room, &mut rng, o.frames);
+        let split = if s >= o.scenes - n_test {
+            "test"
+        } else {
+            "train"
+        };
+        let id = format!("synth_scan_{s:03}");
+        let rel = format!("scans/{split}/{id}");
+        bar.set_message(id.clone());
+        write_scan(&out.join(&rel), &room, &poses, o, k)?;
+        bar.inc(o.frames as u64);
+        manifest.scans.push((id, split.into(), rel));
+    }
+    if o.videos > 0 {
+        std::fs::create_dir_all(out.join("videos")).map_err(io(out))?;
+    }
+    for v in 0..o.videos {
+        let mut rng = SplitMix64::new(
+            o.seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(0x5EED_0000 + v as u64),
+        );
+        let room = Room::generate(&mut rng);
+        let poses = trajectory(&room, &mut rng, o.frames);
+        let id = format!("synth_video_{v:03}");
+        let file = format!("videos/{id}.mp4");
+        let gt = format!("groundtruth/{id}");
+        bar.set_message(id.clone());
+        write_video(&out.join(&file), &out.join(&gt), &room, &poses, o, k)?;
+        bar.inc(o.frames as u64);
+        manifest.videos.push((id, file, gt));
+    }
+    bar.finish_and_clear();
+    let p = out.join("world.json");
+    let json =
+        serde_json::to_string_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+    std::fs::write(&p, json).map_err(io(&p))?;
+    Ok(manifest)
+}
+
+/// The rooms and trajectories of a synth run, regenerated from its options (for tests and
+/// evaluation that need the geometry itself).
+pub fn scan_geometry(o: &SynthOptions, scene: usize) -> (Room, Vec<Mat4>) {
+    let mut rng = SplitMix64::new(o.seed.wrapping_mul(1_000_003).wrapping_add(scene as u64));
+    let room = Room::generate(&mut rng);
+    let poses = trajectory(&room, &mut rng, o.frames);
+    (room, poses)
+}
+
+/// Relative paths of the scan scenes of `split` in a synth output.
+pub fn scan_dirs(out: &Path, manifest: &SynthManifest, split: &str) -> Vec<PathBuf> {
+    manifest
+        .scans
+        .iter()
+        .filter(|s| s.1 == split)
+        .map(|s| out.join(&s.2))
+        .collect()
+}
