@@ -1,5 +1,6 @@
 mod cli;
 mod fixture;
+mod ingest;
 mod layouts;
 mod readers;
 

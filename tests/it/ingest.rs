@@ -1,0 +1,456 @@
+//! Ingestion end to end: the synthetic world through the real importer, real data (a
+//! Middlebury RGB-D frame, real H.264 footage), broken inputs, and the `ingest` and `synth`
+//! commands.
+
+use std::path::Path;
+use std::process::Command;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int32Type, Int64Type};
+use spatialsv_pipeline::Dataset;
+use spatialsv_pipeline::geometry::transform_point;
+use spatialsv_pipeline::ingest::video::{Sampling, VideoOptions, ingest_videos};
+use spatialsv_pipeline::ingest::{
+    IngestOptions, ScanFormat, SplitChoice, ingest_scans, list_scenes,
+};
+use spatialsv_pipeline::media::decode_png16;
+use spatialsv_pipeline::synth::{SynthOptions, scan_geometry, synthesize};
+use spatialsv_schemas::{Split, Table};
+
+use super::{fails, ok, repo};
+
+fn table(ds: &Dataset, t: Table) -> RecordBatch {
+    let m = ds.latest().unwrap();
+    let batches = ds.read_table(&m, t, None).unwrap();
+    arrow::compute::concat_batches(&t.schema(), &batches).unwrap()
+}
+
+fn f64_at(b: &RecordBatch, c: &str, r: usize) -> f64 {
+    b.column_by_name(c)
+        .unwrap()
+        .as_primitive::<Float64Type>()
+        .value(r)
+}
+
+#[test]
+fn synth_ingest_unproject_lands_on_the_rendered_geometry() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SynthOptions {
+        scenes: 2,
+        videos: 0,
+        frames: 6,
+        width: 48,
+        height: 36,
+        ..SynthOptions::default()
+    };
+    let manifest = synthesize(dir.path(), &opts).unwrap();
+    assert_eq!(manifest.scans.len(), 2);
+    assert_eq!(manifest.scans[1].1, "test");
+    let ds = Dataset::create(dir.path().join("ds")).unwrap();
+    let iopts = IngestOptions::default();
+    let scenes = list_scenes(
+        Some(ScanFormat::Scannet),
+        &[dir.path().join("scans")],
+        &iopts,
+    )
+    .unwrap();
+    let report = ingest_scans(&ds, &scenes, &iopts, "test").unwrap();
+    assert_eq!(report.ingested(), 12);
+    for s in &report.scenes {
+        let c = s.consistency.expect("self-check ran");
+        assert!(c.agreement > 0.95, "{c:?}");
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+    // Unproject every stored depth pixel with the stored intrinsics and pose: each point must
+    // lie on the renderer's surfaces (depth is quantised to 1 mm).
+    let frames = table(&ds, Table::Frames);
+    let (mut points, mut off) = (0usize, 0usize);
+    for row in 0..frames.num_rows() {
+        let scene = frames
+            .column_by_name("scene_id")
+            .unwrap()
+            .as_string::<i32>()
+            .value(row);
+        let k = scene
+            .trim_start_matches("synth_scan_")
+            .parse::<usize>()
+            .unwrap();
+        let (room, _) = scan_geometry(&opts, k);
+        let pose = frames
+            .column_by_name("world_from_camera")
+            .unwrap()
+            .as_fixed_size_list()
+            .value(row);
+        let mut m = [0.0; 16];
+        m.copy_from_slice(pose.as_primitive::<Float64Type>().values());
+        let d = decode_png16(
+            frames
+                .column_by_name("depth")
+                .unwrap()
+                .as_binary::<i32>()
+                .value(row),
+        )
+        .unwrap();
+        let [fx, fy, cx, cy] =
+            ["depth_fx", "depth_fy", "depth_cx", "depth_cy"].map(|c| f64_at(&frames, c, row));
+        let scale = f64_at(&frames, "depth_scale_m", row);
+        for y in 0..d.height {
+            for x in 0..d.width {
+                let z = f64::from(d.at(x, y)) * scale;
+                let p = transform_point(
+                    &m,
+                    [
+                        (f64::from(x) + 0.5 - cx) / fx * z,
+                        (f64::from(y) + 0.5 - cy) / fy * z,
+                        z,
+                    ],
+                );
+                points += 1;
+                if room.surface_distance(p) > 0.003 {
+                    off += 1;
+                }
+            }
+        }
+    }
+    assert!(points > 10_000);
+    assert!(
+        off * 1000 < points,
+        "{off} of {points} points are off the geometry"
+    );
+}
+
+#[test]
+fn synth_is_deterministic() {
+    let opts = SynthOptions {
+        scenes: 1,
+        videos: 0,
+        frames: 3,
+        width: 32,
+        height: 24,
+        seed: 5,
+        ..SynthOptions::default()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    synthesize(a.path(), &opts).unwrap();
+    synthesize(b.path(), &opts).unwrap();
+    for f in ["color/2.jpg", "depth/2.png", "pose/2.txt"] {
+        let p = format!("scans/test/synth_scan_000/{f}");
+        let p = if a.path().join(&p).exists() {
+            p
+        } else {
+            format!("scans/train/synth_scan_000/{f}")
+        };
+        assert_eq!(
+            std::fs::read(a.path().join(&p)).unwrap(),
+            std::fs::read(b.path().join(&p)).unwrap(),
+            "{p}"
+        );
+    }
+    let other = tempfile::tempdir().unwrap();
+    synthesize(other.path(), &SynthOptions { seed: 6, ..opts }).unwrap();
+    assert_ne!(
+        std::fs::read(a.path().join("scans/train/synth_scan_000/pose/2.txt")).unwrap(),
+        std::fs::read(other.path().join("scans/train/synth_scan_000/pose/2.txt")).unwrap()
+    );
+}
+
+#[test]
+fn middlebury_motorcycle_real_rgbd_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = Dataset::create(dir.path()).unwrap();
+    let src = repo().join("tests/fixtures/scans/middlebury_motorcycle");
+    let opts = IngestOptions::default();
+    let scenes = list_scenes(Some(ScanFormat::Scannet), &[src], &opts).unwrap();
+    let report = ingest_scans(&ds, &scenes, &opts, "test").unwrap();
+    assert_eq!(report.ingested(), 1, "{report:?}");
+    let f = table(&ds, Table::Frames);
+    assert_eq!(
+        f.column_by_name("image_codec")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "png"
+    );
+    assert_eq!(
+        f.column_by_name("width")
+            .unwrap()
+            .as_primitive::<Int32Type>()
+            .value(0),
+        741
+    );
+    assert!((f64_at(&f, "fx", 0) - 994.978).abs() < 1e-9);
+    // The colour bytes are stored exactly as found.
+    let stored = f
+        .column_by_name("image")
+        .unwrap()
+        .as_binary::<i32>()
+        .value(0);
+    assert_eq!(
+        stored,
+        std::fs::read(repo().join("tests/fixtures/scans/middlebury_motorcycle/color/0.png"))
+            .unwrap()
+    );
+    let d = decode_png16(
+        f.column_by_name("depth")
+            .unwrap()
+            .as_binary::<i32>()
+            .value(0),
+    )
+    .unwrap();
+    let valid: Vec<f64> = d
+        .values
+        .iter()
+        .filter(|v| **v != 0)
+        .map(|v| f64::from(*v) / 1000.0)
+        .collect();
+    let ratio = valid.len() as f64 / d.values.len() as f64;
+    assert!((ratio - 0.9265).abs() < 0.001, "{ratio}");
+    let (lo, hi) = valid
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(a, b), v| (a.min(*v), b.max(*v)));
+    assert!(lo > 2.0 && hi < 5.1, "{lo} {hi}");
+}
+
+fn ffprobe_pts_ns(file: &Path) -> Vec<i64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe (apt-get install ffmpeg)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| (l.trim().trim_end_matches(',').parse::<f64>().unwrap() * 1e9).round() as i64)
+        .collect()
+}
+
+#[test]
+fn bikes_mp4_frames_and_timestamps_match_ffprobe() {
+    let file = repo().join("tests/fixtures/video/bikes.mp4");
+    let expected = ffprobe_pts_ns(&file);
+    assert_eq!(expected.len(), 250);
+    let dir = tempfile::tempdir().unwrap();
+    let ds = Dataset::create(dir.path()).unwrap();
+    let opts = VideoOptions {
+        split: SplitChoice::Fixed(Split::Train),
+        ..VideoOptions::default()
+    };
+    let report = ingest_videos(&ds, std::slice::from_ref(&file), &opts, "test").unwrap();
+    assert_eq!(report.ingested(), 250);
+    assert!(report.quarantined().is_empty(), "{report:?}");
+    let f = table(&ds, Table::Frames);
+    let mut ts: Vec<i64> = f
+        .column_by_name("timestamp_ns")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec();
+    ts.sort_unstable();
+    assert_eq!(ts, expected);
+    assert!(f.column_by_name("world_from_camera").unwrap().is_null(0));
+    assert!(f.column_by_name("fx").unwrap().is_null(0));
+    // 250 frames in clips of 8: 31 full clips and one of 2.
+    let clips = table(&ds, Table::Clips);
+    assert_eq!(clips.num_rows(), 32);
+    // Sampling every 10th frame keeps those exact timestamps.
+    let dir2 = tempfile::tempdir().unwrap();
+    let ds2 = Dataset::create(dir2.path()).unwrap();
+    let opts = VideoOptions {
+        sampling: Sampling::Stride(10),
+        ..opts
+    };
+    ingest_videos(&ds2, &[file], &opts, "test").unwrap();
+    let mut ts: Vec<i64> = table(&ds2, Table::Frames)
+        .column_by_name("timestamp_ns")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec();
+    ts.sort_unstable();
+    assert_eq!(ts, expected.iter().step_by(10).copied().collect::<Vec<_>>());
+}
+
+#[test]
+fn truncated_and_garbage_videos_keep_what_decodes_and_report_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Matroska copy of bikes cut short: the header survives, the tail does not.
+    let mkv = dir.path().join("cut.mkv");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(repo().join("tests/fixtures/video/bikes.mp4"))
+        .args(["-c", "copy", "-f", "matroska"])
+        .arg(dir.path().join("full.mkv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let full = std::fs::read(dir.path().join("full.mkv")).unwrap();
+    std::fs::write(&mkv, &full[..full.len() / 2]).unwrap();
+    let junk = dir.path().join("junk.avi");
+    std::fs::write(&junk, b"this is not a video").unwrap();
+    let ds = Dataset::create(dir.path().join("ds")).unwrap();
+    let report = ingest_videos(&ds, &[mkv, junk], &VideoOptions::default(), "test").unwrap();
+    let cut = &report.scenes[0];
+    assert!(cut.ingested > 50 && cut.ingested < 250, "{cut:?}");
+    assert_eq!(cut.quarantined.get("truncated_video"), Some(&1), "{cut:?}");
+    assert_eq!(
+        report.scenes[1].quarantined.get("unreadable_video"),
+        Some(&1)
+    );
+    let q = table(&ds, Table::Quarantine);
+    let details: Vec<&str> = q
+        .column_by_name("detail")
+        .unwrap()
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("expected sampled frames")),
+        "{details:?}"
+    );
+}
+
+#[test]
+fn ingest_and_synth_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("world");
+    let ds = dir.path().join("ds");
+    let (o, d) = (out.to_str().unwrap(), ds.to_str().unwrap());
+    let text = ok(&[
+        "synth",
+        "--out",
+        o,
+        "--scenes",
+        "2",
+        "--videos",
+        "1",
+        "--frames",
+        "4",
+        "--resolution",
+        "32x24",
+    ]);
+    assert!(
+        text.starts_with("rendered 2 scan scenes (1 train, 1 test) and 1 videos"),
+        "{text}"
+    );
+    let text = ok(&[
+        "ingest",
+        "auto",
+        &format!("{o}/scans/train"),
+        "--dataset",
+        d,
+        "--split",
+        "train",
+    ]);
+    assert!(text.contains("auto: detected the scannet layout"), "{text}");
+    assert!(
+        text.contains("summary: 1 scenes, 4 frames ingested, 0 duplicates skipped, 0 quarantined"),
+        "{text}"
+    );
+    let text = ok(&[
+        "ingest",
+        "video",
+        &format!("{o}/videos"),
+        "--dataset",
+        d,
+        "--clip-len",
+        "2",
+    ]);
+    assert!(
+        text.contains("summary: 1 scenes, 4 frames ingested"),
+        "{text}"
+    );
+    let again = ok(&[
+        "ingest",
+        "scannet",
+        &format!("{o}/scans/train"),
+        "--dataset",
+        d,
+        "--split",
+        "train",
+    ]);
+    assert!(
+        again.contains("0 frames ingested, 4 duplicates skipped"),
+        "{again}"
+    );
+    let csv = ok(&[
+        "sql",
+        "--dataset",
+        d,
+        "--format",
+        "csv",
+        "SELECT source, split, count(*) AS n FROM frames GROUP BY source, split ORDER BY source",
+    ]);
+    assert!(
+        csv.starts_with("source,split,n\nscan,train,4\nvideo,"),
+        "{csv}"
+    );
+    assert_eq!(
+        ok(&[
+            "sql",
+            "--dataset",
+            d,
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM clips"
+        ]),
+        "n\n2\n"
+    );
+
+    let (code, err) = fails(&["ingest", "tum", o, "--dataset", d]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("not a tum scene, and no tum scenes below it"),
+        "{err}"
+    );
+    let (code, err) = fails(&["ingest", "scannet", "/no/such/dir", "--dataset", d]);
+    assert_eq!(code, 2);
+    assert!(err.contains("source does not exist: /no/such/dir"), "{err}");
+    let (code, err) = fails(&[
+        "ingest",
+        "scannet",
+        o,
+        "--dataset",
+        d,
+        "--split",
+        "training",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--split: 'training' is not one of train, val, test"),
+        "{err}"
+    );
+}
+
+#[test]
+fn video_ingest_without_ffmpeg_says_how_to_install_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let ds = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
+        .args(["ingest", "video"])
+        .arg(repo().join("tests/fixtures/video/bikes.mp4"))
+        .arg("--dataset")
+        .arg(ds.path().join("ds"))
+        .env("PATH", empty.path())
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ffmpeg was not found on PATH") && err.contains("apt-get install ffmpeg"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
