@@ -117,7 +117,9 @@ fn mb_per_s(bytes: u64, d: Duration) -> f64 {
 }
 
 fn bench_commit(root: &Path, n: usize) {
-    println!("== commit throughput: {n} frames, 60 KB image + 120 KB depth blobs each");
+    println!(
+        "== commit throughput: {n} frames, 60 KB image + 120 KB depth blobs each (median of 3 rounds)"
+    );
     let rows = rows(n, 100, 60_000, 120_000, 1);
     let blob_bytes: u64 = rows
         .iter()
@@ -126,42 +128,63 @@ fn bench_commit(root: &Path, n: usize) {
     let input = batches(&rows, 128);
     drop(rows);
 
-    // Baseline 1: the same blob bytes written to one file, fsync'd.
-    let raw = root.join("raw.bin");
-    let t = Instant::now();
-    {
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, File::create(&raw).expect("create"));
-        for b in &input {
-            for name in ["image", "depth"] {
-                let col = b.column_by_name(name).expect("col");
-                let bin = col
-                    .as_any()
-                    .downcast_ref::<arrow::array::BinaryArray>()
-                    .expect("binary");
-                f.write_all(bin.value_data()).expect("write");
+    // Three rounds of (write, copy, commit), each into fresh files, so that page-cache and
+    // disk-allocation effects fall on every contender alike; medians are reported.
+    let (mut writes, mut copies, mut commits) = (Vec::new(), Vec::new(), Vec::new());
+    let mut written = 0;
+    let mut last = None;
+    for round in 0..3 {
+        // Baseline 1: the same blob bytes written to one file, fsync'd.
+        let raw = root.join(format!("raw{round}.bin"));
+        let t = Instant::now();
+        {
+            let mut f =
+                std::io::BufWriter::with_capacity(1 << 20, File::create(&raw).expect("create"));
+            for b in &input {
+                for name in ["image", "depth"] {
+                    let col = b.column_by_name(name).expect("col");
+                    let bin = col
+                        .as_any()
+                        .downcast_ref::<arrow::array::BinaryArray>()
+                        .expect("binary");
+                    f.write_all(bin.value_data()).expect("write");
+                }
             }
+            let f = f.into_inner().expect("flush");
+            f.sync_all().expect("sync");
         }
-        let f = f.into_inner().expect("flush");
-        f.sync_all().expect("sync");
-    }
-    let write_time = t.elapsed();
-    // Baseline 2: a plain copy of that file, fsync'd.
-    let t = Instant::now();
-    let copy = root.join("copy.bin");
-    std::fs::copy(&raw, &copy).expect("copy");
-    File::open(&copy).and_then(|f| f.sync_all()).expect("sync");
-    let copy_time = t.elapsed();
+        writes.push(t.elapsed());
+        // Baseline 2: a plain copy of that file, fsync'd.
+        let t = Instant::now();
+        let copy = root.join(format!("copy{round}.bin"));
+        std::fs::copy(&raw, &copy).expect("copy");
+        File::open(&copy).and_then(|f| f.sync_all()).expect("sync");
+        copies.push(t.elapsed());
+        let _ = std::fs::remove_file(&raw);
+        let _ = std::fs::remove_file(&copy);
 
-    // The store: a fresh dataset, one commit.
-    let t = Instant::now();
-    let ds = Dataset::create(root.join("commit-ds")).expect("create dataset");
-    let mut tx = ds.begin("bench").expect("begin");
-    for b in input.iter().cloned() {
-        tx.append(Table::Frames, b).expect("append");
+        // The store: a fresh dataset, one commit.
+        let t = Instant::now();
+        let ds = Dataset::create(root.join(format!("commit-ds{round}"))).expect("create dataset");
+        let mut tx = ds.begin("bench").expect("begin");
+        for b in input.iter().cloned() {
+            tx.append(Table::Frames, b).expect("append");
+        }
+        let out = tx.commit().expect("commit");
+        commits.push(t.elapsed());
+        written = out.added["frames"].bytes;
+        last = Some(ds);
     }
-    let out = tx.commit().expect("commit");
-    let commit_time = t.elapsed();
-    let written = out.added["frames"].bytes;
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (write_time, copy_time, commit_time) = (
+        median(&mut writes),
+        median(&mut copies),
+        median(&mut commits),
+    );
+    let ds = last.expect("a round ran");
 
     // Re-committing the same frames: every row is a duplicate.
     let t = Instant::now();

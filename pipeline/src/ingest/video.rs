@@ -73,6 +73,17 @@ impl Default for VideoOptions {
 
 const INSTALL_HINT: &str = "install it with your package manager (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)";
 
+/// The error for a tool that could not be started: when it is missing, say how to install it.
+fn spawn_error(tool: &str, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::User(format!(
+            "{tool} was not found on PATH; video ingest needs it: {INSTALL_HINT}"
+        ))
+    } else {
+        Error::User(format!("cannot run {tool} ({e}); {INSTALL_HINT}"))
+    }
+}
+
 /// Checks that `ffmpeg` and `ffprobe` can be run; the error says how to install them.
 pub fn check_ffmpeg() -> Result<()> {
     for tool in ["ffmpeg", "ffprobe"] {
@@ -124,7 +135,7 @@ pub fn probe(path: &Path) -> Result<Probe> {
         .args(["-of", "json"])
         .arg(path)
         .output()
-        .map_err(|e| Error::User(format!("cannot run ffprobe ({e}); {INSTALL_HINT}")))?;
+        .map_err(|e| spawn_error("ffprobe", e))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let Some(s) = v.get("streams").and_then(|s| s.get(0)) else {
@@ -277,7 +288,7 @@ pub fn decode(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::User(format!("cannot run ffmpeg ({e}); {INSTALL_HINT}")))?;
+        .map_err(|e| spawn_error("ffmpeg", e))?;
     let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::Internal("ffmpeg pipes missing".into()));
     };
@@ -455,15 +466,77 @@ fn ingest_one(
         detail,
         quarantined_at_ns: now_ns(),
     };
-    let probe = match probe(file) {
+    let mut next_idx = 0i64;
+    let mut timestamps = Vec::new();
+    // ffprobe (for the expected frame count) runs while ffmpeg decodes.
+    let (probed, decoded) = std::thread::scope(|scope| {
+        let probing = scope.spawn(|| probe(file));
+        let decoded = decode(file, opts, |frames| {
+            let rows: Vec<FrameRow> = frames
+                .into_iter()
+                .map(|f| {
+                    let idx = next_idx;
+                    next_idx += 1;
+                    timestamps.push(f.pts_ns);
+                    let (w, h) = crate::media::image_dims(&f.jpeg).unwrap_or((0, 0));
+                    FrameRow {
+                        scene_id: scene_id.clone(),
+                        frame_idx: idx,
+                        timestamp_ns: f.pts_ns,
+                        source: SourceKind::Video,
+                        split,
+                        image: f.jpeg,
+                        image_codec: "jpeg".into(),
+                        width: w as i32,
+                        height: h as i32,
+                        depth: None,
+                        intrinsics: None,
+                        camera_model: "unknown".into(),
+                        distortion: Vec::new(),
+                        world_from_camera: None,
+                        pose_source: None,
+                        source_uri: format!("{uri}#t={:.6}", f.pts_ns as f64 / 1e9),
+                    }
+                })
+                .collect();
+            let n = rows.len();
+            let staged = tx.append(Table::Frames, frames_batch(&rows)?)?;
+            rep.ingested += staged;
+            rep.duplicates += n - staged;
+            bar.tick();
+            Ok(())
+        });
+        let probed = probing
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("ffprobe thread panicked".into())));
+        (probed, decoded)
+    });
+    let decoded = decoded?;
+    let got = decoded.frames;
+    let probe = match probed {
         Ok(p) => p,
-        Err(e) => {
+        Err(e) if got == 0 => {
             rep.quarantined.insert("unreadable_video".into(), 1);
             tx.append(
                 Table::Quarantine,
                 quarantine_batch(&[quarantine("unreadable_video", e.to_string())])?,
             )?;
             return Ok(rep);
+        }
+        Err(e) => {
+            rep.warnings.push(format!(
+                "{}: ffprobe failed ({e}); truncation cannot be checked",
+                file.display()
+            ));
+            Probe {
+                codec: "?".into(),
+                width: 0,
+                height: 0,
+                time_base: (1, 1),
+                nb_frames: None,
+                duration_s: None,
+                avg_fps: None,
+            }
         }
     };
     rep.notes.push(format!(
@@ -477,45 +550,6 @@ fn ingest_one(
             .unwrap_or_else(|| "?".into()),
         probe.avg_fps.unwrap_or(0.0)
     ));
-    let mut next_idx = 0i64;
-    let mut timestamps = Vec::new();
-    let decoded = decode(file, opts, |frames| {
-        let rows: Vec<FrameRow> = frames
-            .into_iter()
-            .map(|f| {
-                let idx = next_idx;
-                next_idx += 1;
-                timestamps.push(f.pts_ns);
-                let (w, h) =
-                    crate::media::image_dims(&f.jpeg).unwrap_or((probe.width, probe.height));
-                FrameRow {
-                    scene_id: scene_id.clone(),
-                    frame_idx: idx,
-                    timestamp_ns: f.pts_ns,
-                    source: SourceKind::Video,
-                    split,
-                    image: f.jpeg,
-                    image_codec: "jpeg".into(),
-                    width: w as i32,
-                    height: h as i32,
-                    depth: None,
-                    intrinsics: None,
-                    camera_model: "unknown".into(),
-                    distortion: Vec::new(),
-                    world_from_camera: None,
-                    pose_source: None,
-                    source_uri: format!("{uri}#t={:.6}", f.pts_ns as f64 / 1e9),
-                }
-            })
-            .collect();
-        let n = rows.len();
-        let staged = tx.append(Table::Frames, frames_batch(&rows)?)?;
-        rep.ingested += staged;
-        rep.duplicates += n - staged;
-        bar.tick();
-        Ok(())
-    })?;
-    let got = decoded.frames;
     rep.frames_found = got;
     // How many frames a complete decode would have sampled, to detect truncation.
     let total = probe

@@ -1,0 +1,187 @@
+//! Ingest benchmark. Run: `cargo bench -p spatialsv-pipeline --bench ingest`
+//! (options: `-- --frames N --resolution WxH --video FILE`). Needs ffmpeg.
+//!
+//! 1. Scan ingest (ScanNet layout from the synthetic world: JPEG colour, 16-bit PNG depth,
+//!    pose and intrinsics text) into a fresh dataset, against a plain copy of the same files
+//!    (each file copied and fsync'd) in the same run: the I/O limit.
+//! 2. Video ingest of a file (default: `tests/fixtures/video/bikes.mp4`, real H.264 High
+//!    profile) against `ffmpeg -i FILE -f null -` decoding the same file at the same sampling.
+//!
+//! Each contender runs three times, interleaved; medians are reported, with ratios (these
+//! machines are shared and noisy: compare ratios, not absolute numbers).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spatialsv_pipeline::Dataset;
+use spatialsv_pipeline::ingest::video::{Sampling, VideoOptions, ingest_videos};
+use spatialsv_pipeline::ingest::{IngestOptions, ScanFormat, ingest_scans, list_scenes};
+use spatialsv_pipeline::synth::{SynthOptions, synthesize};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn bench_scans(root: &Path, frames: usize, w: u32, h: u32) {
+    let world = root.join("world");
+    let opts = SynthOptions {
+        scenes: 4,
+        videos: 0,
+        frames,
+        width: w,
+        height: h,
+        ..SynthOptions::default()
+    };
+    let t = Instant::now();
+    synthesize(&world, &opts).expect("synth");
+    println!(
+        "== scan ingest: 4 ScanNet-layout scenes x {frames} frames at {w}x{h} (rendered in {:.1}s)",
+        t.elapsed().as_secs_f64()
+    );
+    let mut files = Vec::new();
+    files_under(&world.join("scans"), &mut files);
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let n_frames = 4 * frames;
+    let (mut copies, mut ingests) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        let dest = root.join(format!("copy{round}"));
+        let t = Instant::now();
+        for (i, f) in files.iter().enumerate() {
+            let d = dest.join(format!("{i}"));
+            std::fs::create_dir_all(&dest).expect("mkdir");
+            std::fs::copy(f, &d).expect("copy");
+            std::fs::File::open(&d)
+                .and_then(|f| f.sync_all())
+                .expect("sync");
+        }
+        copies.push(t.elapsed());
+        let _ = std::fs::remove_dir_all(&dest);
+
+        let t = Instant::now();
+        let ds = Dataset::create(root.join(format!("ds{round}"))).expect("dataset");
+        let iopts = IngestOptions::default();
+        let scenes =
+            list_scenes(Some(ScanFormat::Scannet), &[world.join("scans")], &iopts).expect("list");
+        let r = ingest_scans(&ds, &scenes, &iopts, "bench").expect("ingest");
+        assert_eq!(r.ingested(), n_frames);
+        ingests.push(t.elapsed());
+    }
+    let (copy, ingest) = (median(copies), median(ingests));
+    let mbs = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
+    let fps = |d: Duration| n_frames as f64 / d.as_secs_f64();
+    println!(
+        "  input: {} files, {:.1} MB",
+        files.len(),
+        bytes as f64 / 1e6
+    );
+    println!(
+        "  copy+fsync baseline  {:8.1} MB/s  {:8.0} frames/s",
+        mbs(copy),
+        fps(copy)
+    );
+    println!(
+        "  spatialsv ingest     {:8.1} MB/s  {:8.0} frames/s",
+        mbs(ingest),
+        fps(ingest)
+    );
+    println!(
+        "  ingest / copy        {:.2}x of the copy throughput (target >= 0.5)",
+        copy.as_secs_f64() / ingest.as_secs_f64()
+    );
+}
+
+fn ffmpeg_null(file: &Path, stride: usize) -> Duration {
+    let t = Instant::now();
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-nostdin", "-i"]).arg(file);
+    if stride > 1 {
+        cmd.args([
+            "-vf",
+            &format!("select=not(mod(n\\,{stride}))"),
+            "-fps_mode",
+            "passthrough",
+        ]);
+    }
+    let ok = cmd
+        .args(["-f", "null", "-"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("ffmpeg")
+        .success();
+    assert!(ok);
+    t.elapsed()
+}
+
+fn bench_video(root: &Path, file: &Path) {
+    println!(
+        "== video ingest of {} vs ffmpeg -f null decoding",
+        file.display()
+    );
+    for stride in [1, 5] {
+        let (mut ffs, mut ours) = (Vec::new(), Vec::new());
+        let mut frames = 0;
+        for round in 0..3 {
+            ffs.push(ffmpeg_null(file, stride));
+            let ds = Dataset::create(root.join(format!("v{stride}-{round}"))).expect("dataset");
+            let opts = VideoOptions {
+                sampling: if stride > 1 {
+                    Sampling::Stride(stride)
+                } else {
+                    Sampling::All
+                },
+                ..VideoOptions::default()
+            };
+            let t = Instant::now();
+            let r = ingest_videos(&ds, &[file.to_path_buf()], &opts, "bench").expect("ingest");
+            ours.push(t.elapsed());
+            frames = r.ingested();
+        }
+        let (ff, us) = (median(ffs), median(ours));
+        println!(
+            "  stride {stride}: ffmpeg decode {:6.1} ms, spatialsv ingest {:6.1} ms ({frames} frames, {:.0} frames/s): {:.2}x of ffmpeg's rate (target >= 0.7)",
+            ff.as_secs_f64() * 1e3,
+            us.as_secs_f64() * 1e3,
+            frames as f64 / us.as_secs_f64(),
+            ff.as_secs_f64() / us.as_secs_f64()
+        );
+    }
+}
+
+fn main() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let frames: usize = arg("--frames").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let (w, h) = arg("--resolution")
+        .and_then(|r| {
+            let (w, h) = r.split_once('x')?;
+            Some((w.parse().ok()?, h.parse().ok()?))
+        })
+        .unwrap_or((640, 480));
+    bench_scans(tmp.path(), frames, w, h);
+    let video = arg("--video").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/video/bikes.mp4")
+    });
+    bench_video(tmp.path(), &video);
+}
