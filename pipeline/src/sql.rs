@@ -413,6 +413,18 @@ mod tests {
         assert!((0.8..0.97).contains(&mean), "{mean}");
         // A NULL depth (video) gives NULL, not an error.
         assert_eq!(f64s(&s, "SELECT valid_depth_ratio(NULL)"), vec![None]);
+        // byte_length gives the size of the blob the generator made.
+        let (_, rows) = crate::datagen::generate(&crate::datagen::GenSpec::default()).unwrap();
+        let want = rows[0].depth.as_ref().unwrap().png16.len() as i64;
+        let got = one_i64(
+            &s,
+            "SELECT byte_length(depth) FROM frames WHERE scene_id = 'gen0000' AND frame_idx = 0",
+        );
+        assert_eq!(got, want);
+        assert_eq!(
+            f64s(&s, "SELECT CAST(byte_length(NULL) AS DOUBLE)"),
+            vec![None]
+        );
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn split_choice(s: &str) -> Result<SplitChoice, CliError> {
 
 pub fn run(args: Args) -> CliResult {
     let split = split_choice(&args.split)?;
-    if args.stride == Some(0) || args.fps.is_some_and(|f| !(f > 0.0)) {
+    if args.stride == Some(0) || args.fps.is_some_and(|f| f.is_nan() || f <= 0.0) {
         return Err(CliError::User("--stride and --fps must be positive".into()));
     }
     let ds = Dataset::open_or_create(&args.dataset)?;

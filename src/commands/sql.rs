@@ -10,9 +10,9 @@ use super::{CliError, CliResult};
 /// Query a dataset with SQL. Every table of the chosen version (frames, scenes, clips,
 /// quarantine, pseudo_labels, runs, metrics) is registered from its manifest, with the 3D
 /// functions rotation_angle_deg(pose_a, pose_b), viewing_angle_deg(pose_a, pose_b),
-/// camera_distance_m(pose_a, pose_b) and valid_depth_ratio(depth). Binary columns print as
-/// `<N bytes>`. Without a query, reads statements from stdin (an interactive prompt on a
-/// terminal; end each with `;`, `\d` lists tables, `\q` quits).
+/// camera_distance_m(pose_a, pose_b), valid_depth_ratio(depth) and byte_length(blob).
+/// Binary columns print as `<N bytes>`. Without a query, reads statements from stdin (an
+/// interactive prompt on a terminal; end each with `;`, `\d` lists tables, `\q` quits).
 ///
 /// Examples:
 ///   spatialsv sql --dataset ds "SELECT split, count(*) FROM frames GROUP BY split"
