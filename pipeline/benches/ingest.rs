@@ -3,7 +3,7 @@
 //!
 //! 1. Scan ingest (ScanNet layout from the synthetic world: JPEG colour, 16-bit PNG depth,
 //!    pose and intrinsics text) into a fresh dataset, against a plain copy of the same files
-//!    (each file copied and fsync'd) in the same run: the I/O limit.
+//!    in the same run (the I/O limit), without and with a final `sync`.
 //! 2. Video ingest of a file (default: `tests/fixtures/video/bikes.mp4`, real H.264 High
 //!    profile) against `ffmpeg -i FILE -f null -` decoding the same file at the same sampling.
 //!
@@ -89,7 +89,7 @@ fn bench_scans(root: &Path, frames: usize, w: u32, h: u32) {
         assert_eq!(r.ingested(), n_frames);
         ingests.push(t.elapsed());
     }
-    let (copy, ingest) = (median(copies), median(ingests));
+    let (copy, copy_sync, ingest) = (median(copies), median(synced), median(ingests));
     let mbs = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
     let fps = |d: Duration| n_frames as f64 / d.as_secs_f64();
     println!(

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use spatialsv_pipeline::Dataset;
 use spatialsv_pipeline::ingest::video::{Sampling, VideoOptions, ingest_videos, video_files};
 use spatialsv_pipeline::ingest::{
     IngestOptions, IngestReport, ScanFormat, SplitChoice, ingest_scans, list_scenes,
 };
+use spatialsv_pipeline::{Dataset, WriteOptions};
 use spatialsv_schemas::Split;
 
 use super::{CliError, CliResult};
@@ -38,9 +38,13 @@ pub struct Args {
     /// Split of the ingested scenes: `auto` hashes the scene id (80% train, 10% val, 10% test).
     #[arg(long, default_value = "auto")]
     split: String,
-    /// Worker threads (default: one per core).
+    /// Scans: worker threads reading and checking frames (default: one per core). Video
+    /// decoding runs in ffmpeg's own threads.
     #[arg(long)]
     jobs: Option<usize>,
+    /// TOML file of Parquet layout options (the keys of configs/store.toml).
+    #[arg(long)]
+    store_config: Option<PathBuf>,
     /// Scans: intrinsics fx,fy,cx,cy (stored-image pixels) instead of the layout's.
     #[arg(long, value_delimiter = ',', num_args = 4)]
     intrinsics: Option<Vec<f64>>,
@@ -102,6 +106,10 @@ pub fn run(args: Args) -> CliResult {
     if args.stride == Some(0) || args.fps.is_some_and(|f| f.is_nan() || f <= 0.0) {
         return Err(CliError::User("--stride and --fps must be positive".into()));
     }
+    let write = match &args.store_config {
+        Some(p) => spatialsv_pipeline::load_toml::<WriteOptions>(p)?,
+        None => WriteOptions::default(),
+    };
     let ds = Dataset::open_or_create(&args.dataset)?;
     let srcs: Vec<String> = args.src.iter().map(|p| p.display().to_string()).collect();
     let operation = format!("ingest {:?} {}", args.format, srcs.join(" ")).to_lowercase();
@@ -113,9 +121,9 @@ pub fn run(args: Args) -> CliResult {
                 (None, None) => Sampling::All,
             },
             clip_len: args.clip_len.max(1),
+            write: write.clone(),
             jpeg_quality: args.jpeg_quality,
             split,
-            jobs: args.jobs,
             ..VideoOptions::default()
         };
         let files = video_files(&args.src)?;
@@ -128,6 +136,7 @@ pub fn run(args: Args) -> CliResult {
             intrinsics: args.intrinsics.map(|v| [v[0], v[1], v[2], v[3]]),
             jobs: args.jobs,
             commit_every_frames: args.commit_every.max(1),
+            write,
             ..IngestOptions::default()
         };
         let scenes = list_scenes(args.format.scan(), &args.src, &opts)?;

@@ -52,8 +52,6 @@ pub struct VideoOptions {
     pub jpeg_quality: u8,
     /// Split assignment.
     pub split: SplitChoice,
-    /// Files decoded at once (each ffmpeg uses several threads itself).
-    pub jobs: Option<usize>,
     /// Parquet layout.
     pub write: WriteOptions,
 }
@@ -65,7 +63,6 @@ impl Default for VideoOptions {
             clip_len: 8,
             jpeg_quality: 90,
             split: SplitChoice::Auto,
-            jobs: None,
             write: WriteOptions::default(),
         }
     }
