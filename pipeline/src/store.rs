@@ -419,28 +419,68 @@ impl PartWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let schema = self.buffer[0].schema();
-        let batch = concat_batches(&schema, &self.buffer)?;
-        self.buffer.clear();
+        let buffer = std::mem::take(&mut self.buffer);
         self.buffered_bytes = 0;
         self.buffered_rows = 0;
-        let sort: Vec<SortColumn> = table
-            .sort_columns()
-            .iter()
-            .filter_map(|c| batch.column_by_name(c))
-            .map(|values| SortColumn {
-                values: values.clone(),
-                options: None,
-            })
-            .collect();
-        let indices = lexsort_to_indices(&sort, None)?;
-        let sorted = take_record_batch(&batch, &indices)?;
-        self.rows += sorted.num_rows() as u64;
-        self.writer.write(&sorted)?;
+        if is_sorted(&buffer, table)? {
+            // The common case (ingestion appends scene by scene, frame by frame): write the
+            // batches as they are, without copying the blobs into a sorted batch.
+            for b in &buffer {
+                self.rows += b.num_rows() as u64;
+                self.writer.write(b)?;
+            }
+        } else {
+            let batch = concat_batches(&buffer[0].schema(), &buffer)?;
+            drop(buffer);
+            let indices = lexsort_to_indices(&sort_columns(&batch, table), None)?;
+            let sorted = take_record_batch(&batch, &indices)?;
+            self.rows += sorted.num_rows() as u64;
+            self.writer.write(&sorted)?;
+        }
         self.writer.flush()?;
         crash_point("mid-data-file");
         Ok(())
     }
+}
+
+fn sort_columns(batch: &RecordBatch, table: Table) -> Vec<SortColumn> {
+    table
+        .sort_columns()
+        .iter()
+        .filter_map(|c| batch.column_by_name(c))
+        .map(|values| SortColumn {
+            values: values.clone(),
+            options: None,
+        })
+        .collect()
+}
+
+/// Whether the rows of `batches`, in order, are already sorted by the table's sort columns.
+fn is_sorted(batches: &[RecordBatch], table: Table) -> Result<bool> {
+    let Some(first) = batches.first() else {
+        return Ok(true);
+    };
+    let fields = sort_columns(first, table)
+        .iter()
+        .map(|c| SortField::new(c.values.data_type().clone()))
+        .collect();
+    let converter = RowConverter::new(fields)?;
+    let mut last: Option<Vec<u8>> = None;
+    for b in batches {
+        let cols: Vec<ArrayRef> = sort_columns(b, table)
+            .into_iter()
+            .map(|c| c.values)
+            .collect();
+        let rows = converter.convert_columns(&cols)?;
+        for r in rows.iter() {
+            let key = r.as_ref();
+            if last.as_deref().is_some_and(|l| l > key) {
+                return Ok(false);
+            }
+            last = Some(key.to_vec());
+        }
+    }
+    Ok(true)
 }
 
 fn writer_properties(table: Table, options: &WriteOptions) -> Result<WriterProperties> {
@@ -858,6 +898,34 @@ mod tests {
             assert_eq!(keys, sorted);
         }
         assert_eq!(rows(&ds, Table::Frames), 20);
+    }
+
+    #[test]
+    fn rows_offered_out_of_order_are_stored_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Dataset::create(dir.path()).unwrap();
+        let b = frames(0, 3);
+        let reversed: Vec<u32> = (0..b.num_rows() as u32).rev().collect();
+        let b = take_record_batch(&b, &arrow::array::UInt32Array::from(reversed)).unwrap();
+        let mut tx = ds.begin("reversed").unwrap();
+        tx.append(Table::Frames, b).unwrap();
+        tx.commit().unwrap();
+        let m = ds.latest().unwrap();
+        let f = &m.tables["frames"].files[0];
+        let batches = ds
+            .read_file(&f.path, Some(&["scene_id", "frame_idx"]))
+            .unwrap();
+        assert!(is_sorted(&batches, Table::Frames).unwrap());
+        assert!(
+            !is_sorted(
+                &[
+                    take_record_batch(&batches[0], &arrow::array::UInt32Array::from(vec![1, 0]))
+                        .unwrap()
+                ],
+                Table::Frames
+            )
+            .unwrap()
+        );
     }
 
     #[test]
