@@ -7,7 +7,7 @@
 //! 2. Video ingest of a file (default: `tests/fixtures/video/bikes.mp4`, real H.264 High
 //!    profile) against `ffmpeg -i FILE -f null -` decoding the same file at the same sampling.
 //!
-//! Each contender runs three times, interleaved; medians are reported, with ratios (these
+//! Each contender runs several times (5 for scans, 3 for video), interleaved; medians are reported, with ratios (these
 //! machines are shared and noisy: compare ratios, not absolute numbers).
 
 use std::path::{Path, PathBuf};
@@ -65,8 +65,9 @@ fn bench_scans(root: &Path, frames: usize, w: u32, h: u32) {
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
     let n_frames = 4 * frames;
-    let (mut copies, mut synced, mut ingests) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..3 {
+    let (mut copies, mut synced, mut ingests, mut unchecked) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..5 {
         // Baseline: copy every file (into the page cache), then one `sync` to make it durable
         // as the store's commit is; both figures are reported.
         let dest = root.join(format!("copy{round}"));
@@ -80,16 +81,27 @@ fn bench_scans(root: &Path, frames: usize, w: u32, h: u32) {
         synced.push(t.elapsed());
         let _ = std::fs::remove_dir_all(&dest);
 
-        let t = Instant::now();
-        let ds = Dataset::create(root.join(format!("ds{round}"))).expect("dataset");
-        let iopts = IngestOptions::default();
-        let scenes =
-            list_scenes(Some(ScanFormat::Scannet), &[world.join("scans")], &iopts).expect("list");
-        let r = ingest_scans(&ds, &scenes, &iopts, "bench").expect("ingest");
-        assert_eq!(r.ingested(), n_frames);
-        ingests.push(t.elapsed());
+        for (check_pairs, times) in [(8, &mut ingests), (0, &mut unchecked)] {
+            let t = Instant::now();
+            let ds =
+                Dataset::create(root.join(format!("ds{round}-{check_pairs}"))).expect("dataset");
+            let iopts = IngestOptions {
+                check_pairs,
+                ..IngestOptions::default()
+            };
+            let scenes = list_scenes(Some(ScanFormat::Scannet), &[world.join("scans")], &iopts)
+                .expect("list");
+            let r = ingest_scans(&ds, &scenes, &iopts, "bench").expect("ingest");
+            assert_eq!(r.ingested(), n_frames);
+            times.push(t.elapsed());
+        }
     }
-    let (copy, copy_sync, ingest) = (median(copies), median(synced), median(ingests));
+    let (copy, copy_sync, ingest, no_check) = (
+        median(copies),
+        median(synced),
+        median(ingests),
+        median(unchecked),
+    );
     let mbs = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
     let fps = |d: Duration| n_frames as f64 / d.as_secs_f64();
     println!(
@@ -111,6 +123,11 @@ fn bench_scans(root: &Path, frames: usize, w: u32, h: u32) {
         "  spatialsv ingest     {:8.1} MB/s  {:8.0} frames/s (durable: fsync'd)",
         mbs(ingest),
         fps(ingest)
+    );
+    println!(
+        "  ... without self-check {:8.1} MB/s  {:8.0} frames/s",
+        mbs(no_check),
+        fps(no_check)
     );
     println!(
         "  ingest / copy        {:.2}x of the plain copy, {:.2}x of copy+sync (target >= 0.5)",
