@@ -77,47 +77,38 @@ impl ScalarUDFImpl for GeoUdf {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if self.kind == Kind::ByteLength {
-            if !matches!(
-                arg_types,
-                [
-                    DataType::Binary
-                        | DataType::LargeBinary
-                        | DataType::BinaryView
-                        | DataType::Null
-                ]
-            ) {
-                return plan_err!("byte_length(blob) takes a binary value, got {arg_types:?}");
+        let types = || {
+            arg_types
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self.kind {
+            Kind::ByteLength | Kind::ValidDepthRatio => {
+                if !matches!(arg_types, [t] if is_binary_type(t)) {
+                    return plan_err!(
+                        "{}(blob) takes one binary value, got {}",
+                        self.name(),
+                        types()
+                    );
+                }
             }
-            return Ok(DataType::Int64);
-        }
-        if self.kind == Kind::ValidDepthRatio {
-            if !matches!(
-                arg_types,
-                [
-                    DataType::Binary
-                        | DataType::LargeBinary
-                        | DataType::BinaryView
-                        | DataType::Null
-                ]
-            ) {
-                return plan_err!(
-                    "{}(depth) takes a binary 16-bit PNG depth blob, got {arg_types:?}",
-                    self.name()
-                );
+            _ => {
+                if !arg_types.iter().all(is_pose_type) {
+                    return plan_err!(
+                        "{}(pose_a, pose_b) takes two 4x4 poses (16 float64, row-major), got {}",
+                        self.name(),
+                        types()
+                    );
+                }
             }
-        } else if !arg_types.iter().all(is_pose_type) {
-            return plan_err!(
-                "{}(pose_a, pose_b) takes two 4x4 poses (16 float64, row-major), got {}",
-                self.name(),
-                arg_types
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
         }
-        Ok(DataType::Float64)
+        Ok(if self.kind == Kind::ByteLength {
+            DataType::Int64
+        } else {
+            DataType::Float64
+        })
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -231,34 +222,40 @@ pub fn depth_valid_ratio(png: &[u8]) -> Option<f64> {
     Some(valid as f64 / total as f64)
 }
 
-fn valid_depth_ratio(arr: &ArrayRef) -> Result<Float64Array> {
-    let decode = |b: Option<&[u8]>| b.and_then(depth_valid_ratio);
-    Ok(match arr.data_type() {
-        DataType::Binary => arr.as_binary::<i32>().iter().map(decode).collect(),
-        DataType::LargeBinary => arr.as_binary::<i64>().iter().map(decode).collect(),
-        DataType::BinaryView => arr.as_binary_view().iter().map(decode).collect(),
-        DataType::Null => (0..arr.len()).map(|_| None).collect(),
-        other => {
-            return Err(DataFusionError::Plan(format!(
-                "expected a binary depth blob, got {other}"
-            )));
-        }
-    })
+fn is_binary_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null
+    )
 }
 
-fn byte_length(arr: &ArrayRef) -> Result<arrow::array::Int64Array> {
-    let len = |b: Option<&[u8]>| b.map(|b| b.len() as i64);
+/// The values of a binary column of any binary type (NULL for a NULL-typed column).
+fn binary_values(arr: &ArrayRef) -> Result<Vec<Option<&[u8]>>> {
     Ok(match arr.data_type() {
-        DataType::Binary => arr.as_binary::<i32>().iter().map(len).collect(),
-        DataType::LargeBinary => arr.as_binary::<i64>().iter().map(len).collect(),
-        DataType::BinaryView => arr.as_binary_view().iter().map(len).collect(),
-        DataType::Null => (0..arr.len()).map(|_| None).collect(),
+        DataType::Binary => arr.as_binary::<i32>().iter().collect(),
+        DataType::LargeBinary => arr.as_binary::<i64>().iter().collect(),
+        DataType::BinaryView => arr.as_binary_view().iter().collect(),
+        DataType::Null => vec![None; arr.len()],
         other => {
             return Err(DataFusionError::Plan(format!(
                 "expected a binary value, got {other}"
             )));
         }
     })
+}
+
+fn valid_depth_ratio(arr: &ArrayRef) -> Result<Float64Array> {
+    Ok(binary_values(arr)?
+        .into_iter()
+        .map(|b| b.and_then(depth_valid_ratio))
+        .collect())
+}
+
+fn byte_length(arr: &ArrayRef) -> Result<arrow::array::Int64Array> {
+    Ok(binary_values(arr)?
+        .into_iter()
+        .map(|b| b.map(|b| b.len() as i64))
+        .collect())
 }
 
 /// Names of the functions registered by [`register`].

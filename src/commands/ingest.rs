@@ -124,7 +124,6 @@ pub fn run(args: Args) -> CliResult {
             write: write.clone(),
             jpeg_quality: args.jpeg_quality,
             split,
-            ..VideoOptions::default()
         };
         let files = video_files(&args.src)?;
         // One commit per file, each named after its file.
