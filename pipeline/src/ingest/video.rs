@@ -167,7 +167,7 @@ pub fn probe(path: &Path) -> Result<Probe> {
 }
 
 /// The `select` filter expression of a sampling.
-fn select_expr(s: Sampling) -> String {
+pub fn select_expr(s: Sampling) -> String {
     match s {
         Sampling::All => "1".into(),
         Sampling::Stride(n) => format!("not(mod(n\\,{}))", n.max(1)),
