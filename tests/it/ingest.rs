@@ -454,3 +454,83 @@ fn video_ingest_without_ffmpeg_says_how_to_install_it() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn a_killed_ingest_leaves_the_last_version_and_a_rerun_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("world");
+    let o = out.to_str().unwrap();
+    ok(&[
+        "synth",
+        "--out",
+        o,
+        "--scenes",
+        "3",
+        "--videos",
+        "0",
+        "--frames",
+        "4",
+        "--resolution",
+        "32x24",
+    ]);
+    let ds = dir.path().join("ds");
+    let d = ds.to_str().unwrap();
+    // First run: one commit per scene (--commit-every 4); the process aborts at its first
+    // manifest, after writing data files.
+    let killed = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
+        .args([
+            "ingest",
+            "scannet",
+            &format!("{o}/scans"),
+            "--dataset",
+            d,
+            "--commit-every",
+            "4",
+        ])
+        .env("CI", "true")
+        .env("SPATIALSV_CRASH_AT", "before-manifest")
+        .output()
+        .unwrap();
+    assert!(!killed.status.success());
+    assert_eq!(
+        ok(&[
+            "sql",
+            "--dataset",
+            d,
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM frames"
+        ]),
+        "n\n0\n"
+    );
+    // The rerun finishes the job, without duplicates.
+    let text = ok(&[
+        "ingest",
+        "scannet",
+        &format!("{o}/scans"),
+        "--dataset",
+        d,
+        "--commit-every",
+        "4",
+    ]);
+    assert!(
+        text.contains("summary: 3 scenes, 12 frames ingested, 0 duplicates skipped"),
+        "{text}"
+    );
+    let again = ok(&["ingest", "scannet", &format!("{o}/scans"), "--dataset", d]);
+    assert!(
+        again.contains("0 frames ingested, 12 duplicates skipped"),
+        "{again}"
+    );
+    assert_eq!(
+        ok(&[
+            "sql",
+            "--dataset",
+            d,
+            "--format",
+            "csv",
+            "SELECT count(*) AS n, count(DISTINCT content_hash) AS k FROM frames"
+        ]),
+        "n,k\n12,12\n"
+    );
+}

@@ -11,6 +11,9 @@
 //! burn-cuda. Both are wrapped in `Autodiff` for training.
 
 mod backend;
+pub mod loss;
 pub mod metrics;
+pub mod model;
+pub mod training;
 
 pub use backend::{BACKEND_NAME, Backend, TrainBackend, default_device};

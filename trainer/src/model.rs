@@ -1,0 +1,477 @@
+//! The SpatialSV model: 2D visual tokens lifted into explicit 3D outputs.
+//!
+//! Follows SpatialSV (arXiv 2606.19915; DOMAIN.md section 1) with a VGGT-style trunk:
+//!
+//! 1. a ViT-style patch encoder per frame (the vision tower): a strided convolution into
+//!    `width`-dim tokens plus learned position embeddings;
+//! 2. a transformer trunk over all visual tokens of a clip of V frames that alternates
+//!    frame-wise attention (tokens of one frame) and global attention (all frames), with a
+//!    learned camera token per frame and a learned marker on the first (reference) frame;
+//! 3. hidden states tapped from 4 evenly spread trunk layers, each through its own 2-layer
+//!    projector into the head width;
+//! 4. three task-decoupled DPT-style dense heads fed by all four taps: depth (1 channel),
+//!    ray map (6: origin and unit direction) and point map (3, in the first frame's camera
+//!    coordinates), each with a confidence channel `c = 1 + exp(x)`.
+//!
+//! Run the shape tests with `cargo test -p spatialsv-trainer model`.
+
+use burn::config::Config;
+use burn::module::{Initializer, Module, Param};
+use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::Tensor;
+use burn::tensor::activation::{gelu, relu};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+/// Sizes of the model. One type for every preset.
+#[derive(Config, Debug, PartialEq)]
+pub struct SpatialSvConfig {
+    /// Input image height (pixels, a multiple of `patch`).
+    #[config(default = 64)]
+    pub image_height: usize,
+    /// Input image width (pixels, a multiple of `patch`).
+    #[config(default = 80)]
+    pub image_width: usize,
+    /// Patch size of the encoder.
+    #[config(default = 8)]
+    pub patch: usize,
+    /// Token width of the encoder and trunk.
+    #[config(default = 64)]
+    pub width: usize,
+    /// Trunk layers (alternating frame-wise and global attention).
+    #[config(default = 4)]
+    pub depth: usize,
+    /// Attention heads.
+    #[config(default = 4)]
+    pub heads: usize,
+    /// MLP hidden size as a multiple of `width`.
+    #[config(default = 2)]
+    pub mlp_ratio: usize,
+    /// Width of the projectors' outputs and of the dense heads.
+    #[config(default = 32)]
+    pub head_width: usize,
+    /// Most frames per clip.
+    #[config(default = 8)]
+    pub max_frames: usize,
+}
+
+impl SpatialSvConfig {
+    /// The tiny preset: trains on a 2-core CPU.
+    pub fn tiny() -> Self {
+        Self::new()
+    }
+
+    /// A small GPU preset.
+    pub fn small() -> Self {
+        Self::new()
+            .with_image_height(224)
+            .with_image_width(224)
+            .with_patch(14)
+            .with_width(384)
+            .with_depth(12)
+            .with_heads(6)
+            .with_mlp_ratio(4)
+            .with_head_width(128)
+    }
+
+    /// A base GPU preset.
+    pub fn base() -> Self {
+        Self::small()
+            .with_width(768)
+            .with_depth(24)
+            .with_heads(12)
+            .with_head_width(256)
+    }
+
+    /// Patch grid (rows, columns).
+    pub fn grid(&self) -> (usize, usize) {
+        (
+            self.image_height / self.patch,
+            self.image_width / self.patch,
+        )
+    }
+
+    /// Trunk layers whose outputs feed the heads: 4 evenly spread, the last included.
+    pub fn tap_layers(&self) -> [usize; 4] {
+        let d = self.depth.max(4);
+        [d / 4 - 1, d / 2 - 1, 3 * d / 4 - 1, d - 1]
+    }
+
+    /// Builds the model.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> SpatialSv<B> {
+        let (gh, gw) = self.grid();
+        let tokens = gh * gw;
+        let d = self.width;
+        let blocks = (0..self.depth.max(4))
+            .map(|_| Block {
+                norm1: LayerNormConfig::new(d).init(device),
+                attn: MultiHeadAttentionConfig::new(d, self.heads)
+                    .with_dropout(0.0)
+                    .init(device),
+                norm2: LayerNormConfig::new(d).init(device),
+                fc1: LinearConfig::new(d, d * self.mlp_ratio).init(device),
+                fc2: LinearConfig::new(d * self.mlp_ratio, d).init(device),
+            })
+            .collect();
+        let projectors = (0..4)
+            .map(|_| Projector {
+                fc1: LinearConfig::new(d, d).init(device),
+                fc2: LinearConfig::new(d, self.head_width).init(device),
+            })
+            .collect();
+        let small = Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        };
+        SpatialSv {
+            patch_embed: Conv2dConfig::new([3, d], [self.patch, self.patch])
+                .with_stride([self.patch, self.patch])
+                .init(device),
+            pos_embed: small.init([1, tokens, d], device),
+            camera_token: small.init([1, 1, d], device),
+            reference_marker: small.init([1, 1, d], device),
+            blocks,
+            projectors,
+            depth_head: DptHead::new(self.head_width, 1, device),
+            ray_head: DptHead::new(self.head_width, 6, device),
+            point_head: DptHead::new(self.head_width, 3, device),
+            taps: self.tap_layers(),
+            grid: [gh, gw],
+            image: [self.image_height, self.image_width],
+        }
+    }
+}
+
+/// One trunk layer: pre-norm attention and MLP with residuals.
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    norm1: LayerNorm<B>,
+    attn: MultiHeadAttention<B>,
+    norm2: LayerNorm<B>,
+    fc1: Linear<B>,
+    fc2: Linear<B>,
+}
+
+impl<B: Backend> Block<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let h = self
+            .attn
+            .forward(MhaInput::self_attn(self.norm1.forward(x.clone())))
+            .context;
+        let x = x + h;
+        let h = self
+            .fc2
+            .forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
+        x + h
+    }
+}
+
+/// A tap's 2-layer projector into the head width.
+#[derive(Module, Debug)]
+pub struct Projector<B: Backend> {
+    fc1: Linear<B>,
+    fc2: Linear<B>,
+}
+
+impl<B: Backend> Projector<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.fc2.forward(gelu(self.fc1.forward(x)))
+    }
+}
+
+/// A DPT-style dense head: the four taps are reassembled into feature maps at four scales
+/// (4x, 2x, 1x and 1/2x the patch grid), fused coarse to fine with residual convolution
+/// units, and upsampled to the image resolution; the last convolution gives `channels`
+/// values plus one confidence logit per pixel.
+#[derive(Module, Debug)]
+pub struct DptHead<B: Backend> {
+    reassemble: Vec<Conv2d<B>>,
+    fuse: Vec<Conv2d<B>>,
+    out1: Conv2d<B>,
+    out2: Conv2d<B>,
+}
+
+fn conv<B: Backend>(cin: usize, cout: usize, k: usize, device: &B::Device) -> Conv2d<B> {
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_padding(PaddingConfig2d::Same)
+        .init(device)
+}
+
+fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    if [h, w] == size {
+        return x;
+    }
+    interpolate(
+        x,
+        size,
+        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
+    )
+}
+
+impl<B: Backend> DptHead<B> {
+    fn new(width: usize, channels: usize, device: &B::Device) -> Self {
+        Self {
+            reassemble: (0..4).map(|_| conv(width, width, 1, device)).collect(),
+            fuse: (0..4).map(|_| conv(width, width, 3, device)).collect(),
+            out1: conv(width, width / 2, 3, device),
+            out2: conv(width / 2, channels + 1, 1, device),
+        }
+    }
+
+    /// `taps`: four `[n, head_width, gh, gw]` maps, shallow to deep. Returns
+    /// `[n, channels + 1, image_h, image_w]` raw outputs.
+    fn forward(&self, taps: &[Tensor<B, 4>; 4], image: [usize; 2]) -> Tensor<B, 4> {
+        let [_, _, gh, gw] = taps[0].dims();
+        let sizes = [
+            [gh * 4, gw * 4],
+            [gh * 2, gw * 2],
+            [gh, gw],
+            [gh.div_ceil(2), gw.div_ceil(2)],
+        ];
+        let maps: Vec<Tensor<B, 4>> = taps
+            .iter()
+            .zip(&self.reassemble)
+            .zip(sizes)
+            .map(|((t, conv), size)| conv.forward(resize(t.clone(), size)))
+            .collect();
+        // Coarse to fine: the deepest (smallest) map is upsampled into each finer one.
+        let mut fused = relu(self.fuse[3].forward(maps[3].clone()));
+        for level in (0..3).rev() {
+            let up = resize(fused, sizes[level]);
+            let x = up + maps[level].clone();
+            fused = x.clone() + relu(self.fuse[level].forward(x));
+        }
+        let x = relu(self.out1.forward(fused));
+        self.out2.forward(resize(x, image))
+    }
+}
+
+/// The model.
+#[derive(Module, Debug)]
+pub struct SpatialSv<B: Backend> {
+    patch_embed: Conv2d<B>,
+    pos_embed: Param<Tensor<B, 3>>,
+    camera_token: Param<Tensor<B, 3>>,
+    reference_marker: Param<Tensor<B, 3>>,
+    blocks: Vec<Block<B>>,
+    projectors: Vec<Projector<B>>,
+    depth_head: DptHead<B>,
+    ray_head: DptHead<B>,
+    point_head: DptHead<B>,
+    taps: [usize; 4],
+    grid: [usize; 2],
+    image: [usize; 2],
+}
+
+/// What the model predicts for a clip of `b` clips of `v` frames at `h` x `w`.
+#[derive(Debug, Clone)]
+pub struct Prediction<B: Backend> {
+    /// Depth, `[b, v, h, w]`, positive (in the normalised scene scale).
+    pub depth: Tensor<B, 4>,
+    /// Depth confidence, `[b, v, h, w]`, >= 1.
+    pub depth_conf: Tensor<B, 4>,
+    /// Ray map, `[b, v, 6, h, w]`: origin (3) then unit direction (3), first-camera frame.
+    pub rays: Tensor<B, 5>,
+    /// Ray confidence, `[b, v, h, w]`.
+    pub ray_conf: Tensor<B, 4>,
+    /// Point map, `[b, v, 3, h, w]`, first-camera frame.
+    pub points: Tensor<B, 5>,
+    /// Point confidence, `[b, v, h, w]`.
+    pub point_conf: Tensor<B, 4>,
+}
+
+/// `c = 1 + exp(x)`, clamped so a wild logit cannot overflow.
+fn confidence<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    x.clamp(-20.0, 20.0).exp() + 1.0
+}
+
+impl<B: Backend> SpatialSv<B> {
+    /// Runs the model on `images`, `[b, v, 3, h, w]`, normalised to about zero mean and unit
+    /// variance; `h` and `w` must be the configured image size.
+    pub fn forward(&self, images: Tensor<B, 5>) -> Prediction<B> {
+        let [b, v, _, h, w] = images.dims();
+        let [gh, gw] = self.grid;
+        let n = gh * gw;
+        let frames = images.reshape([b * v, 3, h, w]);
+        // [b*v, d, gh, gw] -> [b*v, n, d]
+        let tokens = self
+            .patch_embed
+            .forward(frames)
+            .flatten::<3>(2, 3)
+            .swap_dims(1, 2);
+        let [_, _, d] = tokens.dims();
+        let tokens = tokens + self.pos_embed.val();
+        let camera = self.camera_token.val().expand([b * v, 1, d]);
+        let mut x = Tensor::cat(vec![camera, tokens], 1); // [b*v, 1+n, d]
+        // Mark every token of the first frame of each clip as the reference.
+        let marker = self.reference_marker.val().reshape([1, 1, 1, d]);
+        let first = Tensor::<B, 1>::from_floats(
+            (0..v)
+                .map(|i| if i == 0 { 1.0 } else { 0.0 })
+                .collect::<Vec<f32>>()
+                .as_slice(),
+            &x.device(),
+        )
+        .reshape([1, v, 1, 1]);
+        x = (x.reshape([b, v, 1 + n, d]) + marker * first).reshape([b * v, 1 + n, d]);
+
+        let mut taps = Vec::with_capacity(4);
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = if i % 2 == 0 {
+                block.forward(x)
+            } else {
+                block
+                    .forward(x.reshape([b, v * (1 + n), d]))
+                    .reshape([b * v, 1 + n, d])
+            };
+            if self.taps.contains(&i) {
+                taps.push(x.clone());
+            }
+        }
+        let maps: Vec<Tensor<B, 4>> = taps
+            .into_iter()
+            .zip(&self.projectors)
+            .map(|(t, p)| {
+                let t = p.forward(t.narrow(1, 1, n)); // drop the camera token
+                let [_, _, f] = t.dims();
+                t.swap_dims(1, 2).reshape([b * v, f, gh, gw])
+            })
+            .collect();
+        let maps: [Tensor<B, 4>; 4] = [
+            maps[0].clone(),
+            maps[1].clone(),
+            maps[2].clone(),
+            maps[3].clone(),
+        ];
+
+        let image = [h, w];
+        let depth_raw = self.depth_head.forward(&maps, image); // [bv, 2, h, w]
+        let ray_raw = self.ray_head.forward(&maps, image); // [bv, 7, h, w]
+        let point_raw = self.point_head.forward(&maps, image); // [bv, 4, h, w]
+
+        let depth = depth_raw
+            .clone()
+            .narrow(1, 0, 1)
+            .clamp(-10.0, 10.0)
+            .exp()
+            .reshape([b, v, h, w]);
+        let depth_conf = confidence(depth_raw.narrow(1, 1, 1)).reshape([b, v, h, w]);
+        let origin = ray_raw.clone().narrow(1, 0, 3);
+        let dir = ray_raw.clone().narrow(1, 3, 3);
+        let norm = dir
+            .clone()
+            .powf_scalar(2.0)
+            .sum_dim(1)
+            .sqrt()
+            .clamp_min(1e-6);
+        let dir = dir / norm;
+        let rays = Tensor::cat(vec![origin, dir], 1).reshape([b, v, 6, h, w]);
+        let ray_conf = confidence(ray_raw.narrow(1, 6, 1)).reshape([b, v, h, w]);
+        let points = point_raw.clone().narrow(1, 0, 3).reshape([b, v, 3, h, w]);
+        let point_conf = confidence(point_raw.narrow(1, 3, 1)).reshape([b, v, h, w]);
+        Prediction {
+            depth,
+            depth_conf,
+            rays,
+            ray_conf,
+            points,
+            point_conf,
+        }
+    }
+
+    /// The configured input size (height, width).
+    pub fn image_size(&self) -> [usize; 2] {
+        self.image
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+    use crate::backend::{TrainBackend, default_device};
+
+    #[test]
+    fn every_head_has_the_right_shape() {
+        let device = default_device();
+        let cfg = SpatialSvConfig::tiny()
+            .with_image_height(32)
+            .with_image_width(48)
+            .with_width(32)
+            .with_head_width(16);
+        let model = cfg.init::<TrainBackend>(&device);
+        let images = Tensor::<TrainBackend, 5>::random(
+            [2, 3, 3, 32, 48],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let p = model.forward(images);
+        assert_eq!(p.depth.dims(), [2, 3, 32, 48]);
+        assert_eq!(p.depth_conf.dims(), [2, 3, 32, 48]);
+        assert_eq!(p.rays.dims(), [2, 3, 6, 32, 48]);
+        assert_eq!(p.points.dims(), [2, 3, 3, 32, 48]);
+        // Confidences are >= 1, depth positive, ray directions unit length.
+        assert!(p.depth_conf.clone().min().into_scalar() >= 1.0);
+        assert!(p.depth.clone().min().into_scalar() > 0.0);
+        let dir_norm = p
+            .rays
+            .clone()
+            .narrow(2, 3, 3)
+            .powf_scalar(2.0)
+            .sum_dim(2)
+            .sqrt();
+        let err = (dir_norm - 1.0).abs().max().into_scalar();
+        assert!(err < 1e-4, "{err}");
+    }
+
+    #[test]
+    fn gradients_reach_every_head_and_the_encoder() {
+        let device = default_device();
+        let cfg = SpatialSvConfig::tiny()
+            .with_image_height(16)
+            .with_image_width(16)
+            .with_width(16)
+            .with_head_width(8)
+            .with_heads(2);
+        let model = cfg.init::<TrainBackend>(&device);
+        let images = Tensor::<TrainBackend, 5>::random(
+            [1, 2, 3, 16, 16],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let p = model.forward(images);
+        let loss = p.depth.sum() + p.rays.sum() + p.points.sum();
+        let grads = loss.backward();
+        for (name, g) in [
+            ("patch_embed", model.patch_embed.weight.grad(&grads)),
+            ("depth_head", model.depth_head.out2.weight.grad(&grads)),
+            ("ray_head", model.ray_head.out2.weight.grad(&grads)),
+            ("point_head", model.point_head.out2.weight.grad(&grads)),
+            (
+                "camera_token",
+                model
+                    .camera_token
+                    .grad(&grads)
+                    .map(|t| t.reshape([1, 1, 1, 16])),
+            ),
+        ] {
+            let g = g.unwrap_or_else(|| panic!("no gradient for {name}"));
+            assert!(
+                g.abs().sum().into_scalar() > 0.0,
+                "zero gradient for {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn taps_are_spread_and_include_the_last_layer() {
+        assert_eq!(SpatialSvConfig::tiny().tap_layers(), [0, 1, 2, 3]);
+        assert_eq!(SpatialSvConfig::small().tap_layers(), [2, 5, 8, 11]);
+        assert_eq!(SpatialSvConfig::base().tap_layers(), [5, 11, 17, 23]);
+    }
+}
