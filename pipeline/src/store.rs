@@ -274,18 +274,50 @@ impl Dataset {
     }
 
     fn read_file(&self, path: &str, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
+        self.read_row_groups(path, None, columns)
+    }
+
+    fn chunks(&self, path: &str) -> Result<StorageChunks> {
         let full = format!("{}/{path}", self.location());
         let len = self
             .storage
             .size(path)?
             .ok_or_else(|| Error::corrupt(&full, "data file listed in the manifest is missing"))?;
-        let reader = StorageChunks {
+        Ok(StorageChunks {
             storage: self.storage.clone(),
             path: path.to_string(),
             len,
-        };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(reader)
+        })
+    }
+
+    /// Rows of each row group of a data file (from its footer only), for random access.
+    pub fn row_group_rows(&self, path: &str) -> Result<Vec<usize>> {
+        let full = format!("{}/{path}", self.location());
+        let builder = ParquetRecordBatchReaderBuilder::try_new(self.chunks(path)?)
             .map_err(|e| Error::corrupt(&full, format!("not a readable Parquet file ({e})")))?;
+        Ok(builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|rg| rg.num_rows() as usize)
+            .collect())
+    }
+
+    /// Reads some row groups (all when `None`) and columns (all when `None`) of a data file
+    /// listed in a manifest.
+    pub fn read_row_groups(
+        &self,
+        path: &str,
+        row_groups: Option<Vec<usize>>,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>> {
+        let full = format!("{}/{path}", self.location());
+        let builder = ParquetRecordBatchReaderBuilder::try_new(self.chunks(path)?)
+            .map_err(|e| Error::corrupt(&full, format!("not a readable Parquet file ({e})")))?;
+        let builder = match row_groups {
+            Some(rg) => builder.with_row_groups(rg),
+            None => builder,
+        };
         let builder = match columns {
             Some(cols) => {
                 let schema = builder.parquet_schema();

@@ -11,9 +11,12 @@
 //! burn-cuda. Both are wrapped in `Autodiff` for training.
 
 mod backend;
+pub mod data;
+mod error;
 pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod training;
 
 pub use backend::{BACKEND_NAME, Backend, TrainBackend, default_device};
+pub use error::{Result, TrainError};

@@ -1,0 +1,551 @@
+//! Training data from the store: random access to frames by index (an index of row groups
+//! and a bounded cache of decoded row groups), clips sampled from scenes, decoding and
+//! augmentation in parallel (rayon), resizing with intrinsics kept consistent, and targets
+//! (depth, point map and ray map in the first frame's camera coordinates).
+//!
+//! Splits come from the `scenes` table: a scene's frames are used only for its split.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type};
+use image::imageops::FilterType;
+use rayon::prelude::*;
+use spatialsv_pipeline::datagen::SplitMix64;
+use spatialsv_pipeline::geometry::{Mat4, invert_rigid, mul, transform_point};
+use spatialsv_pipeline::{Dataset, Manifest};
+use spatialsv_schemas::{Split, Table};
+
+use crate::error::{Result, TrainError};
+
+/// Where a frame is: data file, row group, row within the row group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef {
+    /// Index into the manifest's frames files.
+    pub file: usize,
+    /// Row group within the file.
+    pub row_group: usize,
+    /// Row within the row group.
+    pub row: usize,
+    /// `frames.frame_idx`.
+    pub frame_idx: i64,
+}
+
+/// A frame as stored.
+#[derive(Debug, Clone)]
+pub struct RawFrame {
+    /// Encoded colour image.
+    pub image: Vec<u8>,
+    /// Colour intrinsics at the stored size.
+    pub k: [f64; 4],
+    /// 16-bit PNG depth, its metres per unit and its intrinsics.
+    pub depth: Option<(Vec<u8>, f64, [f64; 4])>,
+    /// Camera-to-world.
+    pub pose: Option<Mat4>,
+}
+
+const FRAME_COLUMNS: [&str; 13] = [
+    "image",
+    "fx",
+    "fy",
+    "cx",
+    "cy",
+    "depth",
+    "depth_scale_m",
+    "depth_fx",
+    "depth_fy",
+    "depth_cx",
+    "depth_cy",
+    "world_from_camera",
+    "frame_idx",
+];
+
+/// Decoded row groups by (file, row group), and their insertion order for eviction.
+type RowGroupCache = (
+    HashMap<(usize, usize), Arc<RecordBatch>>,
+    VecDeque<(usize, usize)>,
+);
+
+/// A frame decoded at the training size: image, depth (m), intrinsics, pose.
+type Prepared = (Vec<f32>, Vec<f32>, [f64; 4], Mat4);
+
+/// Random access to the frames of one dataset version.
+pub struct FrameStore {
+    ds: Dataset,
+    files: Vec<String>,
+    cache: Mutex<RowGroupCache>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for FrameStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameStore")
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The labeled frames of one split, by scene, in capture order.
+pub type SceneFrames = BTreeMap<String, Vec<FrameRef>>;
+
+impl FrameStore {
+    /// Frames of `manifest`, keeping at most `cache_row_groups` decoded row groups in memory.
+    pub fn new(ds: Dataset, manifest: &Manifest, cache_row_groups: usize) -> Self {
+        let files = manifest
+            .tables
+            .get(Table::Frames.name())
+            .map(|t| t.files.iter().map(|f| f.path.clone()).collect())
+            .unwrap_or_default();
+        Self {
+            ds,
+            files,
+            cache: Mutex::new((HashMap::new(), VecDeque::new())),
+            capacity: cache_row_groups.max(1),
+        }
+    }
+
+    /// The frames with depth and pose of the scenes of `split` (split taken from `scenes`).
+    pub fn labeled_scenes(&self, manifest: &Manifest, split: Split) -> Result<SceneFrames> {
+        let scenes = self
+            .ds
+            .read_table(manifest, Table::Scenes, Some(&["scene_id", "split"]))?;
+        let mut in_split = std::collections::BTreeSet::new();
+        for b in &scenes {
+            let (ids, splits) = (
+                b.column(0).as_string::<i32>(),
+                b.column(1).as_string::<i32>(),
+            );
+            for r in 0..b.num_rows() {
+                if splits.value(r) == split.as_str() {
+                    in_split.insert(ids.value(r).to_string());
+                }
+            }
+        }
+        let mut out: SceneFrames = BTreeMap::new();
+        for (file, path) in self.files.iter().enumerate() {
+            let rg_rows = self.ds.row_group_rows(path)?;
+            let cols = [
+                "scene_id",
+                "frame_idx",
+                "depth_scale_m",
+                "world_from_camera",
+            ];
+            let batches = self.ds.read_row_groups(path, None, Some(&cols))?;
+            let mut global = 0usize;
+            let (mut rg, mut rg_start) = (0usize, 0usize);
+            for b in &batches {
+                let scene = b.column(0).as_string::<i32>();
+                let idx = b.column(1).as_primitive::<Int64Type>();
+                for r in 0..b.num_rows() {
+                    while rg < rg_rows.len() && global >= rg_start + rg_rows[rg] {
+                        rg_start += rg_rows[rg];
+                        rg += 1;
+                    }
+                    let labeled = !b.column(2).is_null(r) && !b.column(3).is_null(r);
+                    if labeled && in_split.contains(scene.value(r)) {
+                        out.entry(scene.value(r).to_string())
+                            .or_default()
+                            .push(FrameRef {
+                                file,
+                                row_group: rg,
+                                row: global - rg_start,
+                                frame_idx: idx.value(r),
+                            });
+                    }
+                    global += 1;
+                }
+            }
+        }
+        for frames in out.values_mut() {
+            frames.sort_by_key(|f| f.frame_idx);
+        }
+        Ok(out)
+    }
+
+    fn row_group(&self, file: usize, rg: usize) -> Result<Arc<RecordBatch>> {
+        if let Ok(cache) = self.cache.lock()
+            && let Some(b) = cache.0.get(&(file, rg))
+        {
+            return Ok(b.clone());
+        }
+        let path = self
+            .files
+            .get(file)
+            .ok_or_else(|| TrainError::Data(format!("no frames file {file}")))?;
+        let batches = self
+            .ds
+            .read_row_groups(path, Some(vec![rg]), Some(&FRAME_COLUMNS))?;
+        let schema = batches
+            .first()
+            .map(|b| b.schema())
+            .ok_or_else(|| TrainError::Data(format!("row group {rg} of {path} is empty")))?;
+        let batch = Arc::new(
+            arrow::compute::concat_batches(&schema, &batches)
+                .map_err(|e| TrainError::Data(e.to_string()))?,
+        );
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.0.insert((file, rg), batch.clone());
+            cache.1.push_back((file, rg));
+            while cache.1.len() > self.capacity {
+                if let Some(old) = cache.1.pop_front() {
+                    cache.0.remove(&old);
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Reads one frame.
+    pub fn load(&self, f: &FrameRef) -> Result<RawFrame> {
+        let b = self.row_group(f.file, f.row_group)?;
+        let r = f.row;
+        let col = |name: &str| {
+            b.column_by_name(name)
+                .ok_or_else(|| TrainError::Data(format!("frames lacks {name}")))
+        };
+        let f64_at = |name: &str| -> Result<Option<f64>> {
+            let c = col(name)?;
+            Ok((!c.is_null(r)).then(|| c.as_primitive::<Float64Type>().value(r)))
+        };
+        let k = [f64_at("fx")?, f64_at("fy")?, f64_at("cx")?, f64_at("cy")?];
+        let k = match k {
+            [Some(a), Some(b), Some(c), Some(d)] => [a, b, c, d],
+            _ => {
+                return Err(TrainError::Data(format!(
+                    "frame {} has no intrinsics",
+                    f.frame_idx
+                )));
+            }
+        };
+        let image = col("image")?.as_binary::<i32>().value(r).to_vec();
+        let depth_col = col("depth")?;
+        let depth = if depth_col.is_null(r) {
+            None
+        } else {
+            let dk = [
+                f64_at("depth_fx")?,
+                f64_at("depth_fy")?,
+                f64_at("depth_cx")?,
+                f64_at("depth_cy")?,
+            ];
+            let dk = match dk {
+                [Some(a), Some(b), Some(c), Some(d)] => [a, b, c, d],
+                _ => k,
+            };
+            Some((
+                depth_col.as_binary::<i32>().value(r).to_vec(),
+                f64_at("depth_scale_m")?.unwrap_or(0.001),
+                dk,
+            ))
+        };
+        let pose_col = col("world_from_camera")?;
+        let pose = if pose_col.is_null(r) {
+            None
+        } else {
+            let v = pose_col.as_fixed_size_list().value(r);
+            let mut m = [0.0; 16];
+            m.copy_from_slice(v.as_primitive::<Float64Type>().values());
+            Some(m)
+        };
+        Ok(RawFrame {
+            image,
+            k,
+            depth,
+            pose,
+        })
+    }
+}
+
+/// Chooses `n` clips of `len` frames: a random scene, a random start and a random gap of 1 to
+/// `max_gap` frames, so views overlap but move.
+pub fn sample_clips(
+    scenes: &SceneFrames,
+    n: usize,
+    len: usize,
+    max_gap: usize,
+    rng: &mut SplitMix64,
+) -> Vec<Vec<FrameRef>> {
+    let usable: Vec<&Vec<FrameRef>> = scenes.values().filter(|f| f.len() >= len).collect();
+    if usable.is_empty() {
+        return Vec::new();
+    }
+    (0..n)
+        .map(|_| {
+            let frames = usable[(rng.next_u64() % usable.len() as u64) as usize];
+            let most_gap = if len > 1 {
+                ((frames.len() - 1) / (len - 1)).clamp(1, max_gap.max(1))
+            } else {
+                1
+            };
+            let gap = 1 + (rng.next_u64() % most_gap as u64) as usize;
+            let span = (len - 1) * gap;
+            let start = (rng.next_u64() % (frames.len() - span) as u64) as usize;
+            (0..len).map(|k| frames[start + k * gap]).collect()
+        })
+        .collect()
+}
+
+/// A training example: one clip, decoded, resized and with its targets.
+#[derive(Debug, Clone)]
+pub struct ClipSample {
+    /// `[v, 3, h, w]`, normalised to about zero mean and unit variance.
+    pub images: Vec<f32>,
+    /// `[v, h, w]` metres, 0 = invalid.
+    pub depth: Vec<f32>,
+    /// `[v, 3, h, w]` first-camera coordinates, metres.
+    pub points: Vec<f32>,
+    /// `[v, 6, h, w]` origin and unit direction, first-camera coordinates.
+    pub rays: Vec<f32>,
+}
+
+/// Colour and blur perturbations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Augment {
+    /// Max relative change of brightness, contrast and saturation.
+    pub colour: f32,
+    /// Probability of a 3x3 box blur.
+    pub blur: f64,
+}
+
+impl Augment {
+    /// No perturbation (evaluation).
+    pub const NONE: Augment = Augment {
+        colour: 0.0,
+        blur: 0.0,
+    };
+}
+
+fn decode_rgb(bytes: &[u8], w: usize, h: usize) -> Result<(Vec<f32>, u32, u32)> {
+    let img = image::load_from_memory(bytes)
+        .map_err(|e| TrainError::Data(format!("undecodable image: {e}")))?;
+    let (iw, ih) = (img.width(), img.height());
+    let rgb = image::imageops::resize(&img.to_rgb8(), w as u32, h as u32, FilterType::Triangle);
+    let mut out = vec![0.0f32; 3 * w * h];
+    for (i, p) in rgb.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * w * h + i] = f32::from(p.0[c]) / 255.0;
+        }
+    }
+    Ok((out, iw, ih))
+}
+
+fn augment(img: &mut [f32], hw: usize, a: Augment, rng: &mut SplitMix64) {
+    if a.colour > 0.0 {
+        let j = |rng: &mut SplitMix64| 1.0 + a.colour * (2.0 * rng.next_f64() as f32 - 1.0);
+        let (bright, contrast, sat) = (j(rng), j(rng), j(rng));
+        let mean: f32 = img.iter().sum::<f32>() / img.len() as f32;
+        for i in 0..hw {
+            let grey = (img[i] + img[hw + i] + img[2 * hw + i]) / 3.0;
+            for c in 0..3 {
+                let v = &mut img[c * hw + i];
+                *v = grey + (*v - grey) * sat;
+                *v = mean + (*v - mean) * contrast;
+                *v = (*v * bright).clamp(0.0, 1.0);
+            }
+        }
+    }
+}
+
+fn box_blur(img: &mut [f32], w: usize, h: usize) {
+    for c in 0..3 {
+        let plane = &mut img[c * w * h..(c + 1) * w * h];
+        let src = plane.to_vec();
+        for y in 0..h {
+            for x in 0..w {
+                let (mut s, mut n) = (0.0, 0.0);
+                for dy in -1i64..=1 {
+                    for dx in -1i64..=1 {
+                        let (yy, xx) = (y as i64 + dy, x as i64 + dx);
+                        if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w {
+                            s += src[yy as usize * w + xx as usize];
+                            n += 1.0;
+                        }
+                    }
+                }
+                plane[y * w + x] = s / n;
+            }
+        }
+    }
+}
+
+/// Decodes a clip at `w` x `h` and builds its targets. `seed` drives the augmentation.
+pub fn load_clip(
+    store: &FrameStore,
+    clip: &[FrameRef],
+    w: usize,
+    h: usize,
+    aug: Augment,
+    seed: u64,
+) -> Result<ClipSample> {
+    let frames: Vec<Result<Prepared>> = clip
+        .par_iter()
+        .enumerate()
+        .map(|(k, f)| {
+            let raw = store.load(f)?;
+            let (mut img, _, _) = decode_rgb(&raw.image, w, h)?;
+            let mut rng = SplitMix64::new(seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            augment(&mut img, w * h, aug, &mut rng);
+            if aug.blur > 0.0 && rng.next_f64() < aug.blur {
+                box_blur(&mut img, w, h);
+            }
+            let (png, scale, dk) = raw
+                .depth
+                .ok_or_else(|| TrainError::Data(format!("frame {} has no depth", f.frame_idx)))?;
+            let d = spatialsv_pipeline::media::decode_png16(&png).map_err(TrainError::Data)?;
+            // Nearest-neighbour resize keeps invalid (0) pixels from bleeding into valid ones.
+            // Target pixel x takes source pixel u(x) = floor((x + 0.5) * sx), whose centre is
+            // off the exact mapping by a constant for integer factors (half a source pixel
+            // when even): the principal point absorbs the mean offset, so rays go through the
+            // depth samples actually taken.
+            let (sx, sy) = (d.width as f64 / w as f64, d.height as f64 / h as f64);
+            let pick = |t: usize, s: f64, n: u32| (((t as f64 + 0.5) * s) as u32).min(n - 1);
+            let offset = |n: usize, s: f64, max: u32| {
+                (0..n)
+                    .map(|t| f64::from(pick(t, s, max)) + 0.5 - (t as f64 + 0.5) * s)
+                    .sum::<f64>()
+                    / n as f64
+            };
+            let (ox, oy) = (offset(w, sx, d.width), offset(h, sy, d.height));
+            let mut depth = vec![0.0f32; w * h];
+            for y in 0..h {
+                for x in 0..w {
+                    depth[y * w + x] =
+                        (f64::from(d.at(pick(x, sx, d.width), pick(y, sy, d.height))) * scale)
+                            as f32;
+                }
+            }
+            let k = [dk[0] / sx, dk[1] / sy, (dk[2] - ox) / sx, (dk[3] - oy) / sy];
+            let pose = raw
+                .pose
+                .ok_or_else(|| TrainError::Data(format!("frame {} has no pose", f.frame_idx)))?;
+            let img: Vec<f32> = img.iter().map(|v| (v - 0.45) / 0.25).collect();
+            Ok((img, depth, k, pose))
+        })
+        .collect();
+    let frames: Vec<Prepared> = frames.into_iter().collect::<Result<_>>()?;
+    let hw = w * h;
+    let first_inv = invert_rigid(&frames[0].3);
+    let mut s = ClipSample {
+        images: Vec::with_capacity(frames.len() * 3 * hw),
+        depth: Vec::with_capacity(frames.len() * hw),
+        points: vec![0.0; frames.len() * 3 * hw],
+        rays: vec![0.0; frames.len() * 6 * hw],
+    };
+    for (v, (img, depth, k, pose)) in frames.iter().enumerate() {
+        s.images.extend_from_slice(img);
+        s.depth.extend_from_slice(depth);
+        let rel = mul(&first_inv, pose); // camera i -> first camera
+        let origin = [rel[3], rel[7], rel[11]];
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                let ray = [
+                    (x as f64 + 0.5 - k[2]) / k[0],
+                    (y as f64 + 0.5 - k[3]) / k[1],
+                    1.0,
+                ];
+                let dir = [0, 1, 2].map(|r| {
+                    rel[r * 4] * ray[0] + rel[r * 4 + 1] * ray[1] + rel[r * 4 + 2] * ray[2]
+                });
+                let n = (dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]).sqrt();
+                for c in 0..3 {
+                    s.rays[(v * 6 + c) * hw + i] = origin[c] as f32;
+                    s.rays[(v * 6 + 3 + c) * hw + i] = (dir[c] / n) as f32;
+                }
+                let z = f64::from(depth[i]);
+                if z > 0.0 {
+                    let p = transform_point(&rel, [ray[0] * z, ray[1] * z, z]);
+                    for (c, pc) in p.iter().enumerate() {
+                        s.points[(v * 3 + c) * hw + i] = *pc as f32;
+                    }
+                }
+            }
+        }
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use spatialsv_pipeline::ingest::{
+        IngestOptions, ScanFormat, SplitChoice, ingest_scans, list_scenes,
+    };
+    use spatialsv_pipeline::synth::{SynthOptions, scan_geometry, synthesize};
+
+    use super::*;
+
+    /// A dataset of two synthetic scan scenes (one train, one test).
+    pub(crate) fn synthetic_dataset(dir: &std::path::Path) -> (Dataset, SynthOptions) {
+        let opts = SynthOptions {
+            scenes: 2,
+            videos: 0,
+            frames: 8,
+            width: 48,
+            height: 36,
+            ..SynthOptions::default()
+        };
+        synthesize(&dir.join("world"), &opts).unwrap();
+        let ds = Dataset::create(dir.join("ds")).unwrap();
+        for split in [Split::Train, Split::Test] {
+            let iopts = IngestOptions {
+                split: SplitChoice::Fixed(split),
+                ..IngestOptions::default()
+            };
+            let src = dir.join("world/scans").join(split.as_str());
+            let scenes = list_scenes(Some(ScanFormat::Scannet), &[src], &iopts).unwrap();
+            ingest_scans(&ds, &scenes, &iopts, "test").unwrap();
+        }
+        (ds, opts)
+    }
+
+    #[test]
+    fn splits_come_from_scenes_and_targets_land_on_the_geometry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ds, opts) = synthetic_dataset(dir.path());
+        let m = ds.latest().unwrap();
+        let store = FrameStore::new(ds.clone(), &m, 2);
+        let train = store.labeled_scenes(&m, Split::Train).unwrap();
+        let test = store.labeled_scenes(&m, Split::Test).unwrap();
+        assert_eq!(train.keys().collect::<Vec<_>>(), ["synth_scan_000"]);
+        assert_eq!(test.keys().collect::<Vec<_>>(), ["synth_scan_001"]);
+        assert_eq!(train["synth_scan_000"].len(), 8);
+
+        let mut rng = SplitMix64::new(1);
+        let clips = sample_clips(&train, 3, 3, 2, &mut rng);
+        assert_eq!(clips.len(), 3);
+        for c in &clips {
+            assert!(c.windows(2).all(|w| w[1].frame_idx > w[0].frame_idx));
+        }
+        // Points of every view, moved back to the world with the first camera's pose, lie on
+        // the rendered room (resizing to 24x18 keeps intrinsics consistent).
+        let (room, poses) = scan_geometry(&opts, 0);
+        let clip = &clips[0];
+        let s = load_clip(&store, clip, 24, 18, Augment::NONE, 0).unwrap();
+        let first = poses[clip[0].frame_idx as usize];
+        let hw = 24 * 18;
+        // Depth edges (a sample on one side of a silhouette) aside, every point must be on
+        // the geometry within 1 cm.
+        let (mut near, mut total) = (0usize, 0usize);
+        for v in 0..clip.len() {
+            for i in 0..hw {
+                if s.depth[v * hw + i] <= 0.0 {
+                    continue;
+                }
+                let p = [0, 1, 2].map(|c| f64::from(s.points[(v * 3 + c) * hw + i]));
+                total += 1;
+                if room.surface_distance(transform_point(&first, p)) < 0.01 {
+                    near += 1;
+                }
+            }
+        }
+        assert!(
+            total > 1000 && near as f64 > 0.95 * total as f64,
+            "{near} of {total}"
+        );
+        // The first view's rays start at the origin; directions are unit length.
+        assert!(s.rays[..3 * hw].iter().all(|v| v.abs() < 1e-6));
+        let d = [s.rays[3 * hw], s.rays[4 * hw], s.rays[5 * hw]];
+        assert!(((d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt() - 1.0).abs() < 1e-5);
+    }
+}
