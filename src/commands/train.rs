@@ -2,21 +2,27 @@
 
 use std::path::PathBuf;
 
+use spatialsv_pipeline::Dataset;
+use spatialsv_trainer::train::{TrainConfig, train};
+
 use super::{CliError, CliResult};
 
-/// Train the SpatialSV model (depth, ray-map and point-map heads) on a dataset, supervised or
-/// semi-supervised with accepted pseudo-labels.
+/// Train the SpatialSV model (depth, ray-map and point-map heads over a ViT encoder and an
+/// alternating-attention trunk) on the labeled scans of a dataset's train split. Writes the
+/// resolved config, atomic checkpoints and per-step metrics (a dataset: query it with
+/// `spatialsv sql --dataset RUN_DIR`) into --out; --resume continues a run exactly.
+/// CPU (burn flex) by default; built with `--features cuda`, on the GPU.
 ///
 /// Example:
 ///   spatialsv train --dataset ds --config configs/train.toml --out runs/teacher
+///   spatialsv sql --dataset runs/teacher "SELECT step, value FROM metrics WHERE name = 'loss/total' ORDER BY step"
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
-#[allow(dead_code)] // read once the command lands
 pub struct Args {
     /// Dataset directory.
     #[arg(long)]
     dataset: PathBuf,
-    /// Training config (TOML).
+    /// Training config (TOML; keys of configs/train.toml). Defaults when omitted.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Run directory for checkpoints, config and metrics.
@@ -27,9 +33,43 @@ pub struct Args {
     resume: bool,
 }
 
-pub fn run(_args: Args) -> CliResult {
-    Err(CliError::NotBuilt {
-        command: "train",
-        issue: "issue 4, the SpatialSV model and trainer",
-    })
+pub fn run(args: Args) -> CliResult {
+    let config: TrainConfig = match &args.config {
+        Some(p) => spatialsv_pipeline::load_toml(p)?,
+        None => TrainConfig::default(),
+    };
+    let ds = Dataset::open(&args.dataset)?;
+    let bar = spatialsv_pipeline::bar(config.steps as u64, "steps");
+    let t = std::time::Instant::now();
+    let clips_per_step = config.batch_size as f64;
+    let mut last = None;
+    let result = train(&ds, &config, &args.out, args.resume, |r| {
+        bar.set_position(r.step as u64);
+        let rate = r.step as f64 * clips_per_step / t.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("loss {:.4}, {rate:.1} clips/s", r.loss));
+        last = Some(r.clone());
+    });
+    bar.finish_and_clear();
+    let _model = result.map_err(|e| {
+        if e.is_user_error() {
+            CliError::User(e.to_string())
+        } else {
+            CliError::Other(e.into())
+        }
+    })?;
+    match last {
+        Some(r) => println!(
+            "trained to step {} in {:.1}s, last loss {:.4}; checkpoints and metrics in {}",
+            r.step,
+            t.elapsed().as_secs_f64(),
+            r.loss,
+            args.out.display()
+        ),
+        None => println!(
+            "nothing to do: the run in {} is already at step {}",
+            args.out.display(),
+            config.steps
+        ),
+    }
+    Ok(())
 }

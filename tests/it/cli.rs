@@ -34,7 +34,6 @@ fn commands_not_built_yet_say_so_with_exit_code_2() {
     let d = tiny();
     let d = d.to_str().unwrap();
     for args in [
-        vec!["train", "--dataset", d, "--out", "/tmp/x"],
         vec!["label", "--dataset", d, "--teacher", "/tmp/x"],
         vec![
             "eval",

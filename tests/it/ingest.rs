@@ -534,3 +534,94 @@ fn a_killed_ingest_leaves_the_last_version_and_a_rerun_finishes_it() {
         "n,k\n12,12\n"
     );
 }
+
+#[test]
+fn train_command_runs_resumes_and_refuses_bad_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("world");
+    let o = out.to_str().unwrap();
+    ok(&[
+        "synth",
+        "--out",
+        o,
+        "--scenes",
+        "2",
+        "--videos",
+        "0",
+        "--frames",
+        "6",
+        "--resolution",
+        "32x24",
+    ]);
+    let ds = dir.path().join("ds");
+    let d = ds.to_str().unwrap();
+    ok(&[
+        "ingest",
+        "scannet",
+        &format!("{o}/scans/train"),
+        "--dataset",
+        d,
+        "--split",
+        "train",
+    ]);
+    let cfg = dir.path().join("train.toml");
+    std::fs::write(&cfg, "image_height = 16\nimage_width = 24\nbatch_size = 1\nclip_len = 2\nsteps = 3\ncheckpoint_every = 2\nwarmup_steps = 1\n").unwrap();
+    let run = dir.path().join("runs/t");
+    let r = run.to_str().unwrap();
+    let text = ok(&[
+        "train",
+        "--dataset",
+        d,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        r,
+    ]);
+    assert!(text.starts_with("trained to step 3"), "{text}");
+    let csv = ok(&[
+        "sql",
+        "--dataset",
+        r,
+        "--format",
+        "csv",
+        "SELECT count(DISTINCT step) AS steps FROM metrics WHERE name = 'loss/total'",
+    ]);
+    assert_eq!(csv, "steps\n3\n");
+    let again = ok(&[
+        "train",
+        "--dataset",
+        d,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        r,
+        "--resume",
+    ]);
+    assert!(again.starts_with("nothing to do"), "{again}");
+    let (code, err) = fails(&[
+        "train",
+        "--dataset",
+        d,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        r,
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already holds a run"), "{err}");
+    std::fs::write(&cfg, "steps = 3\nlearning_rate = 0.1\n").unwrap();
+    let (code, err) = fails(&[
+        "train",
+        "--dataset",
+        d,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.path().join("runs/u").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown field `learning_rate`") && err.contains("line 2"),
+        "{err}"
+    );
+}

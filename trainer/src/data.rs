@@ -467,7 +467,7 @@ pub fn load_clip(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use spatialsv_pipeline::ingest::{
         IngestOptions, ScanFormat, SplitChoice, ingest_scans, list_scenes,
     };

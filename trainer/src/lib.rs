@@ -16,6 +16,7 @@ mod error;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod train;
 pub mod training;
 
 pub use backend::{BACKEND_NAME, Backend, TrainBackend, default_device};

@@ -1,0 +1,540 @@
+//! The training loop behind `spatialsv train`.
+//!
+//! A run directory holds everything about a run:
+//!
+//! ```text
+//! runs/NAME/config.toml                 the resolved training config
+//! runs/NAME/model.json                  the resolved model config
+//! runs/NAME/checkpoints/step-NNNNNNNN/  model.mpk, optim.mpk, state.json (written to a
+//!                                       temporary directory, then renamed: atomic)
+//! runs/NAME/latest                      name of the newest complete checkpoint
+//! runs/NAME/_spatialsv, data/           a spatialsv dataset with the `metrics` (one row per
+//!                                       step and loss term) and `runs` tables:
+//!                                       `spatialsv sql --dataset runs/NAME "SELECT ..."`
+//! ```
+//!
+//! AdamW with linear warm-up then cosine decay, gradient-norm clipping, a seed that makes
+//! runs repeatable, and `--resume` that continues exactly (model, optimiser moments, data
+//! sampler state and step are all restored).
+
+use std::path::{Path, PathBuf};
+
+use burn::config::Config as _;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamWConfig, Optimizer};
+use burn::record::{DefaultRecorder, Recorder};
+use burn::tensor::backend::Backend as _;
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use spatialsv_pipeline::datagen::SplitMix64;
+use spatialsv_pipeline::rows::now_ns;
+use spatialsv_pipeline::{CODE_VERSION, Dataset};
+use spatialsv_schemas::{Split, Table};
+
+use crate::backend::{BACKEND_NAME, TrainBackend as B, default_device};
+use crate::data::{Augment, FrameStore, load_clip, sample_clips};
+use crate::error::{Result, TrainError};
+use crate::loss::{LossConfig, Targets, normalize_targets};
+use crate::model::{SpatialSv, SpatialSvConfig};
+use crate::training::train_step;
+
+/// Training options (`configs/train.toml`); every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Model size preset: `tiny` (CPU), `small` or `base` (GPU).
+    pub preset: String,
+    /// Training image height (overrides the preset; a multiple of its patch size).
+    pub image_height: usize,
+    /// Training image width.
+    pub image_width: usize,
+    /// Frames per clip.
+    pub clip_len: usize,
+    /// Largest frame gap between consecutive clip frames.
+    pub max_gap: usize,
+    /// Clips per batch.
+    pub batch_size: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// AdamW weight decay.
+    pub weight_decay: f32,
+    /// Gradient norm clipping.
+    pub grad_clip_norm: f32,
+    /// Seed of initialisation, sampling and augmentation.
+    pub seed: u64,
+    /// Write a checkpoint (and the metrics) every N steps.
+    pub checkpoint_every: usize,
+    /// Relative colour jitter of the augmentation.
+    pub augment_colour: f32,
+    /// Probability of blurring a frame.
+    pub augment_blur: f64,
+    /// Decoded row groups kept in memory by the loader.
+    pub cache_row_groups: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            preset: "tiny".into(),
+            image_height: 64,
+            image_width: 80,
+            clip_len: 3,
+            max_gap: 3,
+            batch_size: 2,
+            steps: 300,
+            lr: 1e-3,
+            warmup_steps: 30,
+            weight_decay: 1e-4,
+            grad_clip_norm: 1.0,
+            seed: 0,
+            checkpoint_every: 100,
+            augment_colour: 0.1,
+            augment_blur: 0.1,
+            cache_row_groups: 8,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The model config this training config resolves to.
+    pub fn model(&self) -> Result<SpatialSvConfig> {
+        let base = match self.preset.as_str() {
+            "tiny" => SpatialSvConfig::tiny(),
+            "small" => SpatialSvConfig::small(),
+            "base" => SpatialSvConfig::base(),
+            other => {
+                return Err(TrainError::Data(format!(
+                    "unknown preset '{other}' (tiny, small, base)"
+                )));
+            }
+        };
+        let m = base
+            .with_image_height(self.image_height)
+            .with_image_width(self.image_width);
+        if self.image_height % m.patch != 0
+            || self.image_width % m.patch != 0
+            || self.image_height == 0
+        {
+            return Err(TrainError::Data(format!(
+                "image size {}x{} is not a multiple of the patch size {}",
+                self.image_width, self.image_height, m.patch
+            )));
+        }
+        Ok(m)
+    }
+
+    /// Learning rate at `step`: linear warm-up, then cosine decay to a tenth.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
+        let t = ((step - self.warmup_steps) as f64 / span).min(1.0);
+        self.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+    }
+}
+
+/// What is saved with each checkpoint besides the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TrainState {
+    step: usize,
+    sampler_state: u64,
+    dataset_version: u64,
+}
+
+/// Progress reports of a running loop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    /// Steps done.
+    pub step: usize,
+    /// Total loss of the step.
+    pub loss: f32,
+}
+
+/// Stacks clips into batch tensors and normalised targets.
+fn batch(
+    samples: &[crate::data::ClipSample],
+    v: usize,
+    h: usize,
+    w: usize,
+) -> (Tensor<B, 5>, Targets<B>) {
+    let device = default_device();
+    let b = samples.len();
+    let cat = |f: fn(&crate::data::ClipSample) -> &Vec<f32>| {
+        samples
+            .iter()
+            .flat_map(|s| f(s).iter().copied())
+            .collect::<Vec<f32>>()
+    };
+    let images = Tensor::from_data(
+        TensorData::new(cat(|s| &s.images), [b, v, 3, h, w]),
+        &device,
+    );
+    let depth: Tensor<B, 4> =
+        Tensor::from_data(TensorData::new(cat(|s| &s.depth), [b, v, h, w]), &device);
+    let mask = depth.clone().greater_elem(0.0).float();
+    let targets = Targets {
+        depth,
+        points: Tensor::from_data(
+            TensorData::new(cat(|s| &s.points), [b, v, 3, h, w]),
+            &device,
+        ),
+        rays: Tensor::from_data(TensorData::new(cat(|s| &s.rays), [b, v, 6, h, w]), &device),
+        mask,
+    };
+    (images, normalize_targets(targets).0)
+}
+
+fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Data(format!("{what} ({e}): {}", path.display()))
+}
+
+fn checkpoint_dir(out: &Path, step: usize) -> PathBuf {
+    out.join("checkpoints").join(format!("step-{step:08}"))
+}
+
+/// The newest complete checkpoint of a run, if any.
+pub fn latest_checkpoint(out: &Path) -> Option<PathBuf> {
+    let name = std::fs::read_to_string(out.join("latest")).ok()?;
+    let dir = out.join("checkpoints").join(name.trim());
+    dir.join("state.json").exists().then_some(dir)
+}
+
+/// Loads the model of a run's newest checkpoint (for evaluation and labelling).
+pub fn load_model(out: &Path) -> Result<(SpatialSv<B>, SpatialSvConfig)> {
+    let dir = latest_checkpoint(out).ok_or_else(|| {
+        TrainError::Data(format!("no checkpoint in run directory {}", out.display()))
+    })?;
+    let cfg = SpatialSvConfig::load(out.join("model.json"))
+        .map_err(|e| io_err("cannot read model config", &out.join("model.json"), e))?;
+    let device = default_device();
+    let model = cfg
+        .init::<B>(&device)
+        .load_file(dir.join("model"), &DefaultRecorder::new(), &device)
+        .map_err(|e| io_err("cannot load checkpoint", &dir, e))?;
+    Ok((model, cfg))
+}
+
+/// Trains on the train split of `dataset` into `out`, continuing from the newest checkpoint
+/// when `resume` is set. Calls `on_step` after every step.
+pub fn train(
+    dataset: &Dataset,
+    config: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    mut on_step: impl FnMut(&StepReport),
+) -> Result<SpatialSv<B>> {
+    let model_cfg = config.model()?;
+    let device = default_device();
+    std::fs::create_dir_all(out.join("checkpoints"))
+        .map_err(|e| io_err("cannot create run directory", out, e))?;
+    let config_path = out.join("config.toml");
+    let resolved = spatialsv_pipeline::to_toml(config)?;
+    if resume {
+        let saved = std::fs::read_to_string(&config_path)
+            .map_err(|e| io_err("--resume: cannot read the run's config", &config_path, e))?;
+        if saved != resolved {
+            return Err(TrainError::Data(format!(
+                "--resume: the config differs from the one the run started with; use the run's own: {}",
+                config_path.display()
+            )));
+        }
+    } else if latest_checkpoint(out).is_some() {
+        return Err(TrainError::Data(format!(
+            "{} already holds a run; pass --resume to continue it or choose another --out",
+            out.display()
+        )));
+    }
+    std::fs::write(&config_path, &resolved).map_err(|e| io_err("cannot write", &config_path, e))?;
+    model_cfg
+        .save(out.join("model.json"))
+        .map_err(|e| io_err("cannot write", &out.join("model.json"), e))?;
+
+    let manifest = dataset.latest()?;
+    let store = FrameStore::new(dataset.clone(), &manifest, config.cache_row_groups);
+    let scenes = store.labeled_scenes(&manifest, Split::Train)?;
+    if scenes.values().all(|f| f.len() < config.clip_len) {
+        return Err(TrainError::Data(format!(
+            "the train split of {} has no scene with {} labeled frames (depth and pose)",
+            dataset.location(),
+            config.clip_len
+        )));
+    }
+
+    B::seed(&device, config.seed);
+    let mut model = model_cfg.init::<B>(&device);
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
+        .init::<B, SpatialSv<B>>();
+    let mut sampler = SplitMix64::new(config.seed ^ 0x5A3B_1E5D);
+    let mut start = 0;
+    let recorder = DefaultRecorder::new();
+    if resume && let Some(dir) = latest_checkpoint(out) {
+        let state: TrainState = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("state.json"))
+                .map_err(|e| io_err("cannot read", &dir, e))?,
+        )
+        .map_err(|e| io_err("corrupt checkpoint state", &dir, e))?;
+        model = model
+            .load_file(dir.join("model"), &recorder, &device)
+            .map_err(|e| io_err("cannot load", &dir, e))?;
+        let record = recorder
+            .load(dir.join("optim"), &device)
+            .map_err(|e| io_err("cannot load", &dir, e))?;
+        optim = optim.load_record(record);
+        sampler = SplitMix64::new(state.sampler_state);
+        start = state.step;
+    }
+
+    let run_id = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let metrics_ds = Dataset::open_or_create(out)?;
+    let mut pending: Vec<(usize, &'static str, f64)> = Vec::new();
+    let loss_cfg = LossConfig::new();
+    let aug = Augment {
+        colour: config.augment_colour,
+        blur: config.augment_blur,
+    };
+    let (v, h, w) = (config.clip_len, config.image_height, config.image_width);
+    for step in start..config.steps {
+        let clips = sample_clips(&scenes, config.batch_size, v, config.max_gap, &mut sampler);
+        let samples: Vec<crate::data::ClipSample> = clips
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                load_clip(
+                    &store,
+                    c,
+                    w,
+                    h,
+                    aug,
+                    config.seed ^ ((step * 1000 + i) as u64),
+                )
+            })
+            .collect::<Result<_>>()?;
+        let (images, targets) = batch(&samples, v, h, w);
+        let lr = config.lr_at(step);
+        let (m, losses) = train_step(model, &mut optim, images, &targets, &loss_cfg, lr, step)?;
+        model = m;
+        for (name, value) in &losses.terms {
+            pending.push((step, name, f64::from(*value)));
+        }
+        pending.push((step, "lr", lr));
+        let total = losses
+            .terms
+            .iter()
+            .find(|t| t.0 == "loss/total")
+            .map_or(f32::NAN, |t| t.1);
+        on_step(&StepReport {
+            step: step + 1,
+            loss: total,
+        });
+        let done = step + 1;
+        if done % config.checkpoint_every.max(1) == 0 || done == config.steps {
+            // Weights, optimiser state and sampler state, atomically.
+            let tmp = out.join("checkpoints").join(format!(".tmp-step-{done:08}"));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp)
+                .map_err(|e| io_err("cannot write checkpoint", &tmp, e))?;
+            model
+                .clone()
+                .save_file(tmp.join("model"), &recorder)
+                .map_err(|e| io_err("cannot save", &tmp, e))?;
+            recorder
+                .record(optim.to_record(), tmp.join("optim"))
+                .map_err(|e| io_err("cannot save", &tmp, e))?;
+            let state = TrainState {
+                step: done,
+                sampler_state: sampler.state(),
+                dataset_version: manifest.version,
+            };
+            let json = serde_json::to_string_pretty(&state)
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+            std::fs::write(tmp.join("state.json"), json)
+                .map_err(|e| io_err("cannot write", &tmp, e))?;
+            let dir = checkpoint_dir(out, done);
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::rename(&tmp, &dir)
+                .map_err(|e| io_err("cannot publish checkpoint", &dir, e))?;
+            let latest_tmp = out.join(".latest.tmp");
+            std::fs::write(&latest_tmp, format!("step-{done:08}\n"))
+                .map_err(|e| io_err("cannot write", &latest_tmp, e))?;
+            std::fs::rename(&latest_tmp, out.join("latest"))
+                .map_err(|e| io_err("cannot write", out, e))?;
+            commit_metrics(&metrics_ds, &run_id, std::mem::take(&mut pending))?;
+        }
+    }
+    commit_run(
+        &metrics_ds,
+        &run_id,
+        dataset,
+        manifest.version,
+        &resolved,
+        config.seed,
+        out,
+    )?;
+    Ok(model)
+}
+
+fn commit_metrics(ds: &Dataset, run_id: &str, rows: Vec<(usize, &'static str, f64)>) -> Result<()> {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
+    };
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len();
+    let now = now_ns();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![run_id; n])),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.0 as i64),
+        )),
+        Arc::new(StringArray::from(vec![None::<&str>; n])),
+        Arc::new(StringArray::from(vec![None::<&str>; n])),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        Arc::new(TimestampNanosecondArray::from(vec![now; n]).with_timezone("UTC")),
+    ];
+    let batch = RecordBatch::try_new(Table::Metrics.schema(), cols)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let mut tx = ds.begin(format!("train {run_id}: metrics"))?;
+    tx.append(Table::Metrics, batch)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn commit_run(
+    ds: &Dataset,
+    run_id: &str,
+    data: &Dataset,
+    version: u64,
+    config: &str,
+    seed: u64,
+    out: &Path,
+) -> Result<()> {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+    let now = now_ns();
+    let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
+    let cols: Vec<ArrayRef> = vec![
+        s(run_id),
+        s("teacher"),
+        s(&data.location()),
+        Arc::new(Int64Array::from(vec![version as i64])),
+        s(config),
+        s(&blake3::hash(config.as_bytes()).to_hex()),
+        s(CODE_VERSION),
+        Arc::new(Int64Array::from(vec![seed as i64])),
+        s(BACKEND_NAME),
+        Arc::new(TimestampNanosecondArray::from(vec![now]).with_timezone("UTC")),
+        Arc::new(TimestampNanosecondArray::from(vec![Some(now)]).with_timezone("UTC")),
+        s("finished"),
+        s(&out.join("latest").display().to_string()),
+    ];
+    let batch = RecordBatch::try_new(Table::Runs.schema(), cols)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let mut tx = ds.begin(format!("train {run_id}: run"))?;
+    tx.append(Table::Runs, batch)?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+    use crate::data::tests::synthetic_dataset;
+
+    fn tiny_config() -> TrainConfig {
+        TrainConfig {
+            image_height: 16,
+            image_width: 24,
+            batch_size: 1,
+            clip_len: 2,
+            steps: 4,
+            checkpoint_every: 2,
+            warmup_steps: 1,
+            ..TrainConfig::default()
+        }
+    }
+
+    #[test]
+    fn schedule_warms_up_then_decays() {
+        let c = TrainConfig {
+            steps: 100,
+            warmup_steps: 10,
+            lr: 1.0,
+            ..TrainConfig::default()
+        };
+        assert!((c.lr_at(0) - 0.1).abs() < 1e-12);
+        assert!((c.lr_at(9) - 1.0).abs() < 1e-12);
+        assert!((c.lr_at(10) - 1.0).abs() < 1e-12);
+        assert!((c.lr_at(55) - 0.55).abs() < 1e-9);
+        assert!((c.lr_at(99) - 0.1).abs() < 1e-3);
+    }
+
+    #[test]
+    fn configs_train_toml_lists_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/train.toml");
+        let parsed: TrainConfig = spatialsv_pipeline::load_toml(&path).unwrap();
+        assert_eq!(parsed, TrainConfig::default());
+    }
+
+    #[test]
+    fn resume_continues_exactly_and_reload_predicts_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ds, _) = synthetic_dataset(dir.path());
+        let cfg = tiny_config();
+        // Straight through: 4 steps.
+        let straight = train(&ds, &cfg, &dir.path().join("runs/a"), false, |_| {}).unwrap();
+        // Interrupted after 2 steps, then resumed.
+        let half = TrainConfig {
+            steps: 2,
+            ..cfg.clone()
+        };
+        train(&ds, &half, &dir.path().join("runs/b"), false, |_| {}).unwrap();
+        // The config of a resumed run must be the run's own: rewrite it to the full length.
+        std::fs::write(
+            dir.path().join("runs/b/config.toml"),
+            spatialsv_pipeline::to_toml(&cfg).unwrap(),
+        )
+        .unwrap();
+        let mut steps = Vec::new();
+        let resumed = train(&ds, &cfg, &dir.path().join("runs/b"), true, |r| {
+            steps.push(r.step)
+        })
+        .unwrap();
+        assert_eq!(steps, vec![3, 4]);
+        let device = default_device();
+        let images =
+            Tensor::<B, 5>::random([1, 2, 3, 16, 24], Distribution::Normal(0.0, 1.0), &device);
+        let a = straight.forward(images.clone()).depth;
+        let b = resumed.forward(images.clone()).depth;
+        let diff = (a.clone() - b).abs().max().into_scalar();
+        assert!(diff < 1e-5, "resumed run differs by {diff}");
+        let (reloaded, _) = load_model(&dir.path().join("runs/a")).unwrap();
+        let c = reloaded.forward(images).depth;
+        assert!((a - c).abs().max().into_scalar() < 1e-6);
+        // The run directory is a dataset: metrics and the run row are queryable.
+        let m = Dataset::open(dir.path().join("runs/a")).unwrap();
+        let latest = m.latest().unwrap();
+        assert_eq!(latest.rows("metrics"), 4 * 7);
+        assert_eq!(latest.rows("runs"), 1);
+        // Starting over an existing run without --resume is refused.
+        let err = train(&ds, &cfg, &dir.path().join("runs/a"), false, |_| {}).unwrap_err();
+        assert!(err.to_string().contains("already holds a run"), "{err}");
+    }
+}
