@@ -116,8 +116,8 @@ impl TrainConfig {
         let m = base
             .with_image_height(self.image_height)
             .with_image_width(self.image_width);
-        if self.image_height % m.patch != 0
-            || self.image_width % m.patch != 0
+        if !self.image_height.is_multiple_of(m.patch)
+            || !self.image_width.is_multiple_of(m.patch)
             || self.image_height == 0
         {
             return Err(TrainError::Data(format!(
