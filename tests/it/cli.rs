@@ -36,15 +36,6 @@ fn commands_not_built_yet_say_so_with_exit_code_2() {
     for args in [
         vec!["label", "--dataset", d, "--teacher", "/tmp/x"],
         vec![
-            "eval",
-            "--dataset",
-            d,
-            "--checkpoint",
-            "/tmp/x",
-            "--out",
-            "/tmp/y",
-        ],
-        vec![
             "export",
             "--dataset",
             d,

@@ -587,6 +587,47 @@ fn train_command_runs_resumes_and_refuses_bad_configs() {
         "SELECT count(DISTINCT step) AS steps FROM metrics WHERE name = 'loss/total'",
     ]);
     assert_eq!(csv, "steps\n3\n");
+    ok(&[
+        "ingest",
+        "scannet",
+        &format!("{o}/scans/test"),
+        "--dataset",
+        d,
+        "--split",
+        "test",
+    ]);
+    let ev = dir.path().join("eval");
+    let table = ok(&[
+        "eval",
+        "--dataset",
+        d,
+        "--checkpoint",
+        r,
+        "--out",
+        ev.to_str().unwrap(),
+    ]);
+    assert!(
+        table.contains("synth_scan_001") && table.contains("overall"),
+        "{table}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ev.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(json["split"], "test");
+    assert!(json["overall"]["clips"].as_u64().unwrap() >= 1);
+    for k in ["abs_rel", "delta1", "auc30", "chamfer", "baseline_abs_rel"] {
+        assert!(json["overall"][k].as_f64().unwrap().is_finite(), "{k}");
+    }
+    let (code, err) = fails(&[
+        "eval",
+        "--dataset",
+        d,
+        "--checkpoint",
+        dir.path().join("nope").to_str().unwrap(),
+        "--out",
+        ev.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no checkpoint in run directory"), "{err}");
     let again = ok(&[
         "train",
         "--dataset",

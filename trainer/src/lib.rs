@@ -13,6 +13,7 @@
 mod backend;
 pub mod data;
 mod error;
+pub mod eval;
 pub mod loss;
 pub mod metrics;
 pub mod model;

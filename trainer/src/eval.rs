@@ -1,0 +1,393 @@
+//! Evaluation of a checkpoint on held-out labeled scenes (`spatialsv eval`).
+//!
+//! Each scene of the split is cut into consecutive clips of the training clip length. For
+//! every clip the model predicts depth, rays and points, and we score:
+//! - depth (DOMAIN.md section 6) after median scaling and after least-squares scale and
+//!   shift: AbsRel, delta1, RMSE;
+//! - cameras recovered from the predicted ray maps ([`pose_from_rays`]) against the true
+//!   relative poses over all frame pairs of the clip: RRA@15, RTA@15, AUC@30;
+//! - point maps after Umeyama Sim(3) alignment to the true points: accuracy, completeness,
+//!   Chamfer.
+//!
+//! Trivial baselines are scored on the same pixels and pairs so the comparison is direct:
+//! the training-set median depth everywhere, and identity motion (no camera moves).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::{Tensor, TensorData};
+use nalgebra::{Matrix3, Vector3};
+use serde::Serialize;
+use spatialsv_pipeline::Dataset;
+use spatialsv_pipeline::geometry::{invert_rigid, mul};
+use spatialsv_schemas::Split;
+
+use crate::backend::{TrainBackend as B, default_device};
+use crate::data::{Augment, FrameStore, load_clip};
+use crate::error::{Result, TrainError};
+use crate::metrics::{
+    DepthAlignment, Pose, chamfer, depth_metrics, pose_from_row_major, pose_metrics, umeyama,
+};
+use crate::train::{TrainConfig, load_model};
+
+/// Scores of one scene (or of all scenes), averaged over its clips.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Scores {
+    /// Clips scored.
+    pub clips: usize,
+    /// Depth AbsRel after median scaling.
+    pub abs_rel: f64,
+    /// Depth delta1 after median scaling.
+    pub delta1: f64,
+    /// Depth RMSE (m) after median scaling.
+    pub rmse: f64,
+    /// Depth AbsRel after least-squares scale and shift.
+    pub abs_rel_lsq: f64,
+    /// Depth delta1 after least-squares scale and shift.
+    pub delta1_lsq: f64,
+    /// Depth RMSE (m) after least-squares scale and shift.
+    pub rmse_lsq: f64,
+    /// Relative rotation accuracy at 15 degrees.
+    pub rra15: f64,
+    /// Relative translation-direction accuracy at 15 degrees.
+    pub rta15: f64,
+    /// Pose AUC at 30 degrees.
+    pub auc30: f64,
+    /// Point accuracy (m) after Sim(3) alignment.
+    pub accuracy: f64,
+    /// Point completeness (m).
+    pub completeness: f64,
+    /// Chamfer (m): mean of accuracy and completeness.
+    pub chamfer: f64,
+    /// Baseline: training median depth everywhere, median-scaled AbsRel.
+    pub baseline_abs_rel: f64,
+    /// Baseline: identity motion, AUC@30.
+    pub baseline_auc30: f64,
+}
+
+impl Scores {
+    fn add(&mut self, o: &Scores) {
+        self.clips += o.clips;
+        for (a, b) in self.fields_mut().into_iter().zip(o.fields()) {
+            *a += b;
+        }
+    }
+
+    fn fields(&self) -> [f64; 14] {
+        [
+            self.abs_rel,
+            self.delta1,
+            self.rmse,
+            self.abs_rel_lsq,
+            self.delta1_lsq,
+            self.rmse_lsq,
+            self.rra15,
+            self.rta15,
+            self.auc30,
+            self.accuracy,
+            self.completeness,
+            self.chamfer,
+            self.baseline_abs_rel,
+            self.baseline_auc30,
+        ]
+    }
+
+    fn fields_mut(&mut self) -> [&mut f64; 14] {
+        [
+            &mut self.abs_rel,
+            &mut self.delta1,
+            &mut self.rmse,
+            &mut self.abs_rel_lsq,
+            &mut self.delta1_lsq,
+            &mut self.rmse_lsq,
+            &mut self.rra15,
+            &mut self.rta15,
+            &mut self.auc30,
+            &mut self.accuracy,
+            &mut self.completeness,
+            &mut self.chamfer,
+            &mut self.baseline_abs_rel,
+            &mut self.baseline_auc30,
+        ]
+    }
+
+    fn mean(mut self) -> Scores {
+        let n = self.clips.max(1) as f64;
+        for f in self.fields_mut() {
+            *f /= n;
+        }
+        self
+    }
+}
+
+/// The evaluation report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EvalReport {
+    /// Split evaluated.
+    pub split: String,
+    /// Over all clips.
+    pub overall: Scores,
+    /// Per scene.
+    pub scenes: BTreeMap<String, Scores>,
+}
+
+/// Camera of one view from its ray map: the centre is the mean ray origin; rotation and focal
+/// length (principal point at the image centre, square pixels) are fitted so that
+/// `R [u - cx, v - cy, f] / norm` matches the ray directions (Kabsch for R, a 1-D search
+/// for f). Returns (camera-to-first-camera pose, focal length in pixels).
+pub fn pose_from_rays(
+    origins: &[Vector3<f64>],
+    dirs: &[Vector3<f64>],
+    pixels: &[(f64, f64)],
+    w: usize,
+    h: usize,
+) -> (Pose, f64) {
+    let n = origins.len().max(1) as f64;
+    let centre = origins.iter().sum::<Vector3<f64>>() / n;
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let fit = |f: f64| -> (Matrix3<f64>, f64) {
+        let mut cov = Matrix3::zeros();
+        let qs: Vec<Vector3<f64>> = pixels
+            .iter()
+            .map(|(u, v)| Vector3::new(u - cx, v - cy, f).normalize())
+            .collect();
+        for (q, d) in qs.iter().zip(dirs) {
+            cov += d * q.transpose();
+        }
+        let svd = cov.svd(true, true);
+        let (Some(u), Some(vt)) = (svd.u, svd.v_t) else {
+            return (Matrix3::identity(), f64::INFINITY);
+        };
+        let mut s = Matrix3::identity();
+        if (u * vt).determinant() < 0.0 {
+            s[(2, 2)] = -1.0;
+        }
+        let r = u * s * vt;
+        let err: f64 = qs
+            .iter()
+            .zip(dirs)
+            .map(|(q, d)| (r * q - d).norm_squared())
+            .sum();
+        (r, err)
+    };
+    // Golden-section search of the focal length between 0.2 and 5 image widths.
+    let (mut a, mut b) = ((0.2 * w as f64).ln(), (5.0 * w as f64).ln());
+    let g = 0.618_033_988_75;
+    for _ in 0..40 {
+        let (x1, x2) = (b - g * (b - a), a + g * (b - a));
+        if fit(x1.exp()).1 < fit(x2.exp()).1 {
+            b = x2;
+        } else {
+            a = x1;
+        }
+    }
+    let f = (0.5 * (a + b)).exp();
+    ((fit(f).0, centre), f)
+}
+
+/// Scores one clip. `v`, `h`, `w`: clip length and image size.
+#[allow(clippy::too_many_arguments)]
+fn score_clip(
+    pred_depth: &[f32],
+    pred_rays: &[f32],
+    pred_points: &[f32],
+    gt_depth: &[f32],
+    gt_points: &[f32],
+    gt_poses: &[Pose],
+    train_median: f32,
+    v: usize,
+    h: usize,
+    w: usize,
+) -> Option<Scores> {
+    let hw = h * w;
+    let med = depth_metrics(pred_depth, gt_depth, DepthAlignment::Median)?;
+    let lsq = depth_metrics(pred_depth, gt_depth, DepthAlignment::ScaleShift)?;
+    let constant = vec![train_median; gt_depth.len()];
+    let base = depth_metrics(&constant, gt_depth, DepthAlignment::Median)?;
+    // Cameras from rays, on a sparse pixel grid.
+    let step = (w / 16).max(1);
+    let mut poses = Vec::with_capacity(v);
+    for k in 0..v {
+        let (mut origins, mut dirs, mut pixels) = (Vec::new(), Vec::new(), Vec::new());
+        for y in (0..h).step_by(step) {
+            for x in (0..w).step_by(step) {
+                let i = y * w + x;
+                let at = |c: usize| f64::from(pred_rays[(k * 6 + c) * hw + i]);
+                origins.push(Vector3::new(at(0), at(1), at(2)));
+                dirs.push(Vector3::new(at(3), at(4), at(5)).normalize());
+                pixels.push((x as f64 + 0.5, y as f64 + 0.5));
+            }
+        }
+        poses.push(pose_from_rays(&origins, &dirs, &pixels, w, h).0);
+    }
+    let pm = pose_metrics(&poses, gt_poses)?;
+    let still: Vec<Pose> = (0..v)
+        .map(|_| (Matrix3::identity(), Vector3::zeros()))
+        .collect();
+    let bm = pose_metrics(&still, gt_poses)?;
+    // Points: Sim(3) from corresponding valid pixels, then Chamfer on subsamples.
+    let (mut src, mut dst) = (Vec::new(), Vec::new());
+    for k in 0..v {
+        for i in 0..hw {
+            if gt_depth[k * hw + i] > 0.0 {
+                let p = |buf: &[f32], c: usize| f64::from(buf[(k * 3 + c) * hw + i]);
+                src.push(Vector3::new(
+                    p(pred_points, 0),
+                    p(pred_points, 1),
+                    p(pred_points, 2),
+                ));
+                dst.push(Vector3::new(
+                    p(gt_points, 0),
+                    p(gt_points, 1),
+                    p(gt_points, 2),
+                ));
+            }
+        }
+    }
+    let sim = umeyama(&src, &dst)?;
+    let stride = (src.len() / 1500).max(1);
+    let aligned: Vec<Vector3<f64>> = src.iter().step_by(stride).map(|p| sim.apply(p)).collect();
+    let truth: Vec<Vector3<f64>> = dst.iter().step_by(stride).copied().collect();
+    let ch = chamfer(&aligned, &truth)?;
+    Some(Scores {
+        clips: 1,
+        abs_rel: med.abs_rel,
+        delta1: med.delta1,
+        rmse: med.rmse,
+        abs_rel_lsq: lsq.abs_rel,
+        delta1_lsq: lsq.delta1,
+        rmse_lsq: lsq.rmse,
+        rra15: pm.rra15,
+        rta15: pm.rta15,
+        auc30: pm.auc30,
+        accuracy: ch.accuracy,
+        completeness: ch.completeness,
+        chamfer: ch.overall,
+        baseline_abs_rel: base.abs_rel,
+        baseline_auc30: bm.auc30,
+    })
+}
+
+/// Median depth of the training split (the trivial baseline), from up to 64 frames.
+fn train_median_depth(store: &FrameStore, ds: &Dataset, cfg: &TrainConfig) -> Result<f32> {
+    let m = ds.latest()?;
+    let scenes = store.labeled_scenes(&m, Split::Train)?;
+    let frames: Vec<_> = scenes.values().flatten().copied().collect();
+    let step = (frames.len() / 64).max(1);
+    let mut values = Vec::new();
+    for f in frames.iter().step_by(step) {
+        let s = load_clip(
+            store,
+            std::slice::from_ref(f),
+            cfg.image_width,
+            cfg.image_height,
+            Augment::NONE,
+            0,
+        )?;
+        values.extend(s.depth.into_iter().filter(|d| *d > 0.0));
+    }
+    if values.is_empty() {
+        return Err(TrainError::Data(format!(
+            "the train split of {} has no labeled depth for the baseline",
+            ds.location()
+        )));
+    }
+    values.sort_by(f32::total_cmp);
+    Ok(values[values.len() / 2])
+}
+
+/// Evaluates the run in `run_dir` on `split` of `dataset`.
+pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalReport> {
+    let (model, _) = load_model(run_dir)?;
+    let cfg: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
+    let manifest = dataset.latest()?;
+    let store = FrameStore::new(dataset.clone(), &manifest, cfg.cache_row_groups);
+    let scenes = store.labeled_scenes(&manifest, split)?;
+    if scenes.is_empty() {
+        return Err(TrainError::Data(format!(
+            "the {split} split of {} has no labeled scenes",
+            dataset.location()
+        )));
+    }
+    let train_median = train_median_depth(&store, dataset, &cfg)?;
+    let (v, h, w) = (cfg.clip_len, cfg.image_height, cfg.image_width);
+    let device = default_device();
+    let mut report = EvalReport {
+        split: split.to_string(),
+        ..EvalReport::default()
+    };
+    let mut overall = Scores::default();
+    for (scene, frames) in &scenes {
+        let mut sum = Scores::default();
+        for clip in frames.chunks_exact(v) {
+            let s = load_clip(&store, clip, w, h, Augment::NONE, 0)?;
+            let images = Tensor::<B, 5>::from_data(
+                TensorData::new(s.images.clone(), [1, v, 3, h, w]),
+                &device,
+            );
+            let p = model.forward(images);
+            let to_vec = |t: Tensor<B, 4>| t.into_data().to_vec::<f32>().unwrap_or_default();
+            let to_vec5 = |t: Tensor<B, 5>| t.into_data().to_vec::<f32>().unwrap_or_default();
+            let (pd, pr, pp) = (to_vec(p.depth), to_vec5(p.rays), to_vec5(p.points));
+            // True poses relative to the clip's first camera.
+            let raw: Vec<[f64; 16]> = clip
+                .iter()
+                .map(|f| {
+                    store
+                        .load(f)
+                        .map(|r| r.pose.unwrap_or(spatialsv_pipeline::geometry::IDENTITY))
+                })
+                .collect::<Result<_>>()?;
+            let first = invert_rigid(&raw[0]);
+            let gt_poses: Vec<Pose> = raw
+                .iter()
+                .map(|m| pose_from_row_major(&mul(&first, m)))
+                .collect();
+            if let Some(sc) = score_clip(
+                &pd,
+                &pr,
+                &pp,
+                &s.depth,
+                &s.points,
+                &gt_poses,
+                train_median,
+                v,
+                h,
+                w,
+            ) {
+                sum.add(&sc);
+            }
+        }
+        overall.add(&sum);
+        report.scenes.insert(scene.clone(), sum.mean());
+    }
+    report.overall = overall.mean();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use nalgebra::Rotation3;
+
+    use super::*;
+
+    #[test]
+    fn cameras_come_back_from_ray_maps() {
+        let (w, h, f) = (40usize, 30usize, 35.0);
+        let r = Rotation3::from_euler_angles(0.1, -0.3, 0.2).into_inner();
+        let c = Vector3::new(0.5, -0.2, 1.0);
+        let (mut origins, mut dirs, mut pixels) = (Vec::new(), Vec::new(), Vec::new());
+        for y in (0..h).step_by(3) {
+            for x in (0..w).step_by(3) {
+                let (u, v) = (x as f64 + 0.5, y as f64 + 0.5);
+                pixels.push((u, v));
+                origins.push(c);
+                dirs.push(r * Vector3::new(u - 20.0, v - 15.0, f).normalize());
+            }
+        }
+        let ((rr, cc), ff) = pose_from_rays(&origins, &dirs, &pixels, w, h);
+        assert!((rr - r).norm() < 1e-6, "{rr}");
+        assert!((cc - c).norm() < 1e-12);
+        assert!((ff - f).abs() < 1e-3, "{ff}");
+    }
+}
