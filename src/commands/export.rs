@@ -2,24 +2,29 @@
 
 use std::path::PathBuf;
 
+use spatialsv_pipeline::Dataset;
+use spatialsv_trainer::export::export_scene;
+
 use super::{CliError, CliResult};
 
-/// Write predicted and ground-truth point clouds (binary PLY), depth and confidence images and
-/// camera trajectories for one scene.
+/// Write what the model believes for one labeled scene: predicted and true point clouds as
+/// coloured binary PLY (pred.ply, gt.ply; MeshLab, CloudCompare, Open3D), per-frame PNGs of
+/// image | true depth | predicted depth | confidence (frames/), and camera trajectories in the
+/// TUM format (trajectory_gt.txt, trajectory_pred.txt). Predictions are Sim(3)-aligned to the
+/// truth per clip, so what differs is the model's error, not its unknown scale.
 ///
 /// Example:
-///   spatialsv export --checkpoint runs/teacher --dataset ds --scene scene0003 --out export/
+///   spatialsv export --checkpoint runs/teacher --dataset ds --scene synth_scan_004 --out export/
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
-#[allow(dead_code)] // read once the command lands
 pub struct Args {
-    /// Run directory of the checkpoint.
+    /// Run directory of the checkpoint (its newest checkpoint is used).
     #[arg(long)]
     checkpoint: PathBuf,
     /// Dataset directory.
     #[arg(long)]
     dataset: PathBuf,
-    /// Scene to export.
+    /// Scene to export (a labeled scene of the dataset).
     #[arg(long)]
     scene: String,
     /// Output directory.
@@ -27,9 +32,22 @@ pub struct Args {
     out: PathBuf,
 }
 
-pub fn run(_args: Args) -> CliResult {
-    Err(CliError::NotBuilt {
-        command: "export",
-        issue: "issue 4, 3D exports",
-    })
+pub fn run(args: Args) -> CliResult {
+    let ds = Dataset::open(&args.dataset)?;
+    let s = export_scene(&ds, &args.checkpoint, &args.scene, &args.out).map_err(|e| {
+        if e.is_user_error() {
+            CliError::User(e.to_string())
+        } else {
+            CliError::Other(e.into())
+        }
+    })?;
+    println!(
+        "exported {} frames of {}: pred.ply ({} points), gt.ply ({} points), frames/*.png, trajectory_{{gt,pred}}.txt in {}",
+        s.frames,
+        args.scene,
+        s.pred_points,
+        s.gt_points,
+        args.out.display()
+    );
+    Ok(())
 }

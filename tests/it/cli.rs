@@ -35,17 +35,6 @@ fn commands_not_built_yet_say_so_with_exit_code_2() {
     let d = d.to_str().unwrap();
     for args in [
         vec!["label", "--dataset", d, "--teacher", "/tmp/x"],
-        vec![
-            "export",
-            "--dataset",
-            d,
-            "--checkpoint",
-            "/tmp/x",
-            "--scene",
-            "s",
-            "--out",
-            "/tmp/y",
-        ],
         vec!["demo"],
     ] {
         let (code, err) = fails(&args);

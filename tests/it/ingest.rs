@@ -617,6 +617,53 @@ fn train_command_runs_resumes_and_refuses_bad_configs() {
     for k in ["abs_rel", "delta1", "auc30", "chamfer", "baseline_abs_rel"] {
         assert!(json["overall"][k].as_f64().unwrap().is_finite(), "{k}");
     }
+    let ex = dir.path().join("export");
+    let text = ok(&[
+        "export",
+        "--dataset",
+        d,
+        "--checkpoint",
+        r,
+        "--scene",
+        "synth_scan_001",
+        "--out",
+        ex.to_str().unwrap(),
+    ]);
+    assert!(
+        text.starts_with("exported 6 frames of synth_scan_001"),
+        "{text}"
+    );
+    for f in [
+        "pred.ply",
+        "gt.ply",
+        "trajectory_gt.txt",
+        "trajectory_pred.txt",
+        "frames/0.png",
+    ] {
+        assert!(ex.join(f).exists(), "{f}");
+    }
+    let ply = std::fs::read(ex.join("pred.ply")).unwrap();
+    assert!(ply.starts_with(b"ply\nformat binary_little_endian 1.0\n"));
+    assert_eq!(
+        std::fs::read_to_string(ex.join("trajectory_pred.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        7
+    );
+    let (code, err) = fails(&[
+        "export",
+        "--dataset",
+        d,
+        "--checkpoint",
+        r,
+        "--scene",
+        "nope",
+        "--out",
+        ex.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no labeled scene 'nope'"), "{err}");
     let (code, err) = fails(&[
         "eval",
         "--dataset",

@@ -14,6 +14,7 @@ mod backend;
 pub mod data;
 mod error;
 pub mod eval;
+pub mod export;
 pub mod loss;
 pub mod metrics;
 pub mod model;

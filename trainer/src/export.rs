@@ -1,0 +1,276 @@
+//! What the model believes, as files (`spatialsv export`): the method's interpretability made
+//! usable. For one scene, clip by clip:
+//!
+//! - `pred.ply`, `gt.ply`: coloured binary point clouds (MeshLab, CloudCompare, Open3D) of the
+//!   predicted point maps (Sim(3)-aligned to the truth per clip, then placed in the world with
+//!   the clip's first true pose) and of the true depth unprojected;
+//! - `frames/{frame_idx}.png`: the image, true depth, predicted depth and predicted confidence
+//!   side by side (depth colour-mapped on a shared range, confidence on its own);
+//! - `trajectory_gt.txt`, `trajectory_pred.txt`: camera trajectories in the TUM format
+//!   (`timestamp tx ty tz qx qy qz qw`, world frame), the predicted cameras recovered from
+//!   the ray maps and aligned with the same Sim(3).
+
+use std::io::Write;
+use std::path::Path;
+
+use burn::tensor::{Tensor, TensorData};
+use image::{ImageBuffer, Rgb};
+use nalgebra::{Matrix3, Vector3};
+use spatialsv_pipeline::Dataset;
+use spatialsv_pipeline::geometry::{Mat4, quat_wxyz_from_rotation};
+use spatialsv_schemas::Split;
+
+use crate::backend::{TrainBackend as B, default_device};
+use crate::data::{Augment, FrameStore, load_clip};
+use crate::error::{Result, TrainError};
+use crate::eval::pose_from_rays;
+use crate::metrics::umeyama;
+use crate::train::{TrainConfig, load_model};
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportSummary {
+    /// Frames exported.
+    pub frames: usize,
+    /// Points in `pred.ply`.
+    pub pred_points: usize,
+    /// Points in `gt.ply`.
+    pub gt_points: usize,
+}
+
+/// A colour map from blue (low) through green to red (high), `t` in [0, 1].
+pub fn colour_map(t: f32) -> [u8; 3] {
+    let t = t.clamp(0.0, 1.0);
+    let r = (1.5 - (4.0 * t - 3.0).abs()).clamp(0.0, 1.0);
+    let g = (1.5 - (4.0 * t - 2.0).abs()).clamp(0.0, 1.0);
+    let b = (1.5 - (4.0 * t - 1.0).abs()).clamp(0.0, 1.0);
+    [(r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8]
+}
+
+/// Writes a binary little-endian PLY of coloured points.
+pub fn write_ply(path: &Path, points: &[([f32; 3], [u8; 3])]) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write!(
+        f,
+        "ply\nformat binary_little_endian 1.0\ncomment spatialsv export\nelement vertex {}\nproperty float x\nproperty float y\nproperty float z\nproperty uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n",
+        points.len()
+    )?;
+    for (p, c) in points {
+        for v in p {
+            f.write_all(&v.to_le_bytes())?;
+        }
+        f.write_all(c)?;
+    }
+    f.flush()
+}
+
+fn tum_line(t_s: f64, r: &Matrix3<f64>, t: &Vector3<f64>) -> String {
+    let rr = [
+        r[(0, 0)],
+        r[(0, 1)],
+        r[(0, 2)],
+        r[(1, 0)],
+        r[(1, 1)],
+        r[(1, 2)],
+        r[(2, 0)],
+        r[(2, 1)],
+        r[(2, 2)],
+    ];
+    let q = quat_wxyz_from_rotation(&rr);
+    format!(
+        "{t_s:.6} {} {} {} {} {} {} {}\n",
+        t[0], t[1], t[2], q[1], q[2], q[3], q[0]
+    )
+}
+
+fn world(m: &Mat4) -> (Matrix3<f64>, Vector3<f64>) {
+    (
+        Matrix3::new(m[0], m[1], m[2], m[4], m[5], m[6], m[8], m[9], m[10]),
+        Vector3::new(m[3], m[7], m[11]),
+    )
+}
+
+/// Exports `scene` of `dataset` as seen by the run in `run_dir` into `out`.
+pub fn export_scene(
+    dataset: &Dataset,
+    run_dir: &Path,
+    scene: &str,
+    out: &Path,
+) -> Result<ExportSummary> {
+    let (model, _) = load_model(run_dir)?;
+    let cfg: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
+    let manifest = dataset.latest()?;
+    let store = FrameStore::new(dataset.clone(), &manifest, cfg.cache_row_groups);
+    let mut frames = None;
+    for split in Split::ALL {
+        if let Some(f) = store.labeled_scenes(&manifest, *split)?.remove(scene) {
+            frames = Some(f);
+        }
+    }
+    let frames = frames.ok_or_else(|| {
+        TrainError::Data(format!(
+            "no labeled scene '{scene}' in {}",
+            dataset.location()
+        ))
+    })?;
+    let io = |e: std::io::Error| TrainError::Data(format!("cannot write ({e}): {}", out.display()));
+    std::fs::create_dir_all(out.join("frames")).map_err(io)?;
+    let (v, h, w) = (cfg.clip_len, cfg.image_height, cfg.image_width);
+    let hw = h * w;
+    let device = default_device();
+    let (mut pred_pts, mut gt_pts) = (Vec::new(), Vec::new());
+    let (mut traj_gt, mut traj_pred) = (String::new(), String::new());
+    let mut summary = ExportSummary::default();
+    for clip in frames.chunks_exact(v) {
+        let s = load_clip(&store, clip, w, h, Augment::NONE, 0)?;
+        let p = model.forward(Tensor::<B, 5>::from_data(
+            TensorData::new(s.images.clone(), [1, v, 3, h, w]),
+            &device,
+        ));
+        let pd = p.depth.into_data().to_vec::<f32>().unwrap_or_default();
+        let pc = p.depth_conf.into_data().to_vec::<f32>().unwrap_or_default();
+        let pp = p.points.into_data().to_vec::<f32>().unwrap_or_default();
+        let pr = p.rays.into_data().to_vec::<f32>().unwrap_or_default();
+        let first_pose = store
+            .load(&clip[0])?
+            .pose
+            .unwrap_or(spatialsv_pipeline::geometry::IDENTITY);
+        let (r0, t0) = world(&first_pose);
+        // Sim(3) from predicted to true points of this clip (first-camera frame).
+        let (mut src, mut dst) = (Vec::new(), Vec::new());
+        for k in 0..v {
+            for i in 0..hw {
+                if s.depth[k * hw + i] > 0.0 {
+                    let at = |b: &[f32], c: usize| f64::from(b[(k * 3 + c) * hw + i]);
+                    src.push(Vector3::new(at(&pp, 0), at(&pp, 1), at(&pp, 2)));
+                    dst.push(Vector3::new(
+                        at(&s.points, 0),
+                        at(&s.points, 1),
+                        at(&s.points, 2),
+                    ));
+                }
+            }
+        }
+        let Some(sim) = umeyama(&src, &dst) else {
+            continue;
+        };
+        let colour = |k: usize, i: usize| {
+            [0, 1, 2].map(|c| {
+                ((s.images[(k * 3 + c) * hw + i] * 0.25 + 0.45).clamp(0.0, 1.0) * 255.0) as u8
+            })
+        };
+        for k in 0..v {
+            let f = &clip[k];
+            for i in (0..hw).filter(|i| s.depth[k * hw + i] > 0.0) {
+                let at = |b: &[f32], c: usize| f64::from(b[(k * 3 + c) * hw + i]);
+                let pw = r0 * sim.apply(&Vector3::new(at(&pp, 0), at(&pp, 1), at(&pp, 2))) + t0;
+                let gw =
+                    r0 * Vector3::new(at(&s.points, 0), at(&s.points, 1), at(&s.points, 2)) + t0;
+                pred_pts.push(([pw[0] as f32, pw[1] as f32, pw[2] as f32], colour(k, i)));
+                gt_pts.push(([gw[0] as f32, gw[1] as f32, gw[2] as f32], colour(k, i)));
+            }
+            // Trajectories.
+            let t_s = f.frame_idx as f64 / 30.0;
+            let (rg, tg) = world(
+                &store
+                    .load(f)?
+                    .pose
+                    .unwrap_or(spatialsv_pipeline::geometry::IDENTITY),
+            );
+            traj_gt.push_str(&tum_line(t_s, &rg, &tg));
+            let (mut origins, mut dirs, mut pixels) = (Vec::new(), Vec::new(), Vec::new());
+            for y in (0..h).step_by(4) {
+                for x in (0..w).step_by(4) {
+                    let i = y * w + x;
+                    let at = |c: usize| f64::from(pr[(k * 6 + c) * hw + i]);
+                    origins.push(Vector3::new(at(0), at(1), at(2)));
+                    dirs.push(Vector3::new(at(3), at(4), at(5)).normalize());
+                    pixels.push((x as f64 + 0.5, y as f64 + 0.5));
+                }
+            }
+            let ((rp, cp), _) = pose_from_rays(&origins, &dirs, &pixels, w, h);
+            let (rw, cw) = (r0 * sim.rotation * rp, r0 * sim.apply(&cp) + t0);
+            traj_pred.push_str(&tum_line(t_s, &rw, &cw));
+            // Image | true depth | predicted depth (shared range) | confidence.
+            let gt_d = &s.depth[k * hw..(k + 1) * hw];
+            let pd_k: Vec<f32> = pd[k * hw..(k + 1) * hw]
+                .iter()
+                .map(|d| (f64::from(*d) * sim.scale) as f32)
+                .collect();
+            let valid: Vec<f32> = gt_d.iter().copied().filter(|d| *d > 0.0).collect();
+            let (lo, hi) = valid
+                .iter()
+                .fold((f32::MAX, 0.0f32), |(a, b), d| (a.min(*d), b.max(*d)));
+            let (clo, chi) = pc[k * hw..(k + 1) * hw]
+                .iter()
+                .fold((f32::MAX, 0.0f32), |(a, b), c| (a.min(*c), b.max(*c)));
+            let mut img: ImageBuffer<Rgb<u8>, Vec<u8>> = ImageBuffer::new(4 * w as u32, h as u32);
+            for y in 0..h {
+                for x in 0..w {
+                    let i = y * w + x;
+                    let norm = |d: f32| (d - lo) / (hi - lo).max(1e-6);
+                    img.put_pixel(x as u32, y as u32, Rgb(colour(k, i)));
+                    let g = if gt_d[i] > 0.0 {
+                        colour_map(norm(gt_d[i]))
+                    } else {
+                        [0, 0, 0]
+                    };
+                    img.put_pixel((w + x) as u32, y as u32, Rgb(g));
+                    img.put_pixel((2 * w + x) as u32, y as u32, Rgb(colour_map(norm(pd_k[i]))));
+                    let c = (pc[k * hw + i] - clo) / (chi - clo).max(1e-6);
+                    img.put_pixel((3 * w + x) as u32, y as u32, Rgb(colour_map(c)));
+                }
+            }
+            let path = out.join("frames").join(format!("{}.png", f.frame_idx));
+            img.save(&path)
+                .map_err(|e| TrainError::Data(format!("cannot write ({e}): {}", path.display())))?;
+            summary.frames += 1;
+        }
+    }
+    write_ply(&out.join("pred.ply"), &pred_pts).map_err(io)?;
+    write_ply(&out.join("gt.ply"), &gt_pts).map_err(io)?;
+    std::fs::write(
+        out.join("trajectory_gt.txt"),
+        format!("# timestamp tx ty tz qx qy qz qw (world, true)\n{traj_gt}"),
+    )
+    .map_err(io)?;
+    std::fs::write(out.join("trajectory_pred.txt"), format!("# timestamp tx ty tz qx qy qz qw (world, predicted, Sim(3)-aligned per clip)\n{traj_pred}"))
+        .map_err(io)?;
+    summary.pred_points = pred_pts.len();
+    summary.gt_points = gt_pts.len();
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ply_header_and_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.ply");
+        write_ply(
+            &p,
+            &[
+                ([1.0, 2.0, 3.0], [255, 0, 10]),
+                ([0.5, 0.0, -1.0], [1, 2, 3]),
+            ],
+        )
+        .unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let header_end = text.find("end_header\n").unwrap() + "end_header\n".len();
+        assert!(text.starts_with("ply\nformat binary_little_endian 1.0\n"));
+        assert!(text.contains("element vertex 2\n"));
+        assert_eq!(bytes.len() - header_end, 2 * (12 + 3));
+        assert_eq!(&bytes[header_end..header_end + 4], &1.0f32.to_le_bytes());
+        assert_eq!(&bytes[header_end + 12..header_end + 15], &[255, 0, 10]);
+    }
+
+    #[test]
+    fn colour_map_ends() {
+        assert_eq!(colour_map(0.0), [0, 0, 127]);
+        assert_eq!(colour_map(1.0), [127, 0, 0]);
+        assert_eq!(colour_map(0.5)[1], 255);
+    }
+}
