@@ -100,6 +100,39 @@ impl SpatialSvConfig {
         [d / 4 - 1, d / 2 - 1, 3 * d / 4 - 1, d - 1]
     }
 
+    /// Multiply-adds x 2 of one forward pass over a clip of `v` frames, counted layer by
+    /// layer (convolutions, projections, attention products, MLPs, heads); elementwise ops,
+    /// norms and interpolation are left out. Training costs about three times this.
+    pub fn forward_flops(&self, v: usize) -> f64 {
+        let (gh, gw) = self.grid();
+        let n = (gh * gw) as f64;
+        let (d, f, vf) = (self.width as f64, self.head_width as f64, v as f64);
+        let t = n + 1.0;
+        let p = self.patch as f64;
+        let mut flops = vf * 2.0 * 3.0 * p * p * d * n; // patch embedding
+        for layer in 0..self.depth.max(4) {
+            let proj = vf * 4.0 * 2.0 * t * d * d; // q, k, v, out
+            let mlp = vf * 2.0 * 2.0 * t * d * d * self.mlp_ratio as f64;
+            let attn = if layer % 2 == 0 {
+                vf * 2.0 * 2.0 * t * t * d // per frame
+            } else {
+                2.0 * 2.0 * (vf * t) * (vf * t) * d // across the clip
+            };
+            flops += proj + mlp + attn;
+        }
+        flops += 4.0 * vf * (2.0 * n * d * d + 2.0 * n * d * f); // projectors
+        let scales = [16.0 * n, 4.0 * n, n, n / 4.0];
+        let pixels = (self.image_height * self.image_width) as f64;
+        for channels in [1.0, 6.0, 3.0] {
+            let reassemble: f64 = scales.iter().map(|s| 2.0 * f * f * s).sum();
+            let fuse: f64 = scales.iter().map(|s| 2.0 * 9.0 * f * f * s).sum();
+            let out1 = 2.0 * 9.0 * f * (f / 2.0) * 16.0 * n;
+            let out2 = 2.0 * (f / 2.0) * (channels + 1.0) * pixels;
+            flops += vf * (reassemble + fuse + out1 + out2);
+        }
+        flops
+    }
+
     /// Builds the model.
     pub fn init<B: Backend>(&self, device: &B::Device) -> SpatialSv<B> {
         let (gh, gw) = self.grid();
@@ -466,6 +499,41 @@ mod tests {
                 "zero gradient for {name}"
             );
         }
+    }
+
+    #[test]
+    fn flop_count_by_hand_for_a_minimal_config() {
+        // 8x8 image, patch 8: one token (+ camera token) per frame, width 2, head width 2.
+        let cfg = SpatialSvConfig::tiny()
+            .with_image_height(8)
+            .with_image_width(8)
+            .with_width(2)
+            .with_head_width(2)
+            .with_mlp_ratio(1)
+            .with_depth(4);
+        let (d, f, t, n) = (2.0, 2.0, 2.0, 1.0);
+        let embed = 2.0 * 3.0 * 64.0 * d * n;
+        let proj = 8.0 * t * d * d;
+        let mlp = 4.0 * t * d * d;
+        let frame_attn = 4.0 * t * t * d;
+        let global_attn = 4.0 * t * t * d; // one frame: the clip is the frame
+        let trunk = 4.0 * (proj + mlp) + 2.0 * frame_attn + 2.0 * global_attn;
+        let projectors = 4.0 * (2.0 * n * d * d + 2.0 * n * d * f);
+        let scales = 16.0 + 4.0 + 1.0 + 0.25;
+        let head = |c: f64| {
+            2.0 * f * f * scales
+                + 18.0 * f * f * scales
+                + 18.0 * f * 1.0 * 16.0
+                + 2.0 * 1.0 * (c + 1.0) * 64.0
+        };
+        let want = embed + trunk + projectors + head(1.0) + head(6.0) + head(3.0);
+        assert!(
+            (cfg.forward_flops(1) - want).abs() < 1e-6,
+            "{} vs {want}",
+            cfg.forward_flops(1)
+        );
+        // Global attention grows quadratically with the clip, the rest linearly.
+        assert!(cfg.forward_flops(4) > 4.0 * cfg.forward_flops(1));
     }
 
     #[test]
