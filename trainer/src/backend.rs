@@ -22,6 +22,11 @@ pub fn default_device() -> <Backend as burn::tensor::backend::BackendTypes>::Dev
     Default::default()
 }
 
+/// Serialises tests that seed or draw from the backend's random generator: it is global to
+/// the process (burn-flex), so concurrent tests would otherwise interleave their draws.
+#[cfg(test)]
+pub(crate) static RNG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use burn::tensor::{Tensor, TensorData};
@@ -30,6 +35,9 @@ mod tests {
 
     #[test]
     fn backend_computes_and_differentiates() {
+        let _rng = crate::backend::RNG_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let device = default_device();
         let a = Tensor::<TrainBackend, 2>::from_data(
             TensorData::from([[1.0f32, 2.0], [3.0, 4.0]]),

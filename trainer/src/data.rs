@@ -466,6 +466,127 @@ pub fn load_clip(
     Ok(s)
 }
 
+/// A burn [`Dataset`](burn::data::dataset::Dataset) of clips over the store: item `i` is clip
+/// `i` decoded (with its augmentation seed), so any burn data loader can drive training. A
+/// clip that cannot be decoded yields `None` and a warning naming it.
+pub struct ClipDataset {
+    store: Arc<FrameStore>,
+    clips: Vec<Vec<FrameRef>>,
+    size: (usize, usize),
+    augment: Augment,
+    seed: u64,
+}
+
+impl std::fmt::Debug for ClipDataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClipDataset")
+            .field("clips", &self.clips.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClipDataset {
+    /// Clips `clips` of `store`, decoded at `w` x `h`.
+    pub fn new(
+        store: Arc<FrameStore>,
+        clips: Vec<Vec<FrameRef>>,
+        w: usize,
+        h: usize,
+        augment: Augment,
+        seed: u64,
+    ) -> Self {
+        Self {
+            store,
+            clips,
+            size: (w, h),
+            augment,
+            seed,
+        }
+    }
+
+    /// Item `index`, with the error when it cannot be decoded.
+    pub fn try_get(&self, index: usize) -> Result<ClipSample> {
+        let clip = self
+            .clips
+            .get(index)
+            .ok_or_else(|| TrainError::Data(format!("no clip {index}")))?;
+        load_clip(
+            &self.store,
+            clip,
+            self.size.0,
+            self.size.1,
+            self.augment,
+            self.seed ^ index as u64,
+        )
+    }
+}
+
+impl burn::data::dataset::Dataset<ClipSample> for ClipDataset {
+    fn get(&self, index: usize) -> Option<ClipSample> {
+        match self.try_get(index) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("clip {index} skipped: {e}");
+                None
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.clips.len()
+    }
+}
+
+/// A batch of clips: images `[b, v, 3, h, w]` and targets, normalised per clip.
+#[derive(Debug, Clone)]
+pub struct ClipBatch<B: burn::tensor::backend::Backend> {
+    /// Normalised images.
+    pub images: burn::tensor::Tensor<B, 5>,
+    /// Targets (see [`crate::loss::normalize_targets`]).
+    pub targets: crate::loss::Targets<B>,
+}
+
+/// The burn [`Batcher`](burn::data::dataloader::batcher::Batcher) stacking [`ClipSample`]s.
+#[derive(Debug, Clone, Copy)]
+pub struct ClipBatcher {
+    /// Frames per clip.
+    pub frames: usize,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+}
+
+impl<B: burn::tensor::backend::Backend>
+    burn::data::dataloader::batcher::Batcher<B, ClipSample, ClipBatch<B>> for ClipBatcher
+{
+    fn batch(&self, items: Vec<ClipSample>, device: &B::Device) -> ClipBatch<B> {
+        use burn::tensor::{Tensor, TensorData};
+        let (b, v, h, w) = (items.len(), self.frames, self.height, self.width);
+        let cat = |f: fn(&ClipSample) -> &Vec<f32>| {
+            items
+                .iter()
+                .flat_map(|s| f(s).iter().copied())
+                .collect::<Vec<f32>>()
+        };
+        let images =
+            Tensor::from_data(TensorData::new(cat(|s| &s.images), [b, v, 3, h, w]), device);
+        let depth: Tensor<B, 4> =
+            Tensor::from_data(TensorData::new(cat(|s| &s.depth), [b, v, h, w]), device);
+        let mask = depth.clone().greater_elem(0.0).float();
+        let targets = crate::loss::Targets {
+            depth,
+            points: Tensor::from_data(TensorData::new(cat(|s| &s.points), [b, v, 3, h, w]), device),
+            rays: Tensor::from_data(TensorData::new(cat(|s| &s.rays), [b, v, 6, h, w]), device),
+            mask,
+        };
+        ClipBatch {
+            images,
+            targets: crate::loss::normalize_targets(targets).0,
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use spatialsv_pipeline::ingest::{
@@ -547,5 +668,33 @@ pub(crate) mod tests {
         assert!(s.rays[..3 * hw].iter().all(|v| v.abs() < 1e-6));
         let d = [s.rays[3 * hw], s.rays[4 * hw], s.rays[5 * hw]];
         assert!(((d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt() - 1.0).abs() < 1e-5);
+
+        // The same clips through burn's Dataset and Batcher traits.
+        use burn::data::dataloader::batcher::Batcher;
+        use burn::data::dataset::Dataset as _;
+        let data = ClipDataset::new(
+            Arc::new(store),
+            clips,
+            24,
+            16,
+            Augment {
+                colour: 0.2,
+                blur: 0.5,
+            },
+            3,
+        );
+        assert_eq!(data.len(), 3);
+        let items: Vec<ClipSample> = data.iter().collect();
+        assert_eq!(items.len(), 3);
+        let device = crate::backend::default_device();
+        let batch: ClipBatch<crate::backend::Backend> = ClipBatcher {
+            frames: 3,
+            height: 16,
+            width: 24,
+        }
+        .batch(items, &device);
+        assert_eq!(batch.images.dims(), [3, 3, 3, 16, 24]);
+        assert_eq!(batch.targets.rays.dims(), [3, 3, 6, 16, 24]);
+        assert!(data.get(99).is_none());
     }
 }

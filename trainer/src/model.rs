@@ -431,6 +431,9 @@ mod tests {
 
     #[test]
     fn every_head_has_the_right_shape() {
+        let _rng = crate::backend::RNG_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let device = default_device();
         let cfg = SpatialSvConfig::tiny()
             .with_image_height(32)
@@ -464,6 +467,9 @@ mod tests {
 
     #[test]
     fn gradients_reach_every_head_and_the_encoder() {
+        let _rng = crate::backend::RNG_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let device = default_device();
         let cfg = SpatialSvConfig::tiny()
             .with_image_height(16)

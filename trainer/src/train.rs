@@ -15,17 +15,21 @@
 //!
 //! AdamW with linear warm-up then cosine decay, gradient-norm clipping, a seed that makes
 //! runs repeatable, and `--resume` that continues exactly (model, optimiser moments, data
-//! sampler state and step are all restored).
+//! sampler state and step are all restored). Repeatability holds for one training per process
+//! (the CLI): the backend's random generator, used for initialisation, is process-global.
 
 use std::path::{Path, PathBuf};
 
 use burn::config::Config as _;
 use burn::grad_clipping::GradientClippingConfig;
+use std::sync::Arc;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset as _;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, Optimizer};
 use burn::record::{DefaultRecorder, Recorder};
 use burn::tensor::backend::Backend as _;
-use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use spatialsv_pipeline::datagen::SplitMix64;
 use spatialsv_pipeline::rows::now_ns;
@@ -33,9 +37,11 @@ use spatialsv_pipeline::{CODE_VERSION, Dataset};
 use spatialsv_schemas::{Split, Table};
 
 use crate::backend::{BACKEND_NAME, TrainBackend as B, default_device};
-use crate::data::{Augment, FrameStore, load_clip, sample_clips};
+use crate::data::{
+    Augment, ClipBatch, ClipBatcher, ClipDataset, ClipSample, FrameStore, sample_clips,
+};
 use crate::error::{Result, TrainError};
-use crate::loss::{LossConfig, Targets, normalize_targets};
+use crate::loss::LossConfig;
 use crate::model::{SpatialSv, SpatialSvConfig};
 use crate::training::train_step;
 
@@ -156,40 +162,6 @@ pub struct StepReport {
     pub loss: f32,
 }
 
-/// Stacks clips into batch tensors and normalised targets.
-fn batch(
-    samples: &[crate::data::ClipSample],
-    v: usize,
-    h: usize,
-    w: usize,
-) -> (Tensor<B, 5>, Targets<B>) {
-    let device = default_device();
-    let b = samples.len();
-    let cat = |f: fn(&crate::data::ClipSample) -> &Vec<f32>| {
-        samples
-            .iter()
-            .flat_map(|s| f(s).iter().copied())
-            .collect::<Vec<f32>>()
-    };
-    let images = Tensor::from_data(
-        TensorData::new(cat(|s| &s.images), [b, v, 3, h, w]),
-        &device,
-    );
-    let depth: Tensor<B, 4> =
-        Tensor::from_data(TensorData::new(cat(|s| &s.depth), [b, v, h, w]), &device);
-    let mask = depth.clone().greater_elem(0.0).float();
-    let targets = Targets {
-        depth,
-        points: Tensor::from_data(
-            TensorData::new(cat(|s| &s.points), [b, v, 3, h, w]),
-            &device,
-        ),
-        rays: Tensor::from_data(TensorData::new(cat(|s| &s.rays), [b, v, 6, h, w]), &device),
-        mask,
-    };
-    (images, normalize_targets(targets).0)
-}
-
 fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Data(format!("{what} ({e}): {}", path.display()))
 }
@@ -256,7 +228,16 @@ pub fn train(
         .map_err(|e| io_err("cannot write", &out.join("model.json"), e))?;
 
     let manifest = dataset.latest()?;
-    let store = FrameStore::new(dataset.clone(), &manifest, config.cache_row_groups);
+    let store = Arc::new(FrameStore::new(
+        dataset.clone(),
+        &manifest,
+        config.cache_row_groups,
+    ));
+    let batcher = ClipBatcher {
+        frames: config.clip_len,
+        height: config.image_height,
+        width: config.image_width,
+    };
     let scenes = store.labeled_scenes(&manifest, Split::Train)?;
     if scenes.values().all(|f| f.len() < config.clip_len) {
         return Err(TrainError::Data(format!(
@@ -306,21 +287,18 @@ pub fn train(
     let (v, h, w) = (config.clip_len, config.image_height, config.image_width);
     for step in start..config.steps {
         let clips = sample_clips(&scenes, config.batch_size, v, config.max_gap, &mut sampler);
-        let samples: Vec<crate::data::ClipSample> = clips
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                load_clip(
-                    &store,
-                    c,
-                    w,
-                    h,
-                    aug,
-                    config.seed ^ ((step * 1000 + i) as u64),
-                )
-            })
+        let data = ClipDataset::new(
+            store.clone(),
+            clips,
+            w,
+            h,
+            aug,
+            config.seed ^ ((step as u64) << 20),
+        );
+        let samples: Vec<ClipSample> = (0..data.len())
+            .map(|i| data.try_get(i))
             .collect::<Result<_>>()?;
-        let (images, targets) = batch(&samples, v, h, w);
+        let ClipBatch { images, targets } = batcher.batch(samples, &device);
         let lr = config.lr_at(step);
         let (m, losses) = train_step(model, &mut optim, images, &targets, &loss_cfg, lr, step)?;
         model = m;
@@ -453,7 +431,7 @@ fn commit_run(
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::Distribution;
+    use burn::tensor::{Distribution, Tensor};
 
     use super::*;
     use crate::data::tests::synthetic_dataset;
@@ -495,6 +473,9 @@ mod tests {
 
     #[test]
     fn resume_continues_exactly_and_reload_predicts_the_same() {
+        let _rng = crate::backend::RNG_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let (ds, _) = synthetic_dataset(dir.path());
         let cfg = tiny_config();

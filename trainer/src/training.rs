@@ -132,6 +132,9 @@ mod tests {
 
     #[test]
     fn overfits_a_single_clip() {
+        let _rng = crate::backend::RNG_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let device = default_device();
         let cfg = SpatialSvConfig::tiny()
             .with_image_height(16)
@@ -169,6 +172,9 @@ mod tests {
 
     #[test]
     fn a_non_finite_loss_names_the_step_and_term() {
+        let _rng = crate::backend::RNG_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let device = default_device();
         let cfg = SpatialSvConfig::tiny()
             .with_image_height(16)
