@@ -83,13 +83,7 @@ pub fn run(args: Args) -> CliResult {
         .parse()
         .map_err(|e| CliError::User(format!("--split: {e}")))?;
     let ds = Dataset::open(&args.dataset)?;
-    let report = evaluate(&ds, &args.checkpoint, split).map_err(|e| {
-        if e.is_user_error() {
-            CliError::User(e.to_string())
-        } else {
-            CliError::Other(e.into())
-        }
-    })?;
+    let report = evaluate(&ds, &args.checkpoint, split)?;
     print(&report);
     std::fs::create_dir_all(&args.out).map_err(|e| {
         CliError::User(format!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use spatialsv_pipeline::Dataset;
 use spatialsv_trainer::export::export_scene;
 
-use super::{CliError, CliResult};
+use super::CliResult;
 
 /// Write what the model believes for one labeled scene: predicted and true point clouds as
 /// coloured binary PLY (pred.ply, gt.ply; MeshLab, CloudCompare, Open3D), per-frame PNGs of
@@ -34,13 +34,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> CliResult {
     let ds = Dataset::open(&args.dataset)?;
-    let s = export_scene(&ds, &args.checkpoint, &args.scene, &args.out).map_err(|e| {
-        if e.is_user_error() {
-            CliError::User(e.to_string())
-        } else {
-            CliError::Other(e.into())
-        }
-    })?;
+    let s = export_scene(&ds, &args.checkpoint, &args.scene, &args.out)?;
     println!(
         "exported {} frames of {}: pred.ply ({} points), gt.ply ({} points), frames/*.png, trajectory_{{gt,pred}}.txt in {}",
         s.frames,

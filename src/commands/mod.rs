@@ -81,6 +81,16 @@ impl From<spatialsv_pipeline::Error> for CliError {
     }
 }
 
+impl From<spatialsv_trainer::TrainError> for CliError {
+    fn from(e: spatialsv_trainer::TrainError) -> Self {
+        if e.is_user_error() {
+            CliError::User(e.to_string())
+        } else {
+            CliError::Other(e.into())
+        }
+    }
+}
+
 impl From<anyhow::Error> for CliError {
     fn from(e: anyhow::Error) -> Self {
         CliError::Other(e)

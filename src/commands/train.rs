@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use spatialsv_pipeline::Dataset;
 use spatialsv_trainer::train::{TrainConfig, train};
 
-use super::{CliError, CliResult};
+use super::CliResult;
 
 /// Train the SpatialSV model (depth, ray-map and point-map heads over a ViT encoder and an
 /// alternating-attention trunk) on the labeled scans of a dataset's train split. Writes the
@@ -50,13 +50,7 @@ pub fn run(args: Args) -> CliResult {
         last = Some(r.clone());
     });
     bar.finish_and_clear();
-    let _model = result.map_err(|e| {
-        if e.is_user_error() {
-            CliError::User(e.to_string())
-        } else {
-            CliError::Other(e.into())
-        }
-    })?;
+    let _model = result?;
     match last {
         Some(r) => println!(
             "trained to step {} in {:.1}s, last loss {:.4}; checkpoints and metrics in {}",
