@@ -122,6 +122,12 @@ impl TrainConfig {
         let m = base
             .with_image_height(self.image_height)
             .with_image_width(self.image_width);
+        if self.clip_len == 0 || self.clip_len > m.max_frames {
+            return Err(TrainError::Data(format!(
+                "clip_len {} is outside 1..={} frames",
+                self.clip_len, m.max_frames
+            )));
+        }
         if !self.image_height.is_multiple_of(m.patch)
             || !self.image_width.is_multiple_of(m.patch)
             || self.image_height == 0
@@ -447,6 +453,40 @@ mod tests {
             warmup_steps: 1,
             ..TrainConfig::default()
         }
+    }
+
+    #[test]
+    fn clip_length_and_image_size_are_checked() {
+        assert!(TrainConfig::default().model().is_ok());
+        let long = TrainConfig {
+            clip_len: 9,
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            long.model().unwrap_err().to_string(),
+            "clip_len 9 is outside 1..=8 frames"
+        );
+        let odd = TrainConfig {
+            image_width: 81,
+            ..TrainConfig::default()
+        };
+        assert!(
+            odd.model()
+                .unwrap_err()
+                .to_string()
+                .contains("not a multiple of the patch size 8")
+        );
+        let preset = TrainConfig {
+            preset: "huge".into(),
+            ..TrainConfig::default()
+        };
+        assert!(
+            preset
+                .model()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown preset 'huge'")
+        );
     }
 
     #[test]
