@@ -174,6 +174,17 @@ pub fn parse_matrix4(text: &str) -> Result<Mat4, String> {
     Ok(m)
 }
 
+/// Writes a 4x4 matrix as text, one row per line (the inverse of [`parse_matrix4`]).
+pub fn format_matrix4(m: &Mat4, decimals: usize) -> String {
+    let mut out = String::new();
+    for row in m.chunks(4) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:.decimals$}")).collect();
+        out.push_str(&cells.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +248,11 @@ mod tests {
         .unwrap();
         assert!(m.iter().all(|v| v.is_infinite()));
         assert!(parse_matrix4("1 2 3").unwrap_err().contains("found 3"));
+        let m = from_rt(
+            &rotation_from_quat_wxyz(0.9, 0.1, -0.3, 0.2).unwrap(),
+            [1.0, -2.0, 0.5],
+        );
+        let back = parse_matrix4(&format_matrix4(&m, 12)).unwrap();
+        assert!(close(&back, &m));
     }
 }

@@ -17,7 +17,7 @@ use image::{ImageBuffer, Rgb};
 use spatialsv_pipeline::Dataset;
 use spatialsv_pipeline::datagen::SplitMix64;
 use spatialsv_pipeline::geometry::{
-    Mat4, invert_rigid, opengl_to_opencv, quat_wxyz_from_rotation, rotation,
+    Mat4, format_matrix4, invert_rigid, opengl_to_opencv, quat_wxyz_from_rotation, rotation,
 };
 use spatialsv_pipeline::ingest::{
     IngestOptions, IngestReport, ScanFormat, SplitChoice, ingest_scans, list_scenes,
@@ -83,19 +83,6 @@ fn depth_png(view: &View, w: u32, h: u32, units_per_m: f64, hole: Option<u16>) -
     .unwrap()
 }
 
-fn mat_text(m: &Mat4) -> String {
-    m.chunks(4)
-        .map(|r| {
-            r.iter()
-                .map(|v| format!("{v:.12}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
-}
-
 fn write(path: &Path, bytes: impl AsRef<[u8]>) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
@@ -128,7 +115,10 @@ fn write_scannet(dir: &Path, room: &Room, poses: &[Mat4]) {
             );
         } // trap: frame 5 has no depth
         let pose = if i == 2 { [f64::NEG_INFINITY; 16] } else { *p }; // trap: ScanNet's -inf poses
-        write(&dir.join(format!("pose/{i}.txt")), mat_text(&pose));
+        write(
+            &dir.join(format!("pose/{i}.txt")),
+            format_matrix4(&pose, 12),
+        );
     }
 }
 
@@ -188,7 +178,7 @@ fn write_sevenscenes(dir: &Path, room: &Room, poses: &[Mat4]) {
             &base.with_extension("depth.png"),
             depth_png(&render(room, p, kd, w, h), w, h, 1000.0, Some(65535)),
         );
-        write(&base.with_extension("pose.txt"), mat_text(p));
+        write(&base.with_extension("pose.txt"), format_matrix4(p, 12));
     }
 }
 

@@ -185,6 +185,43 @@ pub fn pose_from_rays(
     ((fit(f).0, centre), f)
 }
 
+/// The camera of view `k` of a predicted ray map `rays` (`[v, 6, h, w]`, flattened), fitted
+/// on every `step`-th pixel in x and y (see [`pose_from_rays`]).
+pub fn camera_of_view(rays: &[f32], k: usize, h: usize, w: usize, step: usize) -> (Pose, f64) {
+    let hw = h * w;
+    let (mut origins, mut dirs, mut pixels) = (Vec::new(), Vec::new(), Vec::new());
+    for y in (0..h).step_by(step.max(1)) {
+        for x in (0..w).step_by(step.max(1)) {
+            let i = y * w + x;
+            let at = |c: usize| f64::from(rays[(k * 6 + c) * hw + i]);
+            origins.push(Vector3::new(at(0), at(1), at(2)));
+            dirs.push(Vector3::new(at(3), at(4), at(5)).normalize());
+            pixels.push((x as f64 + 0.5, y as f64 + 0.5));
+        }
+    }
+    pose_from_rays(&origins, &dirs, &pixels, w, h)
+}
+
+/// Corresponding (predicted, true) points of every pixel with valid true depth, from point
+/// maps `[v, 3, h, w]` (flattened) and depth `[v, h, w]`.
+pub fn corresponding_points(
+    pred: &[f32],
+    truth: &[f32],
+    depth: &[f32],
+    v: usize,
+    hw: usize,
+) -> (Vec<Vector3<f64>>, Vec<Vector3<f64>>) {
+    let (mut src, mut dst) = (Vec::new(), Vec::new());
+    for k in 0..v {
+        for i in (0..hw).filter(|i| depth[k * hw + i] > 0.0) {
+            let at = |b: &[f32], c: usize| f64::from(b[(k * 3 + c) * hw + i]);
+            src.push(Vector3::new(at(pred, 0), at(pred, 1), at(pred, 2)));
+            dst.push(Vector3::new(at(truth, 0), at(truth, 1), at(truth, 2)));
+        }
+    }
+    (src, dst)
+}
+
 /// Scores one clip. `v`, `h`, `w`: clip length and image size.
 #[allow(clippy::too_many_arguments)]
 fn score_clip(
@@ -206,44 +243,16 @@ fn score_clip(
     let base = depth_metrics(&constant, gt_depth, DepthAlignment::Median)?;
     // Cameras from rays, on a sparse pixel grid.
     let step = (w / 16).max(1);
-    let mut poses = Vec::with_capacity(v);
-    for k in 0..v {
-        let (mut origins, mut dirs, mut pixels) = (Vec::new(), Vec::new(), Vec::new());
-        for y in (0..h).step_by(step) {
-            for x in (0..w).step_by(step) {
-                let i = y * w + x;
-                let at = |c: usize| f64::from(pred_rays[(k * 6 + c) * hw + i]);
-                origins.push(Vector3::new(at(0), at(1), at(2)));
-                dirs.push(Vector3::new(at(3), at(4), at(5)).normalize());
-                pixels.push((x as f64 + 0.5, y as f64 + 0.5));
-            }
-        }
-        poses.push(pose_from_rays(&origins, &dirs, &pixels, w, h).0);
-    }
+    let poses: Vec<Pose> = (0..v)
+        .map(|k| camera_of_view(pred_rays, k, h, w, step).0)
+        .collect();
     let pm = pose_metrics(&poses, gt_poses)?;
     let still: Vec<Pose> = (0..v)
         .map(|_| (Matrix3::identity(), Vector3::zeros()))
         .collect();
     let bm = pose_metrics(&still, gt_poses)?;
     // Points: Sim(3) from corresponding valid pixels, then Chamfer on subsamples.
-    let (mut src, mut dst) = (Vec::new(), Vec::new());
-    for k in 0..v {
-        for i in 0..hw {
-            if gt_depth[k * hw + i] > 0.0 {
-                let p = |buf: &[f32], c: usize| f64::from(buf[(k * 3 + c) * hw + i]);
-                src.push(Vector3::new(
-                    p(pred_points, 0),
-                    p(pred_points, 1),
-                    p(pred_points, 2),
-                ));
-                dst.push(Vector3::new(
-                    p(gt_points, 0),
-                    p(gt_points, 1),
-                    p(gt_points, 2),
-                ));
-            }
-        }
-    }
+    let (src, dst) = corresponding_points(pred_points, gt_points, gt_depth, v, hw);
     let sim = umeyama(&src, &dst)?;
     let stride = (src.len() / 1500).max(1);
     let aligned: Vec<Vector3<f64>> = src.iter().step_by(stride).map(|p| sim.apply(p)).collect();

@@ -23,7 +23,7 @@ use spatialsv_schemas::Split;
 use crate::backend::{TrainBackend as B, default_device};
 use crate::data::{Augment, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
-use crate::eval::pose_from_rays;
+use crate::eval::{camera_of_view, corresponding_points};
 use crate::metrics::umeyama;
 use crate::train::{TrainConfig, load_model};
 
@@ -137,20 +137,7 @@ pub fn export_scene(
             .unwrap_or(spatialsv_pipeline::geometry::IDENTITY);
         let (r0, t0) = world(&first_pose);
         // Sim(3) from predicted to true points of this clip (first-camera frame).
-        let (mut src, mut dst) = (Vec::new(), Vec::new());
-        for k in 0..v {
-            for i in 0..hw {
-                if s.depth[k * hw + i] > 0.0 {
-                    let at = |b: &[f32], c: usize| f64::from(b[(k * 3 + c) * hw + i]);
-                    src.push(Vector3::new(at(&pp, 0), at(&pp, 1), at(&pp, 2)));
-                    dst.push(Vector3::new(
-                        at(&s.points, 0),
-                        at(&s.points, 1),
-                        at(&s.points, 2),
-                    ));
-                }
-            }
-        }
+        let (src, dst) = corresponding_points(&pp, &s.points, &s.depth, v, hw);
         let Some(sim) = umeyama(&src, &dst) else {
             continue;
         };
@@ -178,17 +165,7 @@ pub fn export_scene(
                     .unwrap_or(spatialsv_pipeline::geometry::IDENTITY),
             );
             traj_gt.push_str(&tum_line(t_s, &rg, &tg));
-            let (mut origins, mut dirs, mut pixels) = (Vec::new(), Vec::new(), Vec::new());
-            for y in (0..h).step_by(4) {
-                for x in (0..w).step_by(4) {
-                    let i = y * w + x;
-                    let at = |c: usize| f64::from(pr[(k * 6 + c) * hw + i]);
-                    origins.push(Vector3::new(at(0), at(1), at(2)));
-                    dirs.push(Vector3::new(at(3), at(4), at(5)).normalize());
-                    pixels.push((x as f64 + 0.5, y as f64 + 0.5));
-                }
-            }
-            let ((rp, cp), _) = pose_from_rays(&origins, &dirs, &pixels, w, h);
+            let ((rp, cp), _) = camera_of_view(&pr, k, h, w, 4);
             let (rw, cw) = (r0 * sim.rotation * rp, r0 * sim.apply(&cp) + t0);
             traj_pred.push_str(&tum_line(t_s, &rw, &cw));
             // Image | true depth | predicted depth (shared range) | confidence.

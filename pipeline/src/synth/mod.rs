@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::datagen::SplitMix64;
 use crate::error::{Error, Result};
-use crate::geometry::Mat4;
+use crate::geometry::{Mat4, format_matrix4};
 use crate::media::{DepthImage, encode_png16};
 use world::{Room, View, render, trajectory};
 
@@ -92,19 +92,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-fn matrix_text(m: &Mat4) -> String {
-    m.chunks(4)
-        .map(|r| {
-            r.iter()
-                .map(|v| format!("{v:.9}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
-}
-
 fn depth_png(view: &View, width: u32, height: u32) -> Result<Vec<u8>> {
     let values = view
         .depth_m
@@ -161,7 +148,7 @@ fn write_scan(
         let p = dir.join(format!("depth/{i}.png"));
         std::fs::write(&p, depth_png(&view, o.width, o.height)?).map_err(io(&p))?;
         let p = dir.join(format!("pose/{i}.txt"));
-        std::fs::write(&p, matrix_text(pose)).map_err(io(&p))?;
+        std::fs::write(&p, format_matrix4(pose, 9)).map_err(io(&p))?;
     }
     Ok(())
 }
