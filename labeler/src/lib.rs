@@ -1,5 +1,17 @@
-//! Teacher inference over unlabeled video, confidence filters and `pseudo_labels` commits.
+//! Pseudo-labels: a teacher trained on labeled scans labels unlabeled video with depth,
+//! cameras and confidence; filters decide what deserves trust.
 //!
-//! Nothing is here yet: the labeler arrives with issue 5 ("Pseudo-labels at scale with
-//! confidence filtering"); until then `spatialsv label` says it is not built. The crate exists
-//! so the workspace has its final shape and the `cuda` feature reaches it.
+//! - [`config`]: `configs/label.toml`, every threshold named.
+//! - [`filters`]: the confidence, geometric, camera and acceptance filters as pure functions.
+//! - [`job`]: `spatialsv label`: sharded, resumable, streamed teacher inference and commits.
+//! - [`quality`]: pseudo-labels scored against the hidden ground truth `spatialsv synth`
+//!   writes aside.
+
+pub mod config;
+mod error;
+pub mod filters;
+pub mod job;
+pub mod quality;
+
+pub use config::LabelConfig;
+pub use error::{LabelError, Result};

@@ -4,12 +4,14 @@
 //!   into Hive-partitioned Parquet files published by numbered manifests.
 //! - [`SqlSession`]: DataFusion over one dataset version, with 3D curation UDFs ([`udf`]).
 //! - [`rows`]: row structs and batch builders importers use.
+//! - [`labels`]: `pseudo_labels` rows and their compact per-pixel encodings.
 
 mod config;
 pub mod datagen;
 mod error;
 pub mod geometry;
 pub mod ingest;
+pub mod labels;
 pub mod manifest;
 pub mod media;
 mod progress;
@@ -26,4 +28,6 @@ pub use manifest::{AddedStats, DataFile, Manifest, TableFiles};
 pub use progress::{bar, progress_enabled};
 pub use sql::{OutputFormat, QueryResult, SqlSession, render};
 pub use storage::{LocalStorage, ObjectWriter, Storage};
-pub use store::{CODE_VERSION, CRASH_ENV, CommitOutcome, Dataset, Transaction, WriteOptions};
+pub use store::{
+    CODE_VERSION, CRASH_ENV, CommitOutcome, Dataset, Transaction, WriteOptions, crash_point,
+};

@@ -59,7 +59,8 @@ pub const CODE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// crash tests: `mid-data-file` or `before-manifest`.
 pub const CRASH_ENV: &str = "SPATIALSV_CRASH_AT";
 
-fn crash_point(name: &str) {
+/// Aborts the process when `SPATIALSV_CRASH_AT` names this point (crash tests).
+pub fn crash_point(name: &str) {
     if std::env::var(CRASH_ENV).is_ok_and(|v| v == name) {
         eprintln!("spatialsv: {CRASH_ENV}={name}: aborting on purpose");
         std::process::abort();

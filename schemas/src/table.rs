@@ -109,7 +109,7 @@ impl Table {
     pub fn blob_columns(self) -> &'static [&'static str] {
         match self {
             Table::Frames => &["image", "depth"],
-            Table::PseudoLabels => &["depth", "confidence"],
+            Table::PseudoLabels => &["depth", "confidence", "keep_mask"],
             _ => &[],
         }
     }

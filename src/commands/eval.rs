@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use spatialsv_pipeline::Dataset;
 use spatialsv_schemas::Split;
+use spatialsv_labeler::quality::LabelQuality;
 use spatialsv_trainer::eval::{EvalReport, Scores, evaluate};
 
 use super::{CliError, CliResult};
@@ -14,8 +15,14 @@ use super::{CliError, CliResult};
 /// overall and per scene, beside two trivial baselines (the training median depth everywhere;
 /// identity motion). Prints a table and writes DIR/eval.json.
 ///
+/// With --pseudo-labels instead of --checkpoint: score the dataset's pseudo-labels against
+/// the hidden ground truth `spatialsv synth` wrote aside (--groundtruth WORLD/groundtruth):
+/// AbsRel and delta1 of all pixels versus the kept pixels of accepted frames, acceptance
+/// rate, and camera error of accepted versus rejected frames. Writes DIR/pseudo_labels.json.
+///
 /// Example:
 ///   spatialsv eval --dataset ds --checkpoint runs/teacher --split test --out eval/teacher
+///   spatialsv eval --dataset ds --pseudo-labels --groundtruth world/groundtruth --out eval/labels
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -23,8 +30,17 @@ pub struct Args {
     #[arg(long)]
     dataset: PathBuf,
     /// Run directory of the checkpoint (its newest checkpoint is used).
+    #[arg(long, required_unless_present = "pseudo_labels")]
+    checkpoint: Option<PathBuf>,
+    /// Score pseudo-labels against synthetic ground truth instead of a checkpoint.
+    #[arg(long, conflicts_with = "checkpoint", requires = "groundtruth")]
+    pseudo_labels: bool,
+    /// Ground-truth directory written by `spatialsv synth` (WORLD/groundtruth).
     #[arg(long)]
-    checkpoint: PathBuf,
+    groundtruth: Option<PathBuf>,
+    /// Teacher hash (or a prefix) of the pseudo-labels to score; the newest when omitted.
+    #[arg(long)]
+    teacher_hash: Option<String>,
     /// Split to evaluate on.
     #[arg(long, default_value = "test")]
     split: String,
@@ -77,24 +93,77 @@ fn print(r: &EvalReport) {
     );
 }
 
-pub fn run(args: Args) -> CliResult {
-    let split: Split = args
-        .split
-        .parse()
-        .map_err(|e| CliError::User(format!("--split: {e}")))?;
-    let ds = Dataset::open(&args.dataset)?;
-    let report = evaluate(&ds, &args.checkpoint, split)?;
-    print(&report);
-    std::fs::create_dir_all(&args.out).map_err(|e| {
+/// Prints pseudo-label quality as a table.
+pub fn print_quality(q: &LabelQuality) {
+    println!(
+        "pseudo-labels of teacher {} config {}: {} frames, {} accepted ({:.1}%), {:.1}% of pixels kept",
+        &q.teacher_hash[..12.min(q.teacher_hash.len())],
+        &q.config_hash[..12.min(q.config_hash.len())],
+        q.frames,
+        q.frames_accepted,
+        100.0 * q.acceptance_rate,
+        100.0 * q.pixel_keep_rate
+    );
+    println!("{:<34} {:>10} {:>8} {:>7}", "depth (median-scaled)", "pixels", "AbsRel", "d1");
+    for (name, d) in [
+        ("all pixels (unfiltered)", &q.all),
+        ("kept pixels of accepted frames", &q.accepted),
+        ("pixels removed by the filters", &q.removed),
+    ] {
+        println!(
+            "{name:<34} {:>10} {:>8.4} {:>7.3}",
+            d.pixels, d.abs_rel, d.delta1
+        );
+    }
+    println!("{:<34} {:>10} {:>8} {:>7}", "cameras", "frames", "rot deg", "dir deg");
+    for (name, p) in [
+        ("accepted frames", &q.pose_accepted),
+        ("rejected frames", &q.pose_rejected),
+    ] {
+        println!(
+            "{name:<34} {:>10} {:>8.2} {:>7.2}",
+            p.frames, p.rotation_deg, p.direction_deg
+        );
+    }
+    for (reason, n) in &q.reject_reasons {
+        println!("rejected by {reason}: {n} frames");
+    }
+}
+
+fn write_json(out: &std::path::Path, name: &str, value: &impl serde::Serialize) -> CliResult {
+    std::fs::create_dir_all(out).map_err(|e| {
         CliError::User(format!(
             "cannot create output directory ({e}): {}",
-            args.out.display()
+            out.display()
         ))
     })?;
-    let path = args.out.join("eval.json");
-    let json = serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?;
+    let path = out.join(name);
+    let json = serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?;
     std::fs::write(&path, json)
         .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+pub fn run(args: Args) -> CliResult {
+    let ds = Dataset::open(&args.dataset)?;
+    if args.pseudo_labels {
+        let gt = args.groundtruth.as_deref().ok_or_else(|| {
+            CliError::User("--pseudo-labels needs --groundtruth WORLD/groundtruth".into())
+        })?;
+        let q = spatialsv_labeler::quality::score(&ds, gt, args.teacher_hash.as_deref())?;
+        print_quality(&q);
+        return write_json(&args.out, "pseudo_labels.json", &q);
+    }
+    let split: Split = args
+        .split
+        .parse()
+        .map_err(|e| CliError::User(format!("--split: {e}")))?;
+    let checkpoint = args
+        .checkpoint
+        .as_deref()
+        .ok_or_else(|| CliError::User("--checkpoint RUN_DIR is required".into()))?;
+    let report = evaluate(&ds, checkpoint, split)?;
+    print(&report);
+    write_json(&args.out, "eval.json", &report)
 }

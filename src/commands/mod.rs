@@ -48,11 +48,6 @@ enum Command {
 pub enum CliError {
     /// The user asked for something wrong: exit code 2.
     User(String),
-    /// The command exists but its implementation has not landed: exit code 2.
-    NotBuilt {
-        command: &'static str,
-        issue: &'static str,
-    },
     /// Anything else (I/O, corrupt data, a bug): exit code 1.
     Other(anyhow::Error),
 }
@@ -62,10 +57,6 @@ impl CliError {
     pub fn describe(&self) -> (u8, String) {
         match self {
             CliError::User(m) => (2, m.clone()),
-            CliError::NotBuilt { command, issue } => (
-                2,
-                format!("`spatialsv {command}` is not built yet ({issue}); nothing was done"),
-            ),
             CliError::Other(e) => (1, format!("{e:#}").replace('\n', " ")),
         }
     }
@@ -83,6 +74,16 @@ impl From<spatialsv_pipeline::Error> for CliError {
 
 impl From<spatialsv_trainer::TrainError> for CliError {
     fn from(e: spatialsv_trainer::TrainError) -> Self {
+        if e.is_user_error() {
+            CliError::User(e.to_string())
+        } else {
+            CliError::Other(e.into())
+        }
+    }
+}
+
+impl From<spatialsv_labeler::LabelError> for CliError {
+    fn from(e: spatialsv_labeler::LabelError) -> Self {
         if e.is_user_error() {
             CliError::User(e.to_string())
         } else {

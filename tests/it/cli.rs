@@ -30,16 +30,28 @@ fn help_lists_every_command_each_with_an_example() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_with_exit_code_2() {
+fn label_mistakes_are_one_line_with_exit_code_2() {
     let d = tiny();
     let d = d.to_str().unwrap();
-    for args in [
-        vec!["label", "--dataset", d, "--teacher", "/tmp/x"],
-        vec!["demo"],
+    let missing = tempfile::tempdir().unwrap();
+    let m = missing.path().to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["label", "--dataset", d, "--teacher", m],
+            "no checkpoint in run directory",
+        ),
+        (
+            vec!["label", "--dataset", d, "--teacher", m, "--shard", "3/2"],
+            "--shard '3/2' is not K/N",
+        ),
+        (
+            vec!["eval", "--dataset", d, "--pseudo-labels", "--groundtruth", m, "--out", m],
+            "the dataset has no pseudo-labels",
+        ),
     ] {
         let (code, err) = fails(&args);
         assert_eq!(code, 2, "{args:?}");
-        assert!(err.contains("is not built yet"), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }

@@ -59,12 +59,12 @@ fn main() {
     let mut optim = AdamWConfig::new().init::<TrainBackend, SpatialSv<TrainBackend>>();
     let images =
         Tensor::<TrainBackend, 5>::random([b, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
-    let targets = Targets {
-        depth: Tensor::random([b, v, h, w], Distribution::Uniform(0.5, 2.0), &device),
-        rays: Tensor::random([b, v, 6, h, w], Distribution::Normal(0.0, 1.0), &device),
-        points: Tensor::random([b, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device),
-        mask: Tensor::ones([b, v, h, w], &device),
-    };
+    let targets = Targets::labeled(
+        Tensor::random([b, v, h, w], Distribution::Uniform(0.5, 2.0), &device),
+        Tensor::random([b, v, 6, h, w], Distribution::Normal(0.0, 1.0), &device),
+        Tensor::random([b, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device),
+        Tensor::ones([b, v, h, w], &device),
+    );
     let loss = LossConfig::new();
     let (m, _) =
         train_step(model, &mut optim, images.clone(), &targets, &loss, 1e-4, 0).expect("step");

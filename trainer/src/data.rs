@@ -5,7 +5,7 @@
 //!
 //! Splits come from the `scenes` table: a scene's frames are used only for its split.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -68,7 +68,7 @@ type RowGroupCache = (
 );
 
 /// A frame decoded at the training size: image, depth (m), intrinsics, pose.
-type Prepared = (Vec<f32>, Vec<f32>, [f64; 4], Mat4);
+pub type Prepared = (Vec<f32>, Vec<f32>, [f64; 4], Mat4);
 
 /// Random access to the frames of one dataset version.
 pub struct FrameStore {
@@ -89,6 +89,9 @@ impl std::fmt::Debug for FrameStore {
 /// The labeled frames of one split, by scene, in capture order.
 pub type SceneFrames = BTreeMap<String, Vec<FrameRef>>;
 
+/// Every frame by (scene id, frame index): where it is and whether it has depth and pose.
+pub type FrameIndex = BTreeMap<(String, i64), (FrameRef, bool)>;
+
 impl FrameStore {
     /// Frames of `manifest`, keeping at most `cache_row_groups` decoded row groups in memory.
     pub fn new(ds: Dataset, manifest: &Manifest, cache_row_groups: usize) -> Self {
@@ -105,12 +108,12 @@ impl FrameStore {
         }
     }
 
-    /// The frames with depth and pose of the scenes of `split` (split taken from `scenes`).
-    pub fn labeled_scenes(&self, manifest: &Manifest, split: Split) -> Result<SceneFrames> {
+    /// The scene ids of `split` (from the `scenes` table).
+    fn scenes_of_split(&self, manifest: &Manifest, split: Split) -> Result<BTreeSet<String>> {
         let scenes = self
             .ds
             .read_table(manifest, Table::Scenes, Some(&["scene_id", "split"]))?;
-        let mut in_split = std::collections::BTreeSet::new();
+        let mut in_split = BTreeSet::new();
         for b in &scenes {
             let (ids, splits) = (
                 b.column(0).as_string::<i32>(),
@@ -122,7 +125,12 @@ impl FrameStore {
                 }
             }
         }
-        let mut out: SceneFrames = BTreeMap::new();
+        Ok(in_split)
+    }
+
+    /// Every frame, by (scene id, frame index), with whether it is labeled (depth and pose).
+    pub fn frame_index(&self) -> Result<FrameIndex> {
+        let mut out = FrameIndex::new();
         for (file, path) in self.files.iter().enumerate() {
             let rg_rows = self.ds.row_group_rows(path)?;
             let cols = [
@@ -143,18 +151,27 @@ impl FrameStore {
                         rg += 1;
                     }
                     let labeled = !b.column(2).is_null(r) && !b.column(3).is_null(r);
-                    if labeled && in_split.contains(scene.value(r)) {
-                        out.entry(scene.value(r).to_string())
-                            .or_default()
-                            .push(FrameRef {
-                                file,
-                                row_group: rg,
-                                row: global - rg_start,
-                                frame_idx: idx.value(r),
-                            });
-                    }
+                    let f = FrameRef {
+                        file,
+                        row_group: rg,
+                        row: global - rg_start,
+                        frame_idx: idx.value(r),
+                    };
+                    out.insert((scene.value(r).to_string(), idx.value(r)), (f, labeled));
                     global += 1;
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The frames with depth and pose of the scenes of `split` (split taken from `scenes`).
+    pub fn labeled_scenes(&self, manifest: &Manifest, split: Split) -> Result<SceneFrames> {
+        let in_split = self.scenes_of_split(manifest, split)?;
+        let mut out: SceneFrames = BTreeMap::new();
+        for ((scene, _), (f, labeled)) in self.frame_index()? {
+            if labeled && in_split.contains(&scene) {
+                out.entry(scene).or_default().push(f);
             }
         }
         for frames in out.values_mut() {
@@ -297,6 +314,14 @@ pub struct ClipSample {
     pub points: Vec<f32>,
     /// `[v, 6, h, w]` origin and unit direction, first-camera coordinates.
     pub rays: Vec<f32>,
+    /// `[v, h, w]` 1 where depth (and the point) is a target: depth > 0, and for
+    /// pseudo-labels a pixel that survived the filters in an accepted frame.
+    pub valid: Vec<f32>,
+    /// `[v, h, w]` 1 where the point and ray targets belong to this clip's geometry (0 inside
+    /// a CutMix box pasted from another clip).
+    pub geometry: Vec<f32>,
+    /// Whether the targets are pseudo-labels (their largest losses are trimmed).
+    pub pseudo: bool,
 }
 
 /// Colour and blur perturbations.
@@ -369,6 +394,50 @@ fn box_blur(img: &mut [f32], w: usize, h: usize) {
     }
 }
 
+/// Decodes, resizes, perturbs (seeded by `seed` and the view `k`) and normalises one image to
+/// `[3, h, w]`.
+fn prepare_image(
+    bytes: &[u8],
+    w: usize,
+    h: usize,
+    aug: Augment,
+    seed: u64,
+    k: usize,
+) -> Result<Vec<f32>> {
+    let (mut img, _, _) = decode_rgb(bytes, w, h)?;
+    let mut rng = SplitMix64::new(seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    augment(&mut img, w * h, aug, &mut rng);
+    if aug.blur > 0.0 && rng.next_f64() < aug.blur {
+        box_blur(&mut img, w, h);
+    }
+    Ok(img.iter().map(|v| (v - 0.45) / 0.25).collect())
+}
+
+/// The images of `clip` only (no targets; frames need no depth, pose or intrinsics), as
+/// `[v, 3, h, w]` normalised like [`load_clip`]'s: what the labeler feeds its teacher.
+pub fn load_images(
+    store: &FrameStore,
+    clip: &[FrameRef],
+    w: usize,
+    h: usize,
+    aug: Augment,
+    seed: u64,
+) -> Result<Vec<f32>> {
+    let views: Vec<Result<Vec<f32>>> = clip
+        .par_iter()
+        .enumerate()
+        .map(|(k, f)| {
+            let b = store.row_group(f.file, f.row_group)?;
+            let col = b
+                .column_by_name("image")
+                .ok_or_else(|| TrainError::Data("frames lacks image".into()))?;
+            prepare_image(col.as_binary::<i32>().value(f.row), w, h, aug, seed, k)
+                .map_err(|e| TrainError::Data(format!("frame {}: {e}", f.frame_idx)))
+        })
+        .collect();
+    Ok(views.into_iter().collect::<Result<Vec<_>>>()?.concat())
+}
+
 /// Decodes a clip at `w` x `h` and builds its targets. `seed` drives the augmentation.
 pub fn load_clip(
     store: &FrameStore,
@@ -383,12 +452,7 @@ pub fn load_clip(
         .enumerate()
         .map(|(k, f)| {
             let raw = store.load(f)?;
-            let (mut img, _, _) = decode_rgb(&raw.image, w, h)?;
-            let mut rng = SplitMix64::new(seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            augment(&mut img, w * h, aug, &mut rng);
-            if aug.blur > 0.0 && rng.next_f64() < aug.blur {
-                box_blur(&mut img, w, h);
-            }
+            let img = prepare_image(&raw.image, w, h, aug, seed, k)?;
             let (png, scale, dk) = raw
                 .depth
                 .ok_or_else(|| TrainError::Data(format!("frame {} has no depth", f.frame_idx)))?;
@@ -419,11 +483,18 @@ pub fn load_clip(
             let pose = raw
                 .pose
                 .ok_or_else(|| TrainError::Data(format!("frame {} has no pose", f.frame_idx)))?;
-            let img: Vec<f32> = img.iter().map(|v| (v - 0.45) / 0.25).collect();
             Ok((img, depth, k, pose))
         })
         .collect();
     let frames: Vec<Prepared> = frames.into_iter().collect::<Result<_>>()?;
+    Ok(clip_targets(&frames, None, w, h))
+}
+
+/// Builds a clip's targets from its views (image, depth, intrinsics, camera pose in any
+/// common frame): poses are re-expressed relative to the first view, points lifted from
+/// depth, rays from intrinsics and pose. `keep` (per view and pixel) narrows the valid
+/// pixels below those with depth (pseudo-labels' filters).
+pub fn clip_targets(frames: &[Prepared], keep: Option<&[Vec<bool>]>, w: usize, h: usize) -> ClipSample {
     let hw = w * h;
     let first_inv = invert_rigid(&frames[0].3);
     let mut s = ClipSample {
@@ -431,10 +502,17 @@ pub fn load_clip(
         depth: Vec::with_capacity(frames.len() * hw),
         points: vec![0.0; frames.len() * 3 * hw],
         rays: vec![0.0; frames.len() * 6 * hw],
+        valid: vec![0.0; frames.len() * hw],
+        geometry: vec![1.0; frames.len() * hw],
+        pseudo: keep.is_some(),
     };
     for (v, (img, depth, k, pose)) in frames.iter().enumerate() {
         s.images.extend_from_slice(img);
         s.depth.extend_from_slice(depth);
+        for i in 0..hw {
+            let kept = keep.is_none_or(|k| k[v][i]);
+            s.valid[v * hw + i] = if kept && depth[i] > 0.0 { 1.0 } else { 0.0 };
+        }
         let rel = mul(&first_inv, pose); // camera i -> first camera
         let origin = [rel[3], rel[7], rel[11]];
         for y in 0..h {
@@ -463,7 +541,7 @@ pub fn load_clip(
             }
         }
     }
-    Ok(s)
+    s
 }
 
 /// A burn [`Dataset`](burn::data::dataset::Dataset) of clips over the store: item `i` is clip
@@ -573,12 +651,18 @@ impl<B: burn::tensor::backend::Backend>
             Tensor::from_data(TensorData::new(cat(|s| &s.images), [b, v, 3, h, w]), device);
         let depth: Tensor<B, 4> =
             Tensor::from_data(TensorData::new(cat(|s| &s.depth), [b, v, h, w]), device);
-        let mask = depth.clone().greater_elem(0.0).float();
+        let mask: Tensor<B, 4> =
+            Tensor::from_data(TensorData::new(cat(|s| &s.valid), [b, v, h, w]), device);
+        let geometry: Tensor<B, 4> =
+            Tensor::from_data(TensorData::new(cat(|s| &s.geometry), [b, v, h, w]), device);
         let targets = crate::loss::Targets {
             depth,
             points: Tensor::from_data(TensorData::new(cat(|s| &s.points), [b, v, 3, h, w]), device),
             rays: Tensor::from_data(TensorData::new(cat(|s| &s.rays), [b, v, 6, h, w]), device),
+            point_mask: mask.clone() * geometry.clone(),
+            ray_mask: geometry,
             mask,
+            pseudo: items.iter().map(|s| s.pseudo).collect(),
         };
         ClipBatch {
             images,

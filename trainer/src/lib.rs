@@ -1,11 +1,13 @@
 //! The SpatialSV model, losses, metrics, training and evaluation (burn 0.21).
 //!
-//! What is here today: the choice of compute backend and the evaluation metrics
-//! ([`metrics`]: depth AbsRel / delta1 / RMSE with median or scale-and-shift alignment,
-//! camera RRA / RTA / AUC@30 over frame pairs, Umeyama Sim(3) and Chamfer distances). The
-//! model, data loader, training loop, eval command and exports arrive with the rest of issue 4
-//! ("The SpatialSV model and trainer in burn"); until then `spatialsv train`, `eval` and
-//! `export` say they are not built.
+//! - [`model`]: ViT patch encoder, alternating frame/global attention trunk with camera
+//!   tokens, four taps with projectors, DPT-style depth, ray-map and point-map heads.
+//! - [`loss`]: confidence-aware regression, depth gradients, normals, target normalisation,
+//!   trimming of pseudo-labels' largest losses.
+//! - [`data`]: burn `Dataset`/`Batcher` over the store; [`pseudo`]: pseudo-labelled clips,
+//!   strong perturbations, CutMix.
+//! - [`train`]: `spatialsv train` (supervised or semi-supervised); [`training`]: one step.
+//! - [`metrics`], [`eval`]: `spatialsv eval`; [`export`]: PLY, PNG and trajectory exports.
 //!
 //! Backends: burn's pure-Rust CPU backend `flex` by default; built with `--features cuda`,
 //! burn-cuda. Both are wrapped in `Autodiff` for training.
@@ -18,6 +20,7 @@ pub mod export;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod pseudo;
 pub mod train;
 pub mod training;
 

@@ -39,6 +39,10 @@ pub struct LossConfig {
     /// Weight of the point-normal term.
     #[config(default = 0.5)]
     pub normals: f64,
+    /// Share of each pseudo-labelled clip's valid pixels, largest depth error first, left
+    /// out of the loss (Depth Anything v2); labeled clips are never trimmed.
+    #[config(default = 0.0)]
+    pub trim_fraction: f64,
 }
 
 /// The loss terms of one step, each a scalar tensor.
@@ -197,17 +201,45 @@ pub struct Targets<B: Backend> {
     pub rays: Tensor<B, 5>,
     /// Point map, `[b, v, 3, h, w]`, first-camera frame.
     pub points: Tensor<B, 5>,
-    /// 1 where depth (and so points) is valid, `[b, v, h, w]`.
+    /// 1 where depth is a target, `[b, v, h, w]`.
     pub mask: Tensor<B, 4>,
+    /// 1 where the point map is a target (valid depth of this clip's own geometry).
+    pub point_mask: Tensor<B, 4>,
+    /// 1 where the ray map is a target.
+    pub ray_mask: Tensor<B, 4>,
+    /// Per clip: pseudo-labelled (its largest per-pixel losses may be trimmed).
+    pub pseudo: Vec<bool>,
+}
+
+impl<B: Backend> Targets<B> {
+    /// Targets of labeled clips: depth valid where `mask`, points where depth, rays
+    /// everywhere.
+    pub fn labeled(
+        depth: Tensor<B, 4>,
+        rays: Tensor<B, 5>,
+        points: Tensor<B, 5>,
+        mask: Tensor<B, 4>,
+    ) -> Self {
+        let b = mask.dims()[0];
+        Targets {
+            depth,
+            rays,
+            points,
+            point_mask: mask.clone(),
+            ray_mask: mask.clone().ones_like(),
+            mask,
+            pseudo: vec![false; b],
+        }
+    }
 }
 
 /// Divides depth, points and ray origins by the mean distance of the valid points to the
 /// first camera's origin, per clip (VGGT). Returns the scales `[b]` too.
 pub fn normalize_targets<B: Backend>(t: Targets<B>) -> (Targets<B>, Tensor<B, 1>) {
     let [b, v, _, h, w] = t.points.dims();
-    let dist = channel_norm(t.points.clone()) * t.mask.clone();
+    let dist = channel_norm(t.points.clone()) * t.point_mask.clone();
     let count = t
-        .mask
+        .point_mask
         .clone()
         .reshape([b, v * h * w])
         .sum_dim(1)
@@ -223,9 +255,54 @@ pub fn normalize_targets<B: Backend>(t: Targets<B>) -> (Targets<B>, Tensor<B, 1>
             rays: Tensor::cat(vec![origin, dir], 2),
             points: t.points / s5,
             mask: t.mask,
+            point_mask: t.point_mask,
+            ray_mask: t.ray_mask,
+            pseudo: t.pseudo,
         },
         scale.reshape([b]),
     )
+}
+
+/// A `[b, v, h, w]` mask that drops, in each pseudo-labelled clip, the `fraction` of its
+/// valid pixels with the largest `err` (computed without gradient); `None` when nothing is
+/// trimmed.
+pub fn trim_mask<B: Backend>(
+    err: &Tensor<B, 4>,
+    mask: &Tensor<B, 4>,
+    pseudo: &[bool],
+    fraction: f64,
+) -> Option<Tensor<B, 4>> {
+    if fraction <= 0.0 || !pseudo.iter().any(|p| *p) {
+        return None;
+    }
+    let dims = err.dims();
+    let per = dims[1] * dims[2] * dims[3];
+    let e = err.clone().into_data().convert::<f32>().to_vec::<f32>().ok()?;
+    let m = mask.clone().into_data().convert::<f32>().to_vec::<f32>().ok()?;
+    let mut keep = vec![1.0f32; e.len()];
+    for (b, is_pseudo) in pseudo.iter().enumerate().take(dims[0]) {
+        if !is_pseudo {
+            continue;
+        }
+        let range = b * per..(b + 1) * per;
+        let mut valid: Vec<f32> = range.clone().filter(|i| m[*i] > 0.0).map(|i| e[i]).collect();
+        let drop = (valid.len() as f64 * fraction).floor() as usize;
+        if drop == 0 {
+            continue;
+        }
+        valid.sort_by(f32::total_cmp);
+        let limit = valid[valid.len() - drop - 1];
+        // Ties at the limit are kept; strictly larger errors are dropped.
+        for i in range {
+            if e[i] > limit {
+                keep[i] = 0.0;
+            }
+        }
+    }
+    Some(Tensor::from_data(
+        burn::tensor::TensorData::new(keep, dims),
+        &err.device(),
+    ))
 }
 
 /// All terms for a prediction against normalised targets.
@@ -236,30 +313,34 @@ pub fn spatial_loss<B: Backend>(
 ) -> LossTerms<B> {
     let a = cfg.alpha;
     let depth_err = (p.depth.clone() - t.depth.clone()).abs();
-    let depth = confidence_regression(depth_err, p.depth_conf.clone(), t.mask.clone(), a);
+    // Pseudo-labelled clips: drop the pixels with the largest depth errors (DAv2).
+    let (mask, point_mask) = match trim_mask(&depth_err, &t.mask, &t.pseudo, cfg.trim_fraction) {
+        Some(trim) => (t.mask.clone() * trim.clone(), t.point_mask.clone() * trim),
+        None => (t.mask.clone(), t.point_mask.clone()),
+    };
+    let depth = confidence_regression(depth_err, p.depth_conf.clone(), mask.clone(), a);
     let depth_gradient = depth_gradient_loss(
         p.depth.clone(),
         t.depth.clone(),
         p.depth_conf.clone(),
-        t.mask.clone(),
+        mask,
         cfg.gradient_scales,
         a,
     );
     // Rays are defined for every pixel, valid depth or not.
-    let ones = t.mask.clone().ones_like();
     let rays = confidence_regression(
         channel_norm(p.rays.clone() - t.rays.clone()),
         p.ray_conf.clone(),
-        ones,
+        t.ray_mask.clone(),
         a,
     );
     let points = confidence_regression(
         channel_norm(p.points.clone() - t.points.clone()),
         p.point_conf.clone(),
-        t.mask.clone(),
+        point_mask.clone(),
         a,
     );
-    let normals = normal_loss(p.points.clone(), t.points.clone(), t.mask.clone());
+    let normals = normal_loss(p.points.clone(), t.points.clone(), point_mask);
     let total = depth.clone() * cfg.depth
         + depth_gradient.clone() * cfg.depth_gradient
         + rays.clone() * cfg.rays
@@ -369,12 +450,7 @@ mod tests {
             vec![points.clone() * 0.0 + 2.0, points.clone() * 0.0 + 1.0],
             2,
         );
-        let (t, scale) = normalize_targets(Targets {
-            depth,
-            rays,
-            points,
-            mask: mask.clone(),
-        });
+        let (t, scale) = normalize_targets(Targets::labeled(depth, rays, points, mask.clone()));
         let mean = scalar(masked_mean(channel_norm(t.points.clone()), mask));
         assert!((mean - 1.0).abs() < 1e-5, "{mean}");
         let s = scale.into_scalar();
@@ -382,5 +458,27 @@ mod tests {
         // Origins scale, directions do not.
         assert!((scalar(t.rays.clone().narrow(2, 0, 1).max().reshape([1])) - 2.0 / s).abs() < 1e-5);
         assert!((scalar(t.rays.narrow(2, 3, 1).max().reshape([1])) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn trimming_drops_the_largest_errors_of_pseudo_clips_only() {
+        // Two clips of 10 pixels; errors 0..9 in each; clip 1 is pseudo-labelled.
+        let err: Vec<f32> = (0..20).map(|i| (i % 10) as f32).collect();
+        let e = t4(&err, [2, 1, 1, 10]);
+        let mut m = vec![1.0f32; 20];
+        m[19] = 0.0; // an invalid pixel is not counted (and not dropped)
+        let mask = t4(&m, [2, 1, 1, 10]);
+        let keep = trim_mask(&e, &mask, &[false, true], 0.25)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        // Clip 0 untouched; clip 1 has 9 valid pixels, floor(0.25 * 9) = 2 dropped: 7 and 8
+        // (9 is invalid, so it is over the limit too but already masked).
+        assert!(keep[..10].iter().all(|k| *k == 1.0));
+        assert_eq!(&keep[10..17], &[1.0; 7]);
+        assert_eq!(&keep[17..19], &[0.0, 0.0]);
+        assert!(trim_mask(&e, &mask, &[false, false], 0.25).is_none());
+        assert!(trim_mask(&e, &mask, &[true, true], 0.0).is_none());
     }
 }

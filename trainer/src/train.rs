@@ -42,6 +42,7 @@ use crate::data::{
 };
 use crate::error::{Result, TrainError};
 use crate::loss::LossConfig;
+use crate::pseudo::{cutmix, load_pseudo_clip, load_pseudo_set};
 use crate::model::{SpatialSv, SpatialSvConfig};
 use crate::training::train_step;
 
@@ -81,6 +82,22 @@ pub struct TrainConfig {
     pub augment_blur: f64,
     /// Decoded row groups kept in memory by the loader.
     pub cache_row_groups: usize,
+    /// Semi-supervised training: the pseudo-labels to mix in, `latest` or a teacher-hash
+    /// prefix; empty trains on labeled scans only.
+    pub pseudo_labels: String,
+    /// Pseudo-labelled clips per labeled clip in a batch (1:2 by default).
+    pub pseudo_ratio: f64,
+    /// Strong perturbation of pseudo-labelled inputs: colour jitter.
+    pub strong_colour: f32,
+    /// Strong perturbation: probability of a blur.
+    pub strong_blur: f64,
+    /// Strong perturbation: probability of CutMix with another pseudo clip of the batch.
+    pub cutmix: f64,
+    /// Share of each pseudo clip's pixels with the largest depth loss left out.
+    pub pseudo_trim: f64,
+    /// Run directory whose newest checkpoint initialises the model (a student fine-tuned
+    /// from its teacher); empty = random initialisation.
+    pub init_from: String,
 }
 
 impl Default for TrainConfig {
@@ -102,6 +119,13 @@ impl Default for TrainConfig {
             augment_colour: 0.1,
             augment_blur: 0.1,
             cache_row_groups: 8,
+            pseudo_labels: String::new(),
+            pseudo_ratio: 2.0,
+            strong_colour: 0.4,
+            strong_blur: 0.5,
+            cutmix: 0.5,
+            pseudo_trim: 0.1,
+            init_from: String::new(),
         }
     }
 }
@@ -138,6 +162,28 @@ impl TrainConfig {
             )));
         }
         Ok(m)
+    }
+
+    /// Whether pseudo-labels are mixed in.
+    pub fn semi_supervised(&self) -> bool {
+        !self.pseudo_labels.is_empty()
+    }
+
+    /// Labeled and pseudo-labelled clips per batch.
+    pub fn batch_split(&self) -> Result<(usize, usize)> {
+        if !self.semi_supervised() {
+            return Ok((self.batch_size, 0));
+        }
+        let labeled = ((self.batch_size as f64 / (1.0 + self.pseudo_ratio.max(0.0))).round()
+            as usize)
+            .max(1);
+        if labeled >= self.batch_size {
+            return Err(TrainError::Data(format!(
+                "batch_size {} leaves no room for pseudo-labelled clips at pseudo_ratio {}; use batch_size >= 2",
+                self.batch_size, self.pseudo_ratio
+            )));
+        }
+        Ok((labeled, self.batch_size - labeled))
     }
 
     /// Learning rate at `step`: linear warm-up, then cosine decay to a tenth.
@@ -253,8 +299,37 @@ pub fn train(
         )));
     }
 
+    let (n_labeled, n_pseudo) = config.batch_split()?;
+    let pseudo = if config.semi_supervised() {
+        Some(load_pseudo_set(
+            dataset,
+            &manifest,
+            &store,
+            &config.pseudo_labels,
+            config.clip_len,
+            config.image_width,
+            config.image_height,
+        )?)
+    } else {
+        None
+    };
+    let strong = Augment {
+        colour: config.strong_colour,
+        blur: config.strong_blur,
+    };
+
     B::seed(&device, config.seed);
     let mut model = model_cfg.init::<B>(&device);
+    if !config.init_from.is_empty() {
+        let (init, init_cfg) = load_model(Path::new(&config.init_from))?;
+        if init_cfg != model_cfg {
+            return Err(TrainError::Data(format!(
+                "init_from {}: its model config differs from this run's (preset or image size)",
+                config.init_from
+            )));
+        }
+        model = init;
+    }
     let mut optim = AdamWConfig::new()
         .with_weight_decay(config.weight_decay)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
@@ -285,25 +360,44 @@ pub fn train(
         .unwrap_or_else(|| "run".into());
     let metrics_ds = Dataset::open_or_create(out)?;
     let mut pending: Vec<(usize, &'static str, f64)> = Vec::new();
-    let loss_cfg = LossConfig::new();
+    let loss_cfg = LossConfig::new().with_trim_fraction(if pseudo.is_some() {
+        config.pseudo_trim
+    } else {
+        0.0
+    });
     let aug = Augment {
         colour: config.augment_colour,
         blur: config.augment_blur,
     };
     let (v, h, w) = (config.clip_len, config.image_height, config.image_width);
     for step in start..config.steps {
-        let clips = sample_clips(&scenes, config.batch_size, v, config.max_gap, &mut sampler);
-        let data = ClipDataset::new(
-            store.clone(),
-            clips,
-            w,
-            h,
-            aug,
-            config.seed ^ ((step as u64) << 20),
-        );
-        let samples: Vec<ClipSample> = (0..data.len())
+        let clips = sample_clips(&scenes, n_labeled, v, config.max_gap, &mut sampler);
+        let step_seed = config.seed ^ ((step as u64) << 20);
+        let data = ClipDataset::new(store.clone(), clips, w, h, aug, step_seed);
+        let mut samples: Vec<ClipSample> = (0..data.len())
             .map(|i| data.try_get(i))
             .collect::<Result<_>>()?;
+        if let Some(set) = &pseudo {
+            let picks: Vec<usize> = (0..n_pseudo)
+                .map(|_| (sampler.next_u64() % set.clips.len() as u64) as usize)
+                .collect();
+            let mut extra: Vec<ClipSample> = picks
+                .iter()
+                .enumerate()
+                .map(|(k, c)| {
+                    load_pseudo_clip(&store, &set.clips[*c], w, h, strong, step_seed ^ (0xC0FFEE + k as u64))
+                })
+                .collect::<Result<_>>()?;
+            for k in 0..extra.len() {
+                if extra.len() > 1 && sampler.next_f64() < config.cutmix {
+                    let other = (k + 1 + (sampler.next_u64() % (extra.len() - 1) as u64) as usize)
+                        % extra.len();
+                    let src = extra[other].clone();
+                    cutmix(&mut extra[k], &src, v, w, h, &mut sampler);
+                }
+            }
+            samples.extend(extra);
+        }
         let ClipBatch { images, targets } = batcher.batch(samples, &device);
         let lr = config.lr_at(step);
         let (m, losses) = train_step(model, &mut optim, images, &targets, &loss_cfg, lr, step)?;
@@ -359,6 +453,7 @@ pub fn train(
     commit_run(
         &metrics_ds,
         &run_id,
+        if pseudo.is_some() { "student" } else { "teacher" },
         dataset,
         manifest.version,
         &resolved,
@@ -398,9 +493,11 @@ fn commit_metrics(ds: &Dataset, run_id: &str, rows: Vec<(usize, &'static str, f6
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn commit_run(
     ds: &Dataset,
     run_id: &str,
+    role: &str,
     data: &Dataset,
     version: u64,
     config: &str,
@@ -414,7 +511,7 @@ fn commit_run(
     let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
     let cols: Vec<ArrayRef> = vec![
         s(run_id),
-        s("teacher"),
+        s(role),
         s(&data.location()),
         Arc::new(Int64Array::from(vec![version as i64])),
         s(config),

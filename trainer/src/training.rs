@@ -1,9 +1,7 @@
 //! One optimisation step, written out so each part is visible (in the shape of burn's
 //! `custom-training-loop` example): forward, loss terms, a finiteness check that names the
 //! step and the term, backward, optimiser step.
-//!
-//! The full `spatialsv train` loop (data loader over the store, schedule, checkpoints,
-//! `--resume`, metrics to Parquet) is the rest of issue 4 and is not built yet.
+//! The loop around it (data, schedule, checkpoints, metrics) is [`crate::train`].
 
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
@@ -110,12 +108,12 @@ mod tests {
                 }
             }
         }
-        let t = Targets {
-            depth: Tensor::from_data(TensorData::new(depth, [1, 2, h, w]), &device),
-            points: Tensor::from_data(TensorData::new(pts, [1, 2, 3, h, w]), &device),
-            rays: Tensor::from_data(TensorData::new(rays, [1, 2, 6, h, w]), &device),
-            mask: Tensor::ones([1, 2, h, w], &device),
-        };
+        let t = Targets::labeled(
+            Tensor::from_data(TensorData::new(depth, [1, 2, h, w]), &device),
+            Tensor::from_data(TensorData::new(rays, [1, 2, 6, h, w]), &device),
+            Tensor::from_data(TensorData::new(pts, [1, 2, 3, h, w]), &device),
+            Tensor::ones([1, 2, h, w], &device),
+        );
         let images =
             Tensor::<B, 5>::random([1, 2, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
         (images, normalize_targets(t).0)

@@ -1,0 +1,208 @@
+//! The labelling config (`configs/label.toml`): teacher windows and every filter threshold.
+
+use serde::{Deserialize, Serialize};
+
+/// How the teacher sees a clip and what the filters keep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabelConfig {
+    /// Frames per teacher window; 0 = the teacher's training clip length.
+    pub clip_len: usize,
+    /// Frames between consecutive frames of a window (windows interleave so every frame of a
+    /// clip is labelled exactly once).
+    pub frame_gap: usize,
+    /// Windows per forward pass.
+    pub batch_size: usize,
+    /// Commit after this many ingested clips.
+    pub commit_every: usize,
+    /// Per-pixel confidence filter.
+    pub confidence: ConfidenceFilter,
+    /// Multi-view geometric consistency inside a window.
+    pub geometric: GeometricFilter,
+    /// Pose-cycle closure.
+    pub camera: CameraFilter,
+    /// Frame acceptance.
+    pub acceptance: AcceptanceFilter,
+}
+
+impl Default for LabelConfig {
+    fn default() -> Self {
+        Self {
+            clip_len: 0,
+            frame_gap: 2,
+            batch_size: 4,
+            commit_every: 16,
+            confidence: ConfidenceFilter::default(),
+            geometric: GeometricFilter::default(),
+            camera: CameraFilter::default(),
+            acceptance: AcceptanceFilter::default(),
+        }
+    }
+}
+
+/// Per-pixel confidence: keep `c >= threshold` (`absolute`) or drop the `percentile`% least
+/// confident pixels of each image (`percentile`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfidenceFilter {
+    /// `absolute` or `percentile`.
+    pub mode: ConfidenceMode,
+    /// Smallest kept confidence (`absolute`; c = 1 + exp(x) >= 1).
+    pub threshold: f32,
+    /// Percentage of each image's pixels dropped, least confident first (`percentile`).
+    pub percentile: f32,
+}
+
+impl Default for ConfidenceFilter {
+    fn default() -> Self {
+        Self {
+            mode: ConfidenceMode::Percentile,
+            threshold: 2.0,
+            percentile: 20.0,
+        }
+    }
+}
+
+/// How [`ConfidenceFilter`] thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfidenceMode {
+    /// A fixed confidence.
+    Absolute,
+    /// A per-image percentile.
+    Percentile,
+}
+
+/// MVSNet-style fusion check: reproject a pixel's depth into another view of the window and
+/// back; the view agrees when the round trip lands within `max_reprojection_px` and the depth
+/// differs by less than `max_relative_depth`. A pixel is kept when `min_views` views agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeometricFilter {
+    /// Off keeps every pixel the confidence filter kept.
+    pub enabled: bool,
+    /// Largest round-trip reprojection error, pixels of the label map.
+    pub max_reprojection_px: f64,
+    /// Largest relative depth difference after the round trip.
+    pub max_relative_depth: f64,
+    /// Views that must agree; 0 = min(3, window length - 1).
+    pub min_views: usize,
+}
+
+impl Default for GeometricFilter {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_reprojection_px: 1.0,
+            max_relative_depth: 0.01,
+            min_views: 0,
+        }
+    }
+}
+
+impl GeometricFilter {
+    /// Views that must agree in a window of `v` frames.
+    pub fn views_needed(&self, v: usize) -> usize {
+        if self.min_views > 0 {
+            self.min_views
+        } else {
+            v.saturating_sub(1).clamp(1, 3)
+        }
+    }
+}
+
+/// Pose-cycle closure: the teacher is run once per window frame as the reference; relative
+/// poses from different runs, composed around every frame triplet (pair for 2-frame windows),
+/// must return to the identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraFilter {
+    /// Off: every frame counts as consistent and the teacher runs once per window.
+    pub enabled: bool,
+    /// Largest rotation closure error, degrees.
+    pub max_rotation_deg: f64,
+    /// Largest translation-direction closure error, degrees.
+    pub max_direction_deg: f64,
+}
+
+impl Default for CameraFilter {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_rotation_deg: 5.0,
+            max_direction_deg: 20.0,
+        }
+    }
+}
+
+/// A frame is accepted when its cameras close and enough of its pixels survive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcceptanceFilter {
+    /// Smallest fraction of the frame's pixels kept by the pixel filters.
+    pub min_kept_fraction: f64,
+}
+
+impl Default for AcceptanceFilter {
+    fn default() -> Self {
+        Self {
+            min_kept_fraction: 0.3,
+        }
+    }
+}
+
+impl LabelConfig {
+    /// Checks ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.frame_gap == 0 {
+            return Err("frame_gap must be at least 1".into());
+        }
+        if self.batch_size == 0 || self.commit_every == 0 {
+            return Err("batch_size and commit_every must be at least 1".into());
+        }
+        if !(0.0..100.0).contains(&self.confidence.percentile) {
+            return Err(format!(
+                "confidence.percentile {} is outside [0, 100)",
+                self.confidence.percentile
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.acceptance.min_kept_fraction) {
+            return Err(format!(
+                "acceptance.min_kept_fraction {} is outside [0, 1]",
+                self.acceptance.min_kept_fraction
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn configs_label_toml_lists_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/label.toml");
+        let parsed: LabelConfig = spatialsv_pipeline::load_toml(&path).unwrap();
+        assert_eq!(parsed, LabelConfig::default());
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut c = LabelConfig::default();
+        c.confidence.percentile = 120.0;
+        assert!(c.validate().unwrap_err().contains("confidence.percentile"));
+        let err = spatialsv_pipeline::parse_toml::<LabelConfig>(
+            "[confidence]\nmode = \"median\"\n",
+            "x.toml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("x.toml"), "{err}");
+        assert_eq!(GeometricFilter::default().views_needed(3), 2);
+        assert_eq!(GeometricFilter::default().views_needed(8), 3);
+        assert_eq!(GeometricFilter::default().views_needed(2), 1);
+    }
+}

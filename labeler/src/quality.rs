@@ -1,0 +1,291 @@
+//! Pseudo-label quality, scored honestly against the ground truth `spatialsv synth` writes
+//! aside for its videos (`groundtruth/<scene>/depth/<frame>.png` in mm and
+//! `groundtruth/<scene>/poses.txt`), which neither ingestion nor the labeler ever reads.
+//!
+//! Depth: each label is median-scaled to the truth on all its valid pixels (pseudo depth has
+//! the teacher's scale), and the same scale is used for every subset, so the comparison
+//! measures which pixels the filters keep, not a refit. Subsets: all pixels of all frames,
+//! the kept pixels of accepted frames, and the pixels the filters removed.
+//!
+//! Cameras: the label's camera-to-reference pose against the true relative pose, for every
+//! frame that is not its window's reference; rotation error and translation-direction error,
+//! in accepted and in rejected frames.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::Serialize;
+use spatialsv_pipeline::Dataset;
+use spatialsv_pipeline::geometry::{Mat4, invert_rigid, mul, parse_matrix4};
+use spatialsv_pipeline::labels::{PseudoLabelRow, read_pseudo_labels, select_labelling};
+use spatialsv_schemas::Table;
+
+use crate::error::{LabelError, Result};
+
+/// Depth accuracy of a set of pixels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DepthScore {
+    /// Pixels scored.
+    pub pixels: u64,
+    /// Mean |d - d*| / d*.
+    pub abs_rel: f64,
+    /// Share with max(d/d*, d*/d) < 1.25.
+    pub delta1: f64,
+}
+
+#[derive(Debug, Default)]
+struct DepthSum {
+    n: u64,
+    rel: f64,
+    good: u64,
+}
+
+impl DepthSum {
+    fn add(&mut self, pred: f64, truth: f64) {
+        self.n += 1;
+        self.rel += (pred - truth).abs() / truth;
+        if (pred / truth).max(truth / pred) < 1.25 {
+            self.good += 1;
+        }
+    }
+
+    fn score(&self) -> DepthScore {
+        let n = self.n.max(1) as f64;
+        DepthScore {
+            pixels: self.n,
+            abs_rel: self.rel / n,
+            delta1: self.good as f64 / n,
+        }
+    }
+}
+
+/// Camera accuracy of a set of frames.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PoseScore {
+    /// Frames scored (window references excluded: their pose is the identity by definition).
+    pub frames: u64,
+    /// Mean rotation error, degrees.
+    pub rotation_deg: f64,
+    /// Mean translation-direction error, degrees.
+    pub direction_deg: f64,
+}
+
+/// The quality of one labelling (a teacher and a config).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LabelQuality {
+    /// Teacher scored.
+    pub teacher_hash: String,
+    /// Config scored.
+    pub config_hash: String,
+    /// Frames with ground truth.
+    pub frames: u64,
+    /// Of those, accepted.
+    pub frames_accepted: u64,
+    /// `frames_accepted / frames`.
+    pub acceptance_rate: f64,
+    /// Kept pixels of accepted frames over all pixels.
+    pub pixel_keep_rate: f64,
+    /// Every pixel of every frame (no filtering).
+    pub all: DepthScore,
+    /// Kept pixels of accepted frames (what the student trains on).
+    pub accepted: DepthScore,
+    /// Pixels the pixel filters removed.
+    pub removed: DepthScore,
+    /// Cameras of accepted frames.
+    pub pose_accepted: PoseScore,
+    /// Cameras of rejected frames.
+    pub pose_rejected: PoseScore,
+    /// Frames rejected, by reason (text before the first colon).
+    pub reject_reasons: BTreeMap<String, u64>,
+}
+
+fn rotation_deg(m: &Mat4) -> f64 {
+    let trace = m[0] + m[5] + m[10];
+    ((trace - 1.0) / 2.0).clamp(-1.0, 1.0).acos().to_degrees()
+}
+
+fn direction_deg(a: &Mat4, b: &Mat4) -> Option<f64> {
+    let (ta, tb) = ([a[3], a[7], a[11]], [b[3], b[7], b[11]]);
+    let n = |t: [f64; 3]| (t[0] * t[0] + t[1] * t[1] + t[2] * t[2]).sqrt();
+    let (na, nb) = (n(ta), n(tb));
+    if na < 1e-9 || nb < 1e-9 {
+        return None;
+    }
+    let cos = (ta[0] * tb[0] + ta[1] * tb[1] + ta[2] * tb[2]) / (na * nb);
+    Some(cos.clamp(-1.0, 1.0).acos().to_degrees())
+}
+
+/// Ground truth of one synthetic video.
+struct Truth {
+    dir: std::path::PathBuf,
+    poses: HashMap<i64, Mat4>,
+}
+
+fn load_truth(dir: &Path) -> Result<Truth> {
+    let path = dir.join("poses.txt");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| LabelError::Data(format!("cannot read ground truth {} ({e})", path.display())))?;
+    let mut poses = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut it = line.split_whitespace();
+        let bad = || LabelError::Data(format!("{}:{}: not 'frame timestamp 16 values'", path.display(), n + 1));
+        let idx: i64 = it.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let _ts = it.next().ok_or_else(bad)?;
+        let rest: Vec<&str> = it.collect();
+        let m = parse_matrix4(&rest.join(" ")).map_err(|_| bad())?;
+        poses.insert(idx, m);
+    }
+    Ok(Truth {
+        dir: dir.to_path_buf(),
+        poses,
+    })
+}
+
+/// The true depth (m) of `frame`, resized to `w` x `h` by nearest neighbour.
+fn true_depth(t: &Truth, frame: i64, w: usize, h: usize) -> Result<Vec<f64>> {
+    let path = t.dir.join(format!("depth/{frame}.png"));
+    let bytes = std::fs::read(&path)
+        .map_err(|e| LabelError::Data(format!("cannot read ground truth {} ({e})", path.display())))?;
+    let d = spatialsv_pipeline::media::decode_png16(&bytes)
+        .map_err(|e| LabelError::Data(format!("{}: {e}", path.display())))?;
+    let (sx, sy) = (d.width as f64 / w as f64, d.height as f64 / h as f64);
+    let pick = |t: usize, s: f64, n: u32| (((t as f64 + 0.5) * s) as u32).min(n - 1);
+    let mut out = vec![0.0; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            out[y * w + x] = f64::from(d.at(pick(x, sx, d.width), pick(y, sy, d.height))) / 1000.0;
+        }
+    }
+    Ok(out)
+}
+
+/// Scores the pseudo-labels of `ds` against the ground truth under `groundtruth`
+/// (`groundtruth/<scene_id>/`); scenes without ground truth are skipped.
+pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<LabelQuality> {
+    let m = ds.latest()?;
+    let mut rows = Vec::new();
+    for b in ds.read_table(&m, Table::PseudoLabels, None)? {
+        rows.extend(read_pseudo_labels(&b)?);
+    }
+    let (th, ch) = select_labelling(&rows, teacher.unwrap_or("latest"))?;
+    let rows: Vec<&PseudoLabelRow> = rows
+        .iter()
+        .filter(|r| r.teacher_hash == th && r.config_hash == ch)
+        .collect();
+    let mut truths: HashMap<String, Option<Truth>> = HashMap::new();
+    let (mut all, mut kept, mut removed) = (DepthSum::default(), DepthSum::default(), DepthSum::default());
+    let mut q = LabelQuality {
+        teacher_hash: th.clone(),
+        config_hash: ch.clone(),
+        ..LabelQuality::default()
+    };
+    let mut pose_sums = [(0u64, 0.0f64, 0.0f64, 0u64); 2]; // accepted, rejected
+    let (mut px_total, mut px_kept) = (0u64, 0u64);
+    for r in rows {
+        let dir = groundtruth.join(&r.scene_id);
+        let truth = match truths.entry(r.scene_id.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(if dir.join("poses.txt").exists() { Some(load_truth(&dir)?) } else { None })
+            }
+        };
+        let Some(truth) = truth.as_ref() else { continue };
+        let (w, h) = (r.width as usize, r.height as usize);
+        let gt = true_depth(truth, r.frame_idx, w, h)?;
+        let mut ratios: Vec<f64> = gt
+            .iter()
+            .zip(&r.depth)
+            .filter(|(g, p)| **g > 0.0 && **p > 0.0)
+            .map(|(g, p)| g / f64::from(*p))
+            .collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        ratios.sort_by(f64::total_cmp);
+        let scale = ratios[ratios.len() / 2];
+        q.frames += 1;
+        if r.accepted {
+            q.frames_accepted += 1;
+        } else if let Some(reason) = &r.reject_reason {
+            let key = reason.split(':').next().unwrap_or(reason).trim().to_string();
+            *q.reject_reasons.entry(key).or_default() += 1;
+        }
+        for i in 0..w * h {
+            let (g, p) = (gt[i], f64::from(r.depth[i]) * scale);
+            if g <= 0.0 || p <= 0.0 {
+                continue;
+            }
+            px_total += 1;
+            all.add(p, g);
+            if !r.keep[i] {
+                removed.add(p, g);
+            } else if r.accepted {
+                kept.add(p, g);
+                px_kept += 1;
+            }
+        }
+        if r.frame_idx != r.reference_frame_idx
+            && let (Some(pr), Some(pj)) = (
+                truth.poses.get(&r.reference_frame_idx),
+                truth.poses.get(&r.frame_idx),
+            )
+        {
+            let rel = mul(&invert_rigid(pr), pj);
+            let err = mul(&invert_rigid(&r.pose), &rel);
+            let s = &mut pose_sums[usize::from(!r.accepted)];
+            s.0 += 1;
+            s.1 += rotation_deg(&err);
+            if let Some(d) = direction_deg(&r.pose, &rel) {
+                s.2 += d;
+                s.3 += 1;
+            }
+        }
+    }
+    if q.frames == 0 {
+        return Err(LabelError::Data(format!(
+            "no pseudo-labelled scene has ground truth under {}",
+            groundtruth.display()
+        )));
+    }
+    q.acceptance_rate = q.frames_accepted as f64 / q.frames as f64;
+    q.pixel_keep_rate = px_kept as f64 / px_total.max(1) as f64;
+    q.all = all.score();
+    q.accepted = kept.score();
+    q.removed = removed.score();
+    let pose = |s: (u64, f64, f64, u64)| PoseScore {
+        frames: s.0,
+        rotation_deg: s.1 / s.0.max(1) as f64,
+        direction_deg: s.2 / s.3.max(1) as f64,
+    };
+    q.pose_accepted = pose(pose_sums[0]);
+    q.pose_rejected = pose(pose_sums[1]);
+    Ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_sums_by_hand() {
+        let mut s = DepthSum::default();
+        s.add(1.1, 1.0); // rel 0.1, good
+        s.add(2.0, 1.0); // rel 1.0, bad
+        let sc = s.score();
+        assert_eq!(sc.pixels, 2);
+        assert!((sc.abs_rel - 0.55).abs() < 1e-12);
+        assert!((sc.delta1 - 0.5).abs() < 1e-12);
+        let yaw = |deg: f64, t: [f64; 3]| {
+            let (s, c) = deg.to_radians().sin_cos();
+            [c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0]
+        };
+        assert!((rotation_deg(&yaw(30.0, [0.0; 3])) - 30.0).abs() < 1e-9);
+        let d = direction_deg(&yaw(0.0, [1.0, 0.0, 0.0]), &yaw(0.0, [0.0, 0.0, 2.0])).unwrap();
+        assert!((d - 90.0).abs() < 1e-9);
+        assert!(direction_deg(&yaw(0.0, [0.0; 3]), &yaw(0.0, [1.0, 0.0, 0.0])).is_none());
+    }
+}

@@ -1,0 +1,406 @@
+//! Rows of the `pseudo_labels` table and their compact per-pixel encodings: depth as
+//! little-endian f16, confidence quantised to one byte, the keep mask as one bit per pixel.
+//! The labeler writes these rows; the trainer and `spatialsv eval` read them back.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeListBuilder, Float32Array,
+    Float64Array, Float64Builder, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampNanosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type};
+use spatialsv_schemas::{Split, Table};
+
+use crate::error::{Error, Result};
+
+/// Depth as little-endian IEEE half floats (2 bytes per pixel). Values beyond f16's range
+/// saturate; non-finite or negative depth is stored as 0 (invalid).
+pub fn encode_f16(values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * 2);
+    for v in values {
+        let v = if v.is_finite() && *v > 0.0 { *v } else { 0.0 };
+        out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
+    }
+    out
+}
+
+/// Inverse of [`encode_f16`]; `None` when the byte count is odd.
+pub fn decode_f16(bytes: &[u8]) -> Option<Vec<f32>> {
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+    )
+}
+
+/// Confidence (>= 1) quantised to one byte: `c = 1 + q * scale`, with the step chosen so the
+/// frame's largest confidence maps to 255. Returns (bytes, scale).
+pub fn quantise_confidence(conf: &[f32]) -> (Vec<u8>, f32) {
+    let top = conf
+        .iter()
+        .copied()
+        .filter(|c| c.is_finite())
+        .fold(1.0f32, f32::max);
+    let scale = ((top - 1.0) / 255.0).max(1e-6);
+    let q = conf
+        .iter()
+        .map(|c| {
+            let c = if c.is_finite() { *c } else { 1.0 };
+            ((c - 1.0) / scale).round().clamp(0.0, 255.0) as u8
+        })
+        .collect();
+    (q, scale)
+}
+
+/// Inverse of [`quantise_confidence`].
+pub fn dequantise_confidence(q: &[u8], scale: f32) -> Vec<f32> {
+    q.iter().map(|v| 1.0 + f32::from(*v) * scale).collect()
+}
+
+/// One bit per pixel, least significant bit first.
+pub fn pack_mask(mask: &[bool]) -> Vec<u8> {
+    let mut out = vec![0u8; mask.len().div_ceil(8)];
+    for (i, m) in mask.iter().enumerate() {
+        if *m {
+            out[i / 8] |= 1 << (i % 8);
+        }
+    }
+    out
+}
+
+/// Inverse of [`pack_mask`] for `n` pixels; `None` when `bytes` is too short.
+pub fn unpack_mask(bytes: &[u8], n: usize) -> Option<Vec<bool>> {
+    if bytes.len() < n.div_ceil(8) {
+        return None;
+    }
+    Some((0..n).map(|i| bytes[i / 8] & (1 << (i % 8)) != 0).collect())
+}
+
+/// One row of `pseudo_labels` (see `docs/schemas.md` for every column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PseudoLabelRow {
+    /// Scene of the frame.
+    pub scene_id: String,
+    /// `frames.frame_idx`.
+    pub frame_idx: i64,
+    /// Ingested clip the frame was labelled in.
+    pub clip_id: String,
+    /// First frame of the teacher's window (the pose reference).
+    pub reference_frame_idx: i64,
+    /// Split of the scene.
+    pub split: Split,
+    /// Map width.
+    pub width: i32,
+    /// Map height.
+    pub height: i32,
+    /// Depth per pixel (teacher units), row-major.
+    pub depth: Vec<f32>,
+    /// Confidence per pixel (>= 1).
+    pub confidence: Vec<f32>,
+    /// Pixels that survive the pixel filters.
+    pub keep: Vec<bool>,
+    /// fx, fy, cx, cy at the map size.
+    pub intrinsics: [f64; 4],
+    /// Camera-to-reference-camera, row-major.
+    pub pose: [f64; 16],
+    /// Median predicted depth.
+    pub depth_median: f64,
+    /// Mean confidence.
+    pub confidence_mean: f64,
+    /// Pixels removed by the confidence filter.
+    pub px_removed_confidence: i64,
+    /// Further pixels removed by the geometric filter.
+    pub px_removed_geometric: i64,
+    /// Worst rotation closure error (degrees).
+    pub camera_rotation_error_deg: f64,
+    /// Worst translation-direction closure error (degrees).
+    pub camera_direction_error_deg: f64,
+    /// Whether the pose cycles through the frame close.
+    pub camera_consistent: bool,
+    /// Whether the frame is used for training.
+    pub accepted: bool,
+    /// Why it is not.
+    pub reject_reason: Option<String>,
+    /// BLAKE3 of the teacher checkpoint.
+    pub teacher_hash: String,
+    /// BLAKE3 of `config_toml`.
+    pub config_hash: String,
+    /// The resolved labelling config.
+    pub config_toml: String,
+    /// spatialsv version.
+    pub code_version: String,
+    /// Commit time, ns since the epoch (UTC).
+    pub labeled_at: i64,
+}
+
+impl PseudoLabelRow {
+    /// Pixels that survive every filter.
+    pub fn px_kept(&self) -> i64 {
+        self.keep.iter().filter(|k| **k).count() as i64
+    }
+}
+
+/// The `pseudo_labels` batch of `rows` (depth, confidence and mask encoded here).
+pub fn pseudo_labels_batch(rows: &[PseudoLabelRow]) -> Result<RecordBatch> {
+    let s = |f: fn(&PseudoLabelRow) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let i64s = |f: fn(&PseudoLabelRow) -> i64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let f64s = |f: fn(&PseudoLabelRow) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let bools = |f: fn(&PseudoLabelRow) -> bool| -> ArrayRef {
+        Arc::new(BooleanArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let quantised: Vec<(Vec<u8>, f32)> = rows
+        .iter()
+        .map(|r| quantise_confidence(&r.confidence))
+        .collect();
+    let mut poses = FixedSizeListBuilder::new(Float64Builder::new(), 16)
+        .with_field(Arc::new(Field::new("item", DataType::Float64, false)));
+    for r in rows {
+        poses.values().append_slice(&r.pose);
+        poses.append(true);
+    }
+    let depth: Vec<Vec<u8>> = rows.iter().map(|r| encode_f16(&r.depth)).collect();
+    let masks: Vec<Vec<u8>> = rows.iter().map(|r| pack_mask(&r.keep)).collect();
+    let cols: Vec<ArrayRef> = vec![
+        s(|r| &r.scene_id),
+        i64s(|r| r.frame_idx),
+        s(|r| &r.clip_id),
+        i64s(|r| r.reference_frame_idx),
+        s(|r| r.split.as_str()),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.width))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.height))),
+        Arc::new(BinaryArray::from_iter_values(depth.iter())),
+        Arc::new(BinaryArray::from_iter_values(
+            quantised.iter().map(|q| q.0.as_slice()),
+        )),
+        Arc::new(Float32Array::from_iter_values(quantised.iter().map(|q| q.1))),
+        Arc::new(BinaryArray::from_iter_values(masks.iter())),
+        f64s(|r| r.intrinsics[0]),
+        f64s(|r| r.intrinsics[1]),
+        f64s(|r| r.intrinsics[2]),
+        f64s(|r| r.intrinsics[3]),
+        Arc::new(poses.finish()),
+        f64s(|r| r.depth_median),
+        f64s(|r| r.confidence_mean),
+        i64s(|r| i64::from(r.width) * i64::from(r.height)),
+        i64s(|r| r.px_removed_confidence),
+        i64s(|r| r.px_removed_geometric),
+        i64s(PseudoLabelRow::px_kept),
+        f64s(|r| r.camera_rotation_error_deg),
+        f64s(|r| r.camera_direction_error_deg),
+        bools(|r| r.camera_consistent),
+        bools(|r| r.accepted),
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|r| r.reject_reason.as_deref())
+                .collect::<Vec<_>>(),
+        )),
+        s(|r| &r.teacher_hash),
+        s(|r| &r.config_hash),
+        s(|r| &r.config_toml),
+        s(|r| &r.code_version),
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.labeled_at))
+                .with_timezone("UTC"),
+        ),
+    ];
+    Ok(RecordBatch::try_new(Table::PseudoLabels.schema(), cols)?)
+}
+
+/// Decodes the rows of a `pseudo_labels` batch read with all columns.
+pub fn read_pseudo_labels(batch: &RecordBatch) -> Result<Vec<PseudoLabelRow>> {
+    let bad = |what: String| Error::User(format!("pseudo_labels: {what}"));
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| bad(format!("missing column {name}")))
+    };
+    let strs = |name: &str| -> Result<&StringArray> { Ok(col(name)?.as_string::<i32>()) };
+    let i64s = |name: &str| -> Result<&Int64Array> { Ok(col(name)?.as_primitive::<Int64Type>()) };
+    let f64s =
+        |name: &str| -> Result<&Float64Array> { Ok(col(name)?.as_primitive::<Float64Type>()) };
+    let bins = |name: &str| -> Result<&BinaryArray> { Ok(col(name)?.as_binary::<i32>()) };
+    let (scene, frame, clip, reference) = (
+        strs("scene_id")?,
+        i64s("frame_idx")?,
+        strs("clip_id")?,
+        i64s("reference_frame_idx")?,
+    );
+    let split = strs("split")?;
+    let width = col("width")?.as_primitive::<Int32Type>();
+    let height = col("height")?.as_primitive::<Int32Type>();
+    let (depth, conf, mask) = (bins("depth")?, bins("confidence")?, bins("keep_mask")?);
+    let scale = col("confidence_scale")?.as_primitive::<Float32Type>();
+    let k = [f64s("fx")?, f64s("fy")?, f64s("cx")?, f64s("cy")?];
+    let pose = col("world_from_camera")?.as_fixed_size_list();
+    let (dmed, cmean) = (f64s("depth_median_m")?, f64s("confidence_mean")?);
+    let (rc, rg) = (
+        i64s("px_removed_confidence")?,
+        i64s("px_removed_geometric")?,
+    );
+    let (rot, dir) = (
+        f64s("camera_rotation_error_deg")?,
+        f64s("camera_direction_error_deg")?,
+    );
+    let consistent = col("camera_consistent")?.as_boolean();
+    let accepted = col("accepted")?.as_boolean();
+    let reason = strs("reject_reason")?;
+    let (th, ch, ct, cv) = (
+        strs("teacher_hash")?,
+        strs("config_hash")?,
+        strs("config_toml")?,
+        strs("code_version")?,
+    );
+    let at = col("labeled_at")?.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for r in 0..batch.num_rows() {
+        let key = || format!("{} frame {}", scene.value(r), frame.value(r));
+        let (w, h) = (width.value(r), height.value(r));
+        let n = (w.max(0) as usize) * (h.max(0) as usize);
+        let d = decode_f16(depth.value(r))
+            .filter(|d| d.len() == n)
+            .ok_or_else(|| bad(format!("{}: depth is not {w}x{h} f16 values", key())))?;
+        let c = dequantise_confidence(conf.value(r), scale.value(r));
+        if c.len() != n {
+            return Err(bad(format!("{}: confidence is not {w}x{h} bytes", key())));
+        }
+        let keep = unpack_mask(mask.value(r), n)
+            .ok_or_else(|| bad(format!("{}: keep_mask is shorter than {w}x{h} bits", key())))?;
+        let mut p = [0.0; 16];
+        p.copy_from_slice(pose.value(r).as_primitive::<Float64Type>().values());
+        rows.push(PseudoLabelRow {
+            scene_id: scene.value(r).to_string(),
+            frame_idx: frame.value(r),
+            clip_id: clip.value(r).to_string(),
+            reference_frame_idx: reference.value(r),
+            split: split
+                .value(r)
+                .parse()
+                .map_err(|e| bad(format!("{}: {e}", key())))?,
+            width: w,
+            height: h,
+            depth: d,
+            confidence: c,
+            keep,
+            intrinsics: k.map(|a| a.value(r)),
+            pose: p,
+            depth_median: dmed.value(r),
+            confidence_mean: cmean.value(r),
+            px_removed_confidence: rc.value(r),
+            px_removed_geometric: rg.value(r),
+            camera_rotation_error_deg: rot.value(r),
+            camera_direction_error_deg: dir.value(r),
+            camera_consistent: consistent.value(r),
+            accepted: accepted.value(r),
+            reject_reason: (!reason.is_null(r)).then(|| reason.value(r).to_string()),
+            teacher_hash: th.value(r).to_string(),
+            config_hash: ch.value(r).to_string(),
+            config_toml: ct.value(r).to_string(),
+            code_version: cv.value(r).to_string(),
+            labeled_at: at.value(r),
+        });
+    }
+    Ok(rows)
+}
+
+/// The labelling (teacher hash, config hash) `selector` names among `rows`: `latest` (or
+/// empty) for the most recently committed one, else a teacher-hash prefix (its newest config).
+pub fn select_labelling(rows: &[PseudoLabelRow], selector: &str) -> Result<(String, String)> {
+    let prefix = match selector {
+        "" | "latest" => None,
+        p => Some(p),
+    };
+    rows.iter()
+        .filter(|r| prefix.is_none_or(|p| r.teacher_hash.starts_with(p)))
+        .max_by_key(|r| r.labeled_at)
+        .map(|r| (r.teacher_hash.clone(), r.config_hash.clone()))
+        .ok_or_else(|| {
+            Error::User(match prefix {
+                Some(p) => format!("no pseudo-labels from a teacher whose hash starts with '{p}'"),
+                None => "the dataset has no pseudo-labels; run `spatialsv label` first".into(),
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_round_trip() {
+        let d = [0.5f32, 1.25, 3.0, -1.0, f32::NAN, 70000.0];
+        let back = decode_f16(&encode_f16(&d)).unwrap();
+        assert_eq!(&back[..3], &[0.5, 1.25, 3.0]);
+        assert_eq!(back[3], 0.0);
+        assert_eq!(back[4], 0.0);
+        assert!(back[5].is_infinite() || back[5] >= 65504.0);
+        assert!(decode_f16(&[1, 2, 3]).is_none());
+
+        let c = [1.0f32, 2.0, 11.0, 6.0];
+        let (q, scale) = quantise_confidence(&c);
+        let back = dequantise_confidence(&q, scale);
+        for (a, b) in c.iter().zip(&back) {
+            assert!((a - b).abs() <= scale / 2.0 + 1e-6, "{a} {b}");
+        }
+        assert_eq!(q[2], 255);
+
+        let m = [true, false, true, true, false, false, false, false, true];
+        let packed = pack_mask(&m);
+        assert_eq!(packed, vec![0b0000_1101, 0b0000_0001]);
+        assert_eq!(unpack_mask(&packed, 9).unwrap(), m);
+        assert!(unpack_mask(&packed, 17).is_none());
+    }
+
+    #[test]
+    fn rows_round_trip_through_a_valid_batch() {
+        let row = PseudoLabelRow {
+            scene_id: "v".into(),
+            frame_idx: 3,
+            clip_id: "v/0".into(),
+            reference_frame_idx: 1,
+            split: Split::Train,
+            width: 3,
+            height: 2,
+            depth: vec![1.0, 2.0, 0.0, 1.5, 1.25, 4.0],
+            confidence: vec![1.0, 3.0, 2.0, 1.5, 9.0, 1.0],
+            keep: vec![true, true, false, true, false, true],
+            intrinsics: [2.0, 2.0, 1.5, 1.0],
+            pose: crate::geometry::IDENTITY,
+            depth_median: 1.5,
+            confidence_mean: 3.0,
+            px_removed_confidence: 1,
+            px_removed_geometric: 1,
+            camera_rotation_error_deg: 0.5,
+            camera_direction_error_deg: 2.0,
+            camera_consistent: true,
+            accepted: false,
+            reject_reason: Some("kept 4 of 6 pixels".into()),
+            teacher_hash: "t".into(),
+            config_hash: "c".into(),
+            config_toml: "x = 1".into(),
+            code_version: "0".into(),
+            labeled_at: 7,
+        };
+        let batch = pseudo_labels_batch(std::slice::from_ref(&row)).unwrap();
+        Table::PseudoLabels.validate(&batch).unwrap();
+        let back = read_pseudo_labels(&batch).unwrap();
+        assert_eq!(back.len(), 1);
+        let b = &back[0];
+        assert_eq!(b.depth, row.depth);
+        assert_eq!(b.keep, row.keep);
+        assert_eq!(b.px_kept(), 4);
+        assert_eq!(b.reject_reason, row.reject_reason);
+        assert_eq!(b.pose, row.pose);
+        assert!((b.confidence[4] - 9.0).abs() < 1e-4);
+    }
+}

@@ -1,0 +1,242 @@
+//! Pseudo-labelled clips for semi-supervised training.
+//!
+//! A pseudo clip is one teacher window of the chosen labelling (teacher and config hash)
+//! whose frames all passed the pose-cycle check, with at least one accepted frame. Its
+//! targets are built like a labeled clip's ([`crate::data::clip_targets`]) from the teacher's
+//! depth, intrinsics and poses; only the kept pixels of accepted frames are depth and point
+//! targets. Each clip is pre-normalised to a mean point distance of 1, so depth pasted by
+//! CutMix from another pseudo clip is on the same scale.
+//!
+//! Inputs are strongly perturbed (colour jitter, blur, CutMix between pseudo clips of the
+//! batch), as in Depth Anything.
+
+use std::collections::BTreeMap;
+
+use spatialsv_pipeline::datagen::SplitMix64;
+use spatialsv_pipeline::geometry::Mat4;
+use spatialsv_pipeline::labels::{read_pseudo_labels, select_labelling};
+use spatialsv_pipeline::{Dataset, Manifest};
+use spatialsv_schemas::Table;
+
+use crate::data::{Augment, ClipSample, FrameRef, FrameStore, Prepared, clip_targets, load_images};
+use crate::error::{Result, TrainError};
+
+/// One frame of a pseudo clip.
+#[derive(Debug, Clone)]
+pub struct PseudoFrame {
+    /// Where its image is.
+    pub frame: FrameRef,
+    /// Teacher depth (teacher units), `[h, w]`.
+    pub depth: Vec<f32>,
+    /// Pixels that are targets: kept by the filters, in an accepted frame.
+    pub keep: Vec<bool>,
+    /// fx, fy, cx, cy.
+    pub k: [f64; 4],
+    /// Camera-to-reference.
+    pub pose: Mat4,
+}
+
+/// The usable pseudo clips of one labelling.
+#[derive(Debug, Clone)]
+pub struct PseudoSet {
+    /// Teacher of the labelling.
+    pub teacher_hash: String,
+    /// Config of the labelling.
+    pub config_hash: String,
+    /// Clips, each `clip_len` frames in capture order.
+    pub clips: Vec<Vec<PseudoFrame>>,
+    /// Frames labelled in total, and accepted, in the usable clips.
+    pub frames_accepted: usize,
+}
+
+/// Loads the usable clips of the labelling `selector` names (`latest` or a teacher-hash
+/// prefix) whose windows have `clip_len` frames at `w` x `h`.
+pub fn load_pseudo_set(
+    ds: &Dataset,
+    manifest: &Manifest,
+    store: &FrameStore,
+    selector: &str,
+    clip_len: usize,
+    w: usize,
+    h: usize,
+) -> Result<PseudoSet> {
+    let mut rows = Vec::new();
+    for b in ds.read_table(manifest, Table::PseudoLabels, None)? {
+        rows.extend(read_pseudo_labels(&b)?);
+    }
+    let (teacher_hash, config_hash) = select_labelling(&rows, selector)?;
+    let index = store.frame_index()?;
+    let mut windows: BTreeMap<(String, String, i64), Vec<_>> = BTreeMap::new();
+    for r in rows
+        .into_iter()
+        .filter(|r| r.teacher_hash == teacher_hash && r.config_hash == config_hash)
+    {
+        if (r.width as usize, r.height as usize) != (w, h) {
+            return Err(TrainError::Data(format!(
+                "pseudo-labels of {} are {}x{} but training is at {w}x{h}; train at the teacher's image size",
+                r.scene_id, r.width, r.height
+            )));
+        }
+        windows
+            .entry((r.scene_id.clone(), r.clip_id.clone(), r.reference_frame_idx))
+            .or_default()
+            .push(r);
+    }
+    let mut clips = Vec::new();
+    let mut accepted = 0;
+    for ((scene, _, _), mut frames) in windows {
+        frames.sort_by_key(|r| r.frame_idx);
+        if frames.len() != clip_len
+            || !frames.iter().all(|r| r.camera_consistent)
+            || !frames.iter().any(|r| r.accepted)
+        {
+            continue;
+        }
+        let mut clip = Vec::with_capacity(frames.len());
+        for r in frames {
+            let Some((frame, _)) = index.get(&(scene.clone(), r.frame_idx)) else {
+                return Err(TrainError::Data(format!(
+                    "pseudo-label of {scene} frame {} has no frame in the dataset",
+                    r.frame_idx
+                )));
+            };
+            accepted += usize::from(r.accepted);
+            let keep = r.keep.iter().map(|k| *k && r.accepted).collect();
+            clip.push(PseudoFrame {
+                frame: *frame,
+                depth: r.depth,
+                keep,
+                k: r.intrinsics,
+                pose: r.pose,
+            });
+        }
+        clips.push(clip);
+    }
+    if clips.is_empty() {
+        return Err(TrainError::Data(format!(
+            "labelling {} has no usable {clip_len}-frame window (all frames camera-consistent, one accepted); relax the filters or label with clip_len = {clip_len}",
+            &teacher_hash[..12.min(teacher_hash.len())]
+        )));
+    }
+    Ok(PseudoSet {
+        teacher_hash,
+        config_hash,
+        clips,
+        frames_accepted: accepted,
+    })
+}
+
+/// Decodes a pseudo clip at `w` x `h` with the perturbation `aug`, and builds its targets,
+/// normalised to a mean point distance of 1.
+pub fn load_pseudo_clip(
+    store: &FrameStore,
+    clip: &[PseudoFrame],
+    w: usize,
+    h: usize,
+    aug: Augment,
+    seed: u64,
+) -> Result<ClipSample> {
+    let refs: Vec<FrameRef> = clip.iter().map(|f| f.frame).collect();
+    let images = load_images(store, &refs, w, h, aug, seed)?;
+    let per = 3 * w * h;
+    let views: Vec<Prepared> = clip
+        .iter()
+        .enumerate()
+        .map(|(v, f)| {
+            (
+                images[v * per..(v + 1) * per].to_vec(),
+                f.depth.clone(),
+                f.k,
+                f.pose,
+            )
+        })
+        .collect();
+    let keep: Vec<Vec<bool>> = clip.iter().map(|f| f.keep.clone()).collect();
+    let mut s = clip_targets(&views, Some(&keep), w, h);
+    let hw = w * h;
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for v in 0..clip.len() {
+        for i in 0..hw {
+            if s.valid[v * hw + i] > 0.0 {
+                let p = [0, 1, 2].map(|c| f64::from(s.points[(v * 3 + c) * hw + i]));
+                sum += (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).sqrt();
+                n += 1;
+            }
+        }
+    }
+    let scale = if n > 0 { (sum / n as f64).max(1e-6) as f32 } else { 1.0 };
+    s.depth.iter_mut().for_each(|d| *d /= scale);
+    s.points.iter_mut().for_each(|p| *p /= scale);
+    for v in 0..clip.len() {
+        for c in 0..3 {
+            s.rays[(v * 6 + c) * hw..(v * 6 + c + 1) * hw]
+                .iter_mut()
+                .for_each(|o| *o /= scale);
+        }
+    }
+    Ok(s)
+}
+
+/// CutMix between two clips of the same shape: a random box (10% to 50% of the image) of
+/// `src` is pasted into every view of `dst`: images, depth and its validity. Inside the box
+/// the point and ray targets are switched off (they belong to another clip's cameras).
+pub fn cutmix(dst: &mut ClipSample, src: &ClipSample, v: usize, w: usize, h: usize, rng: &mut SplitMix64) {
+    let area = 0.1 + 0.4 * rng.next_f64();
+    let side = area.sqrt();
+    let (bw, bh) = (((w as f64 * side) as usize).max(1), ((h as f64 * side) as usize).max(1));
+    let x0 = (rng.next_u64() % (w - bw + 1) as u64) as usize;
+    let y0 = (rng.next_u64() % (h - bh + 1) as u64) as usize;
+    let hw = w * h;
+    for k in 0..v {
+        for y in y0..y0 + bh {
+            for x in x0..x0 + bw {
+                let i = y * w + x;
+                for c in 0..3 {
+                    dst.images[(k * 3 + c) * hw + i] = src.images[(k * 3 + c) * hw + i];
+                }
+                dst.depth[k * hw + i] = src.depth[k * hw + i];
+                dst.valid[k * hw + i] = src.valid[k * hw + i];
+                dst.geometry[k * hw + i] = 0.0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(fill: f32, v: usize, hw: usize) -> ClipSample {
+        ClipSample {
+            images: vec![fill; v * 3 * hw],
+            depth: vec![fill; v * hw],
+            points: vec![fill; v * 3 * hw],
+            rays: vec![fill; v * 6 * hw],
+            valid: vec![1.0; v * hw],
+            geometry: vec![1.0; v * hw],
+            pseudo: true,
+        }
+    }
+
+    #[test]
+    fn cutmix_pastes_one_box_into_every_view_and_masks_its_geometry() {
+        let (v, w, h) = (2, 20, 10);
+        let mut dst = sample(1.0, v, w * h);
+        let mut src = sample(2.0, v, w * h);
+        src.valid[0] = 0.0;
+        let mut rng = SplitMix64::new(3);
+        cutmix(&mut dst, &src, v, w, h, &mut rng);
+        let pasted: Vec<usize> = (0..w * h).filter(|i| dst.depth[*i] == 2.0).collect();
+        let frac = pasted.len() as f64 / (w * h) as f64;
+        assert!((0.05..=0.5).contains(&frac), "{frac}");
+        // The same box in both views, in images, depth and geometry.
+        for &i in &pasted {
+            assert_eq!(dst.depth[w * h + i], 2.0);
+            assert_eq!(dst.images[i], 2.0);
+            assert_eq!(dst.geometry[i], 0.0);
+            assert_eq!(dst.points[i], 1.0, "points are not pasted");
+        }
+        let outside = (0..w * h).find(|i| dst.depth[*i] == 1.0).unwrap();
+        assert_eq!(dst.geometry[outside], 1.0);
+    }
+}
