@@ -28,8 +28,9 @@ use crate::report::{Report, Step, write_report};
 /// Reruns skip finished steps. --quick takes under 10 minutes on a 2-core CPU (release
 /// build); the full run about 25.
 ///
-/// Example:
-///   cargo run --release -- demo --quick --seed 1 --out out/demo
+/// Example (from a checkout: cargo run --release -- demo ...):
+///   spatialsv demo --quick --seed 1 --out out/demo
+///   spatialsv demo --label-config my-label.toml --out out/demo-strict
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -42,6 +43,9 @@ pub struct Args {
     /// Output directory.
     #[arg(long, default_value = "out/demo")]
     out: PathBuf,
+    /// Labelling config (keys of configs/label.toml); the defaults when omitted.
+    #[arg(long)]
+    label_config: Option<PathBuf>,
     /// Training steps of every model, overriding the budget (smoke tests).
     #[arg(long, hide = true)]
     steps: Option<usize>,
@@ -223,7 +227,11 @@ pub fn run(args: Args) -> CliResult {
     };
     train_step(&mut r, "train teacher", &teacher_toml, &teacher_dir)?;
     let teacher_s = s(&teacher_dir);
-    let label_args = ["label", "--dataset", &d, "--teacher", &teacher_s];
+    let label_cfg = args.label_config.as_deref().map(s);
+    let mut label_args = vec!["label", "--dataset", &d, "--teacher", &teacher_s];
+    if let Some(c) = &label_cfg {
+        label_args.extend(["--config", c]);
+    }
     r.step("label", label_args.join(" "), || cli(&label_args))?;
     train_step(&mut r, "train student", &student_toml, &student_dir)?;
     train_step(&mut r, "train baseline", &baseline_toml, &baseline_dir)?;

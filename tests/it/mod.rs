@@ -1,6 +1,7 @@
 mod cli;
 mod fixture;
 mod ingest;
+mod label;
 mod layouts;
 mod readers;
 
