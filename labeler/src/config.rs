@@ -129,8 +129,8 @@ impl Default for CameraFilter {
     fn default() -> Self {
         Self {
             enabled: true,
-            max_rotation_deg: 5.0,
-            max_direction_deg: 20.0,
+            max_rotation_deg: 20.0,
+            max_direction_deg: 10.0,
         }
     }
 }
@@ -146,7 +146,7 @@ pub struct AcceptanceFilter {
 impl Default for AcceptanceFilter {
     fn default() -> Self {
         Self {
-            min_kept_fraction: 0.3,
+            min_kept_fraction: 0.1,
         }
     }
 }
