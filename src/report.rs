@@ -116,12 +116,15 @@ fn smooth(points: &[(f64, f64)], k: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// One curve to plot: (x, y) points and an RGB colour.
+pub type Series = (Vec<(f64, f64)>, [u8; 3]);
+
 /// Colours of the curves: teacher, baseline, student.
 pub const COLOURS: [[u8; 3]; 3] = [[31, 119, 180], [255, 127, 14], [44, 160, 44]];
 
 /// Draws line plots of `series` (x, y) on one set of axes, `w` x `h` pixels: a frame, light
 /// grid lines at the quarter marks, and the series as 2-pixel lines. Returns PNG bytes.
-pub fn plot(series: &[(Vec<(f64, f64)>, [u8; 3])], w: u32, h: u32) -> Result<Vec<u8>, String> {
+pub fn plot(series: &[Series], w: u32, h: u32) -> Result<Vec<u8>, String> {
     let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
     let (x0, y0, x1, y1) = (40.0, 10.0, f64::from(w) - 10.0, f64::from(h) - 30.0);
     let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.0.iter().copied()).collect();
@@ -156,7 +159,11 @@ pub fn plot(series: &[(Vec<(f64, f64)>, [u8; 3])], w: u32, h: u32) -> Result<Vec
     for q in 0..=4 {
         let t = f64::from(q) / 4.0;
         let (gx, gy) = (x0 + t * (x1 - x0), y0 + t * (y1 - y0));
-        let grey = if q == 0 || q == 4 { [0, 0, 0] } else { [225, 225, 225] };
+        let grey = if q == 0 || q == 4 {
+            [0, 0, 0]
+        } else {
+            [225, 225, 225]
+        };
         for k in 0..=((x1 - x0) as i64) {
             put(&mut img, x0 + k as f64, gy, grey);
         }
@@ -178,7 +185,10 @@ pub fn plot(series: &[(Vec<(f64, f64)>, [u8; 3])], w: u32, h: u32) -> Result<Vec
     }
     let mut bytes = Vec::new();
     image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
         .map_err(|e| e.to_string())?;
     Ok(bytes)
 }
@@ -190,9 +200,8 @@ fn f(v: f64) -> String {
 /// Writes `report.md`, `report.html` and the images they show into `out`.
 pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
     let img_dir = out.join("report_images");
-    std::fs::create_dir_all(&img_dir).map_err(|e| {
-        CliError::User(format!("cannot create ({e}): {}", img_dir.display()))
-    })?;
+    std::fs::create_dir_all(&img_dir)
+        .map_err(|e| CliError::User(format!("cannot create ({e}): {}", img_dir.display())))?;
     let write = |name: &str, bytes: &[u8]| -> Result<(), CliError> {
         let p = img_dir.join(name);
         std::fs::write(&p, bytes)
@@ -201,10 +210,18 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
     // Loss curves (smoothed total loss) of the three runs, and the depth term alone.
     let mut images: Vec<(String, String, Vec<u8>)> = Vec::new();
     for (metric, file, caption) in [
-        ("loss/total", "loss_total.png", "Total training loss (moving average of 10 steps)"),
-        ("loss/depth", "loss_depth.png", "Confidence-weighted depth loss (moving average of 10 steps)"),
+        (
+            "loss/total",
+            "loss_total.png",
+            "Total training loss (moving average of 10 steps)",
+        ),
+        (
+            "loss/depth",
+            "loss_depth.png",
+            "Confidence-weighted depth loss (moving average of 10 steps)",
+        ),
     ] {
-        let series: Vec<(Vec<(f64, f64)>, [u8; 3])> = r
+        let series: Vec<Series> = r
             .runs
             .iter()
             .zip(COLOURS)
@@ -300,17 +317,36 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
             100.0 * q.acceptance_rate,
             100.0 * q.pixel_keep_rate
         );
-        let _ = writeln!(md, "| pixels | count | AbsRel | delta1 |\n|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| pixels | count | AbsRel | delta1 |\n|---|---|---|---|"
+        );
         for (name, d) in [
             ("all (unfiltered)", &q.all),
             ("kept, accepted frames", &q.accepted),
             ("removed by the filters", &q.removed),
         ] {
-            let _ = writeln!(md, "| {name} | {} | {} | {:.3} |", d.pixels, f(d.abs_rel), d.delta1);
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {:.3} |",
+                d.pixels,
+                f(d.abs_rel),
+                d.delta1
+            );
         }
-        let _ = writeln!(md, "\n| frames | count | rotation error (deg) | direction error (deg) |\n|---|---|---|---|");
-        for (name, p) in [("accepted", &q.pose_accepted), ("rejected", &q.pose_rejected)] {
-            let _ = writeln!(md, "| {name} | {} | {:.2} | {:.2} |", p.frames, p.rotation_deg, p.direction_deg);
+        let _ = writeln!(
+            md,
+            "\n| frames | count | rotation error (deg) | direction error (deg) |\n|---|---|---|---|"
+        );
+        for (name, p) in [
+            ("accepted", &q.pose_accepted),
+            ("rejected", &q.pose_rejected),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {:.2} | {:.2} |",
+                p.frames, p.rotation_deg, p.direction_deg
+            );
         }
         for (reason, n) in &q.reject_reasons {
             let _ = writeln!(md, "\nRejected by {reason}: {n} frames.");
@@ -332,13 +368,20 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
             dir.display()
         );
     }
-    let _ = writeln!(md, "\n## Steps\n\n| step | time (s) | command |\n|---|---|---|");
+    let _ = writeln!(
+        md,
+        "\n## Steps\n\n| step | time (s) | command |\n|---|---|---|"
+    );
     for s in &r.steps {
         let _ = writeln!(
             md,
             "| {} | {} | `{}` |",
             s.name,
-            if s.skipped { "done earlier".to_string() } else { format!("{:.1}", s.seconds) },
+            if s.skipped {
+                "done earlier".to_string()
+            } else {
+                format!("{:.1}", s.seconds)
+            },
             s.command
         );
     }
@@ -378,13 +421,19 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
         } else if let Some(h) = line.strip_prefix("# ") {
             let _ = writeln!(html, "<h1>{}</h1>", escape(h));
         } else if let Some(rest) = line.strip_prefix("![") {
-            let file = rest.rsplit_once("](report_images/").map(|(_, f)| f.trim_end_matches(')'));
+            let file = rest
+                .rsplit_once("](report_images/")
+                .map(|(_, f)| f.trim_end_matches(')'));
             if let Some((_, _, bytes)) = images
                 .iter()
                 .chain(&panels)
                 .find(|(name, _, _)| Some(name.as_str()) == file)
             {
-                let _ = writeln!(html, "<img src=\"data:image/png;base64,{}\">", base64(bytes));
+                let _ = writeln!(
+                    html,
+                    "<img src=\"data:image/png;base64,{}\">",
+                    base64(bytes)
+                );
             }
         } else if let Some(item) = line.strip_prefix("- ") {
             let _ = writeln!(html, "<p>&bull; {}</p>", escape(item));

@@ -60,7 +60,10 @@ fn main() {
     train(&scans, &tcfg, &run, false, |_| {}).expect("teacher");
     let teacher = load_teacher(&run).expect("load teacher");
     let videos: Vec<_> = (0..opts.videos)
-        .map(|v| dir.path().join(format!("world/videos/synth_video_{v:03}.mp4")))
+        .map(|v| {
+            dir.path()
+                .join(format!("world/videos/synth_video_{v:03}.mp4"))
+        })
         .collect();
     let frames = opts.videos * opts.frames;
     let (h, w, v) = (tcfg.image_height, tcfg.image_width, tcfg.clip_len);
@@ -74,7 +77,8 @@ fn main() {
     // Baseline: the forward pass alone over as many windows, batch 4.
     let device = default_device();
     let windows = frames / v;
-    let images = Tensor::<Backend, 5>::random([4, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
+    let images =
+        Tensor::<Backend, 5>::random([4, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
     let _ = teacher.model.forward(images.clone()).depth.into_data();
     let t = Instant::now();
     for _ in 0..windows.div_ceil(4) {

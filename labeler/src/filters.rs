@@ -55,7 +55,12 @@ fn unproject(k: &[f64; 4], u: f64, v: f64, z: f64) -> [f64; 3] {
 /// (nearest pixel) and projected back; the view agrees when the round trip lands within
 /// `max_reprojection_px` of the pixel centre and the returned depth is within
 /// `max_relative_depth` of the original.
-pub fn geometric_agreement(views: &[View<'_>], w: usize, h: usize, f: &GeometricFilter) -> Vec<Vec<u8>> {
+pub fn geometric_agreement(
+    views: &[View<'_>],
+    w: usize,
+    h: usize,
+    f: &GeometricFilter,
+) -> Vec<Vec<u8>> {
     let inverse: Vec<Mat4> = views.iter().map(|v| invert_rigid(&v.pose)).collect();
     views
         .iter()
@@ -206,7 +211,9 @@ mod tests {
 
     fn pose(yaw_deg: f64, t: [f64; 3]) -> Mat4 {
         let (s, c) = yaw_deg.to_radians().sin_cos();
-        [c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0]
+        [
+            c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0,
+        ]
     }
 
     #[test]
@@ -220,7 +227,9 @@ mod tests {
         let keep = confidence_keep(&conf, &abs);
         assert_eq!(
             keep,
-            [false, true, false, true, true, false, false, false, true, true]
+            [
+                false, true, false, true, true, false, false, false, true, true
+            ]
         );
         let pct = ConfidenceFilter {
             mode: ConfidenceMode::Percentile,
@@ -329,7 +338,10 @@ mod tests {
         let errs = cycle_errors(&bad);
         assert!((errs[0].0 - 10.0).abs() < 1e-6, "{:?}", errs[0]);
         // The pair case.
-        let pair = vec![vec![IDENTITY, abs[1]], vec![invert_rigid(&abs[1]), IDENTITY]];
+        let pair = vec![
+            vec![IDENTITY, abs[1]],
+            vec![invert_rigid(&abs[1]), IDENTITY],
+        ];
         assert!(cycle_errors(&pair)[0].0 < 1e-9);
         let mut pair_bad = pair.clone();
         pair_bad[1][0] = mul(&pair_bad[1][0], &pose(7.0, [0.0; 3]));
@@ -343,7 +355,11 @@ mod tests {
             min_kept_fraction: 0.5,
         };
         assert!(accept(60, 100, true, &f).is_ok());
-        assert!(accept(40, 100, true, &f).unwrap_err().contains("kept 40.0%"));
+        assert!(
+            accept(40, 100, true, &f)
+                .unwrap_err()
+                .contains("kept 40.0%")
+        );
         assert!(accept(90, 100, false, &f).unwrap_err().contains("camera"));
     }
 }

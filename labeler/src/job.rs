@@ -35,7 +35,9 @@ use spatialsv_trainer::{Backend as B, default_device};
 
 use crate::config::LabelConfig;
 use crate::error::{LabelError, Result};
-use crate::filters::{View, accept, confidence_keep, cycle_errors, geometric_agreement, geometric_keep};
+use crate::filters::{
+    View, accept, confidence_keep, cycle_errors, geometric_agreement, geometric_keep,
+};
 
 /// This process's share of the work: clips whose id hashes to `index` modulo `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +131,10 @@ pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
     let (model, model_config) = load_model(run_dir)?;
     let train_config: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
     let dir = latest_checkpoint(run_dir).ok_or_else(|| {
-        LabelError::Data(format!("no checkpoint in teacher run {}", run_dir.display()))
+        LabelError::Data(format!(
+            "no checkpoint in teacher run {}",
+            run_dir.display()
+        ))
     })?;
     let mut h = blake3::Hasher::new();
     for path in [run_dir.join("model.json"), dir.join("model.mpk")] {
@@ -196,7 +201,10 @@ struct Window {
 }
 
 /// The labelling config with `clip_len` resolved against the teacher, and its TOML and hash.
-pub fn resolve_config(cfg: &LabelConfig, teacher: &Teacher) -> Result<(LabelConfig, String, String)> {
+pub fn resolve_config(
+    cfg: &LabelConfig,
+    teacher: &Teacher,
+) -> Result<(LabelConfig, String, String)> {
     cfg.validate().map_err(LabelError::Data)?;
     let mut resolved = cfg.clone();
     if resolved.clip_len == 0 {
@@ -318,7 +326,9 @@ struct Outputs {
 /// Order of the frames of a `v`-frame window in the run with frame `r` as reference: `r`
 /// first, the others in capture order.
 fn run_order(v: usize, r: usize) -> Vec<usize> {
-    std::iter::once(r).chain((0..v).filter(|j| *j != r)).collect()
+    std::iter::once(r)
+        .chain((0..v).filter(|j| *j != r))
+        .collect()
 }
 
 /// Static facts every row of a run shares.
@@ -359,7 +369,8 @@ fn window_rows(
                 let order = run_order(v, r);
                 let mut poses = vec![spatialsv_pipeline::geometry::IDENTITY; v];
                 for (pos, &j) in order.iter().enumerate() {
-                    poses[j] = to_mat4(&camera_of_view(clip_rays(first_clip + r), pos, h, w, step).0);
+                    poses[j] =
+                        to_mat4(&camera_of_view(clip_rays(first_clip + r), pos, h, w, step).0);
                 }
                 poses
             })
@@ -449,7 +460,14 @@ fn window_rows(
 }
 
 /// Runs the teacher on `images` (`[n, v, 3, h, w]`).
-fn infer(model: &SpatialSv<B>, images: Vec<f32>, n: usize, v: usize, h: usize, w: usize) -> Result<Outputs> {
+fn infer(
+    model: &SpatialSv<B>,
+    images: Vec<f32>,
+    n: usize,
+    v: usize,
+    h: usize,
+    w: usize,
+) -> Result<Outputs> {
     let device = default_device();
     let x = Tensor::<B, 5>::from_data(TensorData::new(images, [n, v, 3, h, w]), &device);
     let p = model.forward(x);
@@ -517,7 +535,10 @@ pub fn label(
         .collect();
     report.clips_skipped = report.clips_in_shard - todo.len();
     let frames_total: usize = todo.iter().map(|w| w.frames.len()).sum();
-    let (h, w) = (teacher.train_config.image_height, teacher.train_config.image_width);
+    let (h, w) = (
+        teacher.train_config.image_height,
+        teacher.train_config.image_width,
+    );
     let prov = Provenance {
         teacher: &teacher.hash,
         config_hash: &config_hash,
@@ -565,7 +586,14 @@ pub fn label(
                     .par_iter()
                     .map(|win| {
                         let v = win.frames.len();
-                        let imgs = load_images(&store, &win.frames, w, h, spatialsv_trainer::data::Augment::NONE, 0)?;
+                        let imgs = load_images(
+                            &store,
+                            &win.frames,
+                            w,
+                            h,
+                            spatialsv_trainer::data::Augment::NONE,
+                            0,
+                        )?;
                         if !camera || v < 2 {
                             return Ok(imgs);
                         }
@@ -592,7 +620,18 @@ pub fn label(
                 .par_iter()
                 .enumerate()
                 .map(|(i, win)| {
-                    window_rows(&out, i * runs, runs, v, h, w, &todo[win.work], &win.frames, &cfg, &prov)
+                    window_rows(
+                        &out,
+                        i * runs,
+                        runs,
+                        v,
+                        h,
+                        w,
+                        &todo[win.work],
+                        &win.frames,
+                        &cfg,
+                        &prov,
+                    )
                 })
                 .collect();
             for r in rows {
@@ -605,7 +644,12 @@ pub fn label(
                 frames_total,
             });
             if *chunk_end {
-                let what = format!("{} frames (shard {}/{})", pending.len(), shard.index, shard.count);
+                let what = format!(
+                    "{} frames (shard {}/{})",
+                    pending.len(),
+                    shard.index,
+                    shard.count
+                );
                 if let Some(v) = commit(ds, &pending, &what)? {
                     report.versions.push(v);
                     spatialsv_pipeline::crash_point("label-after-commit");

@@ -123,8 +123,9 @@ struct Truth {
 
 fn load_truth(dir: &Path) -> Result<Truth> {
     let path = dir.join("poses.txt");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| LabelError::Data(format!("cannot read ground truth {} ({e})", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        LabelError::Data(format!("cannot read ground truth {} ({e})", path.display()))
+    })?;
     let mut poses = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -132,7 +133,13 @@ fn load_truth(dir: &Path) -> Result<Truth> {
             continue;
         }
         let mut it = line.split_whitespace();
-        let bad = || LabelError::Data(format!("{}:{}: not 'frame timestamp 16 values'", path.display(), n + 1));
+        let bad = || {
+            LabelError::Data(format!(
+                "{}:{}: not 'frame timestamp 16 values'",
+                path.display(),
+                n + 1
+            ))
+        };
         let idx: i64 = it.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
         let _ts = it.next().ok_or_else(bad)?;
         let rest: Vec<&str> = it.collect();
@@ -148,8 +155,9 @@ fn load_truth(dir: &Path) -> Result<Truth> {
 /// The true depth (m) of `frame`, resized to `w` x `h` by nearest neighbour.
 fn true_depth(t: &Truth, frame: i64, w: usize, h: usize) -> Result<Vec<f64>> {
     let path = t.dir.join(format!("depth/{frame}.png"));
-    let bytes = std::fs::read(&path)
-        .map_err(|e| LabelError::Data(format!("cannot read ground truth {} ({e})", path.display())))?;
+    let bytes = std::fs::read(&path).map_err(|e| {
+        LabelError::Data(format!("cannot read ground truth {} ({e})", path.display()))
+    })?;
     let d = spatialsv_pipeline::media::decode_png16(&bytes)
         .map_err(|e| LabelError::Data(format!("{}: {e}", path.display())))?;
     let (sx, sy) = (d.width as f64 / w as f64, d.height as f64 / h as f64);
@@ -177,7 +185,11 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         .filter(|r| r.teacher_hash == th && r.config_hash == ch)
         .collect();
     let mut truths: HashMap<String, Option<Truth>> = HashMap::new();
-    let (mut all, mut kept, mut removed) = (DepthSum::default(), DepthSum::default(), DepthSum::default());
+    let (mut all, mut kept, mut removed) = (
+        DepthSum::default(),
+        DepthSum::default(),
+        DepthSum::default(),
+    );
     let mut q = LabelQuality {
         teacher_hash: th.clone(),
         config_hash: ch.clone(),
@@ -190,10 +202,16 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         let truth = match truths.entry(r.scene_id.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(if dir.join("poses.txt").exists() { Some(load_truth(&dir)?) } else { None })
+                e.insert(if dir.join("poses.txt").exists() {
+                    Some(load_truth(&dir)?)
+                } else {
+                    None
+                })
             }
         };
-        let Some(truth) = truth.as_ref() else { continue };
+        let Some(truth) = truth.as_ref() else {
+            continue;
+        };
         let (w, h) = (r.width as usize, r.height as usize);
         let gt = true_depth(truth, r.frame_idx, w, h)?;
         let mut ratios: Vec<f64> = gt
@@ -211,11 +229,16 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         if r.accepted {
             q.frames_accepted += 1;
         } else if let Some(reason) = &r.reject_reason {
-            let key = reason.split(':').next().unwrap_or(reason).trim().to_string();
+            let key = reason
+                .split(':')
+                .next()
+                .unwrap_or(reason)
+                .trim()
+                .to_string();
             *q.reject_reasons.entry(key).or_default() += 1;
         }
-        for i in 0..w * h {
-            let (g, p) = (gt[i], f64::from(r.depth[i]) * scale);
+        for (i, (g, d)) in gt.iter().zip(&r.depth).enumerate() {
+            let (g, p) = (*g, f64::from(*d) * scale);
             if g <= 0.0 || p <= 0.0 {
                 continue;
             }
@@ -281,7 +304,9 @@ mod tests {
         assert!((sc.delta1 - 0.5).abs() < 1e-12);
         let yaw = |deg: f64, t: [f64; 3]| {
             let (s, c) = deg.to_radians().sin_cos();
-            [c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0]
+            [
+                c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0,
+            ]
         };
         assert!((rotation_deg(&yaw(30.0, [0.0; 3])) - 30.0).abs() < 1e-9);
         let d = direction_deg(&yaw(0.0, [1.0, 0.0, 0.0]), &yaw(0.0, [0.0, 0.0, 2.0])).unwrap();

@@ -183,7 +183,9 @@ pub fn pseudo_labels_batch(rows: &[PseudoLabelRow]) -> Result<RecordBatch> {
         Arc::new(BinaryArray::from_iter_values(
             quantised.iter().map(|q| q.0.as_slice()),
         )),
-        Arc::new(Float32Array::from_iter_values(quantised.iter().map(|q| q.1))),
+        Arc::new(Float32Array::from_iter_values(
+            quantised.iter().map(|q| q.1),
+        )),
         Arc::new(BinaryArray::from_iter_values(masks.iter())),
         f64s(|r| r.intrinsics[0]),
         f64s(|r| r.intrinsics[1]),

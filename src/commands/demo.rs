@@ -87,7 +87,11 @@ impl Runner {
         command: String,
         f: impl FnOnce() -> Result<T, CliError>,
     ) -> Result<T, CliError> {
-        println!("== demo step {}/{}: {name}", self.steps.len() + 1, self.total);
+        println!(
+            "== demo step {}/{}: {name}",
+            self.steps.len() + 1,
+            self.total
+        );
         println!("   $ {command}");
         let t = Instant::now();
         let value = f()?;
@@ -132,9 +136,8 @@ fn s(p: &Path) -> String {
 pub fn run(args: Args) -> CliResult {
     let t0 = Instant::now();
     let out = args.out.clone();
-    std::fs::create_dir_all(&out).map_err(|e| {
-        CliError::User(format!("cannot create --out ({e}): {}", out.display()))
-    })?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| CliError::User(format!("cannot create --out ({e}): {}", out.display())))?;
     let (world, ds_dir, runs) = (out.join("world"), out.join("ds"), out.join("runs"));
     let configs = out.join("configs");
     std::fs::create_dir_all(&configs).map_err(anyhow::Error::from)?;
@@ -176,7 +179,8 @@ pub fn run(args: Args) -> CliResult {
     for (p, c) in &paths {
         write_config(p, c)?;
     }
-    let (teacher_toml, student_toml, baseline_toml) = (s(&paths[0].0), s(&paths[1].0), s(&paths[2].0));
+    let (teacher_toml, student_toml, baseline_toml) =
+        (s(&paths[0].0), s(&paths[1].0), s(&paths[2].0));
 
     let mut r = Runner {
         out: out.clone(),
@@ -207,13 +211,41 @@ pub fn run(args: Args) -> CliResult {
         format!("{w}/videos"),
     );
     let ingest: [Vec<&str>; 3] = [
-        vec!["ingest", "scannet", &scans_train, "--dataset", &d, "--split", "train"],
-        vec!["ingest", "scannet", &scans_test, "--dataset", &d, "--split", "test"],
-        vec!["ingest", "video", &videos, "--dataset", &d, "--split", "train"],
+        vec![
+            "ingest",
+            "scannet",
+            &scans_train,
+            "--dataset",
+            &d,
+            "--split",
+            "train",
+        ],
+        vec![
+            "ingest",
+            "scannet",
+            &scans_test,
+            "--dataset",
+            &d,
+            "--split",
+            "test",
+        ],
+        vec![
+            "ingest",
+            "video",
+            &videos,
+            "--dataset",
+            &d,
+            "--split",
+            "train",
+        ],
     ];
     r.step(
         "ingest",
-        ingest.iter().map(|a| a.join(" ")).collect::<Vec<_>>().join(" && "),
+        ingest
+            .iter()
+            .map(|a| a.join(" "))
+            .collect::<Vec<_>>()
+            .join(" && "),
         || ingest.iter().try_for_each(|a| cli(a)),
     )?;
     let train_step = |r: &mut Runner, name: &str, cfg: &str, dir: &Path| -> CliResult {
@@ -284,12 +316,36 @@ pub fn run(args: Args) -> CliResult {
         .collect();
     let (base_run, stud_run) = (s(&baseline_dir), s(&student_dir));
     let export_args = [
-        ["export", "--checkpoint", &base_run, "--dataset", &d, "--scene", &scene, "--out", &exports[0].1],
-        ["export", "--checkpoint", &stud_run, "--dataset", &d, "--scene", &scene, "--out", &exports[1].1],
+        [
+            "export",
+            "--checkpoint",
+            &base_run,
+            "--dataset",
+            &d,
+            "--scene",
+            &scene,
+            "--out",
+            &exports[0].1,
+        ],
+        [
+            "export",
+            "--checkpoint",
+            &stud_run,
+            "--dataset",
+            &d,
+            "--scene",
+            &scene,
+            "--out",
+            &exports[1].1,
+        ],
     ];
     r.step(
         "export",
-        export_args.iter().map(|a| a.join(" ")).collect::<Vec<_>>().join(" && "),
+        export_args
+            .iter()
+            .map(|a| a.join(" "))
+            .collect::<Vec<_>>()
+            .join(" && "),
         || export_args.iter().try_for_each(|a| cli(a)),
     )?;
     let report = Report {

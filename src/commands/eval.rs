@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use spatialsv_labeler::quality::LabelQuality;
 use spatialsv_pipeline::Dataset;
 use spatialsv_schemas::Split;
-use spatialsv_labeler::quality::LabelQuality;
 use spatialsv_trainer::eval::{EvalReport, Scores, evaluate};
 
 use super::{CliError, CliResult};
@@ -104,7 +104,10 @@ pub fn print_quality(q: &LabelQuality) {
         100.0 * q.acceptance_rate,
         100.0 * q.pixel_keep_rate
     );
-    println!("{:<34} {:>10} {:>8} {:>7}", "depth (median-scaled)", "pixels", "AbsRel", "d1");
+    println!(
+        "{:<34} {:>10} {:>8} {:>7}",
+        "depth (median-scaled)", "pixels", "AbsRel", "d1"
+    );
     for (name, d) in [
         ("all pixels (unfiltered)", &q.all),
         ("kept pixels of accepted frames", &q.accepted),
@@ -115,7 +118,10 @@ pub fn print_quality(q: &LabelQuality) {
             d.pixels, d.abs_rel, d.delta1
         );
     }
-    println!("{:<34} {:>10} {:>8} {:>7}", "cameras", "frames", "rot deg", "dir deg");
+    println!(
+        "{:<34} {:>10} {:>8} {:>7}",
+        "cameras", "frames", "rot deg", "dir deg"
+    );
     for (name, p) in [
         ("accepted frames", &q.pose_accepted),
         ("rejected frames", &q.pose_rejected),

@@ -45,7 +45,16 @@ fn label_mistakes_are_one_line_with_exit_code_2() {
             "--shard '3/2' is not K/N",
         ),
         (
-            vec!["eval", "--dataset", d, "--pseudo-labels", "--groundtruth", m, "--out", m],
+            vec![
+                "eval",
+                "--dataset",
+                d,
+                "--pseudo-labels",
+                "--groundtruth",
+                m,
+                "--out",
+                m,
+            ],
             "the dataset has no pseudo-labels",
         ),
     ] {

@@ -67,8 +67,24 @@ fn shards_cover_every_clip_once_a_killed_job_resumes_and_students_train_on_label
     assert_eq!(frames, "n\n24\n");
 
     // Two shards share the work: every frame labelled once, none twice.
-    let a = ok(&["label", "--dataset", &ds, "--teacher", &teacher, "--shard", "0/2"]);
-    let b = ok(&["label", "--dataset", &ds, "--teacher", &teacher, "--shard", "1/2"]);
+    let a = ok(&[
+        "label",
+        "--dataset",
+        &ds,
+        "--teacher",
+        &teacher,
+        "--shard",
+        "0/2",
+    ]);
+    let b = ok(&[
+        "label",
+        "--dataset",
+        &ds,
+        "--teacher",
+        &teacher,
+        "--shard",
+        "1/2",
+    ]);
     assert!(a.contains("0 already labelled"), "{a}");
     assert!(b.contains("0 already labelled"), "{b}");
     assert_eq!(
@@ -104,7 +120,15 @@ fn shards_cover_every_clip_once_a_killed_job_resumes_and_students_train_on_label
     .unwrap();
     let lax_s = lax.to_str().unwrap();
     let killed = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
-        .args(["label", "--dataset", &ds, "--teacher", &teacher, "--config", lax_s])
+        .args([
+            "label",
+            "--dataset",
+            &ds,
+            "--teacher",
+            &teacher,
+            "--config",
+            lax_s,
+        ])
         .env("CI", "true")
         .env("SPATIALSV_CRASH_AT", "label-after-commit")
         .output()
@@ -113,7 +137,15 @@ fn shards_cover_every_clip_once_a_killed_job_resumes_and_students_train_on_label
     let partial = csv(&ds, "SELECT count(*) AS n FROM pseudo_labels");
     let n: usize = partial.lines().nth(1).unwrap().parse().unwrap();
     assert!(n > 24 && n < 48, "{partial}");
-    let resumed = ok(&["label", "--dataset", &ds, "--teacher", &teacher, "--config", lax_s]);
+    let resumed = ok(&[
+        "label",
+        "--dataset",
+        &ds,
+        "--teacher",
+        &teacher,
+        "--config",
+        lax_s,
+    ]);
     assert!(!resumed.contains(" 0 already labelled"), "{resumed}");
     assert_eq!(
         csv(
@@ -163,7 +195,15 @@ fn shards_cover_every_clip_once_a_killed_job_resumes_and_students_train_on_label
     .unwrap();
     let student = dir.path().join("runs/student");
     let s = student.to_str().unwrap();
-    ok(&["train", "--dataset", &ds, "--config", cfg.to_str().unwrap(), "--out", s]);
+    ok(&[
+        "train",
+        "--dataset",
+        &ds,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        s,
+    ]);
     assert_eq!(
         csv(s, "SELECT role FROM runs"),
         "role\nstudent\n",
@@ -229,7 +269,11 @@ fn demo_runs_end_to_end_and_writes_its_report() {
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<table>") && html.contains("data:image/png;base64,"));
-    for f in ["export/student/pred.ply", "export/baseline/gt.ply", "eval/student/eval.json"] {
+    for f in [
+        "export/student/pred.ply",
+        "export/baseline/gt.ply",
+        "eval/student/eval.json",
+    ] {
         assert!(out.join(f).exists(), "{f}");
     }
     // A rerun skips what is done.

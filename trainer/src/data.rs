@@ -494,7 +494,12 @@ pub fn load_clip(
 /// common frame): poses are re-expressed relative to the first view, points lifted from
 /// depth, rays from intrinsics and pose. `keep` (per view and pixel) narrows the valid
 /// pixels below those with depth (pseudo-labels' filters).
-pub fn clip_targets(frames: &[Prepared], keep: Option<&[Vec<bool>]>, w: usize, h: usize) -> ClipSample {
+pub fn clip_targets(
+    frames: &[Prepared],
+    keep: Option<&[Vec<bool>]>,
+    w: usize,
+    h: usize,
+) -> ClipSample {
     let hw = w * h;
     let first_inv = invert_rigid(&frames[0].3);
     let mut s = ClipSample {

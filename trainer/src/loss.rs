@@ -277,15 +277,29 @@ pub fn trim_mask<B: Backend>(
     }
     let dims = err.dims();
     let per = dims[1] * dims[2] * dims[3];
-    let e = err.clone().into_data().convert::<f32>().to_vec::<f32>().ok()?;
-    let m = mask.clone().into_data().convert::<f32>().to_vec::<f32>().ok()?;
+    let e = err
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .ok()?;
+    let m = mask
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .ok()?;
     let mut keep = vec![1.0f32; e.len()];
     for (b, is_pseudo) in pseudo.iter().enumerate().take(dims[0]) {
         if !is_pseudo {
             continue;
         }
         let range = b * per..(b + 1) * per;
-        let mut valid: Vec<f32> = range.clone().filter(|i| m[*i] > 0.0).map(|i| e[i]).collect();
+        let mut valid: Vec<f32> = range
+            .clone()
+            .filter(|i| m[*i] > 0.0)
+            .map(|i| e[i])
+            .collect();
         let drop = (valid.len() as f64 * fraction).floor() as usize;
         if drop == 0 {
             continue;

@@ -164,7 +164,11 @@ pub fn load_pseudo_clip(
             }
         }
     }
-    let scale = if n > 0 { (sum / n as f64).max(1e-6) as f32 } else { 1.0 };
+    let scale = if n > 0 {
+        (sum / n as f64).max(1e-6) as f32
+    } else {
+        1.0
+    };
     s.depth.iter_mut().for_each(|d| *d /= scale);
     s.points.iter_mut().for_each(|p| *p /= scale);
     for v in 0..clip.len() {
@@ -180,10 +184,20 @@ pub fn load_pseudo_clip(
 /// CutMix between two clips of the same shape: a random box (10% to 50% of the image) of
 /// `src` is pasted into every view of `dst`: images, depth and its validity. Inside the box
 /// the point and ray targets are switched off (they belong to another clip's cameras).
-pub fn cutmix(dst: &mut ClipSample, src: &ClipSample, v: usize, w: usize, h: usize, rng: &mut SplitMix64) {
+pub fn cutmix(
+    dst: &mut ClipSample,
+    src: &ClipSample,
+    v: usize,
+    w: usize,
+    h: usize,
+    rng: &mut SplitMix64,
+) {
     let area = 0.1 + 0.4 * rng.next_f64();
     let side = area.sqrt();
-    let (bw, bh) = (((w as f64 * side) as usize).max(1), ((h as f64 * side) as usize).max(1));
+    let (bw, bh) = (
+        ((w as f64 * side) as usize).max(1),
+        ((h as f64 * side) as usize).max(1),
+    );
     let x0 = (rng.next_u64() % (w - bw + 1) as u64) as usize;
     let y0 = (rng.next_u64() % (h - bh + 1) as u64) as usize;
     let hw = w * h;

@@ -42,8 +42,8 @@ use crate::data::{
 };
 use crate::error::{Result, TrainError};
 use crate::loss::LossConfig;
-use crate::pseudo::{cutmix, load_pseudo_clip, load_pseudo_set};
 use crate::model::{SpatialSv, SpatialSvConfig};
+use crate::pseudo::{cutmix, load_pseudo_clip, load_pseudo_set};
 use crate::training::train_step;
 
 /// Training options (`configs/train.toml`); every field has a default.
@@ -174,9 +174,8 @@ impl TrainConfig {
         if !self.semi_supervised() {
             return Ok((self.batch_size, 0));
         }
-        let labeled = ((self.batch_size as f64 / (1.0 + self.pseudo_ratio.max(0.0))).round()
-            as usize)
-            .max(1);
+        let labeled =
+            ((self.batch_size as f64 / (1.0 + self.pseudo_ratio.max(0.0))).round() as usize).max(1);
         if labeled >= self.batch_size {
             return Err(TrainError::Data(format!(
                 "batch_size {} leaves no room for pseudo-labelled clips at pseudo_ratio {}; use batch_size >= 2",
@@ -385,7 +384,14 @@ pub fn train(
                 .iter()
                 .enumerate()
                 .map(|(k, c)| {
-                    load_pseudo_clip(&store, &set.clips[*c], w, h, strong, step_seed ^ (0xC0FFEE + k as u64))
+                    load_pseudo_clip(
+                        &store,
+                        &set.clips[*c],
+                        w,
+                        h,
+                        strong,
+                        step_seed ^ (0xC0FFEE + k as u64),
+                    )
                 })
                 .collect::<Result<_>>()?;
             for k in 0..extra.len() {
@@ -453,7 +459,11 @@ pub fn train(
     commit_run(
         &metrics_ds,
         &run_id,
-        if pseudo.is_some() { "student" } else { "teacher" },
+        if pseudo.is_some() {
+            "student"
+        } else {
+            "teacher"
+        },
         dataset,
         manifest.version,
         &resolved,
