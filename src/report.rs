@@ -119,12 +119,13 @@ fn smooth(points: &[(f64, f64)], k: usize) -> Vec<(f64, f64)> {
 /// One curve to plot: (x, y) points and an RGB colour.
 pub type Series = (Vec<(f64, f64)>, [u8; 3]);
 
-/// Colours of the curves: teacher, baseline, student.
-pub const COLOURS: [[u8; 3]; 3] = [[31, 119, 180], [255, 127, 14], [44, 160, 44]];
+/// Colours of the curves, in the order of `Report::runs`: teacher, baseline,
+/// baseline_labeled, student.
+pub const COLOURS: [[u8; 3]; 4] = [[31, 119, 180], [255, 127, 14], [148, 103, 189], [44, 160, 44]];
 
 /// Draws line plots of `series` (x, y) on one set of axes, `w` x `h` pixels: a frame, light
 /// grid lines at the quarter marks, and the series as 2-pixel lines. Returns PNG bytes.
-pub fn plot(series: &[Series], w: u32, h: u32) -> Result<Vec<u8>, String> {
+pub fn plot(series: &[Series], w: u32, h: u32) -> Result<(Vec<u8>, [f64; 4]), String> {
     let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
     let (x0, y0, x1, y1) = (40.0, 10.0, f64::from(w) - 10.0, f64::from(h) - 30.0);
     let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.0.iter().copied()).collect();
@@ -190,7 +191,7 @@ pub fn plot(series: &[Series], w: u32, h: u32) -> Result<Vec<u8>, String> {
             image::ImageFormat::Png,
         )
         .map_err(|e| e.to_string())?;
-    Ok(bytes)
+    Ok((bytes, [xmin, xmax, ymin, ymax]))
 }
 
 fn f(v: f64) -> String {
@@ -209,6 +210,7 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
     };
     // Loss curves (smoothed total loss) of the three runs, and the depth term alone.
     let mut images: Vec<(String, String, Vec<u8>)> = Vec::new();
+    // Curves in COLOURS order: teacher, baseline, baseline_labeled, student.
     for (metric, file, caption) in [
         (
             "loss/total",
@@ -228,11 +230,11 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
             .map(|((_, dir), c)| (smooth(&curve(dir, metric), 10), c))
             .filter(|(s, _)| !s.is_empty())
             .collect();
-        if let Ok(png) = plot(&series, 640, 300) {
+        if let Ok((png, [x0, x1, y0, y1])) = plot(&series, 640, 300) {
             write(file, &png)?;
             images.push((
                 file.to_string(),
-                format!("{caption}: teacher (blue, steps 1-{}), baseline (orange) and semi-supervised student (green), both fine-tuned from the teacher for {} steps; the students' steps are counted from their own start.", r.teacher_steps, r.student_steps),
+                format!("{caption}, steps {x0:.0} to {x1:.0} left to right, loss {y0:.3} to {y1:.3} bottom to top (grid at quarters): teacher (blue, steps 1-{}); baseline (orange), baseline_labeled (purple) and the semi-supervised student (green), fine-tuned from the teacher for {} steps and counted from their own start. The student's loss includes its pseudo-labelled clips.", r.teacher_steps, r.student_steps),
                 png,
             ));
         }
@@ -251,8 +253,17 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
                 .unwrap_or(i64::MAX)
         });
         if let Some(p) = pngs.first()
-            && let Ok(bytes) = std::fs::read(p)
+            && let Ok(small) = image::open(p)
         {
+            // Three times larger, nearest neighbour, so the maps are legible on a page.
+            let big = small.resize(
+                small.width() * 3,
+                small.height() * 3,
+                image::imageops::FilterType::Nearest,
+            );
+            let mut bytes = Vec::new();
+            big.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+                .map_err(|e| CliError::Other(e.into()))?;
             let file = format!("frame_{name}.png");
             write(&file, &bytes)?;
             panels.push((
@@ -267,7 +278,7 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
     let _ = writeln!(md, "# spatialsv demo report\n");
     let _ = writeln!(
         md,
-        "Seed {}, {} budget: teacher {} steps; baseline and semi-supervised student fine-tuned from the teacher for {} steps each (same batch size and seed). Total time {:.1} min. Everything ran on the synthetic world; metrics are on the held-out `test` scenes, which no model trained on.\n",
+        "Seed {}, {} budget: teacher {} steps; the semi-supervised student and two supervised-only baselines fine-tuned from the teacher for {} steps each (same schedule and seed). `student`: 1 labeled + 2 pseudo-labelled clips per batch; `baseline`: 3 labeled clips per batch (the same compute); `baseline_labeled`: the student's 1 labeled clip per batch alone. Total time {:.1} min. Everything ran on the synthetic world; metrics are on the held-out `test` scenes, which no model trained on.\n",
         r.seed,
         if r.quick { "quick" } else { "full" },
         r.teacher_steps,
@@ -300,6 +311,24 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
             f(e.overall.baseline_abs_rel),
             e.overall.baseline_auc30
         );
+    }
+    if let Some((_, st)) = r.evals.iter().find(|(n, _)| n == "student") {
+        for (name, e) in r.evals.iter().filter(|(n, _)| n.starts_with("baseline")) {
+            let (a, b) = (&st.overall, &e.overall);
+            let wins = [
+                ("AbsRel", a.abs_rel < b.abs_rel),
+                ("delta1", a.delta1 > b.delta1),
+                ("AUC@30", a.auc30 > b.auc30),
+                ("Chamfer", a.chamfer < b.chamfer),
+            ];
+            let better: Vec<&str> = wins.iter().filter(|w| w.1).map(|w| w.0).collect();
+            let _ = writeln!(
+                md,
+                "\nstudent against {name}: better on {} of 4 ({})",
+                better.len(),
+                if better.is_empty() { "none".to_string() } else { better.join(", ") }
+            );
+        }
     }
     let _ = writeln!(
         md,
@@ -481,7 +510,8 @@ mod tests {
     fn plot_draws_each_series_in_its_colour() {
         let line: Vec<(f64, f64)> = (0..50).map(|i| (f64::from(i), f64::from(i))).collect();
         let flat: Vec<(f64, f64)> = (0..50).map(|i| (f64::from(i), 10.0)).collect();
-        let png = plot(&[(line, COLOURS[0]), (flat, COLOURS[2])], 200, 100).unwrap();
+        let (png, range) = plot(&[(line, COLOURS[0]), (flat, COLOURS[2])], 200, 100).unwrap();
+        assert_eq!(range, [0.0, 49.0, 0.0, 49.0]);
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         let count = |c: [u8; 3]| img.pixels().filter(|p| p.0 == c).count();
         assert!(count(COLOURS[0]) > 100, "{}", count(COLOURS[0]));

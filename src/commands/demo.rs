@@ -21,8 +21,8 @@ use crate::report::{Report, Step, write_report};
 /// Run the whole method on the embedded synthetic world, with no download: synth -> ingest
 /// scans and videos -> train a teacher on the labeled scans -> pseudo-label the videos ->
 /// fine-tune a semi-supervised student (labeled + accepted pseudo-labels, 1:2) and, with the
-/// same budget and start, a supervised-only baseline -> evaluate teacher and both students on
-/// the held-out scenes -> score the pseudo-labels against the hidden ground truth -> write
+/// same steps and start, two supervised-only baselines (the student's batch size, all
+/// labeled; and the student's labeled clips alone) -> evaluate them all on the held-out scenes -> score the pseudo-labels against the hidden ground truth -> write
 /// OUT/report.md and a self-contained OUT/report.html (metrics, pseudo-label quality, loss
 /// curves, depth/confidence images) beside PLY point clouds of both students and the truth.
 /// Reruns skip finished steps. --quick takes under 10 minutes on a 2-core CPU (release
@@ -65,6 +65,11 @@ fn cli(args: &[&str]) -> CliResult {
     let parsed = Cli::try_parse_from(&argv)
         .map_err(|e| CliError::Other(anyhow::anyhow!("demo built a bad command line: {e}")))?;
     super::run(parsed)
+}
+
+/// The command line a user would type for `args`.
+fn line(args: &[&str]) -> String {
+    format!("spatialsv {}", args.join(" "))
 }
 
 fn write_config(path: &Path, config: &TrainConfig) -> CliResult {
@@ -145,13 +150,16 @@ pub fn run(args: Args) -> CliResult {
         Some(n) => (n, n),
         None => budget(args.quick),
     };
-    let (teacher_dir, student_dir, baseline_dir) = (
+    let (teacher_dir, student_dir, baseline_dir, labeled_dir) = (
         runs.join("teacher"),
         runs.join("student"),
         runs.join("baseline"),
+        runs.join("baseline_labeled"),
     );
-    // Teacher: the default recipe. Students: fine-tuned from the teacher with the same
-    // steps, batch size and seed; only the data differs (pseudo-labels or not).
+    // Teacher: the default recipe. Student and baselines: fine-tuned from the teacher with
+    // the same steps, schedule and seed. Two supervised-only baselines: `baseline` has the
+    // student's batch size, all labeled (the same compute, 3x the labeled clips per step);
+    // `baseline_labeled` sees exactly the student's labeled clips per step and nothing else.
     let teacher_cfg = TrainConfig {
         steps: teacher_steps,
         seed: args.seed,
@@ -171,21 +179,30 @@ pub fn run(args: Args) -> CliResult {
         pseudo_labels: "latest".into(),
         ..baseline_cfg.clone()
     };
+    let labeled_cfg = TrainConfig {
+        batch_size: student_cfg.batch_split()?.0,
+        ..baseline_cfg.clone()
+    };
     let paths = [
         (configs.join("teacher.toml"), &teacher_cfg),
         (configs.join("student.toml"), &student_cfg),
         (configs.join("baseline.toml"), &baseline_cfg),
+        (configs.join("baseline_labeled.toml"), &labeled_cfg),
     ];
     for (p, c) in &paths {
         write_config(p, c)?;
     }
-    let (teacher_toml, student_toml, baseline_toml) =
-        (s(&paths[0].0), s(&paths[1].0), s(&paths[2].0));
+    let (teacher_toml, student_toml, baseline_toml, labeled_toml) = (
+        s(&paths[0].0),
+        s(&paths[1].0),
+        s(&paths[2].0),
+        s(&paths[3].0),
+    );
 
     let mut r = Runner {
         out: out.clone(),
         steps: Vec::new(),
-        total: 9,
+        total: 10,
     };
     let seed = args.seed.to_string();
     let (w, d) = (s(&world), s(&ds_dir));
@@ -204,7 +221,7 @@ pub fn run(args: Args) -> CliResult {
             synth_args.push(value);
         }
     }
-    r.step("synth", synth_args.join(" "), || cli(&synth_args))?;
+    r.step("synth", line(&synth_args), || cli(&synth_args))?;
     let (scans_train, scans_test, videos) = (
         format!("{w}/scans/train"),
         format!("{w}/scans/test"),
@@ -243,7 +260,7 @@ pub fn run(args: Args) -> CliResult {
         "ingest",
         ingest
             .iter()
-            .map(|a| a.join(" "))
+            .map(|a| line(a))
             .collect::<Vec<_>>()
             .join(" && "),
         || ingest.iter().try_for_each(|a| cli(a)),
@@ -255,7 +272,7 @@ pub fn run(args: Args) -> CliResult {
         if resume {
             a.push("--resume");
         }
-        r.step(name, a.join(" "), || cli(&a))
+        r.step(name, line(&a), || cli(&a))
     };
     train_step(&mut r, "train teacher", &teacher_toml, &teacher_dir)?;
     let teacher_s = s(&teacher_dir);
@@ -264,15 +281,21 @@ pub fn run(args: Args) -> CliResult {
     if let Some(c) = &label_cfg {
         label_args.extend(["--config", c]);
     }
-    r.step("label", label_args.join(" "), || cli(&label_args))?;
+    r.step("label", line(&label_args), || cli(&label_args))?;
     train_step(&mut r, "train student", &student_toml, &student_dir)?;
     train_step(&mut r, "train baseline", &baseline_toml, &baseline_dir)?;
+    train_step(
+        &mut r,
+        "train baseline_labeled",
+        &labeled_toml,
+        &labeled_dir,
+    )?;
 
     let ds = Dataset::open(&ds_dir)?;
     let evals: Vec<(String, EvalReport)> = r.always(
         "evaluate",
         format!(
-            "spatialsv eval --dataset {d} --checkpoint {}/NAME --split test --out {}/eval/NAME  (NAME = teacher, baseline, student)",
+            "spatialsv eval --dataset {d} --checkpoint {}/NAME --split test --out {}/eval/NAME  (NAME = teacher, baseline, baseline_labeled, student)",
             s(&runs),
             s(&out)
         ),
@@ -281,6 +304,7 @@ pub fn run(args: Args) -> CliResult {
             for (name, dir) in [
                 ("teacher", &teacher_dir),
                 ("baseline", &baseline_dir),
+                ("baseline_labeled", &labeled_dir),
                 ("student", &student_dir),
             ] {
                 let rep = evaluate(&ds, dir, Split::Test)?;
@@ -343,7 +367,7 @@ pub fn run(args: Args) -> CliResult {
         "export",
         export_args
             .iter()
-            .map(|a| a.join(" "))
+            .map(|a| line(a))
             .collect::<Vec<_>>()
             .join(" && "),
         || export_args.iter().try_for_each(|a| cli(a)),
@@ -359,6 +383,7 @@ pub fn run(args: Args) -> CliResult {
         runs: vec![
             ("teacher".into(), teacher_dir.clone()),
             ("baseline".into(), baseline_dir.clone()),
+            ("baseline_labeled".into(), labeled_dir.clone()),
             ("student".into(), student_dir.clone()),
         ],
         exports: exports

@@ -254,11 +254,13 @@ fn demo_runs_end_to_end_and_writes_its_report() {
         "--label-config",
         lax.to_str().unwrap(),
     ]);
-    assert!(text.contains("demo step 9/9"), "{text}");
+    assert!(text.contains("demo step 10/10"), "{text}");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     for needle in [
         "| teacher |",
         "| baseline |",
+        "| baseline_labeled |",
+        "student against baseline:",
         "| student |",
         "trivial baselines",
         "kept, accepted frames",

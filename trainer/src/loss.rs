@@ -238,13 +238,12 @@ impl<B: Backend> Targets<B> {
 pub fn normalize_targets<B: Backend>(t: Targets<B>) -> (Targets<B>, Tensor<B, 1>) {
     let [b, v, _, h, w] = t.points.dims();
     let dist = channel_norm(t.points.clone()) * t.point_mask.clone();
-    let count = t
-        .point_mask
-        .clone()
-        .reshape([b, v * h * w])
-        .sum_dim(1)
-        .clamp_min(1.0);
-    let scale = (dist.reshape([b, v * h * w]).sum_dim(1) / count).clamp_min(1e-6); // [b, 1]
+    let count = t.point_mask.clone().reshape([b, v * h * w]).sum_dim(1);
+    // A clip without point targets (pseudo-labels supervising depth only, already
+    // normalised) keeps scale 1.
+    let empty = count.clone().lower_elem(0.5).float();
+    let scale =
+        (dist.reshape([b, v * h * w]).sum_dim(1) / count.clamp_min(1.0) + empty).clamp_min(1e-6); // [b, 1]
     let s4 = scale.clone().reshape([b, 1, 1, 1]);
     let s5 = scale.clone().reshape([b, 1, 1, 1, 1]);
     let origin = t.rays.clone().narrow(2, 0, 3) / s5.clone();

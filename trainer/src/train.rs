@@ -95,6 +95,9 @@ pub struct TrainConfig {
     pub cutmix: f64,
     /// Share of each pseudo clip's pixels with the largest depth loss left out.
     pub pseudo_trim: f64,
+    /// What pseudo-labels supervise: `depth` (depth and its gradients only) or `all` (also
+    /// the point and ray maps built from the teacher's cameras).
+    pub pseudo_targets: String,
     /// Run directory whose newest checkpoint initialises the model (a student fine-tuned
     /// from its teacher); empty = random initialisation.
     pub init_from: String,
@@ -125,6 +128,7 @@ impl Default for TrainConfig {
             strong_blur: 0.5,
             cutmix: 0.5,
             pseudo_trim: 0.1,
+            pseudo_targets: "depth".into(),
             init_from: String::new(),
         }
     }
@@ -162,6 +166,17 @@ impl TrainConfig {
             )));
         }
         Ok(m)
+    }
+
+    /// Whether pseudo-labels supervise the point and ray maps too.
+    pub fn pseudo_geometry(&self) -> Result<bool> {
+        match self.pseudo_targets.as_str() {
+            "depth" => Ok(false),
+            "all" => Ok(true),
+            other => Err(TrainError::Data(format!(
+                "pseudo_targets '{other}' is not 'depth' or 'all'"
+            ))),
+        }
     }
 
     /// Whether pseudo-labels are mixed in.
@@ -299,6 +314,7 @@ pub fn train(
     }
 
     let (n_labeled, n_pseudo) = config.batch_split()?;
+    let pseudo_geometry = config.pseudo_geometry()?;
     let pseudo = if config.semi_supervised() {
         Some(load_pseudo_set(
             dataset,
@@ -384,14 +400,18 @@ pub fn train(
                 .iter()
                 .enumerate()
                 .map(|(k, c)| {
-                    load_pseudo_clip(
+                    let mut s = load_pseudo_clip(
                         &store,
                         &set.clips[*c],
                         w,
                         h,
                         strong,
                         step_seed ^ (0xC0FFEE + k as u64),
-                    )
+                    )?;
+                    if !pseudo_geometry {
+                        s.geometry.iter_mut().for_each(|g| *g = 0.0);
+                    }
+                    Ok(s)
                 })
                 .collect::<Result<_>>()?;
             for k in 0..extra.len() {
