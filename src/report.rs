@@ -121,7 +121,12 @@ pub type Series = (Vec<(f64, f64)>, [u8; 3]);
 
 /// Colours of the curves, in the order of `Report::runs`: teacher, baseline,
 /// baseline_labeled, student.
-pub const COLOURS: [[u8; 3]; 4] = [[31, 119, 180], [255, 127, 14], [148, 103, 189], [44, 160, 44]];
+pub const COLOURS: [[u8; 3]; 4] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [148, 103, 189],
+    [44, 160, 44],
+];
 
 /// Draws line plots of `series` (x, y) on one set of axes, `w` x `h` pixels: a frame, light
 /// grid lines at the quarter marks, and the series as 2-pixel lines. Returns PNG bytes.
@@ -262,8 +267,11 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
                 image::imageops::FilterType::Nearest,
             );
             let mut bytes = Vec::new();
-            big.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-                .map_err(|e| CliError::Other(e.into()))?;
+            big.write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .map_err(|e| CliError::Other(e.into()))?;
             let file = format!("frame_{name}.png");
             write(&file, &bytes)?;
             panels.push((
@@ -326,7 +334,11 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
                 md,
                 "\nstudent against {name}: better on {} of 4 ({})",
                 better.len(),
-                if better.is_empty() { "none".to_string() } else { better.join(", ") }
+                if better.is_empty() {
+                    "none".to_string()
+                } else {
+                    better.join(", ")
+                }
             );
         }
     }
@@ -370,6 +382,8 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
         for (name, p) in [
             ("accepted", &q.pose_accepted),
             ("rejected", &q.pose_rejected),
+            ("pose cycles closed", &q.pose_consistent),
+            ("pose cycles open", &q.pose_inconsistent),
         ] {
             let _ = writeln!(
                 md,

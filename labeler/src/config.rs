@@ -135,18 +135,23 @@ impl Default for CameraFilter {
     }
 }
 
-/// A frame is accepted when its cameras close and enough of its pixels survive.
+/// A frame is accepted (its depth is used) when enough of its pixels survive; with
+/// `require_cameras`, only when its pose cycles close too. Either way `camera_consistent` is
+/// stored, and a student supervises cameras only from windows whose cycles all close.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AcceptanceFilter {
     /// Smallest fraction of the frame's pixels kept by the pixel filters.
     pub min_kept_fraction: f64,
+    /// Reject frames whose pose cycles do not close.
+    pub require_cameras: bool,
 }
 
 impl Default for AcceptanceFilter {
     fn default() -> Self {
         Self {
             min_kept_fraction: 0.1,
+            require_cameras: false,
         }
     }
 }

@@ -181,8 +181,8 @@ pub fn cycle_errors(runs: &[Vec<Mat4>]) -> Vec<(f64, f64)> {
     worst
 }
 
-/// Whether a frame is accepted: its cameras close and enough pixels survive. The error says
-/// why not.
+/// Whether a frame is accepted: enough of its pixels survive (and, with `require_cameras`,
+/// its pose cycles close). The error says why not.
 pub fn accept(
     kept: usize,
     total: usize,
@@ -190,7 +190,7 @@ pub fn accept(
     f: &AcceptanceFilter,
 ) -> Result<(), String> {
     let fraction = kept as f64 / total.max(1) as f64;
-    if !camera_consistent {
+    if f.require_cameras && !camera_consistent {
         return Err("camera: pose cycles do not close".into());
     }
     if fraction < f.min_kept_fraction {
@@ -351,8 +351,9 @@ mod tests {
 
     #[test]
     fn acceptance_needs_cameras_and_pixels() {
-        let f = AcceptanceFilter {
+        let mut f = AcceptanceFilter {
             min_kept_fraction: 0.5,
+            require_cameras: true,
         };
         assert!(accept(60, 100, true, &f).is_ok());
         assert!(
@@ -361,5 +362,7 @@ mod tests {
                 .contains("kept 40.0%")
         );
         assert!(accept(90, 100, false, &f).unwrap_err().contains("camera"));
+        f.require_cameras = false;
+        assert!(accept(90, 100, false, &f).is_ok());
     }
 }

@@ -95,6 +95,10 @@ pub struct LabelQuality {
     pub pose_accepted: PoseScore,
     /// Cameras of rejected frames.
     pub pose_rejected: PoseScore,
+    /// Cameras of frames whose pose cycles closed (the camera filter's verdict).
+    pub pose_consistent: PoseScore,
+    /// Cameras of frames whose pose cycles did not close.
+    pub pose_inconsistent: PoseScore,
     /// Frames rejected, by reason (text before the first colon).
     pub reject_reasons: BTreeMap<String, u64>,
 }
@@ -195,7 +199,8 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         config_hash: ch.clone(),
         ..LabelQuality::default()
     };
-    let mut pose_sums = [(0u64, 0.0f64, 0.0f64, 0u64); 2]; // accepted, rejected
+    // accepted, rejected, camera-consistent, inconsistent
+    let mut pose_sums = [(0u64, 0.0f64, 0.0f64, 0u64); 4];
     let (mut px_total, mut px_kept) = (0u64, 0u64);
     for r in rows {
         let dir = groundtruth.join(&r.scene_id);
@@ -259,12 +264,18 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         {
             let rel = mul(&invert_rigid(pr), pj);
             let err = mul(&invert_rigid(&r.pose), &rel);
-            let s = &mut pose_sums[usize::from(!r.accepted)];
-            s.0 += 1;
-            s.1 += rotation_deg(&err);
-            if let Some(d) = direction_deg(&r.pose, &rel) {
-                s.2 += d;
-                s.3 += 1;
+            let (rot, dir) = (rotation_deg(&err), direction_deg(&r.pose, &rel));
+            for k in [
+                usize::from(!r.accepted),
+                2 + usize::from(!r.camera_consistent),
+            ] {
+                let s = &mut pose_sums[k];
+                s.0 += 1;
+                s.1 += rot;
+                if let Some(d) = dir {
+                    s.2 += d;
+                    s.3 += 1;
+                }
             }
         }
     }
@@ -286,6 +297,8 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
     };
     q.pose_accepted = pose(pose_sums[0]);
     q.pose_rejected = pose(pose_sums[1]);
+    q.pose_consistent = pose(pose_sums[2]);
+    q.pose_inconsistent = pose(pose_sums[3]);
     Ok(q)
 }
 

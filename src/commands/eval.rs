@@ -125,6 +125,8 @@ pub fn print_quality(q: &LabelQuality) {
     for (name, p) in [
         ("accepted frames", &q.pose_accepted),
         ("rejected frames", &q.pose_rejected),
+        ("pose cycles closed", &q.pose_consistent),
+        ("pose cycles open", &q.pose_inconsistent),
     ] {
         println!(
             "{name:<34} {:>10} {:>8.2} {:>7.2}",

@@ -1,10 +1,11 @@
 //! Pseudo-labelled clips for semi-supervised training.
 //!
 //! A pseudo clip is one teacher window of the chosen labelling (teacher and config hash)
-//! whose frames all passed the pose-cycle check, with at least one accepted frame. Its
-//! targets are built like a labeled clip's ([`crate::data::clip_targets`]) from the teacher's
-//! depth, intrinsics and poses; only the kept pixels of accepted frames are depth and point
-//! targets. Each clip is pre-normalised to a mean point distance of 1, so depth pasted by
+//! with at least one accepted frame. Its targets are built like a labeled clip's
+//! ([`crate::data::clip_targets`]) from the teacher's depth, intrinsics and poses; only the
+//! kept pixels of accepted frames are depth and point targets, and point and ray targets are
+//! used only when every frame of the window passed the pose-cycle check
+//! ([`PseudoClip::cameras_ok`]). Each clip is pre-normalised to a mean point distance of 1, so depth pasted by
 //! CutMix from another pseudo clip is on the same scale.
 //!
 //! Inputs are strongly perturbed (colour jitter, blur, CutMix between pseudo clips of the
@@ -36,6 +37,15 @@ pub struct PseudoFrame {
     pub pose: Mat4,
 }
 
+/// A window of pseudo-labelled frames.
+#[derive(Debug, Clone)]
+pub struct PseudoClip {
+    /// Frames in capture order.
+    pub frames: Vec<PseudoFrame>,
+    /// Whether every frame's pose cycles closed (its cameras may supervise).
+    pub cameras_ok: bool,
+}
+
 /// The usable pseudo clips of one labelling.
 #[derive(Debug, Clone)]
 pub struct PseudoSet {
@@ -43,8 +53,8 @@ pub struct PseudoSet {
     pub teacher_hash: String,
     /// Config of the labelling.
     pub config_hash: String,
-    /// Clips, each `clip_len` frames in capture order.
-    pub clips: Vec<Vec<PseudoFrame>>,
+    /// Clips of `clip_len` frames.
+    pub clips: Vec<PseudoClip>,
     /// Frames labelled in total, and accepted, in the usable clips.
     pub frames_accepted: usize,
 }
@@ -86,12 +96,10 @@ pub fn load_pseudo_set(
     let mut accepted = 0;
     for ((scene, _, _), mut frames) in windows {
         frames.sort_by_key(|r| r.frame_idx);
-        if frames.len() != clip_len
-            || !frames.iter().all(|r| r.camera_consistent)
-            || !frames.iter().any(|r| r.accepted)
-        {
+        if frames.len() != clip_len || !frames.iter().any(|r| r.accepted) {
             continue;
         }
+        let cameras_ok = frames.iter().all(|r| r.camera_consistent);
         let mut clip = Vec::with_capacity(frames.len());
         for r in frames {
             let Some((frame, _)) = index.get(&(scene.clone(), r.frame_idx)) else {
@@ -110,11 +118,14 @@ pub fn load_pseudo_set(
                 pose: r.pose,
             });
         }
-        clips.push(clip);
+        clips.push(PseudoClip {
+            frames: clip,
+            cameras_ok,
+        });
     }
     if clips.is_empty() {
         return Err(TrainError::Data(format!(
-            "labelling {} has no usable {clip_len}-frame window (all frames camera-consistent, one accepted); relax the filters or label with clip_len = {clip_len}",
+            "labelling {} has no usable {clip_len}-frame window (one with an accepted frame); relax the filters or label with clip_len = {clip_len}",
             &teacher_hash[..12.min(teacher_hash.len())]
         )));
     }

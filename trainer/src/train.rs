@@ -400,15 +400,16 @@ pub fn train(
                 .iter()
                 .enumerate()
                 .map(|(k, c)| {
+                    let clip = &set.clips[*c];
                     let mut s = load_pseudo_clip(
                         &store,
-                        &set.clips[*c],
+                        &clip.frames,
                         w,
                         h,
                         strong,
                         step_seed ^ (0xC0FFEE + k as u64),
                     )?;
-                    if !pseudo_geometry {
+                    if !pseudo_geometry || !clip.cameras_ok {
                         s.geometry.iter_mut().for_each(|g| *g = 0.0);
                     }
                     Ok(s)
