@@ -212,3 +212,31 @@ fn sql_without_a_query_reads_statements_from_stdin() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let _ = spatialsv;
 }
+
+#[test]
+fn a_reader_that_stops_early_gets_no_panic() {
+    // Like `spatialsv sql ... | head -1`: the reader closes the pipe after the first line.
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
+        .args([
+            "sql",
+            "--dataset",
+            tiny().to_str().unwrap(),
+            "--format",
+            "csv",
+            "SELECT * FROM generate_series(1, 300000)",
+        ])
+        .env("CI", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
