@@ -348,25 +348,12 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
     );
     if let Some(q) = &r.quality {
         let _ = writeln!(md, "## Pseudo-labels against the hidden ground truth\n");
-        let _ = writeln!(
-            md,
-            "Teacher `{}`, config `{}`: {} frames, {} accepted ({:.1}%), {:.1}% of pixels kept.\n",
-            &q.teacher_hash[..12.min(q.teacher_hash.len())],
-            &q.config_hash[..12.min(q.config_hash.len())],
-            q.frames,
-            q.frames_accepted,
-            100.0 * q.acceptance_rate,
-            100.0 * q.pixel_keep_rate
-        );
+        let _ = writeln!(md, "Teacher {}.\n", q.summary());
         let _ = writeln!(
             md,
             "| pixels | count | AbsRel | delta1 |\n|---|---|---|---|"
         );
-        for (name, d) in [
-            ("all (unfiltered)", &q.all),
-            ("kept, accepted frames", &q.accepted),
-            ("removed by the filters", &q.removed),
-        ] {
+        for (name, d) in q.depth_rows() {
             let _ = writeln!(
                 md,
                 "| {name} | {} | {} | {:.3} |",
@@ -379,12 +366,7 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
             md,
             "\n| frames | count | rotation error (deg) | direction error (deg) |\n|---|---|---|---|"
         );
-        for (name, p) in [
-            ("accepted", &q.pose_accepted),
-            ("rejected", &q.pose_rejected),
-            ("pose cycles closed", &q.pose_consistent),
-            ("pose cycles open", &q.pose_inconsistent),
-        ] {
+        for (name, p) in q.pose_rows() {
             let _ = writeln!(
                 md,
                 "| {name} | {} | {:.2} | {:.2} |",

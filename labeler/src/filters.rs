@@ -119,26 +119,33 @@ pub fn geometric_keep(agreement: &[Vec<u8>], needed: usize) -> Vec<Vec<bool>> {
 }
 
 /// Rotation angle of a row-major rigid transform, degrees.
-fn rotation_deg(m: &Mat4) -> f64 {
+pub fn rotation_deg(m: &Mat4) -> f64 {
     let trace = m[0] + m[5] + m[10];
     ((trace - 1.0) / 2.0).clamp(-1.0, 1.0).acos().to_degrees()
 }
 
-fn translation(m: &Mat4) -> [f64; 3] {
+/// Translation of a row-major rigid transform.
+pub fn translation(m: &Mat4) -> [f64; 3] {
     [m[3], m[7], m[11]]
 }
 
-/// Angle between two directions, degrees; 0 when either is too short to have one.
-fn direction_deg(a: [f64; 3], b: [f64; 3]) -> f64 {
+/// Angle between two directions, degrees; `None` when either is shorter than `min_norm`.
+pub fn angle_between_deg(a: [f64; 3], b: [f64; 3], min_norm: f64) -> Option<f64> {
     let (na, nb) = (
         (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt(),
         (b[0] * b[0] + b[1] * b[1] + b[2] * b[2]).sqrt(),
     );
-    if na < 1e-4 || nb < 1e-4 {
-        return 0.0;
+    if na < min_norm || nb < min_norm {
+        return None;
     }
     let cos = (a[0] * b[0] + a[1] * b[1] + a[2] * b[2]) / (na * nb);
-    cos.clamp(-1.0, 1.0).acos().to_degrees()
+    Some(cos.clamp(-1.0, 1.0).acos().to_degrees())
+}
+
+/// Angle between two translations of a cycle, degrees; 0 when either is too short to have a
+/// direction (a camera that did not move).
+fn direction_deg(a: [f64; 3], b: [f64; 3]) -> f64 {
+    angle_between_deg(a, b, 1e-4).unwrap_or(0.0)
 }
 
 /// Closure errors of pose cycles. `runs[r][j]` is frame `j`'s camera-to-camera-`r` pose as

@@ -21,6 +21,7 @@ use spatialsv_pipeline::labels::{PseudoLabelRow, read_pseudo_labels, select_labe
 use spatialsv_schemas::Table;
 
 use crate::error::{LabelError, Result};
+use crate::filters::{angle_between_deg, rotation_deg, translation};
 
 /// Depth accuracy of a set of pixels.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -103,20 +104,43 @@ pub struct LabelQuality {
     pub reject_reasons: BTreeMap<String, u64>,
 }
 
-fn rotation_deg(m: &Mat4) -> f64 {
-    let trace = m[0] + m[5] + m[10];
-    ((trace - 1.0) / 2.0).clamp(-1.0, 1.0).acos().to_degrees()
+impl LabelQuality {
+    /// One line of summary: hashes, frames, acceptance and kept pixels.
+    pub fn summary(&self) -> String {
+        format!(
+            "teacher {} config {}: {} frames, {} accepted ({:.1}%), {:.1}% of pixels kept",
+            &self.teacher_hash[..12.min(self.teacher_hash.len())],
+            &self.config_hash[..12.min(self.config_hash.len())],
+            self.frames,
+            self.frames_accepted,
+            100.0 * self.acceptance_rate,
+            100.0 * self.pixel_keep_rate
+        )
+    }
+
+    /// The depth scores by pixel subset, named.
+    pub fn depth_rows(&self) -> [(&'static str, &DepthScore); 3] {
+        [
+            ("all pixels (unfiltered)", &self.all),
+            ("kept pixels of accepted frames", &self.accepted),
+            ("pixels removed by the filters", &self.removed),
+        ]
+    }
+
+    /// The camera scores by frame subset, named.
+    pub fn pose_rows(&self) -> [(&'static str, &PoseScore); 4] {
+        [
+            ("accepted frames", &self.pose_accepted),
+            ("rejected frames", &self.pose_rejected),
+            ("pose cycles closed", &self.pose_consistent),
+            ("pose cycles open", &self.pose_inconsistent),
+        ]
+    }
 }
 
+/// Angle between the translations of two poses, degrees; `None` without motion.
 fn direction_deg(a: &Mat4, b: &Mat4) -> Option<f64> {
-    let (ta, tb) = ([a[3], a[7], a[11]], [b[3], b[7], b[11]]);
-    let n = |t: [f64; 3]| (t[0] * t[0] + t[1] * t[1] + t[2] * t[2]).sqrt();
-    let (na, nb) = (n(ta), n(tb));
-    if na < 1e-9 || nb < 1e-9 {
-        return None;
-    }
-    let cos = (ta[0] * tb[0] + ta[1] * tb[1] + ta[2] * tb[2]) / (na * nb);
-    Some(cos.clamp(-1.0, 1.0).acos().to_degrees())
+    angle_between_deg(translation(a), translation(b), 1e-9)
 }
 
 /// Ground truth of one synthetic video.

@@ -95,24 +95,12 @@ fn print(r: &EvalReport) {
 
 /// Prints pseudo-label quality as a table.
 pub fn print_quality(q: &LabelQuality) {
-    println!(
-        "pseudo-labels of teacher {} config {}: {} frames, {} accepted ({:.1}%), {:.1}% of pixels kept",
-        &q.teacher_hash[..12.min(q.teacher_hash.len())],
-        &q.config_hash[..12.min(q.config_hash.len())],
-        q.frames,
-        q.frames_accepted,
-        100.0 * q.acceptance_rate,
-        100.0 * q.pixel_keep_rate
-    );
+    println!("pseudo-labels of {}", q.summary());
     println!(
         "{:<34} {:>10} {:>8} {:>7}",
         "depth (median-scaled)", "pixels", "AbsRel", "d1"
     );
-    for (name, d) in [
-        ("all pixels (unfiltered)", &q.all),
-        ("kept pixels of accepted frames", &q.accepted),
-        ("pixels removed by the filters", &q.removed),
-    ] {
+    for (name, d) in q.depth_rows() {
         println!(
             "{name:<34} {:>10} {:>8.4} {:>7.3}",
             d.pixels, d.abs_rel, d.delta1
@@ -122,12 +110,7 @@ pub fn print_quality(q: &LabelQuality) {
         "{:<34} {:>10} {:>8} {:>7}",
         "cameras", "frames", "rot deg", "dir deg"
     );
-    for (name, p) in [
-        ("accepted frames", &q.pose_accepted),
-        ("rejected frames", &q.pose_rejected),
-        ("pose cycles closed", &q.pose_consistent),
-        ("pose cycles open", &q.pose_inconsistent),
-    ] {
+    for (name, p) in q.pose_rows() {
         println!(
             "{name:<34} {:>10} {:>8.2} {:>7.2}",
             p.frames, p.rotation_deg, p.direction_deg
