@@ -7,7 +7,8 @@
 //! - [`cycle_errors`]: pose cycles around frame triplets must close.
 //! - [`accept`]: frame acceptance.
 
-use spatialsv_pipeline::geometry::{Mat4, invert_rigid, mul, transform_point};
+use spatialsv_pipeline::geometry::{IDENTITY, Mat4, invert_rigid, mul, transform_point};
+use spatialsv_pipeline::udf::rotation_angle_deg;
 
 use crate::config::{AcceptanceFilter, ConfidenceFilter, ConfidenceMode, GeometricFilter};
 
@@ -119,9 +120,8 @@ pub fn geometric_keep(agreement: &[Vec<u8>], needed: usize) -> Vec<Vec<bool>> {
 }
 
 /// Rotation angle of a row-major rigid transform, degrees.
-pub fn rotation_deg(m: &Mat4) -> f64 {
-    let trace = m[0] + m[5] + m[10];
-    ((trace - 1.0) / 2.0).clamp(-1.0, 1.0).acos().to_degrees()
+fn rotation_deg(m: &Mat4) -> f64 {
+    rotation_angle_deg(&IDENTITY, m)
 }
 
 /// Translation of a row-major rigid transform.
@@ -212,8 +212,6 @@ pub fn accept(
 
 #[cfg(test)]
 mod tests {
-    use spatialsv_pipeline::geometry::IDENTITY;
-
     use super::*;
 
     fn pose(yaw_deg: f64, t: [f64; 3]) -> Mat4 {

@@ -29,6 +29,7 @@ use spatialsv_pipeline::{CODE_VERSION, Dataset};
 use spatialsv_schemas::{Split, Table};
 use spatialsv_trainer::data::{FrameRef, FrameStore, load_images};
 use spatialsv_trainer::eval::camera_of_view;
+use spatialsv_trainer::metrics::pose_to_row_major;
 use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
 use spatialsv_trainer::train::{TrainConfig, latest_checkpoint, load_model};
 use spatialsv_trainer::{Backend as B, default_device};
@@ -293,29 +294,6 @@ fn already_labeled(ds: &Dataset, teacher: &str, config: &str) -> Result<HashSet<
     Ok(done)
 }
 
-/// Maps a rotation and centre to a row-major camera-to-reference matrix.
-fn to_mat4(p: &spatialsv_trainer::metrics::Pose) -> Mat4 {
-    let (r, c) = p;
-    [
-        r[(0, 0)],
-        r[(0, 1)],
-        r[(0, 2)],
-        c[0],
-        r[(1, 0)],
-        r[(1, 1)],
-        r[(1, 2)],
-        c[1],
-        r[(2, 0)],
-        r[(2, 1)],
-        r[(2, 2)],
-        c[2],
-        0.0,
-        0.0,
-        0.0,
-        1.0,
-    ]
-}
-
 /// The teacher's raw outputs for one batch of windows of equal length, flattened.
 struct Outputs {
     depth: Vec<f32>,
@@ -360,17 +338,22 @@ fn window_rows(
     let cams: Vec<(Mat4, f64)> = (0..v)
         .map(|j| {
             let (p, f) = camera_of_view(clip_rays(first_clip), j, h, w, step);
-            (to_mat4(&p), f)
+            (pose_to_row_major(&p), f)
         })
         .collect();
     let errors = if runs == v && v > 1 {
         let rel: Vec<Vec<Mat4>> = (0..v)
             .map(|r| {
+                if r == 0 {
+                    // Run 0 is the labelling run itself: its cameras are already fitted.
+                    return cams.iter().map(|c| c.0).collect();
+                }
                 let order = run_order(v, r);
                 let mut poses = vec![spatialsv_pipeline::geometry::IDENTITY; v];
                 for (pos, &j) in order.iter().enumerate() {
-                    poses[j] =
-                        to_mat4(&camera_of_view(clip_rays(first_clip + r), pos, h, w, step).0);
+                    poses[j] = pose_to_row_major(
+                        &camera_of_view(clip_rays(first_clip + r), pos, h, w, step).0,
+                    );
                 }
                 poses
             })

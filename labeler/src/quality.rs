@@ -21,7 +21,8 @@ use spatialsv_pipeline::labels::{PseudoLabelRow, read_pseudo_labels, select_labe
 use spatialsv_schemas::Table;
 
 use crate::error::{LabelError, Result};
-use crate::filters::{angle_between_deg, rotation_deg, translation};
+use crate::filters::{angle_between_deg, translation};
+use spatialsv_pipeline::udf::rotation_angle_deg;
 
 /// Depth accuracy of a set of pixels.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -188,15 +189,10 @@ fn true_depth(t: &Truth, frame: i64, w: usize, h: usize) -> Result<Vec<f64>> {
     })?;
     let d = spatialsv_pipeline::media::decode_png16(&bytes)
         .map_err(|e| LabelError::Data(format!("{}: {e}", path.display())))?;
-    let (sx, sy) = (d.width as f64 / w as f64, d.height as f64 / h as f64);
-    let pick = |t: usize, s: f64, n: u32| (((t as f64 + 0.5) * s) as u32).min(n - 1);
-    let mut out = vec![0.0; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            out[y * w + x] = f64::from(d.at(pick(x, sx, d.width), pick(y, sy, d.height))) / 1000.0;
-        }
-    }
-    Ok(out)
+    Ok(d.resized_nearest(w, h)
+        .into_iter()
+        .map(|v| f64::from(v) / 1000.0)
+        .collect())
 }
 
 /// Scores the pseudo-labels of `ds` against the ground truth under `groundtruth`
@@ -287,8 +283,10 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
             )
         {
             let rel = mul(&invert_rigid(pr), pj);
-            let err = mul(&invert_rigid(&r.pose), &rel);
-            let (rot, dir) = (rotation_deg(&err), direction_deg(&r.pose, &rel));
+            let (rot, dir) = (
+                rotation_angle_deg(&r.pose, &rel),
+                direction_deg(&r.pose, &rel),
+            );
             for k in [
                 usize::from(!r.accepted),
                 2 + usize::from(!r.camera_consistent),
@@ -345,7 +343,8 @@ mod tests {
                 c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0,
             ]
         };
-        assert!((rotation_deg(&yaw(30.0, [0.0; 3])) - 30.0).abs() < 1e-9);
+        let identity = spatialsv_pipeline::geometry::IDENTITY;
+        assert!((rotation_angle_deg(&identity, &yaw(30.0, [0.0; 3])) - 30.0).abs() < 1e-9);
         let d = direction_deg(&yaw(0.0, [1.0, 0.0, 0.0]), &yaw(0.0, [0.0, 0.0, 2.0])).unwrap();
         assert!((d - 90.0).abs() < 1e-9);
         assert!(direction_deg(&yaw(0.0, [0.0; 3]), &yaw(0.0, [1.0, 0.0, 0.0])).is_none());

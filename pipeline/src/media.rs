@@ -91,6 +91,27 @@ impl DepthImage {
     pub fn at(&self, x: u32, y: u32) -> u16 {
         self.values[(y * self.width + x) as usize]
     }
+
+    /// Resized to `w` x `h` by nearest neighbour ([`nearest_source`]), so invalid (0) pixels
+    /// never bleed into valid ones; row-major stored units.
+    pub fn resized_nearest(&self, w: usize, h: usize) -> Vec<u16> {
+        let (sx, sy) = (self.width as f64 / w as f64, self.height as f64 / h as f64);
+        let mut out = Vec::with_capacity(w * h);
+        for y in 0..h {
+            let yy = nearest_source(y, sy, self.height);
+            for x in 0..w {
+                out.push(self.at(nearest_source(x, sx, self.width), yy));
+            }
+        }
+        out
+    }
+}
+
+/// The source pixel a nearest-neighbour resize takes for target pixel `t` when each target
+/// pixel spans `scale` source pixels: `floor((t + 0.5) * scale)`, clamped to the `n` source
+/// pixels.
+pub fn nearest_source(t: usize, scale: f64, n: u32) -> u32 {
+    (((t as f64 + 0.5) * scale) as u32).min(n.saturating_sub(1))
 }
 
 /// Decodes a 16-bit grayscale PNG.

@@ -15,7 +15,7 @@ use spatialsv_schemas::Split;
 use spatialsv_trainer::eval::{EvalReport, evaluate};
 use spatialsv_trainer::train::TrainConfig;
 
-use super::{Cli, CliError, CliResult};
+use super::{Cli, CliError, CliResult, write_json};
 use crate::report::{Report, Step, write_report};
 
 /// Run the whole method on the embedded synthetic world, with no download: synth -> ingest
@@ -308,7 +308,7 @@ pub fn run(args: Args) -> CliResult {
                 ("student", &student_dir),
             ] {
                 let rep = evaluate(&ds, dir, Split::Test)?;
-                save_json(&out.join("eval").join(name), "eval.json", &rep)?;
+                write_json(&out.join("eval").join(name), "eval.json", &rep)?;
                 evals.push((name.to_string(), rep));
             }
             Ok(evals)
@@ -324,7 +324,7 @@ pub fn run(args: Args) -> CliResult {
         ),
         || {
             let q = score(&ds, &gt, None)?;
-            save_json(&out.join("eval").join("labels"), "pseudo_labels.json", &q)?;
+            write_json(&out.join("eval").join("labels"), "pseudo_labels.json", &q)?;
             super::eval::print_quality(&q);
             Ok(q)
         },
@@ -400,13 +400,5 @@ pub fn run(args: Args) -> CliResult {
         out.join("report.md").display(),
         out.join("report.html").display()
     );
-    Ok(())
-}
-
-fn save_json(dir: &Path, name: &str, value: &impl serde::Serialize) -> CliResult {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::User(format!("cannot create ({e}): {}", dir.display())))?;
-    let json = serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?;
-    std::fs::write(dir.join(name), json).map_err(anyhow::Error::from)?;
     Ok(())
 }

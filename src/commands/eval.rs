@@ -7,7 +7,7 @@ use spatialsv_pipeline::Dataset;
 use spatialsv_schemas::Split;
 use spatialsv_trainer::eval::{EvalReport, Scores, evaluate};
 
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, write_json};
 
 /// Evaluate a checkpoint on held-out scenes: depth AbsRel / delta1 / RMSE (median-scaled and
 /// least-squares scale-and-shift), camera RRA@15, RTA@15 and AUC@30 over frame pairs (cameras
@@ -121,21 +121,6 @@ pub fn print_quality(q: &LabelQuality) {
     }
 }
 
-fn write_json(out: &std::path::Path, name: &str, value: &impl serde::Serialize) -> CliResult {
-    std::fs::create_dir_all(out).map_err(|e| {
-        CliError::User(format!(
-            "cannot create output directory ({e}): {}",
-            out.display()
-        ))
-    })?;
-    let path = out.join(name);
-    let json = serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?;
-    std::fs::write(&path, json)
-        .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
-    println!("wrote {}", path.display());
-    Ok(())
-}
-
 pub fn run(args: Args) -> CliResult {
     let ds = Dataset::open(&args.dataset)?;
     if args.pseudo_labels {
@@ -144,7 +129,9 @@ pub fn run(args: Args) -> CliResult {
         })?;
         let q = spatialsv_labeler::quality::score(&ds, gt, args.teacher_hash.as_deref())?;
         print_quality(&q);
-        return write_json(&args.out, "pseudo_labels.json", &q);
+        let path = write_json(&args.out, "pseudo_labels.json", &q)?;
+        println!("wrote {}", path.display());
+        return Ok(());
     }
     let split: Split = args
         .split
@@ -156,5 +143,7 @@ pub fn run(args: Args) -> CliResult {
         .ok_or_else(|| CliError::User("--checkpoint RUN_DIR is required".into()))?;
     let report = evaluate(&ds, checkpoint, split)?;
     print(&report);
-    write_json(&args.out, "eval.json", &report)
+    let path = write_json(&args.out, "eval.json", &report)?;
+    println!("wrote {}", path.display());
+    Ok(())
 }

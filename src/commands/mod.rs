@@ -62,35 +62,26 @@ impl CliError {
     }
 }
 
-impl From<spatialsv_pipeline::Error> for CliError {
-    fn from(e: spatialsv_pipeline::Error) -> Self {
-        if e.is_user_error() {
-            CliError::User(e.to_string())
-        } else {
-            CliError::Other(e.into())
+/// Errors of the libraries, each knowing whether the user caused it (exit code 2).
+macro_rules! user_or_other {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for CliError {
+            fn from(e: $error) -> Self {
+                if e.is_user_error() {
+                    CliError::User(e.to_string())
+                } else {
+                    CliError::Other(e.into())
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl From<spatialsv_trainer::TrainError> for CliError {
-    fn from(e: spatialsv_trainer::TrainError) -> Self {
-        if e.is_user_error() {
-            CliError::User(e.to_string())
-        } else {
-            CliError::Other(e.into())
-        }
-    }
-}
-
-impl From<spatialsv_labeler::LabelError> for CliError {
-    fn from(e: spatialsv_labeler::LabelError) -> Self {
-        if e.is_user_error() {
-            CliError::User(e.to_string())
-        } else {
-            CliError::Other(e.into())
-        }
-    }
-}
+user_or_other!(
+    spatialsv_pipeline::Error,
+    spatialsv_trainer::TrainError,
+    spatialsv_labeler::LabelError,
+);
 
 impl From<anyhow::Error> for CliError {
     fn from(e: anyhow::Error) -> Self {
@@ -99,6 +90,25 @@ impl From<anyhow::Error> for CliError {
 }
 
 pub type CliResult = Result<(), CliError>;
+
+/// Writes `value` as pretty JSON to `dir/name`, creating `dir`; returns the path.
+pub fn write_json(
+    dir: &std::path::Path,
+    name: &str,
+    value: &impl serde::Serialize,
+) -> Result<std::path::PathBuf, CliError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CliError::User(format!(
+            "cannot create output directory ({e}): {}",
+            dir.display()
+        ))
+    })?;
+    let path = dir.join(name);
+    let json = serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?;
+    std::fs::write(&path, json)
+        .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
+    Ok(path)
+}
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> CliResult {

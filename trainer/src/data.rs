@@ -14,6 +14,7 @@ use image::imageops::FilterType;
 use rayon::prelude::*;
 use spatialsv_pipeline::datagen::SplitMix64;
 use spatialsv_pipeline::geometry::{Mat4, invert_rigid, mul, transform_point};
+use spatialsv_pipeline::media::nearest_source;
 use spatialsv_pipeline::{Dataset, Manifest};
 use spatialsv_schemas::{Split, Table};
 
@@ -76,6 +77,8 @@ pub struct FrameStore {
     files: Vec<String>,
     cache: Mutex<RowGroupCache>,
     capacity: usize,
+    /// The frame index, built on first use (one scan of the frames' metadata columns).
+    index: Mutex<Option<Arc<FrameIndex>>>,
 }
 
 impl std::fmt::Debug for FrameStore {
@@ -105,6 +108,7 @@ impl FrameStore {
             files,
             cache: Mutex::new((HashMap::new(), VecDeque::new())),
             capacity: cache_row_groups.max(1),
+            index: Mutex::new(None),
         }
     }
 
@@ -129,7 +133,21 @@ impl FrameStore {
     }
 
     /// Every frame, by (scene id, frame index), with whether it is labeled (depth and pose).
-    pub fn frame_index(&self) -> Result<FrameIndex> {
+    /// Built once per store and shared.
+    pub fn frame_index(&self) -> Result<Arc<FrameIndex>> {
+        if let Ok(cached) = self.index.lock()
+            && let Some(index) = cached.as_ref()
+        {
+            return Ok(index.clone());
+        }
+        let index = Arc::new(self.build_frame_index()?);
+        if let Ok(mut cached) = self.index.lock() {
+            *cached = Some(index.clone());
+        }
+        Ok(index)
+    }
+
+    fn build_frame_index(&self) -> Result<FrameIndex> {
         let mut out = FrameIndex::new();
         for (file, path) in self.files.iter().enumerate() {
             let rg_rows = self.ds.row_group_rows(path)?;
@@ -169,9 +187,9 @@ impl FrameStore {
     pub fn labeled_scenes(&self, manifest: &Manifest, split: Split) -> Result<SceneFrames> {
         let in_split = self.scenes_of_split(manifest, split)?;
         let mut out: SceneFrames = BTreeMap::new();
-        for ((scene, _), (f, labeled)) in self.frame_index()? {
-            if labeled && in_split.contains(&scene) {
-                out.entry(scene).or_default().push(f);
+        for ((scene, _), (f, labeled)) in self.frame_index()?.iter() {
+            if *labeled && in_split.contains(scene) {
+                out.entry(scene.clone()).or_default().push(*f);
             }
         }
         for frames in out.values_mut() {
@@ -463,22 +481,18 @@ pub fn load_clip(
             // when even): the principal point absorbs the mean offset, so rays go through the
             // depth samples actually taken.
             let (sx, sy) = (d.width as f64 / w as f64, d.height as f64 / h as f64);
-            let pick = |t: usize, s: f64, n: u32| (((t as f64 + 0.5) * s) as u32).min(n - 1);
             let offset = |n: usize, s: f64, max: u32| {
                 (0..n)
-                    .map(|t| f64::from(pick(t, s, max)) + 0.5 - (t as f64 + 0.5) * s)
+                    .map(|t| f64::from(nearest_source(t, s, max)) + 0.5 - (t as f64 + 0.5) * s)
                     .sum::<f64>()
                     / n as f64
             };
             let (ox, oy) = (offset(w, sx, d.width), offset(h, sy, d.height));
-            let mut depth = vec![0.0f32; w * h];
-            for y in 0..h {
-                for x in 0..w {
-                    depth[y * w + x] =
-                        (f64::from(d.at(pick(x, sx, d.width), pick(y, sy, d.height))) * scale)
-                            as f32;
-                }
-            }
+            let depth: Vec<f32> = d
+                .resized_nearest(w, h)
+                .into_iter()
+                .map(|v| (f64::from(v) * scale) as f32)
+                .collect();
             let k = [dk[0] / sx, dk[1] / sy, (dk[2] - ox) / sx, (dk[3] - oy) / sy];
             let pose = raw
                 .pose

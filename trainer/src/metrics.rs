@@ -118,6 +118,25 @@ pub fn pose_from_row_major(m: &[f64; 16]) -> Pose {
     )
 }
 
+/// The 16 row-major values of a pose (inverse of [`pose_from_row_major`]).
+pub fn pose_to_row_major(p: &Pose) -> [f64; 16] {
+    let (r, t) = p;
+    spatialsv_pipeline::geometry::from_rt(
+        &[
+            r[(0, 0)],
+            r[(0, 1)],
+            r[(0, 2)],
+            r[(1, 0)],
+            r[(1, 1)],
+            r[(1, 2)],
+            r[(2, 0)],
+            r[(2, 1)],
+            r[(2, 2)],
+        ],
+        [t[0], t[1], t[2]],
+    )
+}
+
 /// Angle of a rotation matrix in degrees.
 pub fn rotation_angle_deg(r: &Matrix3<f64>) -> f64 {
     ((r.trace() - 1.0) / 2.0)

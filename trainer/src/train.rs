@@ -419,8 +419,15 @@ pub fn train(
                 if extra.len() > 1 && sampler.next_f64() < config.cutmix {
                     let other = (k + 1 + (sampler.next_u64() % (extra.len() - 1) as u64) as usize)
                         % extra.len();
-                    let src = extra[other].clone();
-                    cutmix(&mut extra[k], &src, v, w, h, &mut sampler);
+                    // Borrow the destination and the source apart instead of cloning.
+                    let (dst, src) = if k < other {
+                        let (lo, hi) = extra.split_at_mut(other);
+                        (&mut lo[k], &hi[0])
+                    } else {
+                        let (lo, hi) = extra.split_at_mut(k);
+                        (&mut hi[0], &lo[other])
+                    };
+                    cutmix(dst, src, v, w, h, &mut sampler);
                 }
             }
             samples.extend(extra);
