@@ -348,7 +348,7 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
     );
     if let Some(q) = &r.quality {
         let _ = writeln!(md, "## Pseudo-labels against the hidden ground truth\n");
-        let _ = writeln!(md, "Teacher {}.\n", q.summary());
+        let _ = writeln!(md, "Pseudo-labels of {}.\n", q.summary());
         let _ = writeln!(
             md,
             "| pixels | count | AbsRel | delta1 |\n|---|---|---|---|"
