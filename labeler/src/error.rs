@@ -1,4 +1,6 @@
-//! The labeler's error type.
+//! The labeler's error type: whose fault an error is, as in the pipeline and the trainer.
+
+use std::path::PathBuf;
 
 use spatialsv_trainer::TrainError;
 
@@ -14,9 +16,23 @@ pub enum LabelError {
     /// The teacher could not be loaded or run.
     #[error(transparent)]
     Train(#[from] TrainError),
-    /// The input does not allow the work (bad config, missing teacher, no ground truth).
+    /// The user's input does not allow the work (bad config, missing teacher, no ground
+    /// truth, a malformed ground-truth file).
     #[error("{0}")]
-    Data(String),
+    User(String),
+    /// An operating-system failure on a path.
+    #[error("{action} failed ({message}): {}", path.display())]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The path it was done on.
+        path: PathBuf,
+        /// The OS error.
+        message: String,
+    },
+    /// A fault of ours; please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl LabelError {
@@ -25,7 +41,8 @@ impl LabelError {
         match self {
             LabelError::Pipeline(e) => e.is_user_error(),
             LabelError::Train(e) => e.is_user_error(),
-            LabelError::Data(_) => true,
+            LabelError::User(_) => true,
+            LabelError::Io { .. } | LabelError::Internal(_) => false,
         }
     }
 }

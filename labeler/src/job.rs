@@ -31,7 +31,7 @@ use spatialsv_trainer::data::{FrameRef, FrameStore, load_images};
 use spatialsv_trainer::eval::camera_of_view;
 use spatialsv_trainer::metrics::pose_to_row_major;
 use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
-use spatialsv_trainer::train::{TrainConfig, latest_checkpoint, load_model};
+use spatialsv_trainer::train::{TrainConfig, load_model, require_checkpoint};
 use spatialsv_trainer::{Backend as B, default_device};
 
 use crate::config::LabelConfig;
@@ -131,16 +131,13 @@ impl std::fmt::Debug for Teacher {
 pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
     let (model, model_config) = load_model(run_dir)?;
     let train_config: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
-    let dir = latest_checkpoint(run_dir).ok_or_else(|| {
-        LabelError::Data(format!(
-            "no checkpoint in teacher run {}",
-            run_dir.display()
-        ))
-    })?;
+    let dir = require_checkpoint(run_dir)?;
     let mut h = blake3::Hasher::new();
     for path in [run_dir.join("model.json"), dir.join("model.mpk")] {
-        let bytes = std::fs::read(&path).map_err(|e| {
-            LabelError::Data(format!("cannot read teacher file {} ({e})", path.display()))
+        let bytes = std::fs::read(&path).map_err(|e| LabelError::Io {
+            action: "reading the teacher",
+            path: path.clone(),
+            message: e.to_string(),
         })?;
         h.update(&(bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
@@ -206,13 +203,13 @@ pub fn resolve_config(
     cfg: &LabelConfig,
     teacher: &Teacher,
 ) -> Result<(LabelConfig, String, String)> {
-    cfg.validate().map_err(LabelError::Data)?;
+    cfg.validate().map_err(LabelError::User)?;
     let mut resolved = cfg.clone();
     if resolved.clip_len == 0 {
         resolved.clip_len = teacher.train_config.clip_len;
     }
     if resolved.clip_len > teacher.model_config.max_frames {
-        return Err(LabelError::Data(format!(
+        return Err(LabelError::User(format!(
             "clip_len {} exceeds the teacher's {} frames",
             resolved.clip_len, teacher.model_config.max_frames
         )));
@@ -259,7 +256,7 @@ fn work_list(ds: &Dataset, store: &FrameStore) -> Result<Vec<Work>> {
             out.push(Work {
                 clip_id: ids.value(r).to_string(),
                 scene_id: scene,
-                split: splits.value(r).parse().map_err(LabelError::Data)?,
+                split: splits.value(r).parse().map_err(LabelError::User)?,
                 frames,
             });
         }
@@ -419,12 +416,14 @@ fn window_rows(
                 width: w as i32,
                 height: h as i32,
                 depth_median: f64::from(sorted[sorted.len() / 2]),
+                // The built-in teacher's scale is unknown on video.
+                metres_per_unit: None,
                 depth,
                 confidence_mean: conf_mean,
                 confidence: conf,
                 keep,
                 intrinsics: k_of(j),
-                pose: cams[j].0,
+                reference_from_camera: cams[j].0,
                 px_removed_confidence: removed_conf as i64,
                 px_removed_geometric: removed_geo as i64,
                 camera_rotation_error_deg: rot,
@@ -456,7 +455,7 @@ fn infer(
     let p = model.forward(x);
     let vec = |d: TensorData| {
         d.to_vec::<f32>()
-            .map_err(|e| LabelError::Data(format!("teacher output: {e:?}")))
+            .map_err(|e| LabelError::Internal(format!("teacher output: {e:?}")))
     };
     Ok(Outputs {
         depth: vec(p.depth.into_data())?,

@@ -153,7 +153,7 @@ struct Truth {
 fn load_truth(dir: &Path) -> Result<Truth> {
     let path = dir.join("poses.txt");
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        LabelError::Data(format!("cannot read ground truth {} ({e})", path.display()))
+        LabelError::User(format!("cannot read ground truth {} ({e})", path.display()))
     })?;
     let mut poses = HashMap::new();
     for (n, line) in text.lines().enumerate() {
@@ -163,7 +163,7 @@ fn load_truth(dir: &Path) -> Result<Truth> {
         }
         let mut it = line.split_whitespace();
         let bad = || {
-            LabelError::Data(format!(
+            LabelError::User(format!(
                 "{}:{}: not 'frame timestamp 16 values'",
                 path.display(),
                 n + 1
@@ -185,10 +185,10 @@ fn load_truth(dir: &Path) -> Result<Truth> {
 fn true_depth(t: &Truth, frame: i64, w: usize, h: usize) -> Result<Vec<f64>> {
     let path = t.dir.join(format!("depth/{frame}.png"));
     let bytes = std::fs::read(&path).map_err(|e| {
-        LabelError::Data(format!("cannot read ground truth {} ({e})", path.display()))
+        LabelError::User(format!("cannot read ground truth {} ({e})", path.display()))
     })?;
     let d = spatialsv_pipeline::media::decode_png16(&bytes)
-        .map_err(|e| LabelError::Data(format!("{}: {e}", path.display())))?;
+        .map_err(|e| LabelError::User(format!("{}: {e}", path.display())))?;
     Ok(d.resized_nearest(w, h)
         .into_iter()
         .map(|v| f64::from(v) / 1000.0)
@@ -284,8 +284,8 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         {
             let rel = mul(&invert_rigid(pr), pj);
             let (rot, dir) = (
-                rotation_angle_deg(&r.pose, &rel),
-                direction_deg(&r.pose, &rel),
+                rotation_angle_deg(&r.reference_from_camera, &rel),
+                direction_deg(&r.reference_from_camera, &rel),
             );
             for k in [
                 usize::from(!r.accepted),
@@ -302,7 +302,7 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         }
     }
     if q.frames == 0 {
-        return Err(LabelError::Data(format!(
+        return Err(LabelError::User(format!(
             "no pseudo-labelled scene has ground truth under {}",
             groundtruth.display()
         )));

@@ -98,7 +98,7 @@ pub struct PseudoLabelRow {
     pub width: i32,
     /// Map height.
     pub height: i32,
-    /// Depth per pixel (teacher units), row-major.
+    /// Depth per pixel in the teacher's normalised units (not metres), row-major.
     pub depth: Vec<f32>,
     /// Confidence per pixel (>= 1).
     pub confidence: Vec<f32>,
@@ -106,10 +106,13 @@ pub struct PseudoLabelRow {
     pub keep: Vec<bool>,
     /// fx, fy, cx, cy at the map size.
     pub intrinsics: [f64; 4],
-    /// Camera-to-reference-camera, row-major.
-    pub pose: [f64; 16],
-    /// Median predicted depth.
+    /// Camera-to-reference-camera (the camera of `reference_frame_idx`), row-major,
+    /// translation in the teacher's normalised units.
+    pub reference_from_camera: [f64; 16],
+    /// Median predicted depth, normalised units.
     pub depth_median: f64,
+    /// Metres per normalised unit, where the teacher knows it.
+    pub metres_per_unit: Option<f64>,
     /// Mean confidence.
     pub confidence_mean: f64,
     /// Pixels removed by the confidence filter.
@@ -166,7 +169,7 @@ pub fn pseudo_labels_batch(rows: &[PseudoLabelRow]) -> Result<RecordBatch> {
     let mut poses = FixedSizeListBuilder::new(Float64Builder::new(), 16)
         .with_field(Arc::new(Field::new("item", DataType::Float64, false)));
     for r in rows {
-        poses.values().append_slice(&r.pose);
+        poses.values().append_slice(&r.reference_from_camera);
         poses.append(true);
     }
     let depth: Vec<Vec<u8>> = rows.iter().map(|r| encode_f16(&r.depth)).collect();
@@ -193,6 +196,9 @@ pub fn pseudo_labels_batch(rows: &[PseudoLabelRow]) -> Result<RecordBatch> {
         f64s(|r| r.intrinsics[3]),
         Arc::new(poses.finish()),
         f64s(|r| r.depth_median),
+        Arc::new(Float64Array::from(
+            rows.iter().map(|r| r.metres_per_unit).collect::<Vec<_>>(),
+        )),
         f64s(|r| r.confidence_mean),
         i64s(|r| i64::from(r.width) * i64::from(r.height)),
         i64s(|r| r.px_removed_confidence),
@@ -241,11 +247,16 @@ pub fn read_pseudo_labels(batch: &RecordBatch) -> Result<Vec<PseudoLabelRow>> {
     let split = strs("split")?;
     let width = col("width")?.as_primitive::<Int32Type>();
     let height = col("height")?.as_primitive::<Int32Type>();
-    let (depth, conf, mask) = (bins("depth")?, bins("confidence")?, bins("keep_mask")?);
+    let (depth, conf, mask) = (
+        bins("depth_normalised")?,
+        bins("confidence")?,
+        bins("keep_mask")?,
+    );
     let scale = col("confidence_scale")?.as_primitive::<Float32Type>();
     let k = [f64s("fx")?, f64s("fy")?, f64s("cx")?, f64s("cy")?];
-    let pose = col("world_from_camera")?.as_fixed_size_list();
-    let (dmed, cmean) = (f64s("depth_median_m")?, f64s("confidence_mean")?);
+    let pose = col("reference_from_camera")?.as_fixed_size_list();
+    let (dmed, cmean) = (f64s("depth_median_normalised")?, f64s("confidence_mean")?);
+    let mpu = f64s("metres_per_unit")?;
     let (rc, rg) = (
         i64s("px_removed_confidence")?,
         i64s("px_removed_geometric")?,
@@ -295,8 +306,9 @@ pub fn read_pseudo_labels(batch: &RecordBatch) -> Result<Vec<PseudoLabelRow>> {
             confidence: c,
             keep,
             intrinsics: k.map(|a| a.value(r)),
-            pose: p,
+            reference_from_camera: p,
             depth_median: dmed.value(r),
+            metres_per_unit: (!mpu.is_null(r)).then(|| mpu.value(r)),
             confidence_mean: cmean.value(r),
             px_removed_confidence: rc.value(r),
             px_removed_geometric: rg.value(r),
@@ -377,8 +389,9 @@ mod tests {
             confidence: vec![1.0, 3.0, 2.0, 1.5, 9.0, 1.0],
             keep: vec![true, true, false, true, false, true],
             intrinsics: [2.0, 2.0, 1.5, 1.0],
-            pose: crate::geometry::IDENTITY,
+            reference_from_camera: crate::geometry::IDENTITY,
             depth_median: 1.5,
+            metres_per_unit: Some(2.0),
             confidence_mean: 3.0,
             px_removed_confidence: 1,
             px_removed_geometric: 1,
@@ -402,7 +415,7 @@ mod tests {
         assert_eq!(b.keep, row.keep);
         assert_eq!(b.px_kept(), 4);
         assert_eq!(b.reject_reason, row.reject_reason);
-        assert_eq!(b.pose, row.pose);
+        assert_eq!(b.reference_from_camera, row.reference_from_camera);
         assert!((b.confidence[4] - 9.0).abs() < 1e-4);
     }
 }

@@ -17,6 +17,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use spatialsv_schemas::Table;
 
@@ -88,6 +89,38 @@ fn sql_error(e: DataFusionError, tables: &[&str]) -> Error {
     }
 }
 
+/// The session is read-only: queries only. No DDL (`CREATE TABLE`, `DROP TABLE`), no DML
+/// (`INSERT`, `COPY ... TO` a file), no `SET`: a dataset changes only through commits.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// The refusal of a statement that would write, as one line that says so.
+fn read_only_error(e: DataFusionError, sql: &str) -> std::result::Result<Error, DataFusionError> {
+    let msg = e.strip_backtrace();
+    let refused = [
+        "DDL not supported",
+        "DML not supported",
+        "Statement not supported",
+    ];
+    if refused.iter().any(|r| msg.contains(r)) {
+        let verb = sql
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase();
+        return Ok(Error::User(format!(
+            "SQL sessions are read-only: '{verb} ...' is refused (queries only: SELECT, WITH, \
+             EXPLAIN, SHOW, DESCRIBE; datasets change only through spatialsv commits)"
+        )));
+    }
+    Err(e)
+}
+
 impl SqlSession {
     /// Opens a session over `version` of `ds` (the latest when `None`).
     pub fn open(ds: &Dataset, version: Option<u64>) -> Result<Self> {
@@ -96,6 +129,8 @@ impl SqlSession {
             None => ds.latest_version()?,
         };
         let manifest = ds.manifest(version)?;
+        // A listed file that is gone would otherwise read as an empty table.
+        ds.check_files(&manifest)?;
         let mut config = SessionConfig::new().with_information_schema(true);
         {
             let opts = config.options_mut();
@@ -169,7 +204,11 @@ impl SqlSession {
     pub fn query(&self, sql: &str) -> Result<QueryResult> {
         let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
         self.runtime.block_on(async {
-            let df = self.ctx.sql(sql).await.map_err(|e| sql_error(e, &tables))?;
+            let df = self
+                .ctx
+                .sql_with_options(sql, read_only())
+                .await
+                .map_err(|e| read_only_error(e, sql).unwrap_or_else(|e| sql_error(e, &tables)))?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let batches = df.collect().await.map_err(|e| sql_error(e, &tables))?;
             Ok(QueryResult { schema, batches })
@@ -338,6 +377,58 @@ mod tests {
             s.query(&format!("SELECT * FROM {}", t.name())).unwrap();
         }
         assert_eq!(one_i64(&s, "SELECT count(*) FROM quarantine"), 0);
+    }
+
+    #[test]
+    fn statements_that_write_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = build_fixture(&dir.path().join("ds")).unwrap();
+        let s = SqlSession::open(&ds, None).unwrap();
+        let out = dir.path().join("leak.csv");
+        for sql in [
+            "CREATE TABLE t AS SELECT * FROM scenes".to_string(),
+            "DROP TABLE frames".to_string(),
+            "INSERT INTO scenes SELECT * FROM scenes".to_string(),
+            format!("COPY (SELECT 1) TO '{}'", out.display()),
+            "SET datafusion.execution.batch_size = 1".to_string(),
+        ] {
+            let err = s.query(&sql).unwrap_err();
+            assert!(err.is_user_error(), "{sql}: {err}");
+            assert!(
+                err.to_string().starts_with("SQL sessions are read-only"),
+                "{sql}: {err}"
+            );
+        }
+        assert!(!out.exists(), "COPY wrote a file");
+        assert_eq!(one_i64(&s, "SELECT count(*) FROM frames"), 20);
+    }
+
+    #[test]
+    fn a_missing_or_truncated_data_file_fails_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = build_fixture(&dir.path().join("ds")).unwrap();
+        let m = ds.latest().unwrap();
+        let f = &m.tables["frames"].files[0];
+        let path = dir.path().join("ds").join(&f.path);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let err = SqlSession::open(&ds, None).unwrap_err().to_string();
+        assert!(
+            err.contains("manifest recorded") && err.ends_with(&f.path),
+            "{err}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let err = SqlSession::open(&ds, None).unwrap_err().to_string();
+        assert!(
+            err.contains("is missing") && err.ends_with(&f.path),
+            "{err}"
+        );
+        // The store's own readers refuse it too, instead of returning fewer rows.
+        let err = ds
+            .read_table(&m, Table::Frames, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with(&f.path), "{err}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
-use spatialsv_schemas::{SCHEMA_VERSION, Table};
+use spatialsv_schemas::{CHANGED_SINCE, SCHEMA_VERSION, Table};
 
 use crate::error::{Error, Result};
 use crate::manifest::{
@@ -193,8 +193,55 @@ impl Dataset {
             .ok_or_else(|| Error::User(format!("no spatialsv dataset at {}", self.location())))
     }
 
-    /// The manifest of `version`.
+    /// The manifest of `version`, checked to be readable by this build: written at
+    /// [`SCHEMA_VERSION`], or at an older version that is compatible for the tables it has
+    /// (otherwise a user error that says to run `spatialsv migrate`).
     pub fn manifest(&self, version: u64) -> Result<Manifest> {
+        let m = self.manifest_unchecked(version)?;
+        self.check_schema_version(&m)?;
+        Ok(m)
+    }
+
+    /// Whether this build can read `m` without a migration.
+    fn check_schema_version(&self, m: &Manifest) -> Result<()> {
+        if m.schema_version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let Some((_, changed)) = CHANGED_SINCE
+            .iter()
+            .find(|(old, _)| *old == m.schema_version)
+        else {
+            return Err(Error::User(format!(
+                "dataset {} version {} has table schema version {}, which this spatialsv \
+                 ({CODE_VERSION}, schema {SCHEMA_VERSION}) cannot read; use the spatialsv \
+                 that wrote it",
+                self.location(),
+                m.version,
+                m.schema_version
+            )));
+        };
+        let stale: Vec<&str> = changed
+            .iter()
+            .filter(|t| m.tables.contains_key(t.name()))
+            .map(|t| t.name())
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        Err(Error::User(format!(
+            "dataset {} version {} has {} in table schema version {} (this spatialsv reads \
+             version {SCHEMA_VERSION}): run `spatialsv migrate --dataset {}` to upgrade it",
+            self.location(),
+            m.version,
+            stale.join(", "),
+            m.schema_version,
+            self.location()
+        )))
+    }
+
+    /// The manifest of `version` as stored, without the schema-version check (for `log` and
+    /// `migrate`).
+    pub fn manifest_unchecked(&self, version: u64) -> Result<Manifest> {
         let path = manifest_path(version);
         let bytes = self.storage.get(&path)?.ok_or_else(|| {
             Error::User(format!(
@@ -225,11 +272,11 @@ impl Dataset {
         self.manifest(self.latest_version()?)
     }
 
-    /// Every manifest, oldest first.
+    /// Every manifest, oldest first, as stored (older schema versions included).
     pub fn history(&self) -> Result<Vec<Manifest>> {
         self.versions()?
             .into_iter()
-            .map(|v| self.manifest(v))
+            .map(|v| self.manifest_unchecked(v))
             .collect()
     }
 
@@ -256,6 +303,29 @@ impl Dataset {
         })
     }
 
+    /// Starts a commit on `base` (which may be at an older schema version) that replaces
+    /// every file of `replaced` with what it appends: the schema migration.
+    pub(crate) fn begin_replacing(
+        &self,
+        operation: impl Into<String>,
+        mut base: Manifest,
+        replaced: &[Table],
+    ) -> Transaction<'_> {
+        for t in replaced {
+            base.tables.remove(t.name());
+        }
+        Transaction {
+            ds: self,
+            base,
+            operation: operation.into(),
+            options: WriteOptions::default(),
+            open: BTreeMap::new(),
+            finished: Vec::new(),
+            keys: HashMap::new(),
+            added: BTreeMap::new(),
+        }
+    }
+
     /// Reads `columns` (all when `None`) of `table` as of `manifest`, file by file.
     pub fn read_table(
         &self,
@@ -269,12 +339,53 @@ impl Dataset {
         let per_file: Vec<Vec<RecordBatch>> = files
             .files
             .par_iter()
-            .map(|f| self.read_file(&f.path, columns))
+            .map(|f| {
+                self.check_file(f)?;
+                self.read_file(&f.path, columns)
+            })
             .collect::<Result<_>>()?;
         Ok(per_file.into_iter().flatten().collect())
     }
 
-    fn read_file(&self, path: &str, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
+    /// Checks that a data file the manifest lists is there with the size the manifest
+    /// recorded: a missing or truncated file is a `Corrupt` error naming it, never fewer rows.
+    pub fn check_file(&self, f: &DataFile) -> Result<()> {
+        let full = format!("{}/{}", self.location(), f.path);
+        match self.storage.size(&f.path)? {
+            None => Err(Error::corrupt(
+                &full,
+                format!(
+                    "data file listed in the manifest is missing ({} rows lost)",
+                    f.rows
+                ),
+            )),
+            Some(n) if n != f.bytes && f.bytes != 0 => Err(Error::corrupt(
+                &full,
+                format!(
+                    "data file is {n} bytes but the manifest recorded {} (truncated or replaced)",
+                    f.bytes
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Checks every data file `manifest` lists ([`Dataset::check_file`]).
+    pub fn check_files(&self, manifest: &Manifest) -> Result<()> {
+        manifest
+            .tables
+            .values()
+            .flat_map(|t| &t.files)
+            .collect::<Vec<_>>()
+            .par_iter()
+            .try_for_each(|f| self.check_file(f))
+    }
+
+    pub(crate) fn read_file(
+        &self,
+        path: &str,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>> {
         self.read_row_groups(path, None, columns)
     }
 

@@ -34,7 +34,21 @@ pub use arrow::datatypes::SchemaRef;
 
 /// Version of the table layouts defined here. Bumped on any change to a column's name, type,
 /// nullability or meaning; stored in every schema's metadata and in every dataset manifest.
-pub const SCHEMA_VERSION: &str = "1";
+///
+/// History (what a reader of an older dataset must know):
+/// - `1`: the first layout.
+/// - `2`: `pseudo_labels` says what it stores: `world_from_camera` became
+///   `reference_from_camera` (the pose is relative to the window's reference camera, in the
+///   teacher's units), `depth` became `depth_normalised` and `depth_median_m` became
+///   `depth_median_normalised` (neither is metres), and `metres_per_unit` (nullable) was
+///   added. Every other table is unchanged, so a version-1 dataset without `pseudo_labels` is
+///   read as it is; one with them is upgraded by `spatialsv migrate`.
+pub const SCHEMA_VERSION: &str = "2";
+
+/// The older schema versions this build still reads, each with the tables whose layout
+/// changed since: a dataset at such a version is read as it is when it has no files of those
+/// tables, and is upgraded by `spatialsv migrate` otherwise.
+pub const CHANGED_SINCE: &[(&str, &[Table])] = &[("1", &[Table::PseudoLabels])];
 
 /// Schema metadata key: the table's name.
 pub const META_TABLE: &str = "spatialsv.table";
@@ -50,6 +64,7 @@ pub const META_UNIT: &str = "spatialsv.unit";
 pub const META_DOC: &str = "spatialsv.doc";
 
 /// The conventions every table follows, as stored in [`META_CONVENTIONS`].
-pub const CONVENTIONS: &str = "world_from_camera: 4x4 camera-to-world, 16 f64 row-major; \
-camera axes OpenCV (x right, y down, z forward); lengths in metres; \
+pub const CONVENTIONS: &str = "world_from_camera: 4x4 camera-to-world, 16 f64 row-major \
+(reference_from_camera likewise, relative to a reference camera); \
+camera axes OpenCV (x right, y down, z forward); lengths in metres except columns named *_normalised; \
 pinhole intrinsics fx fy cx cy in pixels of the stored image; timestamps in nanoseconds";

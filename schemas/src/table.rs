@@ -109,7 +109,7 @@ impl Table {
     pub fn blob_columns(self) -> &'static [&'static str] {
         match self {
             Table::Frames => &["image", "depth"],
-            Table::PseudoLabels => &["depth", "confidence", "keep_mask"],
+            Table::PseudoLabels => &["depth_normalised", "confidence", "keep_mask"],
             _ => &[],
         }
     }

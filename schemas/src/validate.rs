@@ -352,7 +352,7 @@ validated!(
         check_enum::<Split>(t, &batch, "split")?;
         check_positive_i32(t, &batch, "width")?;
         check_positive_i32(t, &batch, "height")?;
-        check_poses(t, &batch, "world_from_camera")?;
+        check_poses(t, &batch, "reference_from_camera")?;
     }
 );
 

@@ -172,11 +172,11 @@ pub fn run(args: Args) -> CliResult {
         warmup_steps: 10.min(student_steps),
         lr: 5e-4,
         checkpoint_every: 100.min(student_steps.max(1)),
-        init_from: s(&teacher_dir),
+        init_from: Some(teacher_dir.clone()),
         ..teacher_cfg.clone()
     };
     let student_cfg = TrainConfig {
-        pseudo_labels: "latest".into(),
+        pseudo_labels: Some("latest".into()),
         ..baseline_cfg.clone()
     };
     let labeled_cfg = TrainConfig {

@@ -109,5 +109,10 @@ pub fn run(args: Args) -> CliResult {
     for r in &rows {
         println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
     }
+    // The row counts above come from the manifests: say so when the files behind the newest
+    // version are not all there.
+    if let Some(latest) = history.last() {
+        ds.check_files(latest)?;
+    }
     Ok(())
 }

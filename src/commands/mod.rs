@@ -7,6 +7,7 @@ mod export;
 mod ingest;
 mod label;
 mod log;
+mod migrate;
 mod sql;
 mod synth;
 mod train;
@@ -36,6 +37,7 @@ enum Command {
     Ingest(ingest::Args),
     Sql(sql::Args),
     Log(log::Args),
+    Migrate(migrate::Args),
     Train(train::Args),
     Label(label::Args),
     Eval(eval::Args),
@@ -117,6 +119,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Ingest(a) => ingest::run(a),
         Command::Sql(a) => sql::run(a),
         Command::Log(a) => log::run(a),
+        Command::Migrate(a) => migrate::run(a),
         Command::Train(a) => train::run(a),
         Command::Label(a) => label::run(a),
         Command::Eval(a) => eval::run(a),

@@ -207,18 +207,15 @@ impl FrameStore {
         let path = self
             .files
             .get(file)
-            .ok_or_else(|| TrainError::Data(format!("no frames file {file}")))?;
+            .ok_or_else(|| TrainError::Internal(format!("no frames file {file}")))?;
         let batches = self
             .ds
             .read_row_groups(path, Some(vec![rg]), Some(&FRAME_COLUMNS))?;
         let schema = batches
             .first()
             .map(|b| b.schema())
-            .ok_or_else(|| TrainError::Data(format!("row group {rg} of {path} is empty")))?;
-        let batch = Arc::new(
-            arrow::compute::concat_batches(&schema, &batches)
-                .map_err(|e| TrainError::Data(e.to_string()))?,
-        );
+            .ok_or_else(|| TrainError::corrupt(path, &format!("row group {rg} is empty"), ""))?;
+        let batch = Arc::new(arrow::compute::concat_batches(&schema, &batches)?);
         if let Ok(mut cache) = self.cache.lock() {
             cache.0.insert((file, rg), batch.clone());
             cache.1.push_back((file, rg));
@@ -237,7 +234,7 @@ impl FrameStore {
         let r = f.row;
         let col = |name: &str| {
             b.column_by_name(name)
-                .ok_or_else(|| TrainError::Data(format!("frames lacks {name}")))
+                .ok_or_else(|| TrainError::Internal(format!("frames read without column {name}")))
         };
         let f64_at = |name: &str| -> Result<Option<f64>> {
             let c = col(name)?;
@@ -247,7 +244,7 @@ impl FrameStore {
         let k = match k {
             [Some(a), Some(b), Some(c), Some(d)] => [a, b, c, d],
             _ => {
-                return Err(TrainError::Data(format!(
+                return Err(TrainError::User(format!(
                     "frame {} has no intrinsics",
                     f.frame_idx
                 )));
@@ -361,7 +358,7 @@ impl Augment {
 
 fn decode_rgb(bytes: &[u8], w: usize, h: usize) -> Result<(Vec<f32>, u32, u32)> {
     let img = image::load_from_memory(bytes)
-        .map_err(|e| TrainError::Data(format!("undecodable image: {e}")))?;
+        .map_err(|e| TrainError::User(format!("undecodable image ({e})")))?;
     let (iw, ih) = (img.width(), img.height());
     let rgb = image::imageops::resize(&img.to_rgb8(), w as u32, h as u32, FilterType::Triangle);
     let mut out = vec![0.0f32; 3 * w * h];
@@ -448,9 +445,9 @@ pub fn load_images(
             let b = store.row_group(f.file, f.row_group)?;
             let col = b
                 .column_by_name("image")
-                .ok_or_else(|| TrainError::Data("frames lacks image".into()))?;
+                .ok_or_else(|| TrainError::Internal("frames read without column image".into()))?;
             prepare_image(col.as_binary::<i32>().value(f.row), w, h, aug, seed, k)
-                .map_err(|e| TrainError::Data(format!("frame {}: {e}", f.frame_idx)))
+                .map_err(|e| TrainError::User(format!("frame {}: {e}", f.frame_idx)))
         })
         .collect();
     Ok(views.into_iter().collect::<Result<Vec<_>>>()?.concat())
@@ -473,8 +470,9 @@ pub fn load_clip(
             let img = prepare_image(&raw.image, w, h, aug, seed, k)?;
             let (png, scale, dk) = raw
                 .depth
-                .ok_or_else(|| TrainError::Data(format!("frame {} has no depth", f.frame_idx)))?;
-            let d = spatialsv_pipeline::media::decode_png16(&png).map_err(TrainError::Data)?;
+                .ok_or_else(|| TrainError::User(format!("frame {} has no depth", f.frame_idx)))?;
+            let d = spatialsv_pipeline::media::decode_png16(&png)
+                .map_err(|e| TrainError::User(format!("frame {}: {e}", f.frame_idx)))?;
             // Nearest-neighbour resize keeps invalid (0) pixels from bleeding into valid ones.
             // Target pixel x takes source pixel u(x) = floor((x + 0.5) * sx), whose centre is
             // off the exact mapping by a constant for integer factors (half a source pixel
@@ -496,7 +494,7 @@ pub fn load_clip(
             let k = [dk[0] / sx, dk[1] / sy, (dk[2] - ox) / sx, (dk[3] - oy) / sy];
             let pose = raw
                 .pose
-                .ok_or_else(|| TrainError::Data(format!("frame {} has no pose", f.frame_idx)))?;
+                .ok_or_else(|| TrainError::User(format!("frame {} has no pose", f.frame_idx)))?;
             Ok((img, depth, k, pose))
         })
         .collect();
@@ -606,7 +604,7 @@ impl ClipDataset {
         let clip = self
             .clips
             .get(index)
-            .ok_or_else(|| TrainError::Data(format!("no clip {index}")))?;
+            .ok_or_else(|| TrainError::Internal(format!("no clip {index}")))?;
         load_clip(
             &self.store,
             clip,

@@ -1,4 +1,7 @@
-//! The trainer's error type.
+//! The trainer's error type. Variants say whose fault an error is, like the pipeline's: the
+//! user's input (exit code 2) or a corrupt file, an I/O failure or a bug of ours (exit 1).
+
+use std::path::PathBuf;
 
 use crate::training::NonFiniteLoss;
 
@@ -11,9 +14,32 @@ pub enum TrainError {
     /// The dataset could not be read (missing, corrupt) or refused a write.
     #[error(transparent)]
     Pipeline(#[from] spatialsv_pipeline::Error),
-    /// The data does not allow the requested work (no labeled frames in a split, ...).
+    /// The user's input does not allow the work: a bad config value, a selection that is
+    /// empty, a split without labeled frames.
     #[error("{0}")]
-    Data(String),
+    User(String),
+    /// A file that exists but cannot be understood (a damaged checkpoint, an image that
+    /// does not decode).
+    #[error("{message}: {}", path.display())]
+    Corrupt {
+        /// The file, or the frame (`dataset/scene#frame`).
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An operating-system failure on a path (a full disk, a permission).
+    #[error("{action} failed ({message}): {}", path.display())]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The path it was done on.
+        path: PathBuf,
+        /// The OS error.
+        message: String,
+    },
+    /// A fault of ours (an invariant broken); please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Training produced a non-finite loss.
     #[error(transparent)]
     Diverged(#[from] NonFiniteLoss),
@@ -24,7 +50,43 @@ impl TrainError {
     pub fn is_user_error(&self) -> bool {
         match self {
             TrainError::Pipeline(e) => e.is_user_error(),
-            TrainError::Data(_) | TrainError::Diverged(_) => true,
+            TrainError::User(_) | TrainError::Diverged(_) => true,
+            TrainError::Corrupt { .. } | TrainError::Io { .. } | TrainError::Internal(_) => false,
         }
+    }
+
+    /// An I/O failure of `action` on `path`.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> TrainError {
+        let path = path.into();
+        move |e| TrainError::Io {
+            action,
+            path,
+            message: e.to_string(),
+        }
+    }
+
+    /// A file that cannot be understood. Only the first line of `why` is kept (burn's
+    /// record errors append pages of advice).
+    pub fn corrupt(path: impl Into<PathBuf>, what: &str, why: impl std::fmt::Display) -> Self {
+        let why = why.to_string();
+        let first = why.lines().next().unwrap_or("").trim();
+        let first: String = first.chars().take(160).collect();
+        TrainError::Corrupt {
+            path: path.into(),
+            message: if first.is_empty() {
+                what.to_string()
+            } else {
+                format!("{what} ({first})")
+            },
+        }
+    }
+}
+
+impl From<arrow::error::ArrowError> for TrainError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        TrainError::Internal(format!("arrow: {e}"))
     }
 }

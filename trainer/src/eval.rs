@@ -296,7 +296,7 @@ fn train_median_depth(store: &FrameStore, ds: &Dataset, cfg: &TrainConfig) -> Re
         values.extend(s.depth.into_iter().filter(|d| *d > 0.0));
     }
     if values.is_empty() {
-        return Err(TrainError::Data(format!(
+        return Err(TrainError::User(format!(
             "the train split of {} has no labeled depth for the baseline",
             ds.location()
         )));
@@ -313,7 +313,7 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
     let store = FrameStore::new(dataset.clone(), &manifest, cfg.cache_row_groups);
     let scenes = store.labeled_scenes(&manifest, split)?;
     if scenes.is_empty() {
-        return Err(TrainError::Data(format!(
+        return Err(TrainError::User(format!(
             "the {split} split of {} has no labeled scenes",
             dataset.location()
         )));

@@ -108,13 +108,13 @@ pub fn export_scene(
         }
     }
     let frames = frames.ok_or_else(|| {
-        TrainError::Data(format!(
+        TrainError::User(format!(
             "no labeled scene '{scene}' in {}",
             dataset.location()
         ))
     })?;
-    let io = |e: std::io::Error| TrainError::Data(format!("cannot write ({e}): {}", out.display()));
-    std::fs::create_dir_all(out.join("frames")).map_err(io)?;
+    std::fs::create_dir_all(out.join("frames"))
+        .map_err(TrainError::io("creating the export directory", out))?;
     let (v, h, w) = (cfg.clip_len, cfg.image_height, cfg.image_width);
     let hw = h * w;
     let device = default_device();
@@ -199,20 +199,24 @@ pub fn export_scene(
                 }
             }
             let path = out.join("frames").join(format!("{}.png", f.frame_idx));
-            img.save(&path)
-                .map_err(|e| TrainError::Data(format!("cannot write ({e}): {}", path.display())))?;
+            img.save(&path).map_err(|e| TrainError::Io {
+                action: "writing a PNG",
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
             summary.frames += 1;
         }
     }
-    write_ply(&out.join("pred.ply"), &pred_pts).map_err(io)?;
-    write_ply(&out.join("gt.ply"), &gt_pts).map_err(io)?;
+    write_ply(&out.join("pred.ply"), &pred_pts)
+        .map_err(TrainError::io("writing export files", out))?;
+    write_ply(&out.join("gt.ply"), &gt_pts).map_err(TrainError::io("writing export files", out))?;
     std::fs::write(
         out.join("trajectory_gt.txt"),
         format!("# timestamp tx ty tz qx qy qz qw (world, true)\n{traj_gt}"),
     )
-    .map_err(io)?;
+    .map_err(TrainError::io("writing export files", out))?;
     std::fs::write(out.join("trajectory_pred.txt"), format!("# timestamp tx ty tz qx qy qz qw (world, predicted, Sim(3)-aligned per clip)\n{traj_pred}"))
-        .map_err(io)?;
+        .map_err(TrainError::io("writing export files", out))?;
     summary.pred_points = pred_pts.len();
     summary.gt_points = gt_pts.len();
     Ok(summary)

@@ -82,7 +82,7 @@ pub fn load_pseudo_set(
         .filter(|r| r.teacher_hash == teacher_hash && r.config_hash == config_hash)
     {
         if (r.width as usize, r.height as usize) != (w, h) {
-            return Err(TrainError::Data(format!(
+            return Err(TrainError::User(format!(
                 "pseudo-labels of {} are {}x{} but training is at {w}x{h}; train at the teacher's image size",
                 r.scene_id, r.width, r.height
             )));
@@ -103,7 +103,7 @@ pub fn load_pseudo_set(
         let mut clip = Vec::with_capacity(frames.len());
         for r in frames {
             let Some((frame, _)) = index.get(&(scene.clone(), r.frame_idx)) else {
-                return Err(TrainError::Data(format!(
+                return Err(TrainError::User(format!(
                     "pseudo-label of {scene} frame {} has no frame in the dataset",
                     r.frame_idx
                 )));
@@ -115,7 +115,7 @@ pub fn load_pseudo_set(
                 depth: r.depth,
                 keep,
                 k: r.intrinsics,
-                pose: r.pose,
+                pose: r.reference_from_camera,
             });
         }
         clips.push(PseudoClip {
@@ -124,7 +124,7 @@ pub fn load_pseudo_set(
         });
     }
     if clips.is_empty() {
-        return Err(TrainError::Data(format!(
+        return Err(TrainError::User(format!(
             "labelling {} has no usable {clip_len}-frame window (one with an accepted frame); relax the filters or label with clip_len = {clip_len}",
             &teacher_hash[..12.min(teacher_hash.len())]
         )));

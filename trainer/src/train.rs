@@ -46,12 +46,38 @@ use crate::model::{SpatialSv, SpatialSvConfig};
 use crate::pseudo::{cutmix, load_pseudo_clip, load_pseudo_set};
 use crate::training::train_step;
 
+/// Largest image side a config may ask for: beyond this the activations of even the tiny
+/// model do not fit any machine (and a typo such as 80000 must not try to allocate them).
+pub const MAX_IMAGE_SIDE: usize = 4096;
+
+/// Model size preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Trains on a 2-core CPU.
+    Tiny,
+    /// A small GPU model.
+    Small,
+    /// A base GPU model.
+    Base,
+}
+
+/// What pseudo-labels supervise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PseudoTargets {
+    /// Depth and its gradients only.
+    Depth,
+    /// Also the point and ray maps built from the teacher's cameras.
+    All,
+}
+
 /// Training options (`configs/train.toml`); every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     /// Model size preset: `tiny` (CPU), `small` or `base` (GPU).
-    pub preset: String,
+    pub preset: Preset,
     /// Training image height (overrides the preset; a multiple of its patch size).
     pub image_height: usize,
     /// Training image width.
@@ -83,8 +109,9 @@ pub struct TrainConfig {
     /// Decoded row groups kept in memory by the loader.
     pub cache_row_groups: usize,
     /// Semi-supervised training: the pseudo-labels to mix in, `latest` or a teacher-hash
-    /// prefix; empty trains on labeled scans only.
-    pub pseudo_labels: String,
+    /// prefix; absent trains on labeled scans only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pseudo_labels: Option<String>,
     /// Pseudo-labelled clips per labeled clip in a batch (1:2 by default).
     pub pseudo_ratio: f64,
     /// Strong perturbation of pseudo-labelled inputs: colour jitter.
@@ -97,16 +124,17 @@ pub struct TrainConfig {
     pub pseudo_trim: f64,
     /// What pseudo-labels supervise: `depth` (depth and its gradients only) or `all` (also
     /// the point and ray maps built from the teacher's cameras).
-    pub pseudo_targets: String,
+    pub pseudo_targets: PseudoTargets,
     /// Run directory whose newest checkpoint initialises the model (a student fine-tuned
-    /// from its teacher); empty = random initialisation.
-    pub init_from: String,
+    /// from its teacher); absent = random initialisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            preset: "tiny".into(),
+            preset: Preset::Tiny,
             image_height: 64,
             image_width: 80,
             clip_len: 3,
@@ -122,14 +150,14 @@ impl Default for TrainConfig {
             augment_colour: 0.1,
             augment_blur: 0.1,
             cache_row_groups: 8,
-            pseudo_labels: String::new(),
+            pseudo_labels: None,
             pseudo_ratio: 2.0,
             strong_colour: 0.4,
             strong_blur: 0.5,
             cutmix: 0.5,
             pseudo_trim: 0.1,
-            pseudo_targets: "depth".into(),
-            init_from: String::new(),
+            pseudo_targets: PseudoTargets::Depth,
+            init_from: None,
         }
     }
 }
@@ -137,21 +165,17 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The model config this training config resolves to.
     pub fn model(&self) -> Result<SpatialSvConfig> {
-        let base = match self.preset.as_str() {
-            "tiny" => SpatialSvConfig::tiny(),
-            "small" => SpatialSvConfig::small(),
-            "base" => SpatialSvConfig::base(),
-            other => {
-                return Err(TrainError::Data(format!(
-                    "unknown preset '{other}' (tiny, small, base)"
-                )));
-            }
+        self.validate()?;
+        let base = match self.preset {
+            Preset::Tiny => SpatialSvConfig::tiny(),
+            Preset::Small => SpatialSvConfig::small(),
+            Preset::Base => SpatialSvConfig::base(),
         };
         let m = base
             .with_image_height(self.image_height)
             .with_image_width(self.image_width);
         if self.clip_len == 0 || self.clip_len > m.max_frames {
-            return Err(TrainError::Data(format!(
+            return Err(TrainError::User(format!(
                 "clip_len {} is outside 1..={} frames",
                 self.clip_len, m.max_frames
             )));
@@ -160,7 +184,7 @@ impl TrainConfig {
             || !self.image_width.is_multiple_of(m.patch)
             || self.image_height == 0
         {
-            return Err(TrainError::Data(format!(
+            return Err(TrainError::User(format!(
                 "image size {}x{} is not a multiple of the patch size {}",
                 self.image_width, self.image_height, m.patch
             )));
@@ -168,20 +192,93 @@ impl TrainConfig {
         Ok(m)
     }
 
-    /// Whether pseudo-labels supervise the point and ray maps too.
-    pub fn pseudo_geometry(&self) -> Result<bool> {
-        match self.pseudo_targets.as_str() {
-            "depth" => Ok(false),
-            "all" => Ok(true),
-            other => Err(TrainError::Data(format!(
-                "pseudo_targets '{other}' is not 'depth' or 'all'"
-            ))),
+    /// Checks every size, count, probability and rate against a clear bound, so a bad value
+    /// is one line naming the key instead of a panic (or an allocation of terabytes) deep in
+    /// the backend.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, v: &dyn std::fmt::Display, want: &str| {
+            Err(TrainError::User(format!(
+                "training config: {key} = {v} is invalid ({want})"
+            )))
+        };
+        for (key, v, lo, hi) in [
+            ("image_height", self.image_height, 1, MAX_IMAGE_SIDE),
+            ("image_width", self.image_width, 1, MAX_IMAGE_SIDE),
+            ("clip_len", self.clip_len, 1, 1024),
+            ("max_gap", self.max_gap, 1, 1 << 20),
+            ("batch_size", self.batch_size, 1, 4096),
+            ("steps", self.steps, 1, 1 << 32),
+            ("checkpoint_every", self.checkpoint_every, 1, usize::MAX),
+            ("cache_row_groups", self.cache_row_groups, 1, 1 << 16),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return bad(key, &v, &format!("must be in {lo}..={hi}"));
+            }
         }
+        if self.warmup_steps > self.steps {
+            return bad(
+                "warmup_steps",
+                &self.warmup_steps,
+                &format!("must not exceed steps = {}", self.steps),
+            );
+        }
+        let rate = |v: f64| v.is_finite() && v > 0.0 && v <= 10.0;
+        if !rate(self.lr) {
+            return bad("lr", &self.lr, "a finite rate in (0, 10]");
+        }
+        for (key, v) in [
+            ("weight_decay", f64::from(self.weight_decay)),
+            ("augment_colour", f64::from(self.augment_colour)),
+            ("strong_colour", f64::from(self.strong_colour)),
+        ] {
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                return bad(key, &v, "must be in [0, 1]");
+            }
+        }
+        if !(self.grad_clip_norm.is_finite() && self.grad_clip_norm > 0.0) {
+            return bad("grad_clip_norm", &self.grad_clip_norm, "a finite norm > 0");
+        }
+        for (key, v) in [
+            ("augment_blur", self.augment_blur),
+            ("strong_blur", self.strong_blur),
+            ("cutmix", self.cutmix),
+        ] {
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                return bad(key, &v, "a probability in [0, 1]");
+            }
+        }
+        if !(self.pseudo_trim.is_finite() && (0.0..1.0).contains(&self.pseudo_trim)) {
+            return bad("pseudo_trim", &self.pseudo_trim, "a share in [0, 1)");
+        }
+        if !(self.pseudo_ratio.is_finite() && self.pseudo_ratio > 0.0 && self.pseudo_ratio <= 64.0)
+        {
+            return bad("pseudo_ratio", &self.pseudo_ratio, "in (0, 64]");
+        }
+        if self.pseudo_labels.as_deref() == Some("") {
+            return bad(
+                "pseudo_labels",
+                &"\"\"",
+                "`latest` or a teacher-hash prefix; leave the key out to train on scans only",
+            );
+        }
+        if self.init_from.as_deref() == Some(Path::new("")) {
+            return bad(
+                "init_from",
+                &"\"\"",
+                "a run directory; leave the key out for a random start",
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether pseudo-labels supervise the point and ray maps too.
+    pub fn pseudo_geometry(&self) -> bool {
+        self.pseudo_targets == PseudoTargets::All
     }
 
     /// Whether pseudo-labels are mixed in.
     pub fn semi_supervised(&self) -> bool {
-        !self.pseudo_labels.is_empty()
+        self.pseudo_labels.is_some()
     }
 
     /// Labeled and pseudo-labelled clips per batch.
@@ -192,7 +289,7 @@ impl TrainConfig {
         let labeled =
             ((self.batch_size as f64 / (1.0 + self.pseudo_ratio.max(0.0))).round() as usize).max(1);
         if labeled >= self.batch_size {
-            return Err(TrainError::Data(format!(
+            return Err(TrainError::User(format!(
                 "batch_size {} leaves no room for pseudo-labelled clips at pseudo_ratio {}; use batch_size >= 2",
                 self.batch_size, self.pseudo_ratio
             )));
@@ -228,8 +325,12 @@ pub struct StepReport {
     pub loss: f32,
 }
 
-fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::Data(format!("{what} ({e}): {}", path.display()))
+fn io_err(action: &'static str, path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Io {
+        action,
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 fn checkpoint_dir(out: &Path, step: usize) -> PathBuf {
@@ -243,18 +344,66 @@ pub fn latest_checkpoint(out: &Path) -> Option<PathBuf> {
     dir.join("state.json").exists().then_some(dir)
 }
 
+/// The checkpoints a run directory holds (complete ones: with their `state.json`), oldest
+/// first.
+fn checkpoints(out: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(out.join("checkpoints"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("state.json").exists())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The newest checkpoint of a run, or a user error that says what the run directory holds
+/// instead (nothing, or a `latest` pointer to a step that is gone).
+pub fn require_checkpoint(out: &Path) -> Result<PathBuf> {
+    if let Some(dir) = latest_checkpoint(out) {
+        return Ok(dir);
+    }
+    let present = checkpoints(out);
+    let pointer = std::fs::read_to_string(out.join("latest")).ok();
+    Err(TrainError::User(match (pointer, present.is_empty()) {
+        (_, true) => format!("no checkpoint in run directory {}", out.display()),
+        (Some(p), false) => format!(
+            "run {}: `latest` names {} but that checkpoint is missing or incomplete; present: {} \
+             (write one of them into {})",
+            out.display(),
+            p.trim(),
+            present.join(", "),
+            out.join("latest").display()
+        ),
+        (None, false) => format!(
+            "run {}: no `latest` pointer, but checkpoints {} are present (write the newest \
+             into {})",
+            out.display(),
+            present.join(", "),
+            out.join("latest").display()
+        ),
+    }))
+}
+
 /// Loads the model of a run's newest checkpoint (for evaluation and labelling).
 pub fn load_model(out: &Path) -> Result<(SpatialSv<B>, SpatialSvConfig)> {
-    let dir = latest_checkpoint(out).ok_or_else(|| {
-        TrainError::Data(format!("no checkpoint in run directory {}", out.display()))
-    })?;
-    let cfg = SpatialSvConfig::load(out.join("model.json"))
-        .map_err(|e| io_err("cannot read model config", &out.join("model.json"), e))?;
+    let dir = require_checkpoint(out)?;
+    let cfg_path = out.join("model.json");
+    let cfg = SpatialSvConfig::load(&cfg_path)
+        .map_err(|e| TrainError::corrupt(&cfg_path, "unreadable model config", e))?;
     let device = default_device();
     let model = cfg
         .init::<B>(&device)
         .load_file(dir.join("model"), &DefaultRecorder::new(), &device)
-        .map_err(|e| io_err("cannot load checkpoint", &dir, e))?;
+        .map_err(|e| {
+            TrainError::corrupt(
+                dir.join("model.mpk"),
+                "checkpoint does not load into this run's model (damaged, or written for another model config)",
+                e,
+            )
+        })?;
     Ok((model, cfg))
 }
 
@@ -270,28 +419,28 @@ pub fn train(
     let model_cfg = config.model()?;
     let device = default_device();
     std::fs::create_dir_all(out.join("checkpoints"))
-        .map_err(|e| io_err("cannot create run directory", out, e))?;
+        .map_err(|e| io_err("creating the run directory", out, e))?;
     let config_path = out.join("config.toml");
     let resolved = spatialsv_pipeline::to_toml(config)?;
     if resume {
         let saved = std::fs::read_to_string(&config_path)
-            .map_err(|e| io_err("--resume: cannot read the run's config", &config_path, e))?;
+            .map_err(|e| io_err("--resume: reading the run's config", &config_path, e))?;
         if saved != resolved {
-            return Err(TrainError::Data(format!(
+            return Err(TrainError::User(format!(
                 "--resume: the config differs from the one the run started with; use the run's own: {}",
                 config_path.display()
             )));
         }
     } else if latest_checkpoint(out).is_some() {
-        return Err(TrainError::Data(format!(
+        return Err(TrainError::User(format!(
             "{} already holds a run; pass --resume to continue it or choose another --out",
             out.display()
         )));
     }
-    std::fs::write(&config_path, &resolved).map_err(|e| io_err("cannot write", &config_path, e))?;
+    std::fs::write(&config_path, &resolved).map_err(|e| io_err("writing", &config_path, e))?;
     model_cfg
         .save(out.join("model.json"))
-        .map_err(|e| io_err("cannot write", &out.join("model.json"), e))?;
+        .map_err(|e| io_err("writing", &out.join("model.json"), e))?;
 
     let manifest = dataset.latest()?;
     let store = Arc::new(FrameStore::new(
@@ -306,7 +455,7 @@ pub fn train(
     };
     let scenes = store.labeled_scenes(&manifest, Split::Train)?;
     if scenes.values().all(|f| f.len() < config.clip_len) {
-        return Err(TrainError::Data(format!(
+        return Err(TrainError::User(format!(
             "the train split of {} has no scene with {} labeled frames (depth and pose)",
             dataset.location(),
             config.clip_len
@@ -314,13 +463,13 @@ pub fn train(
     }
 
     let (n_labeled, n_pseudo) = config.batch_split()?;
-    let pseudo_geometry = config.pseudo_geometry()?;
+    let pseudo_geometry = config.pseudo_geometry();
     let pseudo = if config.semi_supervised() {
         Some(load_pseudo_set(
             dataset,
             &manifest,
             &store,
-            &config.pseudo_labels,
+            config.pseudo_labels.as_deref().unwrap_or("latest"),
             config.clip_len,
             config.image_width,
             config.image_height,
@@ -335,12 +484,12 @@ pub fn train(
 
     B::seed(&device, config.seed);
     let mut model = model_cfg.init::<B>(&device);
-    if !config.init_from.is_empty() {
-        let (init, init_cfg) = load_model(Path::new(&config.init_from))?;
+    if let Some(init_from) = &config.init_from {
+        let (init, init_cfg) = load_model(init_from)?;
         if init_cfg != model_cfg {
-            return Err(TrainError::Data(format!(
+            return Err(TrainError::User(format!(
                 "init_from {}: its model config differs from this run's (preset or image size)",
-                config.init_from
+                init_from.display()
             )));
         }
         model = init;
@@ -355,15 +504,17 @@ pub fn train(
     if resume && let Some(dir) = latest_checkpoint(out) {
         let state: TrainState = serde_json::from_str(
             &std::fs::read_to_string(dir.join("state.json"))
-                .map_err(|e| io_err("cannot read", &dir, e))?,
+                .map_err(|e| io_err("reading checkpoint state", &dir, e))?,
         )
-        .map_err(|e| io_err("corrupt checkpoint state", &dir, e))?;
+        .map_err(|e| {
+            TrainError::corrupt(dir.join("state.json"), "unreadable checkpoint state", e)
+        })?;
         model = model
             .load_file(dir.join("model"), &recorder, &device)
-            .map_err(|e| io_err("cannot load", &dir, e))?;
-        let record = recorder
-            .load(dir.join("optim"), &device)
-            .map_err(|e| io_err("cannot load", &dir, e))?;
+            .map_err(|e| TrainError::corrupt(dir.join("model.mpk"), "unloadable checkpoint", e))?;
+        let record = recorder.load(dir.join("optim"), &device).map_err(|e| {
+            TrainError::corrupt(dir.join("optim.mpk"), "unloadable optimiser state", e)
+        })?;
         optim = optim.load_record(record);
         sampler = SplitMix64::new(state.sampler_state);
         start = state.step;
@@ -454,33 +605,30 @@ pub fn train(
             // Weights, optimiser state and sampler state, atomically.
             let tmp = out.join("checkpoints").join(format!(".tmp-step-{done:08}"));
             let _ = std::fs::remove_dir_all(&tmp);
-            std::fs::create_dir_all(&tmp)
-                .map_err(|e| io_err("cannot write checkpoint", &tmp, e))?;
+            std::fs::create_dir_all(&tmp).map_err(|e| io_err("writing a checkpoint", &tmp, e))?;
             model
                 .clone()
                 .save_file(tmp.join("model"), &recorder)
-                .map_err(|e| io_err("cannot save", &tmp, e))?;
+                .map_err(|e| io_err("saving a checkpoint", &tmp, e))?;
             recorder
                 .record(optim.to_record(), tmp.join("optim"))
-                .map_err(|e| io_err("cannot save", &tmp, e))?;
+                .map_err(|e| io_err("saving a checkpoint", &tmp, e))?;
             let state = TrainState {
                 step: done,
                 sampler_state: sampler.state(),
                 dataset_version: manifest.version,
             };
             let json = serde_json::to_string_pretty(&state)
-                .map_err(|e| TrainError::Data(e.to_string()))?;
-            std::fs::write(tmp.join("state.json"), json)
-                .map_err(|e| io_err("cannot write", &tmp, e))?;
+                .map_err(|e| TrainError::Internal(e.to_string()))?;
+            std::fs::write(tmp.join("state.json"), json).map_err(|e| io_err("writing", &tmp, e))?;
             let dir = checkpoint_dir(out, done);
             let _ = std::fs::remove_dir_all(&dir);
-            std::fs::rename(&tmp, &dir)
-                .map_err(|e| io_err("cannot publish checkpoint", &dir, e))?;
+            std::fs::rename(&tmp, &dir).map_err(|e| io_err("publishing a checkpoint", &dir, e))?;
             let latest_tmp = out.join(".latest.tmp");
             std::fs::write(&latest_tmp, format!("step-{done:08}\n"))
-                .map_err(|e| io_err("cannot write", &latest_tmp, e))?;
+                .map_err(|e| io_err("writing", &latest_tmp, e))?;
             std::fs::rename(&latest_tmp, out.join("latest"))
-                .map_err(|e| io_err("cannot write", out, e))?;
+                .map_err(|e| io_err("writing", out, e))?;
             commit_metrics(&metrics_ds, &run_id, std::mem::take(&mut pending))?;
         }
     }
@@ -523,8 +671,7 @@ fn commit_metrics(ds: &Dataset, run_id: &str, rows: Vec<(usize, &'static str, f6
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
         Arc::new(TimestampNanosecondArray::from(vec![now; n]).with_timezone("UTC")),
     ];
-    let batch = RecordBatch::try_new(Table::Metrics.schema(), cols)
-        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let batch = RecordBatch::try_new(Table::Metrics.schema(), cols)?;
     let mut tx = ds.begin(format!("train {run_id}: metrics"))?;
     tx.append(Table::Metrics, batch)?;
     tx.commit()?;
@@ -562,8 +709,7 @@ fn commit_run(
         s("finished"),
         s(&out.join("latest").display().to_string()),
     ];
-    let batch = RecordBatch::try_new(Table::Runs.schema(), cols)
-        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let batch = RecordBatch::try_new(Table::Runs.schema(), cols)?;
     let mut tx = ds.begin(format!("train {run_id}: run"))?;
     tx.append(Table::Runs, batch)?;
     tx.commit()?;
@@ -611,17 +757,105 @@ mod tests {
                 .to_string()
                 .contains("not a multiple of the patch size 8")
         );
-        let preset = TrainConfig {
-            preset: "huge".into(),
-            ..TrainConfig::default()
-        };
-        assert!(
-            preset
-                .model()
-                .unwrap_err()
-                .to_string()
-                .contains("unknown preset 'huge'")
-        );
+        let preset = spatialsv_pipeline::parse_toml::<TrainConfig>("preset = \"huge\"", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(preset.contains("unknown variant `huge`"), "{preset}");
+    }
+
+    /// Values that used to panic inside burn or try to allocate terabytes are refused up
+    /// front, naming the key.
+    #[test]
+    fn every_size_and_rate_is_bounded() {
+        let cases: Vec<(TrainConfig, &str)> = vec![
+            (
+                TrainConfig {
+                    image_width: 0,
+                    ..TrainConfig::default()
+                },
+                "image_width = 0",
+            ),
+            (
+                TrainConfig {
+                    image_height: 80000,
+                    ..TrainConfig::default()
+                },
+                "image_height = 80000",
+            ),
+            (
+                TrainConfig {
+                    batch_size: 0,
+                    ..TrainConfig::default()
+                },
+                "batch_size = 0",
+            ),
+            (
+                TrainConfig {
+                    steps: 0,
+                    ..TrainConfig::default()
+                },
+                "steps = 0",
+            ),
+            (
+                TrainConfig {
+                    checkpoint_every: 0,
+                    ..TrainConfig::default()
+                },
+                "checkpoint_every = 0",
+            ),
+            (
+                TrainConfig {
+                    augment_blur: 2.0,
+                    ..TrainConfig::default()
+                },
+                "augment_blur = 2",
+            ),
+            (
+                TrainConfig {
+                    lr: f64::NAN,
+                    ..TrainConfig::default()
+                },
+                "lr = NaN",
+            ),
+            (
+                TrainConfig {
+                    cutmix: -0.1,
+                    ..TrainConfig::default()
+                },
+                "cutmix = -0.1",
+            ),
+            (
+                TrainConfig {
+                    pseudo_trim: 1.0,
+                    ..TrainConfig::default()
+                },
+                "pseudo_trim = 1",
+            ),
+            (
+                TrainConfig {
+                    warmup_steps: 400,
+                    ..TrainConfig::default()
+                },
+                "warmup_steps = 400",
+            ),
+            (
+                TrainConfig {
+                    pseudo_labels: Some(String::new()),
+                    ..TrainConfig::default()
+                },
+                "pseudo_labels = \"\"",
+            ),
+        ];
+        for (cfg, key) in cases {
+            let err = cfg.model().unwrap_err();
+            assert!(err.is_user_error(), "{key}: {err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("training config: {key} is invalid")),
+                "{key}: {err}"
+            );
+        }
+        TrainConfig::default().model().unwrap();
     }
 
     #[test]
