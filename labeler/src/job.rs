@@ -470,19 +470,12 @@ fn commit(ds: &Dataset, rows: &[PseudoLabelRow], what: &str) -> Result<Option<u6
         return Ok(None);
     }
     let batch = pseudo_labels_batch(rows)?;
-    let mut tries = 0;
-    loop {
-        let mut tx = ds.begin(format!("label {what}"))?;
-        tx.append(Table::PseudoLabels, batch.clone())?;
-        match tx.commit() {
-            Ok(o) => return Ok(o.published.then_some(o.version)),
-            Err(spatialsv_pipeline::Error::Conflict { .. }) if tries < 50 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20 * tries));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let (_, o) = ds.commit_retrying(
+        &format!("label {what}"),
+        &spatialsv_pipeline::WriteOptions::default(),
+        |tx| tx.append(Table::PseudoLabels, batch.clone()),
+    )?;
+    Ok(o.published.then_some(o.version))
 }
 
 /// Labels this shard's clips of `ds` with `teacher`. `on_progress` is called after every

@@ -14,7 +14,17 @@ pub enum Error {
     /// Bad input from the user: a missing dataset, an unknown table, bad SQL, a bad config key.
     #[error("{0}")]
     User(String),
-    /// A file that exists but cannot be understood.
+    /// One of the user's input files (a TUM list, COLMAP text, ScanNet intrinsics, a
+    /// nerfstudio JSON, a config) is malformed: the user's to fix, so exit code 2.
+    #[error("{message}: {}", path.display())]
+    BadInput {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it, with the line or key where known.
+        message: String,
+    },
+    /// A file of the dataset (or another file we wrote) that exists but cannot be
+    /// understood.
     #[error("{message}: {}", path.display())]
     Corrupt {
         /// The file.
@@ -55,7 +65,7 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Error::User(_) | Error::Schema(_) | Error::Conflict { .. }
+            Error::User(_) | Error::BadInput { .. } | Error::Schema(_) | Error::Conflict { .. }
         )
     }
 
@@ -68,6 +78,13 @@ impl Error {
             action,
             path,
             source,
+        }
+    }
+
+    pub(crate) fn bad_input(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Error {
+        Error::BadInput {
+            path: path.into(),
+            message: message.to_string(),
         }
     }
 

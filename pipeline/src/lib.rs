@@ -31,5 +31,6 @@ pub use progress::{bar, progress_enabled};
 pub use sql::{OutputFormat, QueryResult, SqlSession, render};
 pub use storage::{LocalStorage, ObjectWriter, Storage};
 pub use store::{
-    CODE_VERSION, CRASH_ENV, CommitOutcome, Dataset, Transaction, WriteOptions, crash_point,
+    CODE_VERSION, COMMIT_TRIES, CRASH_ENV, CommitOutcome, Dataset, Transaction, WriteOptions,
+    crash_point,
 };

@@ -114,10 +114,56 @@ pub fn nearest_source(t: usize, scale: f64, n: u32) -> u32 {
     (((t as f64 + 0.5) * scale) as u32).min(n.saturating_sub(1))
 }
 
-/// Decodes a 16-bit grayscale PNG.
+/// Largest side of a stored image, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+/// Largest stored image, in pixels (64 megapixels: a 8K frame is 33). A header that claims
+/// more is a decompression bomb or a damaged file; it is refused before anything is
+/// allocated.
+pub const MAX_IMAGE_PIXELS: u64 = 64 << 20;
+
+/// Refuses image sizes beyond [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_PIXELS`] (and empty ones).
+pub fn check_dims(w: u32, h: u32) -> Result<(), String> {
+    if w == 0 || h == 0 {
+        return Err(format!("image is {w}x{h}: empty"));
+    }
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE || u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+        return Err(format!(
+            "image header claims {w}x{h} pixels, beyond the limit of {MAX_IMAGE_SIDE} a side and \
+             {} megapixels (a decompression bomb or a damaged header)",
+            MAX_IMAGE_PIXELS >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// Decoding limits matching [`check_dims`], with room for 16-bit RGBA.
+fn limits() -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(MAX_IMAGE_SIDE);
+    l.max_image_height = Some(MAX_IMAGE_SIDE);
+    l.max_alloc = Some(MAX_IMAGE_PIXELS * 8);
+    l
+}
+
+/// Decodes an image completely (within [`check_dims`]'s limits), to prove that its pixel
+/// data is intact: a valid header and end marker around a corrupt compressed stream pass
+/// [`check_complete`] but fail here.
+pub fn verify_decodes(bytes: &[u8]) -> Result<(), String> {
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    reader.limits(limits());
+    reader
+        .decode()
+        .map(drop)
+        .map_err(|e| format!("pixel data does not decode ({e})"))
+}
+
+/// Decodes a 16-bit grayscale PNG (within [`check_dims`]'s limits).
 pub fn decode_png16(bytes: &[u8]) -> Result<DepthImage, String> {
-    let img =
-        image::load_from_memory_with_format(bytes, ImageFormat::Png).map_err(|e| e.to_string())?;
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), ImageFormat::Png);
+    reader.limits(limits());
+    let img = reader.decode().map_err(|e| e.to_string())?;
     let luma = img.to_luma16();
     Ok(DepthImage {
         width: luma.width(),
@@ -156,6 +202,38 @@ mod tests {
         assert!(check_png16(cut).unwrap_err().contains("truncated"));
         assert_eq!(sniff_codec(&png), Some("png"));
         assert_eq!(sniff_codec(b"GIF89a"), None);
+    }
+
+    /// A PNG whose header and IEND are intact but whose compressed data is garbage passes
+    /// the cheap checks and fails the decode; headers claiming huge sizes are refused.
+    #[test]
+    fn corrupt_pixel_data_and_bomb_headers_are_caught() {
+        let d = DepthImage {
+            width: 64,
+            height: 64,
+            values: (0..64 * 64).map(|v| v as u16).collect(),
+        };
+        let mut png = encode_png16(&d).unwrap();
+        let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+        for b in &mut png[idat + 8..idat + 40] {
+            *b ^= 0x5A;
+        }
+        assert!(check_png16(&png).is_ok());
+        assert!(verify_decodes(&png).is_err());
+        assert!(decode_png16(&png).is_err());
+        assert!(
+            check_dims(160_000, 120_000)
+                .unwrap_err()
+                .contains("decompression bomb")
+        );
+        assert!(check_dims(64_000, 48).is_err());
+        assert!(check_dims(0, 10).is_err());
+        assert!(check_dims(7680, 4320).is_ok());
+        // A header rewritten to claim 64000x48000 is refused by the decoder's limits too.
+        let mut bomb = encode_png16(&d).unwrap();
+        bomb[16..20].copy_from_slice(&64_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&48_000u32.to_be_bytes());
+        assert!(verify_decodes(&bomb).is_err());
     }
 
     #[test]

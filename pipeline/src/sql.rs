@@ -404,6 +404,28 @@ mod tests {
     }
 
     #[test]
+    fn a_pose_of_the_wrong_length_is_an_error_not_null() {
+        let (_d, s) = session();
+        let fifteen = vec!["0.0"; 15].join(", ");
+        let err = s
+            .query(&format!(
+                "SELECT rotation_angle_deg(make_array({fifteen}), world_from_camera) FROM frames"
+            ))
+            .unwrap_err();
+        assert!(err.is_user_error(), "{err}");
+        assert!(err.to_string().contains("this one has 15"), "{err}");
+        let seventeen = vec!["0.0"; 17].join(", ");
+        assert!(
+            s.query(&format!(
+                "SELECT camera_distance_m(world_from_camera, make_array({seventeen})) FROM frames"
+            ))
+            .unwrap_err()
+            .to_string()
+            .contains("this one has 17")
+        );
+    }
+
+    #[test]
     fn a_missing_or_truncated_data_file_fails_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let ds = build_fixture(&dir.path().join("ds")).unwrap();

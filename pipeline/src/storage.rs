@@ -73,6 +73,12 @@ impl LocalStorage {
                 .map_err(Error::io("reading the current directory", &root))?
                 .join(root)
         };
+        if root.is_file() {
+            return Err(Error::User(format!(
+                "a dataset is a directory, but this is a file: {}",
+                root.display()
+            )));
+        }
         Ok(Self { root })
     }
 

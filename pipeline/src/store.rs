@@ -67,6 +67,9 @@ pub fn crash_point(name: &str) {
     }
 }
 
+/// How many times [`Dataset::commit_retrying`] tries to publish before giving up.
+pub const COMMIT_TRIES: u64 = 50;
+
 /// Tuning of the files a commit writes. Defaults are chosen for frames with images;
 /// `configs/store.toml` lists them (section `[store]` of stage configs).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -301,6 +304,41 @@ impl Dataset {
             keys: HashMap::new(),
             added: BTreeMap::new(),
         })
+    }
+
+    /// Stages rows with `stage` in a fresh transaction and commits them. When another writer
+    /// publishes the version first ([`Error::Conflict`]), stages again on top of the new
+    /// version and retries, with a growing pause, up to [`COMMIT_TRIES`] times: safe because
+    /// rows are keyed, so a retry adds only what the winner did not. `stage` must be
+    /// repeatable (it is called once per try).
+    pub fn commit_retrying<T>(
+        &self,
+        operation: &str,
+        options: &WriteOptions,
+        mut stage: impl FnMut(&mut Transaction<'_>) -> Result<T>,
+    ) -> Result<(T, CommitOutcome)> {
+        let _span = tracing::info_span!("commit", operation).entered();
+        let mut tries = 0u64;
+        loop {
+            let mut tx = self.begin_with(operation, options.clone())?;
+            let staged = stage(&mut tx)?;
+            match tx.commit() {
+                Ok(outcome) => {
+                    tracing::info!(
+                        version = outcome.version,
+                        published = outcome.published,
+                        "committed"
+                    );
+                    return Ok((staged, outcome));
+                }
+                Err(Error::Conflict { version }) if tries + 1 < COMMIT_TRIES => {
+                    tries += 1;
+                    tracing::info!(version, tries, "lost a commit race; staging again");
+                    std::thread::sleep(std::time::Duration::from_millis(20 * tries));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Starts a commit on `base` (which may be at an older schema version) that replaces

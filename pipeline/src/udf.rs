@@ -138,37 +138,65 @@ impl ScalarUDFImpl for GeoUdf {
     }
 }
 
-/// Reads a column of poses; rows that are NULL or not 16 finite numbers become `None`.
+/// Reads a column of poses; NULL rows (or rows holding a NULL number) become `None`, and a
+/// row that is not 16 numbers is an error naming the row: a 15- or 17-element "pose" is a
+/// mistake in the query, not a missing value.
 fn poses(arr: &ArrayRef) -> Result<Vec<Option<[f64; 16]>>> {
     let rows = arr.len();
-    let get = |values: ArrayRef| -> Option<[f64; 16]> {
-        let v = values.as_primitive_opt::<Float64Type>()?;
-        if v.len() != 16 || v.null_count() > 0 {
-            return None;
+    let get = |r: usize, values: ArrayRef| -> Result<Option<[f64; 16]>> {
+        let Some(v) = values.as_primitive_opt::<Float64Type>() else {
+            return Ok(None);
+        };
+        if v.len() != 16 {
+            return Err(DataFusionError::Execution(format!(
+                "row {r}: a pose is 16 float64 (4x4 row-major), this one has {}",
+                v.len()
+            )));
+        }
+        if v.null_count() > 0 {
+            return Ok(None);
         }
         let mut m = [0.0; 16];
         m.copy_from_slice(v.values());
-        Some(m)
+        Ok(Some(m))
     };
     match arr.data_type() {
         DataType::Null => Ok(vec![None; rows]),
         DataType::FixedSizeList(..) => {
             let l = arr.as_fixed_size_list();
-            Ok((0..rows)
-                .map(|r| if l.is_null(r) { None } else { get(l.value(r)) })
-                .collect())
+            (0..rows)
+                .map(|r| {
+                    if l.is_null(r) {
+                        Ok(None)
+                    } else {
+                        get(r, l.value(r))
+                    }
+                })
+                .collect()
         }
         DataType::List(_) => {
             let l = arr.as_list::<i32>();
-            Ok((0..rows)
-                .map(|r| if l.is_null(r) { None } else { get(l.value(r)) })
-                .collect())
+            (0..rows)
+                .map(|r| {
+                    if l.is_null(r) {
+                        Ok(None)
+                    } else {
+                        get(r, l.value(r))
+                    }
+                })
+                .collect()
         }
         DataType::LargeList(_) => {
             let l = arr.as_list::<i64>();
-            Ok((0..rows)
-                .map(|r| if l.is_null(r) { None } else { get(l.value(r)) })
-                .collect())
+            (0..rows)
+                .map(|r| {
+                    if l.is_null(r) {
+                        Ok(None)
+                    } else {
+                        get(r, l.value(r))
+                    }
+                })
+                .collect()
         }
         other => Err(DataFusionError::Plan(format!(
             "expected a pose (16 float64), got {other}"

@@ -26,8 +26,8 @@ pub use tables::{
     runs_schema, scenes_schema,
 };
 pub use validate::{
-    ClipsBatch, FramesBatch, MetricsBatch, PseudoLabelsBatch, QuarantineBatch, RunsBatch,
-    ScenesBatch, SchemaError, check_pose,
+    ClipsBatch, FramesBatch, MAX_TRANSLATION_M, MetricsBatch, PseudoLabelsBatch, QuarantineBatch,
+    RunsBatch, ScenesBatch, SchemaError, check_pose,
 };
 
 pub use arrow::datatypes::SchemaRef;

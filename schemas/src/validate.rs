@@ -231,6 +231,11 @@ fn check_poses(table: Table, batch: &RecordBatch, name: &str) -> Result<(), Sche
     Ok(())
 }
 
+/// Largest absolute translation component a stored pose may have (1000 km). Scans and
+/// reconstructions live well inside it; a value beyond is a unit or parsing error (a
+/// translation of 1e308 would make every loss infinite).
+pub const MAX_TRANSLATION_M: f64 = 1e6;
+
 /// Checks one row-major 4x4 rigid transform; the message says what is wrong.
 pub fn check_pose(m: &[f64]) -> Result<(), String> {
     if m.len() != 16 {
@@ -238,6 +243,13 @@ pub fn check_pose(m: &[f64]) -> Result<(), String> {
     }
     if let Some(v) = m.iter().find(|v| !v.is_finite()) {
         return Err(format!("pose is not finite (contains {v})"));
+    }
+    let t = [m[3], m[7], m[11]];
+    if let Some(v) = t.iter().find(|v| v.abs() > MAX_TRANSLATION_M) {
+        return Err(format!(
+            "translation component {v:e} is beyond {MAX_TRANSLATION_M:e} (metres, or the \
+             pose's units): not a camera in a scene"
+        ));
     }
     let bottom = [m[12], m[13], m[14], m[15]];
     if bottom != [0.0, 0.0, 0.0, 1.0] {
@@ -449,6 +461,13 @@ mod tests {
         let mut mirror = identity;
         mirror[0] = -1.0;
         assert!(check_pose(&mirror).unwrap_err().contains("determinant"));
+        let mut far = identity;
+        far[7] = 1e308;
+        assert!(
+            check_pose(&far)
+                .unwrap_err()
+                .contains("translation component 1e308")
+        );
         let mut bottom = identity;
         bottom[14] = 1.0;
         assert!(check_pose(&bottom).unwrap_err().contains("last row"));

@@ -45,17 +45,18 @@ pub struct Args {
     /// TOML file of Parquet layout options (the keys of configs/store.toml).
     #[arg(long)]
     store_config: Option<PathBuf>,
-    /// Scans: intrinsics fx,fy,cx,cy (stored-image pixels) instead of the layout's.
-    #[arg(long, value_delimiter = ',', num_args = 4)]
+    /// Scans: intrinsics fx,fy,cx,cy (stored-image pixels) instead of the layout's; also
+    /// accepted as four separate values.
+    #[arg(long, value_delimiter = ',', num_args = 1..=4, allow_negative_numbers = true)]
     intrinsics: Option<Vec<f64>>,
     /// TUM: largest colour-depth / colour-pose time difference, seconds.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = 0.02, allow_negative_numbers = true)]
     tum_max_dt: f64,
     /// Scans: commit after this many frames, so an interrupted run keeps its progress.
     #[arg(long, default_value_t = 2000)]
     commit_every: usize,
     /// Video: keep at most F frames per second of presentation time.
-    #[arg(long, conflicts_with = "stride")]
+    #[arg(long, conflicts_with = "stride", allow_negative_numbers = true)]
     fps: Option<f64>,
     /// Video: keep every N-th frame.
     #[arg(long)]
@@ -101,11 +102,54 @@ fn split_choice(s: &str) -> Result<SplitChoice, CliError> {
         .map_err(|e| CliError::User(format!("--split: {e} or auto")))
 }
 
+/// `--intrinsics`: four finite numbers with positive focal lengths.
+fn intrinsics(v: &[f64]) -> Result<[f64; 4], CliError> {
+    let k: [f64; 4] = v.try_into().map_err(|_| {
+        CliError::User(format!(
+            "--intrinsics takes four numbers fx,fy,cx,cy (got {})",
+            v.len()
+        ))
+    })?;
+    if !k.iter().all(|x| x.is_finite()) || k[0] <= 0.0 || k[1] <= 0.0 {
+        return Err(CliError::User(format!(
+            "--intrinsics {},{},{},{}: focal lengths must be positive and every value finite",
+            k[0], k[1], k[2], k[3]
+        )));
+    }
+    Ok(k)
+}
+
 pub fn run(args: Args) -> CliResult {
     let split = split_choice(&args.split)?;
-    if args.stride == Some(0) || args.fps.is_some_and(|f| f.is_nan() || f <= 0.0) {
-        return Err(CliError::User("--stride and --fps must be positive".into()));
+    if args.stride == Some(0) {
+        return Err(CliError::User("--stride must be at least 1".into()));
     }
+    if let Some(f) = args.fps
+        && !(f.is_finite() && f > 0.0)
+    {
+        return Err(CliError::User(format!(
+            "--fps {f}: must be a positive number of frames per second"
+        )));
+    }
+    if args.clip_len == 0 {
+        return Err(CliError::User(
+            "--clip-len 0: a clip holds at least 1 frame".into(),
+        ));
+    }
+    if !(args.tum_max_dt.is_finite() && args.tum_max_dt >= 0.0) {
+        return Err(CliError::User(format!(
+            "--tum-max-dt {}: must be a non-negative number of seconds",
+            args.tum_max_dt
+        )));
+    }
+    if args.commit_every == 0 {
+        return Err(CliError::User("--commit-every must be at least 1".into()));
+    }
+    if args.jobs == Some(0) {
+        return Err(CliError::User("--jobs must be at least 1".into()));
+    }
+    let intrinsics = args.intrinsics.as_deref().map(intrinsics).transpose()?;
+
     let write = match &args.store_config {
         Some(p) => spatialsv_pipeline::load_toml::<WriteOptions>(p)?,
         None => WriteOptions::default(),
@@ -120,7 +164,7 @@ pub fn run(args: Args) -> CliResult {
                 (None, Some(n)) => Sampling::Stride(n),
                 (None, None) => Sampling::All,
             },
-            clip_len: args.clip_len.max(1),
+            clip_len: args.clip_len,
             write: write.clone(),
             jpeg_quality: args.jpeg_quality,
             split,
@@ -132,9 +176,9 @@ pub fn run(args: Args) -> CliResult {
         let opts = IngestOptions {
             split,
             tum_max_dt_s: args.tum_max_dt,
-            intrinsics: args.intrinsics.map(|v| [v[0], v[1], v[2], v[3]]),
+            intrinsics,
             jobs: args.jobs,
-            commit_every_frames: args.commit_every.max(1),
+            commit_every_frames: args.commit_every,
             write,
             ..IngestOptions::default()
         };

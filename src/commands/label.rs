@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     config: Option<PathBuf>,
     /// This process's share of the clips, K/N (0 <= K < N).
-    #[arg(long, default_value = "0/1")]
+    #[arg(long, default_value = "0/1", allow_hyphen_values = true)]
     shard: String,
 }
 

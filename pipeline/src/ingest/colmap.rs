@@ -118,7 +118,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         }
         let cols: Vec<&str> = line.split_whitespace().collect();
         if cols.len() < 10 {
-            return Err(Error::corrupt(
+            return Err(Error::bad_input(
                 &img_path,
                 format!(
                     "line {}: expected 'IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME'",
@@ -128,7 +128,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         }
         let nums: Option<Vec<f64>> = cols[1..8].iter().map(|v| v.parse().ok()).collect();
         let nums = nums.ok_or_else(|| {
-            Error::corrupt(&img_path, format!("line {}: bad pose numbers", n + 1))
+            Error::bad_input(&img_path, format!("line {}: bad pose numbers", n + 1))
         })?;
         entries.push((cols[9..].join(" "), cols[8].to_string(), nums));
     }
@@ -185,6 +185,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         });
     }
     Ok(SourceScene {
+        failure: None,
         scene_id: scene_id_from(dir, 1),
         root: dir.to_path_buf(),
         format: "colmap",

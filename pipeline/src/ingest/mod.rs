@@ -145,6 +145,9 @@ pub struct SourceScene {
     pub frames: Vec<SourceFrame>,
     /// Notes for the summary (e.g. how TUM frames were associated).
     pub notes: Vec<String>,
+    /// Why the scene could not be listed at all (a malformed pose list or intrinsics
+    /// file): the scene is quarantined as a whole while the other scenes go on.
+    pub failure: Option<Refusal>,
 }
 
 /// How scenes get their split.
@@ -318,6 +321,11 @@ fn load_frame(
     })?;
     media::check_complete(&image, codec).map_err(|e| Refusal::new("truncated_image", e))?;
     let (w, h) = media::image_dims(&image).map_err(|e| Refusal::new("unreadable_image", e))?;
+    let at = |e: String| format!("{e}: {}", f.image_path.display());
+    media::check_dims(w, h).map_err(|e| Refusal::new("oversized_image", at(e)))?;
+    // Stored bytes must decode: training decodes every frame, and one that does not would
+    // fail a whole run far from here.
+    media::verify_decodes(&image).map_err(|e| Refusal::new("corrupt_image", at(e)))?;
     let k = f
         .intrinsics
         .rescaled(w, h)
@@ -344,12 +352,19 @@ fn load_frame(
                 };
                 Refusal::new(reason, format!("{e}: {}", d.path.display()))
             })?;
-            let mut decoded = None;
+            let at = |e: String| format!("{e}: {}", d.path.display());
+            media::check_dims(dw, dh).map_err(|e| Refusal::new("oversized_depth", at(e)))?;
+            // Decoded in full: a depth map whose data does not decode is refused here, not
+            // in the middle of a training run.
+            let mut img = media::decode_png16(&bytes).map_err(|e| {
+                Refusal::new(
+                    "corrupt_depth",
+                    at(format!("pixel data does not decode ({e})")),
+                )
+            })?;
             if let Some(bad) = d.invalid_value {
                 // Canonical depth uses 0 for invalid: rewrite the layout's marker (lossless
                 // for every valid value).
-                let mut img =
-                    media::decode_png16(&bytes).map_err(|e| Refusal::new("unreadable_depth", e))?;
                 for v in &mut img.values {
                     if *v == bad {
                         *v = 0;
@@ -357,8 +372,8 @@ fn load_frame(
                 }
                 bytes =
                     media::encode_png16(&img).map_err(|e| Refusal::new("unreadable_depth", e))?;
-                decoded = Some(img);
             }
+            let decoded = Some(img);
             let dk = match &d.intrinsics {
                 Some(i) => i
                     .rescaled(dw, dh)
@@ -390,11 +405,7 @@ fn load_frame(
                 ));
             }
             if want_depth {
-                depth_for_check = Some(match decoded {
-                    Some(img) => img,
-                    None => media::decode_png16(&bytes)
-                        .map_err(|e| Refusal::new("unreadable_depth", e))?,
-                });
+                depth_for_check = decoded;
             }
             Some(DepthMap {
                 png16: bytes,
@@ -448,7 +459,9 @@ pub fn list_scenes(
     srcs: &[PathBuf],
     opts: &IngestOptions,
 ) -> Result<Vec<SourceScene>> {
-    let mut scenes = Vec::new();
+    let mut scenes: Vec<SourceScene> = Vec::new();
+    let mut canonical: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    let mut first_failure = None;
     for src in srcs {
         if !src.exists() {
             return Err(Error::User(format!(
@@ -458,7 +471,38 @@ pub fn list_scenes(
         }
         let roots = detect::scene_roots(format, src)?;
         for (fmt, root) in roots {
-            let mut scene = fmt.list(&root, opts)?;
+            // A symbolic link (`loop -> .`) or a source given twice names a directory already
+            // listed: skip it, saying so, instead of ingesting it under a second id.
+            let real = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+            if let Some(&i) = canonical.get(&real) {
+                let note = format!(
+                    "skipped {}: the same directory as {} (a symbolic link or a repeated source)",
+                    root.display(),
+                    scenes[i].root.display()
+                );
+                scenes[i].notes.push(note);
+                continue;
+            }
+            canonical.insert(real, scenes.len());
+            let _span = tracing::info_span!("list scene", root = %root.display()).entered();
+            let mut scene = match fmt.list(&root, opts) {
+                Ok(s) => s,
+                Err(e) if e.is_user_error() => {
+                    // One malformed scene must not stop the others: it is quarantined whole.
+                    tracing::warn!("{e}");
+                    let failure = Refusal::new("unreadable_scene", e.to_string());
+                    first_failure.get_or_insert(e);
+                    SourceScene {
+                        scene_id: detect::scene_id_from(&root, 1),
+                        root: root.clone(),
+                        format: fmt.name(),
+                        frames: Vec::new(),
+                        notes: Vec::new(),
+                        failure: Some(failure),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
             if format.is_none() {
                 scene.notes.insert(
                     0,
@@ -469,9 +513,20 @@ pub fn list_scenes(
                 for f in &mut scene.frames {
                     f.intrinsics = Intrinsics::at_stored(k);
                 }
+                // The layout's own note about its intrinsics no longer holds.
+                scene.notes.retain(|n| !n.starts_with("intrinsics "));
+                scene
+                    .notes
+                    .push(format!("intrinsics {k:?} from --intrinsics"));
             }
             scenes.push(scene);
         }
+    }
+    // When nothing could be listed, the one error is the answer (exit 2, naming the file).
+    if let Some(e) = first_failure
+        && scenes.iter().all(|s| s.failure.is_some())
+    {
+        return Err(e);
     }
     let mut seen = BTreeSet::new();
     for s in &scenes {
@@ -495,23 +550,39 @@ pub fn ingest_scans(
 ) -> Result<IngestReport> {
     let total: usize = scenes.iter().map(|s| s.frames.len()).sum();
     let bar = crate::progress::bar(total as u64, "frames");
-    let mut report = IngestReport::default();
-    let mut tx = ds.begin_with(operation, opts.write.clone())?;
-    let mut since_commit = 0usize;
-    for scene in scenes {
-        bar.set_message(scene.scene_id.clone());
-        let (scene_report, n) = ingest_scene(&mut tx, scene, opts, &bar)?;
-        report.scenes.push(scene_report);
-        since_commit += n;
-        if since_commit >= opts.commit_every_frames {
-            tx.commit()?;
-            tx = ds.begin_with(operation, opts.write.clone())?;
-            since_commit = 0;
+    let mut report = IngestReport {
+        version: ds.latest_version()?,
+        ..IngestReport::default()
+    };
+    // Whole scenes per commit, at least `commit_every_frames` frames each (the last may
+    // hold fewer), so an interrupted run keeps its progress.
+    let mut groups: Vec<&[SourceScene]> = Vec::new();
+    let (mut start, mut frames) = (0, 0);
+    for (i, scene) in scenes.iter().enumerate() {
+        frames += scene.frames.len();
+        if frames >= opts.commit_every_frames || i + 1 == scenes.len() {
+            groups.push(&scenes[start..=i]);
+            (start, frames) = (i + 1, 0);
         }
     }
-    let out = tx.commit()?;
+    for group in groups {
+        let position = bar.position();
+        // A commit that loses a race with another writer stages the group again on top of
+        // the winner's version (keyed rows: only what is still missing is added).
+        let (reports, out) = ds.commit_retrying(operation, &opts.write, |tx| {
+            bar.set_position(position);
+            let mut reports = Vec::new();
+            for scene in group {
+                bar.set_message(scene.scene_id.clone());
+                let _span = tracing::info_span!("ingest scene", scene = %scene.scene_id).entered();
+                reports.push(ingest_scene(tx, scene, opts, &bar)?.0);
+            }
+            Ok(reports)
+        })?;
+        report.scenes.extend(reports);
+        report.version = out.version;
+    }
     bar.finish_and_clear();
-    report.version = out.version;
     Ok(report)
 }
 
@@ -532,6 +603,28 @@ fn ingest_scene(
         notes: scene.notes.clone(),
         ..SceneReport::default()
     };
+    if let Some(failure) = &scene.failure {
+        *rep.quarantined
+            .entry(failure.reason.to_string())
+            .or_default() += 1;
+        rep.warnings.push(format!(
+            "scene {} was not ingested: {}",
+            scene.scene_id, failure.detail
+        ));
+        tx.append(
+            Table::Quarantine,
+            quarantine_batch(&[QuarantineRow {
+                source_uri: scene.root.display().to_string(),
+                scene_id: Some(scene.scene_id.clone()),
+                frame_idx: None,
+                stage: "ingest".into(),
+                reason: failure.reason.into(),
+                detail: failure.detail.clone(),
+                quarantined_at_ns: now_ns(),
+            }])?,
+        )?;
+        return Ok((rep, 0));
+    }
     let mut quarantine = Vec::new();
     let mut check_views: BTreeMap<usize, PairView> = BTreeMap::new();
     let chunk = 64;

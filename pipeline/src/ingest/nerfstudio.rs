@@ -45,15 +45,25 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
     let path = dir.join("transforms.json");
     let text = std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
     let v: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::corrupt(&path, format!("not valid JSON ({e})")))?;
+        .map_err(|e| Error::bad_input(&path, format!("not valid JSON ({e})")))?;
     let frames_json = v
         .get("frames")
         .and_then(Value::as_array)
-        .ok_or_else(|| Error::corrupt(&path, "no 'frames' array"))?;
-    let depth_scale = v
-        .get("depth_unit_scale_factor")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.001);
+        .ok_or_else(|| Error::bad_input(&path, "no 'frames' array"))?;
+    let depth_scale = match v.get("depth_unit_scale_factor") {
+        None => 0.001,
+        Some(s) => match s.as_f64() {
+            Some(x) if x.is_finite() && x > 0.0 => x,
+            _ => {
+                return Err(Error::bad_input(
+                    &path,
+                    format!(
+                        "key depth_unit_scale_factor = {s} must be a positive number of metres per unit"
+                    ),
+                ));
+            }
+        },
+    };
     let mut frames = Vec::new();
     for (i, f) in frames_json.iter().enumerate() {
         let file = f
@@ -127,6 +137,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         });
     }
     Ok(SourceScene {
+        failure: None,
         scene_id: scene_id_from(dir, 1),
         root: dir.to_path_buf(),
         format: "nerfstudio",

@@ -18,30 +18,39 @@ fn read_intrinsics(path: &Path) -> Result<Option<[f64; 4]>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
-    let m =
-        parse_matrix4(&text).map_err(|e| Error::corrupt(path, format!("bad intrinsics ({e})")))?;
+    let m = parse_matrix4(&text)
+        .map_err(|e| Error::bad_input(path, format!("bad intrinsics ({e})")))?;
     Ok(Some([m[0], m[5], m[2], m[6]]))
 }
 
-/// Numbered files `{i}.{ext}` in `dir`, sorted numerically.
-pub(crate) fn numbered(dir: &Path, exts: &[&str]) -> Vec<(i64, PathBuf)> {
-    let mut v: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| {
-                    let p = e.path();
-                    let ext = p.extension()?.to_str()?.to_ascii_lowercase();
-                    if !exts.contains(&ext.as_str()) {
-                        return None;
-                    }
-                    let i = p.file_stem()?.to_str()?.parse::<i64>().ok()?;
-                    Some((i, p))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+/// Numbered files `{i}.{ext}` in `dir`, sorted numerically, and the files with one of
+/// `exts` whose name is not a frame number (non-UTF-8 names included), which the caller
+/// reports instead of dropping silently.
+pub(crate) fn numbered(dir: &Path, exts: &[&str]) -> (Vec<(i64, PathBuf)>, Vec<PathBuf>) {
+    let mut v = Vec::new();
+    let mut odd = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        let ext = p
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if !exts.contains(&ext.as_str()) {
+            continue;
+        }
+        match p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<i64>().ok())
+            .filter(|i| *i >= 0)
+        {
+            Some(i) => v.push((i, p)),
+            None => odd.push(p),
+        }
+    }
     v.sort();
-    v
+    odd.sort();
+    (v, odd)
 }
 
 /// Lists a ScanNet scene.
@@ -56,7 +65,14 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
     let depth_k = read_intrinsics(&dir.join("intrinsic/intrinsic_depth.txt"))?;
     let mut frames = Vec::new();
     let mut notes = Vec::new();
-    let images = numbered(&dir.join("color"), &["jpg", "jpeg", "png"]);
+    let (images, odd) = numbered(&dir.join("color"), &["jpg", "jpeg", "png"]);
+    if !odd.is_empty() {
+        notes.push(format!(
+            "{} files in color/ skipped: their names are not frame numbers ({{index}}.jpg), e.g. {}",
+            odd.len(),
+            odd[0].display()
+        ));
+    }
     if images.is_empty() {
         return Err(Error::User(format!(
             "ScanNet scene has no images in color/: {}",
@@ -68,6 +84,16 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         let pose_path = dir.join(format!("pose/{i}.txt"));
         let depth_path = dir.join(format!("depth/{i}.png"));
         let mut problem = None;
+        let timestamp_ns = i.checked_mul(FRAME_NS).unwrap_or_else(|| {
+            problem = Some(Refusal::new(
+                "invalid_frame_number",
+                format!(
+                    "frame number {i} is too large for a nanosecond timestamp: {}",
+                    image_path.display()
+                ),
+            ));
+            0
+        });
         let pose = match std::fs::read_to_string(&pose_path) {
             Ok(text) => match parse_matrix4(&text) {
                 Ok(m) => Some(m),
@@ -96,7 +122,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         }
         frames.push(SourceFrame {
             frame_idx: i,
-            timestamp_ns: i * FRAME_NS,
+            timestamp_ns,
             image_path,
             depth: Some(SourceDepth {
                 path: depth_path,
@@ -116,6 +142,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         notes.push(format!("{missing_depth} colour frames have no depth file"));
     }
     Ok(SourceScene {
+        failure: None,
         scene_id: scene_id_from(dir, 1),
         root: dir.to_path_buf(),
         format: "scannet",

@@ -33,7 +33,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
     for i in idx {
         let base = dir.join(format!("frame-{i:06}"));
         let pose_path = base.with_extension("pose.txt");
-        let (pose, problem) = match std::fs::read_to_string(&pose_path) {
+        let (pose, mut problem) = match std::fs::read_to_string(&pose_path) {
             Ok(t) => match parse_matrix4(&t) {
                 Ok(m) => (Some(m), None),
                 Err(e) => (
@@ -52,9 +52,18 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
                 )),
             ),
         };
+        if i.checked_mul(FRAME_NS).is_none() {
+            problem = Some(Refusal::new(
+                "invalid_frame_number",
+                format!(
+                    "frame number {i} is too large for a nanosecond timestamp: {}",
+                    base.display()
+                ),
+            ));
+        }
         frames.push(SourceFrame {
             frame_idx: i,
-            timestamp_ns: i * FRAME_NS,
+            timestamp_ns: i.checked_mul(FRAME_NS).unwrap_or(0),
             image_path: base.with_extension("color.png"),
             depth: Some(SourceDepth {
                 path: base.with_extension("depth.png"),
@@ -77,6 +86,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         });
     }
     Ok(SourceScene {
+        failure: None,
         scene_id: scene_id_from(dir, 2),
         root: dir.to_path_buf(),
         format: "sevenscenes",

@@ -51,7 +51,7 @@ fn file_list(path: &Path) -> Result<Vec<(i64, String)>> {
     for (line, cols) in table(path)? {
         let (Some(ts), Some(file)) = (cols.first().and_then(|t| parse_ts_ns(t)), cols.get(1))
         else {
-            return Err(Error::corrupt(
+            return Err(Error::bad_input(
                 path,
                 format!("line {line}: expected 'timestamp filename'"),
             ));
@@ -75,7 +75,7 @@ fn groundtruth(path: &Path) -> Result<Vec<Sample>> {
                 out.push((ts, [n[0], n[1], n[2]], [n[6], n[3], n[4], n[5]]));
             }
             _ => {
-                return Err(Error::corrupt(
+                return Err(Error::bad_input(
                     path,
                     format!("line {line}: expected 'timestamp tx ty tz qx qy qz qw'"),
                 ));
@@ -187,6 +187,7 @@ pub fn list(dir: &Path, max_dt_s: f64) -> Result<SourceScene> {
         rgb.len()
     ));
     Ok(SourceScene {
+        failure: None,
         scene_id,
         root: dir.to_path_buf(),
         format: "tum",

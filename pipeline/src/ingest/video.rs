@@ -266,7 +266,19 @@ pub fn decode(
     let q =
         (31.0 - (f64::from(opts.jpeg_quality.clamp(1, 100)) - 1.0) * 29.0 / 99.0).round() as u32;
     let mut child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-v", "info", "-copyts", "-i"])
+        // Slice threading only: frame-threaded decoding conceals errors in a damaged stream
+        // differently from run to run (one more or one fewer frame, a repeated timestamp);
+        // the same input must give the same rows every time.
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "info",
+            "-thread_type",
+            "slice",
+            "-copyts",
+            "-i",
+        ])
         .arg(path)
         .args(["-map", "0:v:0", "-an", "-sn", "-dn", "-vf"])
         .arg(format!("select={},showinfo", select_expr(opts.sampling)))
@@ -295,7 +307,10 @@ pub fn decode(
     let err_thread = std::thread::spawn(move || {
         let mut errors = Vec::new();
         let mut tb = (1, 1);
-        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+        // Lines as bytes: ffmpeg echoes the file name, which need not be UTF-8, and a line
+        // that is not must not end the draining (ffmpeg would block and lose timestamps).
+        for line in BufReader::new(stderr).split(b'\n').map_while(|l| l.ok()) {
+            let line = String::from_utf8_lossy(&line);
             if let Some(t) = showinfo_time_base(&line) {
                 tb = t;
             } else if let Some(p) = showinfo_pts(&line) {
@@ -417,12 +432,15 @@ pub fn ingest_videos(
     let mut report = IngestReport::default();
     for file in files {
         bar.set_message(file.display().to_string());
-        let mut tx = ds.begin_with(
-            format!("{operation}: {}", file.display()),
-            opts.write.clone(),
+        let _span = tracing::info_span!("ingest video", file = %file.display()).entered();
+        // One commit per file; a lost race with another writer decodes the file again on
+        // top of the winner's version (keyed rows: only what is missing is added).
+        let (rep, out) = ds.commit_retrying(
+            &format!("{operation}: {}", file.display()),
+            &opts.write,
+            |tx| ingest_one(tx, file, opts, &bar),
         )?;
-        let rep = ingest_one(&mut tx, file, opts, &bar)?;
-        report.version = tx.commit()?.version;
+        report.version = out.version;
         report.scenes.push(rep);
         bar.inc(1);
     }
@@ -464,12 +482,25 @@ fn ingest_one(
         quarantined_at_ns: now_ns(),
     };
     let mut next_idx = 0i64;
-    let mut timestamps = Vec::new();
+    let mut timestamps: Vec<i64> = Vec::new();
+    let mut repeated = 0usize;
     // ffprobe (for the expected frame count) runs while ffmpeg decodes.
     let (probed, decoded) = std::thread::scope(|scope| {
         let probing = scope.spawn(|| probe(file));
         let decoded = decode(file, opts, |frames| {
-            let rows: Vec<FrameRow> = frames
+            // A damaged stream can repeat (or step back in) presentation time: keep the
+            // first frame of each timestamp, so timestamps are unique and increasing.
+            let mut fresh = Vec::with_capacity(frames.len());
+            let mut last = timestamps.last().copied();
+            for f in frames {
+                if last.is_some_and(|t| f.pts_ns <= t) {
+                    repeated += 1;
+                } else {
+                    last = Some(f.pts_ns);
+                    fresh.push(f);
+                }
+            }
+            let rows: Vec<FrameRow> = fresh
                 .into_iter()
                 .map(|f| {
                     let idx = next_idx;
@@ -508,8 +539,13 @@ fn ingest_one(
             .unwrap_or_else(|_| Err(Error::Internal("ffprobe thread panicked".into())));
         (probed, decoded)
     });
-    let decoded = decoded?;
-    let got = decoded.frames;
+    let mut decoded = decoded?;
+    if repeated > 0 {
+        decoded.errors.push(format!(
+            "{repeated} decoded frames repeated an earlier timestamp and were dropped"
+        ));
+    }
+    let got = decoded.frames - repeated;
     let probe = match probed {
         Ok(p) => p,
         Err(e) if got == 0 => {
