@@ -7,8 +7,9 @@
 //! - [`cycle_errors`]: pose cycles around frame triplets must close.
 //! - [`accept`]: frame acceptance.
 
-use spatialsv_pipeline::geometry::{IDENTITY, Mat4, invert_rigid, mul, transform_point};
-use spatialsv_pipeline::udf::rotation_angle_deg;
+use spatialsv_pipeline::geometry::{
+    Intrinsics, Mat4, Rigid, invert_rigid, mul, transform_point, translation, vector_angle_deg,
+};
 
 use crate::config::{AcceptanceFilter, ConfidenceFilter, ConfidenceMode, GeometricFilter};
 
@@ -37,18 +38,10 @@ pub fn confidence_keep(conf: &[f32], f: &ConfidenceFilter) -> Vec<bool> {
 pub struct View<'a> {
     /// Depth, row-major.
     pub depth: &'a [f32],
-    /// fx, fy, cx, cy in pixels of the map.
-    pub k: [f64; 4],
+    /// Intrinsics in pixels of the map.
+    pub k: Intrinsics,
     /// Camera-to-reference, row-major.
     pub pose: Mat4,
-}
-
-fn project(k: &[f64; 4], p: [f64; 3]) -> Option<(f64, f64)> {
-    (p[2] > 1e-9).then(|| (k[0] * p[0] / p[2] + k[2], k[1] * p[1] / p[2] + k[3]))
-}
-
-fn unproject(k: &[f64; 4], u: f64, v: f64, z: f64) -> [f64; 3] {
-    [(u - k[2]) / k[0] * z, (v - k[3]) / k[1] * z, z]
 }
 
 /// For every pixel of every view, how many other views agree with its depth: the pixel is
@@ -82,8 +75,8 @@ pub fn geometric_agreement(
                             continue;
                         }
                         let (u, v) = (x as f64 + 0.5, y as f64 + 0.5);
-                        let ps = transform_point(&r_to_s, unproject(&rv.k, u, v, d));
-                        let Some((qu, qv)) = project(&sv.k, ps) else {
+                        let ps = transform_point(&r_to_s, rv.k.unproject(u, v, d));
+                        let Some((qu, qv)) = sv.k.project(ps) else {
                             continue;
                         };
                         let (qx, qy) = (qu.floor(), qv.floor());
@@ -94,8 +87,8 @@ pub fn geometric_agreement(
                         if ds <= 0.0 || !ds.is_finite() {
                             continue;
                         }
-                        let back = transform_point(&s_to_r, unproject(&sv.k, qu, qv, ds));
-                        let Some((bu, bv)) = project(&rv.k, back) else {
+                        let back = transform_point(&s_to_r, sv.k.unproject(qu, qv, ds));
+                        let Some((bu, bv)) = rv.k.project(back) else {
                             continue;
                         };
                         let reproj = ((bu - u).powi(2) + (bv - v).powi(2)).sqrt();
@@ -121,31 +114,13 @@ pub fn geometric_keep(agreement: &[Vec<u8>], needed: usize) -> Vec<Vec<bool>> {
 
 /// Rotation angle of a row-major rigid transform, degrees.
 fn rotation_deg(m: &Mat4) -> f64 {
-    rotation_angle_deg(&IDENTITY, m)
-}
-
-/// Translation of a row-major rigid transform.
-pub fn translation(m: &Mat4) -> [f64; 3] {
-    [m[3], m[7], m[11]]
-}
-
-/// Angle between two directions, degrees; `None` when either is shorter than `min_norm`.
-pub fn angle_between_deg(a: [f64; 3], b: [f64; 3], min_norm: f64) -> Option<f64> {
-    let (na, nb) = (
-        (a[0] * a[0] + a[1] * a[1] + a[2] * a[2]).sqrt(),
-        (b[0] * b[0] + b[1] * b[1] + b[2] * b[2]).sqrt(),
-    );
-    if na < min_norm || nb < min_norm {
-        return None;
-    }
-    let cos = (a[0] * b[0] + a[1] * b[1] + a[2] * b[2]) / (na * nb);
-    Some(cos.clamp(-1.0, 1.0).acos().to_degrees())
+    Rigid::from_row_major(m).rotation_angle_deg()
 }
 
 /// Angle between two translations of a cycle, degrees; 0 when either is too short to have a
-/// direction (a camera that did not move).
-fn direction_deg(a: [f64; 3], b: [f64; 3]) -> f64 {
-    angle_between_deg(a, b, 1e-4).unwrap_or(0.0)
+/// direction (a camera that did not move: nothing to disagree about).
+fn direction_deg(a: &Mat4, b: &Mat4) -> f64 {
+    vector_angle_deg(&translation(a), &translation(b), 1e-4).unwrap_or(0.0)
 }
 
 /// Closure errors of pose cycles. `runs[r][j]` is frame `j`'s camera-to-camera-`r` pose as
@@ -169,7 +144,7 @@ pub fn cycle_errors(runs: &[Vec<Mat4>]) -> Vec<(f64, f64)> {
         note(
             &[0, 1],
             rotation_deg(&cycle),
-            direction_deg(translation(&runs[0][1]), translation(&back)),
+            direction_deg(&runs[0][1], &back),
         );
     }
     for a in 0..v {
@@ -180,7 +155,7 @@ pub fn cycle_errors(runs: &[Vec<Mat4>]) -> Vec<(f64, f64)> {
                 note(
                     &[a, b, c],
                     rotation_deg(&cycle),
-                    direction_deg(translation(&runs[a][c]), translation(&ab_bc)),
+                    direction_deg(&runs[a][c], &ab_bc),
                 );
             }
         }
@@ -213,12 +188,10 @@ pub fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spatialsv_pipeline::geometry::IDENTITY;
 
     fn pose(yaw_deg: f64, t: [f64; 3]) -> Mat4 {
-        let (s, c) = yaw_deg.to_radians().sin_cos();
-        [
-            c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0,
-        ]
+        spatialsv_pipeline::geometry::from_axis_angle_deg([0.0, 1.0, 0.0], yaw_deg, t)
     }
 
     #[test]
@@ -250,8 +223,8 @@ mod tests {
 
     /// A fronto-parallel wall at z = 2 in the reference camera, seen by cameras that move
     /// sideways and turn slightly.
-    fn wall_views(w: usize, h: usize, poses: &[Mat4]) -> (Vec<Vec<f32>>, [f64; 4]) {
-        let k = [w as f64, w as f64, w as f64 / 2.0, h as f64 / 2.0];
+    fn wall_views(w: usize, h: usize, poses: &[Mat4]) -> (Vec<Vec<f32>>, Intrinsics) {
+        let k = Intrinsics::from_k([w as f64, w as f64, w as f64 / 2.0, h as f64 / 2.0]);
         let depths = poses
             .iter()
             .map(|p| {
@@ -259,7 +232,7 @@ mod tests {
                 for y in 0..h {
                     for x in 0..w {
                         // Ray of the pixel in the reference frame; intersect with z = 2.
-                        let dir = unproject(&k, x as f64 + 0.5, y as f64 + 0.5, 1.0);
+                        let dir = k.unproject(x as f64 + 0.5, y as f64 + 0.5, 1.0);
                         let o = translation(p);
                         let rd = [0, 1, 2].map(|r| {
                             p[r * 4] * dir[0] + p[r * 4 + 1] * dir[1] + p[r * 4 + 2] * dir[2]

@@ -22,14 +22,13 @@ use arrow::array::AsArray;
 use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
-use spatialsv_pipeline::geometry::Mat4;
+use spatialsv_pipeline::geometry::{Intrinsics, Mat4};
 use spatialsv_pipeline::labels::{PseudoLabelRow, pseudo_labels_batch};
 use spatialsv_pipeline::rows::now_ns;
 use spatialsv_pipeline::{CODE_VERSION, Dataset};
 use spatialsv_schemas::{Split, Table};
 use spatialsv_trainer::data::{FrameRef, FrameStore, load_images};
 use spatialsv_trainer::eval::camera_of_view;
-use spatialsv_trainer::metrics::pose_to_row_major;
 use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
 use spatialsv_trainer::train::{TrainConfig, load_model, require_checkpoint};
 use spatialsv_trainer::{Backend as B, default_device};
@@ -335,7 +334,7 @@ fn window_rows(
     let cams: Vec<(Mat4, f64)> = (0..v)
         .map(|j| {
             let (p, f) = camera_of_view(clip_rays(first_clip), j, h, w, step);
-            (pose_to_row_major(&p), f)
+            (p.to_row_major(), f)
         })
         .collect();
     let errors = if runs == v && v > 1 {
@@ -348,9 +347,9 @@ fn window_rows(
                 let order = run_order(v, r);
                 let mut poses = vec![spatialsv_pipeline::geometry::IDENTITY; v];
                 for (pos, &j) in order.iter().enumerate() {
-                    poses[j] = pose_to_row_major(
-                        &camera_of_view(clip_rays(first_clip + r), pos, h, w, step).0,
-                    );
+                    poses[j] = camera_of_view(clip_rays(first_clip + r), pos, h, w, step)
+                        .0
+                        .to_row_major();
                 }
                 poses
             })
@@ -370,7 +369,7 @@ fn window_rows(
         let views: Vec<View<'_>> = (0..v)
             .map(|j| View {
                 depth: depth_of(j),
-                k: k_of(j),
+                k: Intrinsics::from_k(k_of(j)),
                 pose: cams[j].0,
             })
             .collect();

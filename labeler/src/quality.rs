@@ -16,13 +16,13 @@ use std::path::Path;
 
 use serde::Serialize;
 use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::geometry::{Mat4, invert_rigid, mul, parse_matrix4};
+use spatialsv_pipeline::geometry::{
+    Mat4, invert_rigid, mul, parse_matrix4, relative_rotation_deg, translation, vector_angle_deg,
+};
 use spatialsv_pipeline::labels::{PseudoLabelRow, read_pseudo_labels, select_labelling};
 use spatialsv_schemas::Table;
 
 use crate::error::{LabelError, Result};
-use crate::filters::{angle_between_deg, translation};
-use spatialsv_pipeline::udf::rotation_angle_deg;
 
 /// Depth accuracy of a set of pixels.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -141,7 +141,7 @@ impl LabelQuality {
 
 /// Angle between the translations of two poses, degrees; `None` without motion.
 fn direction_deg(a: &Mat4, b: &Mat4) -> Option<f64> {
-    angle_between_deg(translation(a), translation(b), 1e-9)
+    vector_angle_deg(&translation(a), &translation(b), 1e-9)
 }
 
 /// Ground truth of one synthetic video.
@@ -284,7 +284,7 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         {
             let rel = mul(&invert_rigid(pr), pj);
             let (rot, dir) = (
-                rotation_angle_deg(&r.reference_from_camera, &rel),
+                relative_rotation_deg(&r.reference_from_camera, &rel),
                 direction_deg(&r.reference_from_camera, &rel),
             );
             for k in [
@@ -338,13 +338,10 @@ mod tests {
         assert!((sc.abs_rel - 0.55).abs() < 1e-12);
         assert!((sc.delta1 - 0.5).abs() < 1e-12);
         let yaw = |deg: f64, t: [f64; 3]| {
-            let (s, c) = deg.to_radians().sin_cos();
-            [
-                c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0,
-            ]
+            spatialsv_pipeline::geometry::from_axis_angle_deg([0.0, 1.0, 0.0], deg, t)
         };
         let identity = spatialsv_pipeline::geometry::IDENTITY;
-        assert!((rotation_angle_deg(&identity, &yaw(30.0, [0.0; 3])) - 30.0).abs() < 1e-9);
+        assert!((relative_rotation_deg(&identity, &yaw(30.0, [0.0; 3])) - 30.0).abs() < 1e-9);
         let d = direction_deg(&yaw(0.0, [1.0, 0.0, 0.0]), &yaw(0.0, [0.0, 0.0, 2.0])).unwrap();
         assert!((d - 90.0).abs() < 1e-9);
         assert!(direction_deg(&yaw(0.0, [0.0; 3]), &yaw(0.0, [1.0, 0.0, 0.0])).is_none());

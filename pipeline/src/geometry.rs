@@ -1,8 +1,208 @@
-//! Small rigid-body geometry on row-major 4x4 `f64` matrices, enough to normalise every
-//! source convention into `world_from_camera` (camera-to-world, OpenCV axes, metres).
+//! The one geometry of spatialsv: rigid transforms, quaternions, angles and pinhole
+//! intrinsics, used by ingestion, SQL functions, the labeller's filters, the trainer's
+//! metrics and exports, and the synthetic world.
+//!
+//! Two forms of a pose:
+//! - [`Mat4`], the stored form: 16 `f64`, a row-major 4x4 `[R t; 0 1]`, exactly as in the
+//!   tables (`frames.world_from_camera`, `pseudo_labels.reference_from_camera`);
+//! - [`Rigid`], the computing form on nalgebra: a rotation matrix and a translation.
+//!   [`Rigid::from_row_major`] and [`Rigid::to_row_major`] are the one conversion.
+//!
+//! Frames are in the names: a variable `a_from_b` maps coordinates in frame `b` to frame `a`
+//! (`world_from_camera` is camera-to-world), so `a_from_b.compose(&b_from_c)` is `a_from_c`.
+//! Camera axes follow OpenCV (x right, y down, z forward).
 
-/// A row-major 4x4 matrix.
+use nalgebra::{Matrix3, Vector3};
+
+/// A row-major 4x4 matrix: the stored form of a pose.
 pub type Mat4 = [f64; 16];
+
+/// A rigid transform between two frames named by the variable holding it
+/// (`world_from_camera`). Kept as a rotation matrix rather than a unit quaternion, so that
+/// metrics on predicted, slightly non-orthonormal rotations measure what was predicted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rigid {
+    /// Rotation block `R`.
+    pub rotation: Matrix3<f64>,
+    /// Translation `t` (the origin of the source frame, in the target frame).
+    pub translation: Vector3<f64>,
+}
+
+impl Rigid {
+    /// The identity transform.
+    pub fn identity() -> Self {
+        Self {
+            rotation: Matrix3::identity(),
+            translation: Vector3::zeros(),
+        }
+    }
+
+    /// From the stored row-major 16 values (the bottom row is not read).
+    pub fn from_row_major(m: &Mat4) -> Self {
+        Self {
+            rotation: Matrix3::new(m[0], m[1], m[2], m[4], m[5], m[6], m[8], m[9], m[10]),
+            translation: Vector3::new(m[3], m[7], m[11]),
+        }
+    }
+
+    /// To the stored row-major 16 values (inverse of [`Rigid::from_row_major`]).
+    pub fn to_row_major(&self) -> Mat4 {
+        let (r, t) = (&self.rotation, &self.translation);
+        [
+            r[(0, 0)],
+            r[(0, 1)],
+            r[(0, 2)],
+            t[0],
+            r[(1, 0)],
+            r[(1, 1)],
+            r[(1, 2)],
+            t[1],
+            r[(2, 0)],
+            r[(2, 1)],
+            r[(2, 2)],
+            t[2],
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+        ]
+    }
+
+    /// `b_from_a` of `a_from_b`: `[R^T, -R^T t]` (exact for a rotation).
+    pub fn inverse(&self) -> Self {
+        let rt = self.rotation.transpose();
+        Self {
+            rotation: rt,
+            translation: -(rt * self.translation),
+        }
+    }
+
+    /// `a_from_c` of `self = a_from_b` and `b_from_c`.
+    pub fn compose(&self, b_from_c: &Rigid) -> Self {
+        Self {
+            rotation: self.rotation * b_from_c.rotation,
+            translation: self.rotation * b_from_c.translation + self.translation,
+        }
+    }
+
+    /// Maps a point of the source frame into the target frame.
+    pub fn apply(&self, p: &Vector3<f64>) -> Vector3<f64> {
+        self.rotation * p + self.translation
+    }
+
+    /// Angle of the rotation, degrees in [0, 180].
+    pub fn rotation_angle_deg(&self) -> f64 {
+        rotation_angle_deg(&self.rotation)
+    }
+
+    /// Unit quaternion (w, x, y, z) of the rotation.
+    pub fn quat_wxyz(&self) -> [f64; 4] {
+        let r = &self.rotation;
+        quat_wxyz_from_rotation(&[
+            r[(0, 0)],
+            r[(0, 1)],
+            r[(0, 2)],
+            r[(1, 0)],
+            r[(1, 1)],
+            r[(1, 2)],
+            r[(2, 0)],
+            r[(2, 1)],
+            r[(2, 2)],
+        ])
+    }
+}
+
+/// Pinhole intrinsics in pixels of the image they belong to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Intrinsics {
+    /// Focal length x.
+    pub fx: f64,
+    /// Focal length y.
+    pub fy: f64,
+    /// Principal point x.
+    pub cx: f64,
+    /// Principal point y.
+    pub cy: f64,
+}
+
+impl Intrinsics {
+    /// From `[fx, fy, cx, cy]`, the order of the tables' columns.
+    pub fn from_k(k: [f64; 4]) -> Self {
+        Self {
+            fx: k[0],
+            fy: k[1],
+            cx: k[2],
+            cy: k[3],
+        }
+    }
+
+    /// `[fx, fy, cx, cy]`.
+    pub fn k(&self) -> [f64; 4] {
+        [self.fx, self.fy, self.cx, self.cy]
+    }
+
+    /// Pixel (u, v) of a camera-frame point; `None` behind or on the camera plane.
+    pub fn project(&self, p: [f64; 3]) -> Option<(f64, f64)> {
+        (p[2] > 1e-9).then(|| {
+            (
+                self.fx * p[0] / p[2] + self.cx,
+                self.fy * p[1] / p[2] + self.cy,
+            )
+        })
+    }
+
+    /// The camera-frame point at pixel (u, v) with z-depth `z`.
+    pub fn unproject(&self, u: f64, v: f64, z: f64) -> [f64; 3] {
+        [(u - self.cx) / self.fx * z, (v - self.cy) / self.fy * z, z]
+    }
+}
+
+/// Angle of a rotation matrix, degrees in [0, 180]: `acos((trace - 1) / 2)`, clamped against
+/// rounding.
+pub fn rotation_angle_deg(r: &Matrix3<f64>) -> f64 {
+    ((r.trace() - 1.0) / 2.0)
+        .clamp(-1.0, 1.0)
+        .acos()
+        .to_degrees()
+}
+
+/// Angle of the relative rotation `R_a^T R_b` between two stored poses, degrees.
+pub fn relative_rotation_deg(a: &Mat4, b: &Mat4) -> f64 {
+    let (ra, rb) = (Rigid::from_row_major(a), Rigid::from_row_major(b));
+    rotation_angle_deg(&(ra.rotation.transpose() * rb.rotation))
+}
+
+/// Angle between two vectors, degrees in [0, 180]; `None` when either is shorter than
+/// `min_norm` (a zero vector has no direction: the caller decides what that means).
+pub fn vector_angle_deg(a: &Vector3<f64>, b: &Vector3<f64>, min_norm: f64) -> Option<f64> {
+    let (na, nb) = (a.norm(), b.norm());
+    if !(na >= min_norm && nb >= min_norm && na > 0.0 && nb > 0.0) {
+        return None;
+    }
+    Some((a.dot(b) / (na * nb)).clamp(-1.0, 1.0).acos().to_degrees())
+}
+
+/// The stored pose of a rotation by `deg` degrees about `axis` (right-handed; need not be
+/// unit length) followed by the translation `t`: `[R(axis, deg) t; 0 1]`.
+pub fn from_axis_angle_deg(axis: [f64; 3], deg: f64, t: [f64; 3]) -> Mat4 {
+    let axis = nalgebra::Unit::new_normalize(Vector3::from(axis));
+    let r = nalgebra::Rotation3::from_axis_angle(&axis, deg.to_radians());
+    Rigid {
+        rotation: *r.matrix(),
+        translation: Vector3::from(t),
+    }
+    .to_row_major()
+}
+
+/// Translation of a stored pose.
+pub fn translation(m: &Mat4) -> Vector3<f64> {
+    Vector3::new(m[3], m[7], m[11])
+}
+
+/// Optical axis (camera +z) of a stored camera-to-world pose, in world coordinates.
+pub fn optical_axis(m: &Mat4) -> Vector3<f64> {
+    Vector3::new(m[2], m[6], m[10])
+}
 
 /// The identity.
 pub const IDENTITY: Mat4 = [
@@ -41,6 +241,11 @@ pub fn transform_point(m: &Mat4, p: [f64; 3]) -> [f64; 3] {
         *o = m[i * 4] * p[0] + m[i * 4 + 1] * p[1] + m[i * 4 + 2] * p[2] + m[i * 4 + 3];
     }
     out
+}
+
+/// Applies the rotation block of `m` to a direction (no translation).
+pub fn rotate(m: &Mat4, v: [f64; 3]) -> [f64; 3] {
+    [0, 1, 2].map(|r| m[r * 4] * v[0] + m[r * 4 + 1] * v[1] + m[r * 4 + 2] * v[2])
 }
 
 /// Rotation matrix (row-major 3x3) of a unit quaternion given scalar first. The quaternion is
@@ -238,6 +443,82 @@ mod tests {
             (22.5f64).to_radians().sin(),
         ];
         assert!(close(&h, &want), "{h:?}");
+    }
+
+    #[test]
+    fn rigid_matches_the_row_major_helpers() {
+        let r = rotation_from_quat_wxyz(0.9, 0.1, -0.3, 0.2).unwrap();
+        let a = from_rt(&r, [1.0, -2.0, 0.5]);
+        let b = from_rt(
+            &rotation_from_quat_wxyz(0.2, 0.7, 0.1, -0.4).unwrap(),
+            [0.3, 0.1, -1.0],
+        );
+        let (ra, rb) = (Rigid::from_row_major(&a), Rigid::from_row_major(&b));
+        assert_eq!(Rigid::from_row_major(&ra.to_row_major()), ra);
+        assert!(close(&ra.compose(&rb).to_row_major(), &mul(&a, &b)));
+        assert!(close(&ra.inverse().to_row_major(), &invert_rigid(&a)));
+        let p = ra.apply(&Vector3::new(0.3, 0.2, 0.1));
+        assert!(close(p.as_slice(), &transform_point(&a, [0.3, 0.2, 0.1])));
+        let q = ra.quat_wxyz();
+        assert!(close(
+            &from_rt(
+                &rotation_from_quat_wxyz(q[0], q[1], q[2], q[3]).unwrap(),
+                [1.0, -2.0, 0.5]
+            ),
+            &a
+        ));
+        // Relative rotation: of a pose with itself 0, symmetric, equal to the composed one.
+        assert!(relative_rotation_deg(&a, &a) < 1e-6);
+        let ab = relative_rotation_deg(&a, &b);
+        assert!((ab - relative_rotation_deg(&b, &a)).abs() < 1e-9);
+        assert!((ab - ra.inverse().compose(&rb).rotation_angle_deg()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn angles_of_known_rotations_and_degenerate_vectors() {
+        let s = std::f64::consts::FRAC_1_SQRT_2;
+        let z90 = Rigid::from_row_major(&from_rt(
+            &rotation_from_quat_wxyz(s, 0.0, 0.0, s).unwrap(),
+            [0.0; 3],
+        ));
+        assert!((z90.rotation_angle_deg() - 90.0).abs() < 1e-9);
+        let x = Vector3::new(1.0, 0.0, 0.0);
+        let y = Vector3::new(0.0, 2.0, 0.0);
+        assert!((vector_angle_deg(&x, &y, 0.0).unwrap() - 90.0).abs() < 1e-12);
+        assert!((vector_angle_deg(&x, &-x, 0.0).unwrap() - 180.0).abs() < 1e-12);
+        // One rule for degenerate input everywhere: no direction, no angle.
+        assert_eq!(vector_angle_deg(&x, &Vector3::zeros(), 0.0), None);
+        assert_eq!(vector_angle_deg(&x, &(y * 1e-6), 1e-4), None);
+    }
+
+    #[test]
+    fn axis_angle_poses() {
+        let (s, c) = 30f64.to_radians().sin_cos();
+        let yaw = from_axis_angle_deg([0.0, 1.0, 0.0], 30.0, [1.0, 2.0, 3.0]);
+        assert!(close(
+            &yaw,
+            &[
+                c, 0.0, s, 1.0, 0.0, 1.0, 0.0, 2.0, -s, 0.0, c, 3.0, 0.0, 0.0, 0.0, 1.0
+            ]
+        ));
+        let roll = from_axis_angle_deg([0.0, 0.0, 2.0], 30.0, [0.0; 3]);
+        assert!(close(
+            &roll,
+            &[
+                c, -s, 0.0, 0.0, s, c, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0
+            ]
+        ));
+    }
+
+    #[test]
+    fn intrinsics_project_what_they_unproject() {
+        let k = Intrinsics::from_k([500.0, 480.0, 320.0, 240.0]);
+        assert_eq!(Intrinsics::from_k(k.k()), k);
+        let p = k.unproject(100.5, 37.25, 2.5);
+        let (u, v) = k.project(p).unwrap();
+        assert!((u - 100.5).abs() < 1e-9 && (v - 37.25).abs() < 1e-9);
+        assert_eq!(k.project([0.0, 0.0, 0.0]), None);
+        assert_eq!(k.project([0.0, 0.0, -1.0]), None);
     }
 
     #[test]

@@ -56,16 +56,24 @@ use crate::storage::{LocalStorage, ObjectWriter, Storage};
 pub const CODE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Environment variable naming a point at which a committing process aborts itself, for
-/// crash tests: `mid-data-file` or `before-manifest`.
+/// crash tests: `mid-data-file` or `before-manifest`. Honoured only by builds with the
+/// `failpoints` feature (test builds); release binaries ignore it.
 pub const CRASH_ENV: &str = "SPATIALSV_CRASH_AT";
 
-/// Aborts the process when `SPATIALSV_CRASH_AT` names this point (crash tests).
+/// Aborts the process when `SPATIALSV_CRASH_AT` names this point (crash tests; compiled in
+/// only with the `failpoints` feature).
+#[cfg(feature = "failpoints")]
 pub fn crash_point(name: &str) {
     if std::env::var(CRASH_ENV).is_ok_and(|v| v == name) {
         eprintln!("spatialsv: {CRASH_ENV}={name}: aborting on purpose");
         std::process::abort();
     }
 }
+
+/// Without the `failpoints` feature a crash point is nothing at all.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn crash_point(_name: &str) {}
 
 /// How many times [`Dataset::commit_retrying`] tries to publish before giving up.
 pub const COMMIT_TRIES: u64 = 50;
@@ -1223,6 +1231,7 @@ mod tests {
         assert!(err.ends_with("v0000000001.json"), "{err}");
     }
 
+    #[cfg(feature = "failpoints")]
     /// Child process of the crash tests: commits into `SPATIALSV_CRASH_DS` with small row
     /// groups, and is killed by the crash point named in `SPATIALSV_CRASH_AT`.
     #[test]
@@ -1239,6 +1248,7 @@ mod tests {
         tx.commit().unwrap();
     }
 
+    #[cfg(feature = "failpoints")]
     fn crash_at(point: &str) {
         let dir = tempfile::tempdir().unwrap();
         let ds = Dataset::create(dir.path()).unwrap();
@@ -1271,11 +1281,13 @@ mod tests {
         assert_eq!(rows(&ds, Table::Frames), 28);
     }
 
+    #[cfg(feature = "failpoints")]
     #[test]
     fn a_writer_killed_mid_data_file_leaves_the_last_version() {
         crash_at("mid-data-file");
     }
 
+    #[cfg(feature = "failpoints")]
     #[test]
     fn a_writer_killed_before_the_manifest_leaves_the_last_version() {
         crash_at("before-manifest");

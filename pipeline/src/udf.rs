@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use crate::geometry;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::{DataFusionError, Result, plan_err};
@@ -124,11 +125,11 @@ impl ScalarUDFImpl for GeoUdf {
                 a.iter()
                     .zip(&b)
                     .map(|(a, b)| match (a, b) {
-                        (Some(a), Some(b)) => Some(match kind {
-                            Kind::RotationAngle => rotation_angle_deg(a, b),
+                        (Some(a), Some(b)) => match kind {
+                            Kind::RotationAngle => Some(rotation_angle_deg(a, b)),
                             Kind::ViewingAngle => viewing_angle_deg(a, b),
-                            _ => camera_distance_m(a, b),
-                        }),
+                            _ => Some(camera_distance_m(a, b)),
+                        },
                         _ => None,
                     })
                     .collect()
@@ -204,38 +205,20 @@ fn poses(arr: &ArrayRef) -> Result<Vec<Option<[f64; 16]>>> {
     }
 }
 
-fn rot(m: &[f64; 16], i: usize, j: usize) -> f64 {
-    m[i * 4 + j]
-}
-
-/// Angle of `R_a^T R_b` in degrees: `acos((trace - 1) / 2)`, clamped against rounding.
+/// Angle of the relative rotation between two poses, degrees ([`geometry::relative_rotation_deg`]).
 pub fn rotation_angle_deg(a: &[f64; 16], b: &[f64; 16]) -> f64 {
-    let mut trace = 0.0;
-    for i in 0..3 {
-        for k in 0..3 {
-            trace += rot(a, k, i) * rot(b, k, i);
-        }
-    }
-    ((trace - 1.0) / 2.0).clamp(-1.0, 1.0).acos().to_degrees()
+    geometry::relative_rotation_deg(a, b)
 }
 
-/// Angle between the optical axes (third columns of the rotations) in degrees.
-pub fn viewing_angle_deg(a: &[f64; 16], b: &[f64; 16]) -> f64 {
-    let za = [rot(a, 0, 2), rot(a, 1, 2), rot(a, 2, 2)];
-    let zb = [rot(b, 0, 2), rot(b, 1, 2), rot(b, 2, 2)];
-    let dot: f64 = za.iter().zip(&zb).map(|(x, y)| x * y).sum();
-    let norm =
-        (za.iter().map(|x| x * x).sum::<f64>() * zb.iter().map(|x| x * x).sum::<f64>()).sqrt();
-    if norm == 0.0 {
-        return f64::NAN;
-    }
-    (dot / norm).clamp(-1.0, 1.0).acos().to_degrees()
+/// Angle between the optical axes (third columns of the rotations), degrees; `None` (NULL)
+/// when an axis has no length.
+pub fn viewing_angle_deg(a: &[f64; 16], b: &[f64; 16]) -> Option<f64> {
+    geometry::vector_angle_deg(&geometry::optical_axis(a), &geometry::optical_axis(b), 0.0)
 }
 
-/// Distance between the translations (camera centres in world) in metres.
+/// Distance between the translations (camera centres in world), in the poses' units.
 pub fn camera_distance_m(a: &[f64; 16], b: &[f64; 16]) -> f64 {
-    let d = [a[3] - b[3], a[7] - b[7], a[11] - b[11]];
-    d.iter().map(|x| x * x).sum::<f64>().sqrt()
+    (geometry::translation(a) - geometry::translation(b)).norm()
 }
 
 /// Fraction of non-zero pixels of a 16-bit PNG; `None` when it does not decode.
@@ -313,17 +296,11 @@ mod tests {
     use super::*;
 
     fn yaw(deg: f64, t: [f64; 3]) -> [f64; 16] {
-        let (s, c) = deg.to_radians().sin_cos();
-        [
-            c, 0.0, s, t[0], 0.0, 1.0, 0.0, t[1], -s, 0.0, c, t[2], 0.0, 0.0, 0.0, 1.0,
-        ]
+        geometry::from_axis_angle_deg([0.0, 1.0, 0.0], deg, t)
     }
 
     fn roll(deg: f64) -> [f64; 16] {
-        let (s, c) = deg.to_radians().sin_cos();
-        [
-            c, -s, 0.0, 0.0, s, c, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0,
-        ]
+        geometry::from_axis_angle_deg([0.0, 0.0, 1.0], deg, [0.0; 3])
     }
 
     #[test]
@@ -341,9 +318,9 @@ mod tests {
     #[test]
     fn viewing_angle_ignores_roll() {
         let a = yaw(0.0, [0.0; 3]);
-        assert!(viewing_angle_deg(&a, &roll(70.0)).abs() < 1e-9);
+        assert!(viewing_angle_deg(&a, &roll(70.0)).unwrap().abs() < 1e-9);
         assert!((rotation_angle_deg(&a, &roll(70.0)) - 70.0).abs() < 1e-9);
-        assert!((viewing_angle_deg(&a, &yaw(25.0, [0.0; 3])) - 25.0).abs() < 1e-9);
+        assert!((viewing_angle_deg(&a, &yaw(25.0, [0.0; 3])).unwrap() - 25.0).abs() < 1e-9);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 mod cli;
 mod fixture;
+mod hostile;
 mod ingest;
 mod label;
 mod layouts;

@@ -13,7 +13,7 @@ use arrow::datatypes::{Float64Type, Int64Type};
 use image::imageops::FilterType;
 use rayon::prelude::*;
 use spatialsv_pipeline::datagen::SplitMix64;
-use spatialsv_pipeline::geometry::{Mat4, invert_rigid, mul, transform_point};
+use spatialsv_pipeline::geometry::{Intrinsics, Mat4, invert_rigid, mul, rotate, transform_point};
 use spatialsv_pipeline::media::nearest_source;
 use spatialsv_pipeline::{Dataset, Manifest};
 use spatialsv_schemas::{Split, Table};
@@ -524,6 +524,7 @@ pub fn clip_targets(
         pseudo: keep.is_some(),
     };
     for (v, (img, depth, k, pose)) in frames.iter().enumerate() {
+        let k = Intrinsics::from_k(*k);
         s.images.extend_from_slice(img);
         s.depth.extend_from_slice(depth);
         for i in 0..hw {
@@ -535,14 +536,9 @@ pub fn clip_targets(
         for y in 0..h {
             for x in 0..w {
                 let i = y * w + x;
-                let ray = [
-                    (x as f64 + 0.5 - k[2]) / k[0],
-                    (y as f64 + 0.5 - k[3]) / k[1],
-                    1.0,
-                ];
-                let dir = [0, 1, 2].map(|r| {
-                    rel[r * 4] * ray[0] + rel[r * 4 + 1] * ray[1] + rel[r * 4 + 2] * ray[2]
-                });
+                // The pixel's ray at z = 1 in its camera, rotated into the first camera.
+                let ray = k.unproject(x as f64 + 0.5, y as f64 + 0.5, 1.0);
+                let dir = rotate(&rel, ray);
                 let n = (dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]).sqrt();
                 for c in 0..3 {
                     s.rays[(v * 6 + c) * hw + i] = origin[c] as f32;

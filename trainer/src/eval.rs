@@ -19,15 +19,13 @@ use burn::tensor::{Tensor, TensorData};
 use nalgebra::{Matrix3, Vector3};
 use serde::Serialize;
 use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::geometry::{invert_rigid, mul};
+use spatialsv_pipeline::geometry::{Rigid, invert_rigid, mul};
 use spatialsv_schemas::Split;
 
 use crate::backend::{TrainBackend as B, default_device};
 use crate::data::{Augment, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
-use crate::metrics::{
-    DepthAlignment, Pose, chamfer, depth_metrics, pose_from_row_major, pose_metrics, umeyama,
-};
+use crate::metrics::{DepthAlignment, chamfer, depth_metrics, pose_metrics, umeyama};
 use crate::train::{TrainConfig, load_model};
 
 /// Scores of one scene (or of all scenes), averaged over its clips.
@@ -141,7 +139,7 @@ pub fn pose_from_rays(
     pixels: &[(f64, f64)],
     w: usize,
     h: usize,
-) -> (Pose, f64) {
+) -> (Rigid, f64) {
     let n = origins.len().max(1) as f64;
     let centre = origins.iter().sum::<Vector3<f64>>() / n;
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
@@ -182,12 +180,18 @@ pub fn pose_from_rays(
         }
     }
     let f = (0.5 * (a + b)).exp();
-    ((fit(f).0, centre), f)
+    (
+        Rigid {
+            rotation: fit(f).0,
+            translation: centre,
+        },
+        f,
+    )
 }
 
 /// The camera of view `k` of a predicted ray map `rays` (`[v, 6, h, w]`, flattened), fitted
 /// on every `step`-th pixel in x and y (see [`pose_from_rays`]).
-pub fn camera_of_view(rays: &[f32], k: usize, h: usize, w: usize, step: usize) -> (Pose, f64) {
+pub fn camera_of_view(rays: &[f32], k: usize, h: usize, w: usize, step: usize) -> (Rigid, f64) {
     let hw = h * w;
     let (mut origins, mut dirs, mut pixels) = (Vec::new(), Vec::new(), Vec::new());
     for y in (0..h).step_by(step.max(1)) {
@@ -230,7 +234,7 @@ fn score_clip(
     pred_points: &[f32],
     gt_depth: &[f32],
     gt_points: &[f32],
-    gt_poses: &[Pose],
+    gt_poses: &[Rigid],
     train_median: f32,
     v: usize,
     h: usize,
@@ -243,13 +247,11 @@ fn score_clip(
     let base = depth_metrics(&constant, gt_depth, DepthAlignment::Median)?;
     // Cameras from rays, on a sparse pixel grid.
     let step = (w / 16).max(1);
-    let poses: Vec<Pose> = (0..v)
+    let poses: Vec<Rigid> = (0..v)
         .map(|k| camera_of_view(pred_rays, k, h, w, step).0)
         .collect();
     let pm = pose_metrics(&poses, gt_poses)?;
-    let still: Vec<Pose> = (0..v)
-        .map(|_| (Matrix3::identity(), Vector3::zeros()))
-        .collect();
+    let still: Vec<Rigid> = (0..v).map(|_| Rigid::identity()).collect();
     let bm = pose_metrics(&still, gt_poses)?;
     // Points: Sim(3) from corresponding valid pixels, then Chamfer on subsamples.
     let (src, dst) = corresponding_points(pred_points, gt_points, gt_depth, v, hw);
@@ -348,9 +350,9 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
                 })
                 .collect::<Result<_>>()?;
             let first = invert_rigid(&raw[0]);
-            let gt_poses: Vec<Pose> = raw
+            let gt_poses: Vec<Rigid> = raw
                 .iter()
-                .map(|m| pose_from_row_major(&mul(&first, m)))
+                .map(|m| Rigid::from_row_major(&mul(&first, m)))
                 .collect();
             if let Some(sc) = score_clip(
                 &pd,
@@ -394,7 +396,8 @@ mod tests {
                 dirs.push(r * Vector3::new(u - 20.0, v - 15.0, f).normalize());
             }
         }
-        let ((rr, cc), ff) = pose_from_rays(&origins, &dirs, &pixels, w, h);
+        let (cam, ff) = pose_from_rays(&origins, &dirs, &pixels, w, h);
+        let (rr, cc) = (cam.rotation, cam.translation);
         assert!((rr - r).norm() < 1e-6, "{rr}");
         assert!((cc - c).norm() < 1e-12);
         assert!((ff - f).abs() < 1e-3, "{ff}");

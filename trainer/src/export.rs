@@ -15,9 +15,9 @@ use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData};
 use image::{ImageBuffer, Rgb};
-use nalgebra::{Matrix3, Vector3};
+use nalgebra::Vector3;
 use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::geometry::{Mat4, quat_wxyz_from_rotation};
+use spatialsv_pipeline::geometry::Rigid;
 use spatialsv_schemas::Split;
 
 use crate::backend::{TrainBackend as B, default_device};
@@ -64,29 +64,15 @@ pub fn write_ply(path: &Path, points: &[([f32; 3], [u8; 3])]) -> std::io::Result
     f.flush()
 }
 
-fn tum_line(t_s: f64, r: &Matrix3<f64>, t: &Vector3<f64>) -> String {
-    let rr = [
-        r[(0, 0)],
-        r[(0, 1)],
-        r[(0, 2)],
-        r[(1, 0)],
-        r[(1, 1)],
-        r[(1, 2)],
-        r[(2, 0)],
-        r[(2, 1)],
-        r[(2, 2)],
-    ];
-    let q = quat_wxyz_from_rotation(&rr);
+/// One TUM trajectory line: `t tx ty tz qx qy qz qw` of a camera-to-world pose.
+fn tum_line(t_s: f64, world_from_camera: &Rigid) -> String {
+    let (t, q) = (
+        &world_from_camera.translation,
+        world_from_camera.quat_wxyz(),
+    );
     format!(
         "{t_s:.6} {} {} {} {} {} {} {}\n",
         t[0], t[1], t[2], q[1], q[2], q[3], q[0]
-    )
-}
-
-fn world(m: &Mat4) -> (Matrix3<f64>, Vector3<f64>) {
-    (
-        Matrix3::new(m[0], m[1], m[2], m[4], m[5], m[6], m[8], m[9], m[10]),
-        Vector3::new(m[3], m[7], m[11]),
     )
 }
 
@@ -135,7 +121,8 @@ pub fn export_scene(
             .load(&clip[0])?
             .pose
             .unwrap_or(spatialsv_pipeline::geometry::IDENTITY);
-        let (r0, t0) = world(&first_pose);
+        let world_from_first = Rigid::from_row_major(&first_pose);
+        let (r0, t0) = (world_from_first.rotation, world_from_first.translation);
         // Sim(3) from predicted to true points of this clip (first-camera frame).
         let (src, dst) = corresponding_points(&pp, &s.points, &s.depth, v, hw);
         let Some(sim) = umeyama(&src, &dst) else {
@@ -158,16 +145,21 @@ pub fn export_scene(
             }
             // Trajectories.
             let t_s = f.frame_idx as f64 / 30.0;
-            let (rg, tg) = world(
+            let world_from_camera = Rigid::from_row_major(
                 &store
                     .load(f)?
                     .pose
                     .unwrap_or(spatialsv_pipeline::geometry::IDENTITY),
             );
-            traj_gt.push_str(&tum_line(t_s, &rg, &tg));
-            let ((rp, cp), _) = camera_of_view(&pr, k, h, w, 4);
-            let (rw, cw) = (r0 * sim.rotation * rp, r0 * sim.apply(&cp) + t0);
-            traj_pred.push_str(&tum_line(t_s, &rw, &cw));
+            traj_gt.push_str(&tum_line(t_s, &world_from_camera));
+            // The predicted camera (first-camera frame, predicted units), through the clip's
+            // Sim(3) into the first camera's true frame, then into the world.
+            let (first_from_camera, _) = camera_of_view(&pr, k, h, w, 4);
+            let predicted = Rigid {
+                rotation: r0 * sim.rotation * first_from_camera.rotation,
+                translation: r0 * sim.apply(&first_from_camera.translation) + t0,
+            };
+            traj_pred.push_str(&tum_line(t_s, &predicted));
             // Image | true depth | predicted depth (shared range) | confidence.
             let gt_d = &s.depth[k * hw..(k + 1) * hw];
             let pd_k: Vec<f32> = pd[k * hw..(k + 1) * hw]

@@ -8,6 +8,7 @@
 //!   (Chamfer).
 
 use nalgebra::{Matrix3, Vector3};
+use spatialsv_pipeline::geometry::{Rigid, rotation_angle_deg, vector_angle_deg};
 
 /// Depth metrics over the valid pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,53 +108,6 @@ pub fn depth_metrics(pred: &[f32], gt: &[f32], align: DepthAlignment) -> Option<
     })
 }
 
-/// A camera-to-world pose as rotation and translation.
-pub type Pose = (Matrix3<f64>, Vector3<f64>);
-
-/// A pose from 16 row-major values.
-pub fn pose_from_row_major(m: &[f64; 16]) -> Pose {
-    (
-        Matrix3::new(m[0], m[1], m[2], m[4], m[5], m[6], m[8], m[9], m[10]),
-        Vector3::new(m[3], m[7], m[11]),
-    )
-}
-
-/// The 16 row-major values of a pose (inverse of [`pose_from_row_major`]).
-pub fn pose_to_row_major(p: &Pose) -> [f64; 16] {
-    let (r, t) = p;
-    spatialsv_pipeline::geometry::from_rt(
-        &[
-            r[(0, 0)],
-            r[(0, 1)],
-            r[(0, 2)],
-            r[(1, 0)],
-            r[(1, 1)],
-            r[(1, 2)],
-            r[(2, 0)],
-            r[(2, 1)],
-            r[(2, 2)],
-        ],
-        [t[0], t[1], t[2]],
-    )
-}
-
-/// Angle of a rotation matrix in degrees.
-pub fn rotation_angle_deg(r: &Matrix3<f64>) -> f64 {
-    ((r.trace() - 1.0) / 2.0)
-        .clamp(-1.0, 1.0)
-        .acos()
-        .to_degrees()
-}
-
-/// Angle between two vectors in degrees (NaN for a zero vector).
-fn angle_deg(a: &Vector3<f64>, b: &Vector3<f64>) -> f64 {
-    let n = a.norm() * b.norm();
-    if n < 1e-15 {
-        return f64::NAN;
-    }
-    (a.dot(b) / n).clamp(-1.0, 1.0).acos().to_degrees()
-}
-
 /// Camera metrics over all ordered pairs i < j.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PoseMetrics {
@@ -168,27 +122,18 @@ pub struct PoseMetrics {
 }
 
 /// Rotation and translation-direction errors (degrees) of every pair i < j.
-pub fn pair_errors(pred: &[Pose], gt: &[Pose]) -> Vec<(f64, f64)> {
+pub fn pair_errors(pred: &[Rigid], gt: &[Rigid]) -> Vec<(f64, f64)> {
     let n = pred.len().min(gt.len());
     let mut out = Vec::new();
     for i in 0..n {
         for j in i + 1..n {
-            // Relative motion i -> j: inv(T_i) T_j.
-            let rel = |p: &[Pose]| {
-                let (ri, ti) = &p[i];
-                let (rj, tj) = &p[j];
-                (ri.transpose() * rj, ri.transpose() * (tj - ti))
-            };
-            let (rp, tp) = rel(pred);
-            let (rg, tg) = rel(gt);
-            let rot = rotation_angle_deg(&(rp.transpose() * rg));
-            let theta = angle_deg(&tp, &tg);
+            // Relative motion i -> j: camera_i_from_camera_j = inv(T_i) T_j.
+            let rel = |p: &[Rigid]| p[i].inverse().compose(&p[j]);
+            let (rp, rg) = (rel(pred), rel(gt));
+            let rot = rotation_angle_deg(&(rp.rotation.transpose() * rg.rotation));
             // A zero-length motion has no direction: count it as fully wrong.
-            let trans = if theta.is_nan() {
-                90.0
-            } else {
-                theta.min(180.0 - theta)
-            };
+            let trans = vector_angle_deg(&rp.translation, &rg.translation, 1e-12)
+                .map_or(90.0, |theta| theta.min(180.0 - theta));
             out.push((rot, trans));
         }
     }
@@ -196,7 +141,7 @@ pub fn pair_errors(pred: &[Pose], gt: &[Pose]) -> Vec<(f64, f64)> {
 }
 
 /// RRA@15, RTA@15 and AUC@30 over all frame pairs. `None` with fewer than two frames.
-pub fn pose_metrics(pred: &[Pose], gt: &[Pose]) -> Option<PoseMetrics> {
+pub fn pose_metrics(pred: &[Rigid], gt: &[Rigid]) -> Option<PoseMetrics> {
     let errs = pair_errors(pred, gt);
     if errs.is_empty() {
         return None;
@@ -352,9 +297,12 @@ mod tests {
         assert!(depth_metrics(&[1.0], &[0.0], DepthAlignment::Median).is_none());
     }
 
-    fn yaw_pose(deg: f64, t: [f64; 3]) -> Pose {
-        let r = Rotation3::from_axis_angle(&Vector3::y_axis(), deg.to_radians()).into_inner();
-        (r, Vector3::new(t[0], t[1], t[2]))
+    fn yaw_pose(deg: f64, t: [f64; 3]) -> Rigid {
+        Rigid::from_row_major(&spatialsv_pipeline::geometry::from_axis_angle_deg(
+            [0.0, 1.0, 0.0],
+            deg,
+            t,
+        ))
     }
 
     #[test]
@@ -380,10 +328,16 @@ mod tests {
         let m = pose_metrics(&pred, &gt).unwrap();
         assert!((m.rra15 - 1.0 / 3.0).abs() < 1e-12);
         // A scaled trajectory has the same directions: translation metrics ignore scale.
-        let scaled: Vec<Pose> = gt.iter().map(|(r, t)| (*r, 5.0 * t)).collect();
+        let scaled: Vec<Rigid> = gt
+            .iter()
+            .map(|p| Rigid {
+                translation: 5.0 * p.translation,
+                ..*p
+            })
+            .collect();
         assert_eq!(pose_metrics(&scaled, &gt).unwrap().rta15, 1.0);
         // Identity motion: every direction undefined, counted as wrong.
-        let still: Vec<Pose> = gt.iter().map(|_| yaw_pose(0.0, [0.0; 3])).collect();
+        let still: Vec<Rigid> = gt.iter().map(|_| yaw_pose(0.0, [0.0; 3])).collect();
         let m = pose_metrics(&still, &gt).unwrap();
         assert_eq!(m.rta15, 0.0);
         assert!(m.auc30 < 0.5);

@@ -215,13 +215,6 @@ impl TrainConfig {
                 return bad(key, &v, &format!("must be in {lo}..={hi}"));
             }
         }
-        if self.warmup_steps > self.steps {
-            return bad(
-                "warmup_steps",
-                &self.warmup_steps,
-                &format!("must not exceed steps = {}", self.steps),
-            );
-        }
         let rate = |v: f64| v.is_finite() && v > 0.0 && v <= 10.0;
         if !rate(self.lr) {
             return bad("lr", &self.lr, "a finite rate in (0, 10]");
@@ -830,13 +823,6 @@ mod tests {
                     ..TrainConfig::default()
                 },
                 "pseudo_trim = 1",
-            ),
-            (
-                TrainConfig {
-                    warmup_steps: 400,
-                    ..TrainConfig::default()
-                },
-                "warmup_steps = 400",
             ),
             (
                 TrainConfig {

@@ -3,7 +3,9 @@
 //! Correct conventions give a high agreement (occlusions and depth noise cost a little); a
 //! pose stored in the wrong direction, wrong axes or a wrong depth scale give a low one.
 
-use crate::geometry::{Mat4, invert_rigid, mul, transform_point};
+use crate::geometry::{
+    Intrinsics, Mat4, invert_rigid, mul, relative_rotation_deg, transform_point, translation,
+};
 use crate::ingest::SourceFrame;
 use crate::media::DepthImage;
 
@@ -77,8 +79,8 @@ pub fn choose_pairs(frames: &[SourceFrame], n: usize) -> Vec<(usize, usize)> {
         let (i, pi) = posed[a];
         let mut chosen = None;
         for &(j, pj) in &posed[a + 1..] {
-            let dist = crate::udf::camera_distance_m(&pi, &pj);
-            let angle = crate::udf::rotation_angle_deg(&pi, &pj);
+            let dist = (translation(&pi) - translation(&pj)).norm();
+            let angle = relative_rotation_deg(&pi, &pj);
             if dist > 0.6 || angle > 30.0 {
                 break;
             }
@@ -101,8 +103,7 @@ pub fn reprojection_consistency(pairs: &[(&PairView, &PairView)]) -> Consistency
     let (mut points, mut inside, mut agree) = (0usize, 0usize, 0usize);
     for (a, b) in pairs {
         let b_from_a = mul(&invert_rigid(&b.world_from_camera), &a.world_from_camera);
-        let [fx, fy, cx, cy] = a.depth_k;
-        let [bfx, bfy, bcx, bcy] = b.depth_k;
+        let (ka, kb) = (Intrinsics::from_k(a.depth_k), Intrinsics::from_k(b.depth_k));
         let stride = ((a.depth.width.max(a.depth.height) / 40).max(1)) as usize;
         for y in (0..a.depth.height).step_by(stride) {
             for x in (0..a.depth.width).step_by(stride) {
@@ -112,17 +113,11 @@ pub fn reprojection_consistency(pairs: &[(&PairView, &PairView)]) -> Consistency
                 }
                 points += 1;
                 let z = f64::from(raw) * a.depth_scale_m;
-                let p = [
-                    (f64::from(x) + 0.5 - cx) / fx * z,
-                    (f64::from(y) + 0.5 - cy) / fy * z,
-                    z,
-                ];
+                let p = ka.unproject(f64::from(x) + 0.5, f64::from(y) + 0.5, z);
                 let q = transform_point(&b_from_a, p);
-                if q[2] <= 1e-6 {
+                let Some((u, v)) = kb.project(q) else {
                     continue;
-                }
-                let u = bfx * q[0] / q[2] + bcx;
-                let v = bfy * q[1] / q[2] + bcy;
+                };
                 if !(u >= 0.0
                     && v >= 0.0
                     && u < f64::from(b.depth.width)

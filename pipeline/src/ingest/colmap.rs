@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::detect::scene_id_from;
-use super::{Intrinsics, Refusal, SourceFrame, SourceScene};
+use super::{Refusal, SourceFrame, SourceIntrinsics, SourceScene};
 use crate::error::{Error, Result};
 use crate::geometry::{from_rt, invert_rigid, rotation_from_quat_wxyz};
 
@@ -23,7 +23,7 @@ pub fn model_dir(dir: &Path) -> Option<PathBuf> {
 }
 
 /// A camera: model name (lower case), intrinsics at its calibrated size, distortion.
-type Camera = std::result::Result<(String, Intrinsics, Vec<f64>), String>;
+type Camera = std::result::Result<(String, SourceIntrinsics, Vec<f64>), String>;
 
 fn parse_camera(cols: &[&str]) -> Camera {
     let model = cols.get(1).ok_or("missing model")?;
@@ -76,7 +76,7 @@ fn parse_camera(cols: &[&str]) -> Camera {
     };
     Ok((
         name.into(),
-        Intrinsics {
+        SourceIntrinsics {
             k,
             size: Some((w, h)),
         },
@@ -146,7 +146,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
                 ));
                 (
                     "pinhole".into(),
-                    Intrinsics::at_stored([1.0, 1.0, 0.0, 0.0]),
+                    SourceIntrinsics::at_stored([1.0, 1.0, 0.0, 0.0]),
                     vec![],
                 )
             }
@@ -157,7 +157,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
                 ));
                 (
                     "pinhole".into(),
-                    Intrinsics::at_stored([1.0, 1.0, 0.0, 0.0]),
+                    SourceIntrinsics::at_stored([1.0, 1.0, 0.0, 0.0]),
                     vec![],
                 )
             }

@@ -53,17 +53,18 @@ impl Refusal {
     }
 }
 
-/// Pinhole intrinsics, optionally with the image size they were calibrated at.
+/// Pinhole intrinsics as a layout gives them, optionally with the image size they were
+/// calibrated at (rescaled to the stored image by [`SourceIntrinsics::rescaled`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Intrinsics {
+pub struct SourceIntrinsics {
     /// fx, fy, cx, cy in pixels.
     pub k: [f64; 4],
     /// Size the intrinsics refer to; `None` means "the stored image's size".
     pub size: Option<(u32, u32)>,
 }
 
-impl Intrinsics {
-    /// Intrinsics at the stored image's size.
+impl SourceIntrinsics {
+    /// SourceIntrinsics at the stored image's size.
     pub fn at_stored(k: [f64; 4]) -> Self {
         Self { k, size: None }
     }
@@ -101,9 +102,9 @@ pub struct SourceDepth {
     pub scale_m: f64,
     /// A stored value meaning "invalid" other than 0 (7-Scenes uses 65535); rewritten to 0.
     pub invalid_value: Option<u16>,
-    /// Intrinsics of the depth camera; `None` means "registered to colour" (the colour
+    /// SourceIntrinsics of the depth camera; `None` means "registered to colour" (the colour
     /// intrinsics rescaled to the depth map's size).
-    pub intrinsics: Option<Intrinsics>,
+    pub intrinsics: Option<SourceIntrinsics>,
 }
 
 /// One frame as a layout describes it, before any file is read.
@@ -118,7 +119,7 @@ pub struct SourceFrame {
     /// The depth map, if the layout has one for this frame.
     pub depth: Option<SourceDepth>,
     /// Colour intrinsics.
-    pub intrinsics: Intrinsics,
+    pub intrinsics: SourceIntrinsics,
     /// COLMAP camera model name, lower case.
     pub camera_model: String,
     /// Distortion coefficients in COLMAP order.
@@ -183,7 +184,7 @@ pub struct IngestOptions {
     pub split: SplitChoice,
     /// TUM: largest colour/depth and colour/pose timestamp difference accepted, seconds.
     pub tum_max_dt_s: f64,
-    /// Intrinsics to use instead of the layout's (fx, fy, cx, cy at the stored colour size).
+    /// SourceIntrinsics to use instead of the layout's (fx, fy, cx, cy at the stored colour size).
     pub intrinsics: Option<[f64; 4]>,
     /// Worker threads (`None`: one per core).
     pub jobs: Option<usize>,
@@ -378,7 +379,7 @@ fn load_frame(
                 Some(i) => i
                     .rescaled(dw, dh)
                     .map_err(|e| Refusal::new("depth_colour_mismatch", e))?,
-                None => Intrinsics {
+                None => SourceIntrinsics {
                     k,
                     size: Some((w, h)),
                 }
@@ -511,7 +512,7 @@ pub fn list_scenes(
             }
             if let Some(k) = opts.intrinsics {
                 for f in &mut scene.frames {
-                    f.intrinsics = Intrinsics::at_stored(k);
+                    f.intrinsics = SourceIntrinsics::at_stored(k);
                 }
                 // The layout's own note about its intrinsics no longer holds.
                 scene.notes.retain(|n| !n.starts_with("intrinsics "));

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::detect::scene_id_from;
-use super::{Intrinsics, Refusal, SourceDepth, SourceFrame, SourceScene};
+use super::{Refusal, SourceDepth, SourceFrame, SourceIntrinsics, SourceScene};
 use crate::error::{Error, Result};
 use crate::geometry::{Mat4, opengl_to_opencv};
 
@@ -124,7 +124,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
                     invalid_value: None,
                     intrinsics: None,
                 }),
-            intrinsics: Intrinsics { k, size },
+            intrinsics: SourceIntrinsics { k, size },
             camera_model: if has_dist {
                 "opencv".into()
             } else {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::detect::scene_id_from;
-use super::{Intrinsics, Refusal, SourceDepth, SourceFrame, SourceScene};
+use super::{Refusal, SourceDepth, SourceFrame, SourceIntrinsics, SourceScene};
 use crate::error::{Error, Result};
 use crate::geometry::parse_matrix4;
 
@@ -128,9 +128,9 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
                 path: depth_path,
                 scale_m: 0.001,
                 invalid_value: None,
-                intrinsics: depth_k.map(Intrinsics::at_stored),
+                intrinsics: depth_k.map(SourceIntrinsics::at_stored),
             }),
-            intrinsics: Intrinsics::at_stored(color_k),
+            intrinsics: SourceIntrinsics::at_stored(color_k),
             camera_model: "pinhole".into(),
             distortion: Vec::new(),
             world_from_camera: pose,

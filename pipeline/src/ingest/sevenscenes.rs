@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::detect::scene_id_from;
-use super::{Intrinsics, Refusal, SourceDepth, SourceFrame, SourceScene};
+use super::{Refusal, SourceDepth, SourceFrame, SourceIntrinsics, SourceScene};
 use crate::error::{Error, Result};
 use crate::geometry::parse_matrix4;
 
@@ -69,12 +69,12 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
                 path: base.with_extension("depth.png"),
                 scale_m: 0.001,
                 invalid_value: Some(65535),
-                intrinsics: Some(Intrinsics {
+                intrinsics: Some(SourceIntrinsics {
                     k: DEPTH,
                     size: Some((640, 480)),
                 }),
             }),
-            intrinsics: Intrinsics {
+            intrinsics: SourceIntrinsics {
                 k: COLOUR,
                 size: Some((640, 480)),
             },

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::detect::scene_id_from;
-use super::{Intrinsics, Refusal, SourceDepth, SourceFrame, SourceScene};
+use super::{Refusal, SourceDepth, SourceFrame, SourceIntrinsics, SourceScene};
 use crate::error::{Error, Result};
 use crate::geometry::{from_rt, rotation_from_quat_wxyz, slerp};
 
@@ -98,10 +98,17 @@ fn nearest<T>(list: &[T], t: i64, time: impl Fn(&T) -> i64) -> Option<usize> {
 /// The pose at time `t`: interpolated between the bracketing samples when they are close
 /// enough, else the nearest sample within `max_dt_ns`.
 fn pose_at(gt: &[Sample], t: i64, max_dt_ns: i64) -> Option<[f64; 16]> {
+    // A sample with a non-finite number gives a non-finite pose, which the loader refuses as
+    // `non_finite_pose` (not as a missing one).
+    let finite = |s: &Sample| s.1.iter().chain(&s.2).all(|v| v.is_finite());
+    const NAN_POSE: [f64; 16] = [f64::NAN; 16];
     let i = gt.partition_point(|s| s.0 < t);
     if i > 0 && i < gt.len() {
         let (a, b) = (&gt[i - 1], &gt[i]);
         if ((b.0 - a.0) as f64) <= MAX_INTERP_GAP_S * 1e9 {
+            if !finite(a) || !finite(b) {
+                return Some(NAN_POSE);
+            }
             let w = (t - a.0) as f64 / (b.0 - a.0).max(1) as f64;
             let q = slerp(a.2, b.2, w);
             let tr = [0, 1, 2].map(|k| a.1[k] + w * (b.1[k] - a.1[k]));
@@ -114,6 +121,9 @@ fn pose_at(gt: &[Sample], t: i64, max_dt_ns: i64) -> Option<[f64; 16]> {
     let j = nearest(gt, t, |s| s.0)?;
     if (gt[j].0 - t).abs() > max_dt_ns {
         return None;
+    }
+    if !finite(&gt[j]) {
+        return Some(NAN_POSE);
     }
     let (_, tr, q) = gt[j];
     Some(from_rt(
@@ -174,7 +184,7 @@ pub fn list(dir: &Path, max_dt_s: f64) -> Result<SourceScene> {
                 invalid_value: None,
                 intrinsics: None,
             }),
-            intrinsics: Intrinsics::at_stored(k),
+            intrinsics: SourceIntrinsics::at_stored(k),
             camera_model: "pinhole".into(),
             distortion: Vec::new(),
             world_from_camera: pose,

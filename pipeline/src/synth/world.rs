@@ -6,7 +6,7 @@
 //! with shadows plus ambient light.
 
 use crate::datagen::SplitMix64;
-use crate::geometry::{Mat4, transform_point};
+use crate::geometry::{Intrinsics, Mat4, from_rt, rotate, transform_point};
 
 /// A surface texture.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -556,7 +556,7 @@ pub struct View {
 pub fn render(room: &Room, world_from_camera: &Mat4, k: [f64; 4], width: u32, height: u32) -> View {
     use rayon::prelude::*;
     let origin = transform_point(world_from_camera, [0.0, 0.0, 0.0]);
-    let r = |i: usize, j: usize| world_from_camera[i * 4 + j];
+    let k = Intrinsics::from_k(k);
     let rows: Vec<(Vec<u8>, Vec<f32>)> = (0..height)
         .into_par_iter()
         .map(|v| {
@@ -564,12 +564,8 @@ pub fn render(room: &Room, world_from_camera: &Mat4, k: [f64; 4], width: u32, he
             let mut depth = Vec::with_capacity(width as usize);
             for u in 0..width {
                 // Camera ray with z = 1, so the hit parameter t is the z-depth.
-                let c = [
-                    (f64::from(u) + 0.5 - k[2]) / k[0],
-                    (f64::from(v) + 0.5 - k[3]) / k[1],
-                    1.0,
-                ];
-                let d = [0, 1, 2].map(|i| r(i, 0) * c[0] + r(i, 1) * c[1] + r(i, 2) * c[2]);
+                let c = k.unproject(f64::from(u) + 0.5, f64::from(v) + 0.5, 1.0);
+                let d = rotate(world_from_camera, c);
                 match room.intersect(origin, d) {
                     Some(hit) => {
                         let col = room.shade(origin, d, &hit);
@@ -648,10 +644,8 @@ pub fn trajectory(room: &Room, rng: &mut SplitMix64, frames: usize) -> Vec<Mat4>
             let (sr, cr) = roll.sin_cos();
             let x = [0, 1, 2].map(|k| cr * right[k] + sr * down[k]);
             let y = [0, 1, 2].map(|k| -sr * right[k] + cr * down[k]);
-            [
-                x[0], y[0], f[0], pos[0], x[1], y[1], f[1], pos[1], x[2], y[2], f[2], pos[2], 0.0,
-                0.0, 0.0, 1.0,
-            ]
+            // Columns: the camera's x (right), y (down) and z (forward) axes in the world.
+            from_rt(&[x[0], y[0], f[0], x[1], y[1], f[1], x[2], y[2], f[2]], pos)
         })
         .collect()
 }
@@ -679,7 +673,7 @@ mod tests {
         for (idx, d) in view.depth_m.iter().enumerate().step_by(37) {
             let (u, v) = ((idx % 48) as f64 + 0.5, (idx / 48) as f64 + 0.5);
             let z = f64::from(*d);
-            let p = transform_point(&poses[0], [(u - k[2]) / k[0] * z, (v - k[3]) / k[1] * z, z]);
+            let p = transform_point(&poses[0], Intrinsics::from_k(k).unproject(u, v, z));
             assert!(
                 room.surface_distance(p) < 1e-4,
                 "{}",
