@@ -460,9 +460,10 @@ pub fn list_scenes(
     srcs: &[PathBuf],
     opts: &IngestOptions,
 ) -> Result<Vec<SourceScene>> {
-    let mut scenes: Vec<SourceScene> = Vec::new();
-    let mut canonical: BTreeMap<PathBuf, usize> = BTreeMap::new();
-    let mut first_failure = None;
+    // Every scene root of every source, with its real path. A symbolic link (`loop -> .`)
+    // or a source given twice names a directory twice: it is listed once, under the path
+    // that goes through no link (else the first), and the aliases are named in its notes.
+    let mut found: Vec<(ScanFormat, PathBuf, PathBuf)> = Vec::new();
     for src in srcs {
         if !src.exists() {
             return Err(Error::User(format!(
@@ -470,27 +471,57 @@ pub fn list_scenes(
                 src.display()
             )));
         }
-        let roots = detect::scene_roots(format, src)?;
-        for (fmt, root) in roots {
-            // A symbolic link (`loop -> .`) or a source given twice names a directory already
-            // listed: skip it, saying so, instead of ingesting it under a second id.
+        for (fmt, root) in detect::scene_roots(format, src)? {
             let real = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
-            if let Some(&i) = canonical.get(&real) {
-                let note = format!(
-                    "skipped {}: the same directory as {} (a symbolic link or a repeated source)",
-                    root.display(),
-                    scenes[i].root.display()
-                );
-                scenes[i].notes.push(note);
-                continue;
+            found.push((fmt, root, real));
+        }
+    }
+    // Of the paths to one directory, the one with the fewest components goes through no
+    // link (`scans/loop/scene` is longer than `scans/scene`); ties keep the first.
+    let depth = |p: &Path| {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .count()
+    };
+    let mut chosen: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    for (i, (_, root, real)) in found.iter().enumerate() {
+        match chosen.get(real) {
+            Some(&j) if depth(&found[j].1) <= depth(root) => {}
+            _ => {
+                chosen.insert(real.clone(), i);
             }
-            canonical.insert(real, scenes.len());
+        }
+    }
+    let mut scenes: Vec<SourceScene> = Vec::new();
+    let mut first_failure = None;
+    for (i, (fmt, root, real)) in found.iter().enumerate() {
+        let (fmt, root) = (*fmt, root.clone());
+        if chosen.get(real) != Some(&i) {
+            continue;
+        }
+        let aliases: Vec<String> = found
+            .iter()
+            .enumerate()
+            .filter(|(j, (_, _, r))| *j != i && r == real)
+            .map(|(_, (_, alias, _))| {
+                format!(
+                    "skipped {}: the same directory as {} (a symbolic link or a repeated source)",
+                    alias.display(),
+                    root.display()
+                )
+            })
+            .collect();
+        {
             let _span = tracing::info_span!("list scene", root = %root.display()).entered();
             let mut scene = match fmt.list(&root, opts) {
                 Ok(s) => s,
                 Err(e) if e.is_user_error() => {
-                    // One malformed scene must not stop the others: it is quarantined whole.
-                    tracing::warn!("{e}");
+                    // One malformed scene must not stop the others: it is quarantined whole
+                    // (and reported in the summary).
+                    tracing::info!("{e}");
                     let failure = Refusal::new("unreadable_scene", e.to_string());
                     first_failure.get_or_insert(e);
                     SourceScene {
@@ -510,6 +541,7 @@ pub fn list_scenes(
                     format!("auto: detected the {fmt} layout ({})", fmt.expects()),
                 );
             }
+            scene.notes.extend(aliases);
             if let Some(k) = opts.intrinsics {
                 for f in &mut scene.frames {
                     f.intrinsics = SourceIntrinsics::at_stored(k);

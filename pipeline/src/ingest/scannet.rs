@@ -84,16 +84,6 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         let pose_path = dir.join(format!("pose/{i}.txt"));
         let depth_path = dir.join(format!("depth/{i}.png"));
         let mut problem = None;
-        let timestamp_ns = i.checked_mul(FRAME_NS).unwrap_or_else(|| {
-            problem = Some(Refusal::new(
-                "invalid_frame_number",
-                format!(
-                    "frame number {i} is too large for a nanosecond timestamp: {}",
-                    image_path.display()
-                ),
-            ));
-            0
-        });
         let pose = match std::fs::read_to_string(&pose_path) {
             Ok(text) => match parse_matrix4(&text) {
                 Ok(m) => Some(m),
@@ -120,6 +110,17 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
                 format!("no depth file {}", depth_path.display()),
             ));
         }
+        // A frame number whose timestamp overflows is the first thing wrong with it.
+        let timestamp_ns = i.checked_mul(FRAME_NS).unwrap_or_else(|| {
+            problem = Some(Refusal::new(
+                "invalid_frame_number",
+                format!(
+                    "frame number {i} is too large for a nanosecond timestamp: {}",
+                    image_path.display()
+                ),
+            ));
+            0
+        });
         frames.push(SourceFrame {
             frame_idx: i,
             timestamp_ns,
