@@ -5,11 +5,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use arrow::array::AsArray;
-use arrow::datatypes::{Float64Type, Int64Type};
 use spatialsv_labeler::quality::LabelQuality;
 use spatialsv_pipeline::Dataset;
-use spatialsv_schemas::Table;
+use spatialsv_schemas::{Columns, Table};
 use spatialsv_trainer::eval::EvalReport;
 
 use crate::commands::CliError;
@@ -89,11 +87,14 @@ fn curve(run: &Path, name: &str) -> Vec<(f64, f64)> {
     };
     let mut out = Vec::new();
     for b in &batches {
-        let (step, names, values) = (
-            b.column(0).as_primitive::<Int64Type>(),
-            b.column(1).as_string::<i32>(),
-            b.column(2).as_primitive::<Float64Type>(),
-        );
+        let Ok(c) = Columns::new(Table::Metrics, b) else {
+            return Vec::new();
+        };
+        let (Ok(step), Ok(names), Ok(values)) =
+            (c.i64s("step"), c.strings("name"), c.f64s("value"))
+        else {
+            return Vec::new();
+        };
         for r in 0..b.num_rows() {
             if names.value(r) == name {
                 out.push((step.value(r) as f64, values.value(r)));

@@ -46,3 +46,11 @@ impl LabelError {
         }
     }
 }
+
+/// A batch whose columns are not what its table declares, met after the store checked it on
+/// read: a fault of ours.
+impl From<spatialsv_schemas::SchemaError> for LabelError {
+    fn from(e: spatialsv_schemas::SchemaError) -> Self {
+        LabelError::Internal(format!("reading a batch: {e}"))
+    }
+}

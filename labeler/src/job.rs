@@ -26,8 +26,9 @@ use spatialsv_pipeline::geometry::{Intrinsics, Mat4};
 use spatialsv_pipeline::labels::{PseudoLabelRow, pseudo_labels_batch};
 use spatialsv_pipeline::rows::now_ns;
 use spatialsv_pipeline::{CODE_VERSION, Dataset};
-use spatialsv_schemas::{Split, Table};
-use spatialsv_trainer::data::{FrameRef, FrameStore, load_images};
+use spatialsv_pipeline::{FrameRef, FrameStore};
+use spatialsv_schemas::{Columns, Split, Table};
+use spatialsv_trainer::data::load_images;
 use spatialsv_trainer::eval::camera_of_view;
 use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
 use spatialsv_trainer::train::{TrainConfig, load_model, require_checkpoint};
@@ -229,16 +230,21 @@ fn work_list(ds: &Dataset, store: &FrameStore) -> Result<Vec<Work>> {
     )?;
     let mut out = Vec::new();
     for b in &batches {
+        let c = Columns::new(Table::Clips, b)?;
         let (ids, scenes, splits) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_string::<i32>(),
-            b.column(2).as_string::<i32>(),
+            c.strings("clip_id")?,
+            c.strings("scene_id")?,
+            c.strings("split")?,
         );
-        let lists = b.column(3).as_list::<i32>();
+        let lists = c.lists("frame_indices")?;
         for r in 0..b.num_rows() {
             let scene = scenes.value(r).to_string();
             let idx = lists.value(r);
-            let idx = idx.as_primitive::<arrow::datatypes::Int64Type>();
+            let Some(idx) = idx.as_primitive_opt::<arrow::datatypes::Int64Type>() else {
+                return Err(LabelError::Internal(
+                    "clips.frame_indices is not Int64".into(),
+                ));
+            };
             let mut frames: Vec<FrameRef> = idx
                 .values()
                 .iter()
@@ -275,12 +281,13 @@ fn already_labeled(ds: &Dataset, teacher: &str, config: &str) -> Result<HashSet<
     )?;
     let mut done = HashSet::new();
     for b in &batches {
-        let (s, f, t, c) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_primitive::<arrow::datatypes::Int64Type>(),
-            b.column(2).as_string::<i32>(),
-            b.column(3).as_string::<i32>(),
+        let cols = Columns::new(Table::PseudoLabels, b)?;
+        let (s, t, c) = (
+            cols.strings("scene_id")?,
+            cols.strings("teacher_hash")?,
+            cols.strings("config_hash")?,
         );
+        let f = cols.i64s("frame_idx")?;
         for r in 0..b.num_rows() {
             if t.value(r) == teacher && c.value(r) == config {
                 done.insert((s.value(r).to_string(), f.value(r)));

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, FixedSizeListBuilder, Float32Array,
-    Float64Array, Float64Builder, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampNanosecondArray,
+    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeListBuilder, Float32Array, Float64Array,
+    Float64Builder, Int32Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type};
-use spatialsv_schemas::{Split, Table};
+use arrow::datatypes::{DataType, Field};
+use spatialsv_schemas::{Columns, Split, Table};
 
 use crate::error::{Error, Result};
 
@@ -228,53 +227,46 @@ pub fn pseudo_labels_batch(rows: &[PseudoLabelRow]) -> Result<RecordBatch> {
 /// Decodes the rows of a `pseudo_labels` batch read with all columns.
 pub fn read_pseudo_labels(batch: &RecordBatch) -> Result<Vec<PseudoLabelRow>> {
     let bad = |what: String| Error::User(format!("pseudo_labels: {what}"));
-    let col = |name: &str| {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| bad(format!("missing column {name}")))
-    };
-    let strs = |name: &str| -> Result<&StringArray> { Ok(col(name)?.as_string::<i32>()) };
-    let i64s = |name: &str| -> Result<&Int64Array> { Ok(col(name)?.as_primitive::<Int64Type>()) };
-    let f64s =
-        |name: &str| -> Result<&Float64Array> { Ok(col(name)?.as_primitive::<Float64Type>()) };
-    let bins = |name: &str| -> Result<&BinaryArray> { Ok(col(name)?.as_binary::<i32>()) };
+    let c = Columns::new(Table::PseudoLabels, batch)?;
     let (scene, frame, clip, reference) = (
-        strs("scene_id")?,
-        i64s("frame_idx")?,
-        strs("clip_id")?,
-        i64s("reference_frame_idx")?,
+        c.strings("scene_id")?,
+        c.i64s("frame_idx")?,
+        c.strings("clip_id")?,
+        c.i64s("reference_frame_idx")?,
     );
-    let split = strs("split")?;
-    let width = col("width")?.as_primitive::<Int32Type>();
-    let height = col("height")?.as_primitive::<Int32Type>();
+    let split = c.strings("split")?;
+    let (width, height) = (c.i32s("width")?, c.i32s("height")?);
     let (depth, conf, mask) = (
-        bins("depth_normalised")?,
-        bins("confidence")?,
-        bins("keep_mask")?,
+        c.binaries("depth_normalised")?,
+        c.binaries("confidence")?,
+        c.binaries("keep_mask")?,
     );
-    let scale = col("confidence_scale")?.as_primitive::<Float32Type>();
-    let k = [f64s("fx")?, f64s("fy")?, f64s("cx")?, f64s("cy")?];
-    let pose = col("reference_from_camera")?.as_fixed_size_list();
-    let (dmed, cmean) = (f64s("depth_median_normalised")?, f64s("confidence_mean")?);
-    let mpu = f64s("metres_per_unit")?;
+    let scale = c.f32s("confidence_scale")?;
+    let k = [c.f64s("fx")?, c.f64s("fy")?, c.f64s("cx")?, c.f64s("cy")?];
+    let pose = c.poses("reference_from_camera")?;
+    let (dmed, cmean) = (
+        c.f64s("depth_median_normalised")?,
+        c.f64s("confidence_mean")?,
+    );
+    let mpu = c.f64s("metres_per_unit")?;
     let (rc, rg) = (
-        i64s("px_removed_confidence")?,
-        i64s("px_removed_geometric")?,
+        c.i64s("px_removed_confidence")?,
+        c.i64s("px_removed_geometric")?,
     );
     let (rot, dir) = (
-        f64s("camera_rotation_error_deg")?,
-        f64s("camera_direction_error_deg")?,
+        c.f64s("camera_rotation_error_deg")?,
+        c.f64s("camera_direction_error_deg")?,
     );
-    let consistent = col("camera_consistent")?.as_boolean();
-    let accepted = col("accepted")?.as_boolean();
-    let reason = strs("reject_reason")?;
+    let consistent = c.bools("camera_consistent")?;
+    let accepted = c.bools("accepted")?;
+    let reason = c.strings("reject_reason")?;
     let (th, ch, ct, cv) = (
-        strs("teacher_hash")?,
-        strs("config_hash")?,
-        strs("config_toml")?,
-        strs("code_version")?,
+        c.strings("teacher_hash")?,
+        c.strings("config_hash")?,
+        c.strings("config_toml")?,
+        c.strings("code_version")?,
     );
-    let at = col("labeled_at")?.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+    let at = c.timestamps("labeled_at")?;
     let mut rows = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
         let key = || format!("{} frame {}", scene.value(r), frame.value(r));
@@ -289,8 +281,9 @@ pub fn read_pseudo_labels(batch: &RecordBatch) -> Result<Vec<PseudoLabelRow>> {
         }
         let keep = unpack_mask(mask.value(r), n)
             .ok_or_else(|| bad(format!("{}: keep_mask is shorter than {w}x{h} bits", key())))?;
-        let mut p = [0.0; 16];
-        p.copy_from_slice(pose.value(r).as_primitive::<Float64Type>().values());
+        let p = pose
+            .get(r)
+            .ok_or_else(|| bad(format!("{}: reference_from_camera is null", key())))?;
         rows.push(PseudoLabelRow {
             scene_id: scene.value(r).to_string(),
             frame_idx: frame.value(r),

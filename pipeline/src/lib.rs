@@ -5,10 +5,13 @@
 //! - [`SqlSession`]: DataFusion over one dataset version, with 3D curation UDFs ([`udf`]).
 //! - [`rows`]: row structs and batch builders importers use.
 //! - [`labels`]: `pseudo_labels` rows and their compact per-pixel encodings.
+//! - [`FrameStore`] ([`frames`]): random access to the frames of a version, the read side
+//!   the trainer and the labeller share.
 
 mod config;
 pub mod datagen;
 mod error;
+pub mod frames;
 pub mod geometry;
 pub mod ingest;
 pub mod labels;
@@ -25,6 +28,7 @@ pub mod udf;
 
 pub use config::{load_toml, parse_toml, to_toml};
 pub use error::{Error, Result};
+pub use frames::{FrameIndex, FrameRef, FrameStore, RawFrame, SceneFrames};
 pub use manifest::{AddedStats, DataFile, Manifest, TableFiles};
 pub use migrate::MigrateOutcome;
 pub use progress::{bar, progress_enabled};

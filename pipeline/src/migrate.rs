@@ -107,7 +107,7 @@ impl Dataset {
             let mut rows = 0u64;
             for f in &listed.files {
                 let full = format!("{}/{}", self.location(), f.path);
-                for batch in self.read_file(&f.path, None)? {
+                for batch in self.read_file_unchecked(&f.path)? {
                     let upgraded = match table {
                         Table::PseudoLabels => pseudo_labels_v1_to_v2(&batch, &full)?,
                         other => {

@@ -387,7 +387,7 @@ impl Dataset {
             .par_iter()
             .map(|f| {
                 self.check_file(f)?;
-                self.read_file(&f.path, columns)
+                self.read_file(table, &f.path, columns)
             })
             .collect::<Result<_>>()?;
         Ok(per_file.into_iter().flatten().collect())
@@ -429,10 +429,11 @@ impl Dataset {
 
     pub(crate) fn read_file(
         &self,
+        table: Table,
         path: &str,
         columns: Option<&[&str]>,
     ) -> Result<Vec<RecordBatch>> {
-        self.read_row_groups(path, None, columns)
+        self.read_row_groups(table, path, None, columns)
     }
 
     fn chunks(&self, path: &str) -> Result<StorageChunks> {
@@ -462,9 +463,27 @@ impl Dataset {
     }
 
     /// Reads some row groups (all when `None`) and columns (all when `None`) of a data file
-    /// listed in a manifest.
+    /// of `table` listed in a manifest. Every batch is checked against the table's schema
+    /// (names, types, nulls): a foreign or damaged file is a `Corrupt` error naming it.
     pub fn read_row_groups(
         &self,
+        table: Table,
+        path: &str,
+        row_groups: Option<Vec<usize>>,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>> {
+        self.read_parquet(Some(table), path, row_groups, columns)
+    }
+
+    /// Every row of a data file as stored, without the schema check (for migrations, which
+    /// read the layouts of older versions).
+    pub(crate) fn read_file_unchecked(&self, path: &str) -> Result<Vec<RecordBatch>> {
+        self.read_parquet(None, path, None, None)
+    }
+
+    fn read_parquet(
+        &self,
+        table: Option<Table>,
         path: &str,
         row_groups: Option<Vec<usize>>,
         columns: Option<&[&str]>,
@@ -499,7 +518,16 @@ impl Dataset {
             .build()
             .map_err(|e| Error::corrupt(&full, format!("not a readable Parquet file ({e})")))?;
         reader
-            .map(|b| b.map_err(|e| Error::corrupt(&full, format!("unreadable row group ({e})"))))
+            .map(|b| {
+                let b =
+                    b.map_err(|e| Error::corrupt(&full, format!("unreadable row group ({e})")))?;
+                if let Some(table) = table {
+                    spatialsv_schemas::Columns::new(table, &b).map_err(|e| {
+                        Error::corrupt(&full, format!("not a {table} file of this schema ({e})"))
+                    })?;
+                }
+                Ok(b)
+            })
             .collect()
     }
 }
@@ -1070,18 +1098,13 @@ mod tests {
         // Rows come back sorted by (scene_id, frame_idx) within each file.
         for f in files {
             let batches = ds
-                .read_file(&f.path, Some(&["scene_id", "frame_idx"]))
+                .read_file(Table::Frames, &f.path, Some(&["scene_id", "frame_idx"]))
                 .unwrap();
             let b = concat_batches(&batches[0].schema(), &batches).unwrap();
+            let c = spatialsv_schemas::Columns::new(Table::Frames, &b).unwrap();
+            let (scene, frame) = (c.strings("scene_id").unwrap(), c.i64s("frame_idx").unwrap());
             let keys: Vec<(String, i64)> = (0..b.num_rows())
-                .map(|r| {
-                    (
-                        b.column(0).as_string::<i32>().value(r).to_string(),
-                        b.column(1)
-                            .as_primitive::<arrow::datatypes::Int64Type>()
-                            .value(r),
-                    )
-                })
+                .map(|r| (scene.value(r).to_string(), frame.value(r)))
                 .collect();
             let mut sorted = keys.clone();
             sorted.sort();
@@ -1103,7 +1126,7 @@ mod tests {
         let m = ds.latest().unwrap();
         let f = &m.tables["frames"].files[0];
         let batches = ds
-            .read_file(&f.path, Some(&["scene_id", "frame_idx"]))
+            .read_file(Table::Frames, &f.path, Some(&["scene_id", "frame_idx"]))
             .unwrap();
         assert!(is_sorted(&batches, Table::Frames).unwrap());
         assert!(
@@ -1169,6 +1192,46 @@ mod tests {
         // A scenes batch offered as frames is refused too.
         let (s, _) = generate(&GenSpec::default()).unwrap();
         assert!(tx.append(Table::Frames, scenes_batch(&s).unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_foreign_file_in_place_of_a_data_file_is_corrupt_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Dataset::create(dir.path()).unwrap();
+        let mut tx = ds.begin("frames").unwrap();
+        tx.append(Table::Frames, frames(0, 1)).unwrap();
+        tx.commit().unwrap();
+        let m = ds.latest().unwrap();
+        let f = &m.tables["frames"].files[0];
+        // Same name, same size recorded: a file of another layout (scene ids as integers).
+        let foreign = RecordBatch::try_new(
+            Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new("scene_id", arrow::datatypes::DataType::Int64, false),
+            ])),
+            vec![Arc::new(arrow::array::Int64Array::from(vec![1, 2]))],
+        )
+        .unwrap();
+        let path = dir.path().join(&f.path);
+        let mut w = ArrowWriter::try_new(
+            std::fs::File::create(&path).unwrap(),
+            foreign.schema(),
+            None,
+        )
+        .unwrap();
+        w.write(&foreign).unwrap();
+        w.close().unwrap();
+        let mut m = m.clone();
+        m.tables.get_mut("frames").unwrap().files[0].bytes =
+            std::fs::metadata(&path).unwrap().len();
+        let err = ds
+            .read_table(&m, Table::Frames, Some(&["scene_id"]))
+            .unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("not a frames file of this schema") && msg.ends_with(&f.path),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! - one function returning its [`SchemaRef`] ([`frames_schema`], [`scenes_schema`], ...), with
 //!   the schema version, units and coordinate conventions in the schema and field metadata;
 //! - a validated wrapper ([`FramesBatch`], [`ScenesBatch`], ...) built with
-//!   `TryFrom<RecordBatch>`, so code further down never re-checks columns.
+//!   `TryFrom<RecordBatch>`, so code further down never re-checks columns;
+//! - the typed read side, [`Columns`]: columns of a read batch (or projection) by name, with
+//!   the array type the table declares, never by position.
 //!
 //! Conventions, shared by every table: `world_from_camera` is the 4x4 camera-to-world
 //! transform stored as 16 `f64` in row-major order; camera axes follow OpenCV (x right, y down,
@@ -14,11 +16,13 @@
 //!
 //! This crate depends on `arrow` only.
 
+mod columns;
 mod doc;
 mod table;
 mod tables;
 mod validate;
 
+pub use columns::{Columns, Poses};
 pub use doc::{render_markdown, render_snapshot};
 pub use table::{SourceKind, Split, Table};
 pub use tables::{

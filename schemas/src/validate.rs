@@ -123,7 +123,7 @@ fn check_layout(
 
 /// Type equality that ignores the names and nullability of list items (writers differ on
 /// `item` vs `element`), but not their types.
-fn types_match(a: &DataType, b: &DataType) -> bool {
+pub(crate) fn types_match(a: &DataType, b: &DataType) -> bool {
     match (a, b) {
         (DataType::List(x), DataType::List(y)) => types_match(x.data_type(), y.data_type()),
         (DataType::FixedSizeList(x, n), DataType::FixedSizeList(y, m)) => {
@@ -304,6 +304,14 @@ macro_rules! validated {
             /// Number of rows.
             pub fn num_rows(&self) -> usize {
                 self.0.num_rows()
+            }
+
+            /// Typed access to the columns by name.
+            pub fn columns(&self) -> crate::Columns<'_> {
+                crate::Columns {
+                    table: $table,
+                    batch: &self.0,
+                }
             }
         }
 

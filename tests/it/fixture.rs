@@ -4,10 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use arrow::array::AsArray;
 use spatialsv_pipeline::Dataset;
 use spatialsv_pipeline::datagen::{GenSpec, build_fixture, generate};
-use spatialsv_schemas::Table;
+use spatialsv_schemas::{Columns, Table};
 
 use super::tiny;
 
@@ -31,8 +30,10 @@ fn committed_fixture_matches_the_generator() {
     let stored: BTreeSet<String> = batches
         .iter()
         .flat_map(|b| {
-            b.column(0)
-                .as_string::<i32>()
+            Columns::new(Table::Frames, b)
+                .unwrap()
+                .strings("content_hash")
+                .unwrap()
                 .iter()
                 .map(|v| v.unwrap().to_string())
                 .collect::<Vec<_>>()

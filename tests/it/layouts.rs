@@ -24,7 +24,7 @@ use spatialsv_pipeline::ingest::{
 };
 use spatialsv_pipeline::media::{DepthImage, decode_png16, encode_png16};
 use spatialsv_pipeline::synth::world::{Room, View, render, trajectory};
-use spatialsv_schemas::{Split, Table};
+use spatialsv_schemas::{Columns, Split, Table};
 
 use super::repo;
 
@@ -416,27 +416,22 @@ fn scannet_traps() {
             Some(&["source_uri", "reason", "detail"]),
         )
         .unwrap();
-    let reasons: Vec<String> = qb
-        .iter()
-        .flat_map(|b| {
-            b.column(1)
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.unwrap().to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let strings = |name: &str| -> Vec<String> {
+        qb.iter()
+            .flat_map(|b| {
+                Columns::new(Table::Quarantine, b)
+                    .unwrap()
+                    .strings(name)
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let reasons = strings("reason");
     assert_eq!(reasons.len(), 3);
-    let uris: Vec<String> = qb
-        .iter()
-        .flat_map(|b| {
-            b.column(0)
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.unwrap().to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let uris = strings("source_uri");
     assert!(uris.iter().any(|u| u.ends_with("color/4.jpg")), "{uris:?}");
 }
 

@@ -90,3 +90,11 @@ impl From<arrow::error::ArrowError> for TrainError {
         TrainError::Internal(format!("arrow: {e}"))
     }
 }
+
+/// A batch whose columns are not what its table declares, met after the store checked it on
+/// read: a fault of ours.
+impl From<spatialsv_schemas::SchemaError> for TrainError {
+    fn from(e: spatialsv_schemas::SchemaError) -> Self {
+        TrainError::Internal(format!("reading a batch: {e}"))
+    }
+}

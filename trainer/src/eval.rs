@@ -348,7 +348,7 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
                         .load(f)
                         .map(|r| r.pose.unwrap_or(spatialsv_pipeline::geometry::IDENTITY))
                 })
-                .collect::<Result<_>>()?;
+                .collect::<Result<_, _>>()?;
             let first = invert_rigid(&raw[0]);
             let gt_poses: Vec<Rigid> = raw
                 .iter()
