@@ -15,7 +15,8 @@ use spatialsv_labeler::job::{Shard, label, load_teacher};
 use spatialsv_pipeline::Dataset;
 use spatialsv_pipeline::ingest::video::{VideoOptions, ingest_videos};
 use spatialsv_pipeline::synth::{SynthOptions, synthesize};
-use spatialsv_trainer::train::{TrainConfig, train};
+use spatialsv_trainer::TrainConfig;
+use spatialsv_trainer::train::train;
 use spatialsv_trainer::{BACKEND_NAME, Backend, default_device};
 
 fn arg(name: &str) -> Option<usize> {

@@ -31,8 +31,8 @@ use spatialsv_schemas::{Columns, Split, Table};
 use spatialsv_trainer::data::load_images;
 use spatialsv_trainer::eval::camera_of_view;
 use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
-use spatialsv_trainer::train::{TrainConfig, load_model, require_checkpoint};
 use spatialsv_trainer::{Backend as B, default_device};
+use spatialsv_trainer::{TrainConfig, load_model, require_checkpoint};
 
 use crate::config::LabelConfig;
 use crate::error::{LabelError, Result};

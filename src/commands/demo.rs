@@ -12,8 +12,8 @@ use clap::Parser;
 use spatialsv_labeler::quality::{LabelQuality, score};
 use spatialsv_pipeline::Dataset;
 use spatialsv_schemas::Split;
+use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::eval::{EvalReport, evaluate};
-use spatialsv_trainer::train::TrainConfig;
 
 use super::{Cli, CliError, CliResult, write_json};
 use crate::report::{Report, Step, write_report};
@@ -268,7 +268,7 @@ pub fn run(args: Args) -> CliResult {
     let train_step = |r: &mut Runner, name: &str, cfg: &str, dir: &Path| -> CliResult {
         let dir_s = s(dir);
         let mut a = vec!["train", "--dataset", &d, "--config", cfg, "--out", &dir_s];
-        let resume = spatialsv_trainer::train::latest_checkpoint(dir).is_some();
+        let resume = spatialsv_trainer::latest_checkpoint(dir).is_some();
         if resume {
             a.push("--resume");
         }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use spatialsv_pipeline::Dataset;
-use spatialsv_trainer::train::{TrainConfig, train};
+use spatialsv_trainer::TrainConfig;
+use spatialsv_trainer::train::train;
 
 use super::CliResult;
 

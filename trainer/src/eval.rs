@@ -23,10 +23,11 @@ use spatialsv_pipeline::geometry::{Rigid, invert_rigid, mul};
 use spatialsv_schemas::Split;
 
 use crate::backend::{TrainBackend as B, default_device};
+use crate::checkpoint::load_model;
+use crate::config::TrainConfig;
 use crate::data::{Augment, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
 use crate::metrics::{DepthAlignment, chamfer, depth_metrics, pose_metrics, umeyama};
-use crate::train::{TrainConfig, load_model};
 
 /// Scores of one scene (or of all scenes), averaged over its clips.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -21,11 +21,12 @@ use spatialsv_pipeline::geometry::Rigid;
 use spatialsv_schemas::Split;
 
 use crate::backend::{TrainBackend as B, default_device};
+use crate::checkpoint::load_model;
+use crate::config::TrainConfig;
 use crate::data::{Augment, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
 use crate::eval::{camera_of_view, corresponding_points};
 use crate::metrics::umeyama;
-use crate::train::{TrainConfig, load_model};
 
 /// What an export wrote.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -6,6 +6,7 @@
 //!   trimming of pseudo-labels' largest losses.
 //! - [`data`]: burn `Dataset`/`Batcher` over the store; [`pseudo`]: pseudo-labelled clips,
 //!   strong perturbations, CutMix.
+//! - [`config`]: the training config; [`checkpoint`]: atomic checkpoints and loading a run.
 //! - [`train`]: `spatialsv train` (supervised or semi-supervised); [`training`]: one step.
 //! - [`metrics`], [`eval`]: `spatialsv eval`; [`export`]: PLY, PNG and trajectory exports.
 //!
@@ -13,6 +14,8 @@
 //! burn-cuda. Both are wrapped in `Autodiff` for training.
 
 mod backend;
+pub mod checkpoint;
+pub mod config;
 pub mod data;
 mod error;
 pub mod eval;
@@ -25,4 +28,6 @@ pub mod train;
 pub mod training;
 
 pub use backend::{BACKEND_NAME, Backend, TrainBackend, default_device};
+pub use checkpoint::{latest_checkpoint, load_model, require_checkpoint};
+pub use config::{Preset, PseudoTargets, TrainConfig};
 pub use error::{Result, TrainError};

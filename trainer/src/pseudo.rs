@@ -192,6 +192,74 @@ pub fn load_pseudo_clip(
     Ok(s)
 }
 
+/// How the pseudo-labelled part of one training batch is drawn.
+#[derive(Debug, Clone, Copy)]
+pub struct PseudoBatch {
+    /// Pseudo-labelled clips in the batch.
+    pub clips: usize,
+    /// Frames, height and width of each clip.
+    pub size: (usize, usize, usize),
+    /// Strong perturbation of the inputs.
+    pub strong: Augment,
+    /// Whether point and ray maps from the teacher's cameras supervise too (else depth
+    /// only); clips whose pose cycles do not close never supervise them.
+    pub geometry: bool,
+    /// Probability of CutMix with another pseudo clip of the batch.
+    pub cutmix: f64,
+    /// Seed of this step's augmentation.
+    pub seed: u64,
+}
+
+/// The pseudo-labelled clips of one training batch: `b.clips` clips drawn from `set`,
+/// decoded with the strong perturbation, geometry targets switched off where they must not
+/// teach, then CutMix between pairs of them.
+pub fn pseudo_batch(
+    set: &PseudoSet,
+    store: &FrameStore,
+    b: &PseudoBatch,
+    sampler: &mut SplitMix64,
+) -> Result<Vec<ClipSample>> {
+    let (v, h, w) = b.size;
+    let picks: Vec<usize> = (0..b.clips)
+        .map(|_| (sampler.next_u64() % set.clips.len() as u64) as usize)
+        .collect();
+    let mut extra: Vec<ClipSample> = picks
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let clip = &set.clips[*c];
+            let mut s = load_pseudo_clip(
+                store,
+                &clip.frames,
+                w,
+                h,
+                b.strong,
+                b.seed ^ (0xC0FFEE + k as u64),
+            )?;
+            if !b.geometry || !clip.cameras_ok {
+                s.geometry.iter_mut().for_each(|g| *g = 0.0);
+            }
+            Ok(s)
+        })
+        .collect::<Result<_>>()?;
+    for k in 0..extra.len() {
+        if extra.len() > 1 && sampler.next_f64() < b.cutmix {
+            let other =
+                (k + 1 + (sampler.next_u64() % (extra.len() - 1) as u64) as usize) % extra.len();
+            // Borrow the destination and the source apart instead of cloning.
+            let (dst, src) = if k < other {
+                let (lo, hi) = extra.split_at_mut(other);
+                (&mut lo[k], &hi[0])
+            } else {
+                let (lo, hi) = extra.split_at_mut(k);
+                (&mut hi[0], &lo[other])
+            };
+            cutmix(dst, src, v, w, h, sampler);
+        }
+    }
+    Ok(extra)
+}
+
 /// CutMix between two clips of the same shape: a random box (10% to 50% of the image) of
 /// `src` is pasted into every view of `dst`: images, depth and its validity. Inside the box
 /// the point and ray targets are switched off (they belong to another clip's cameras).

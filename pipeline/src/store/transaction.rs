@@ -1,0 +1,402 @@
+//! A commit: validated batches staged into new files, published by one manifest written
+//! with put-if-absent (the single atomic commit point), retried on a lost race.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::row::{RowConverter, SortField};
+use parquet::arrow::ArrowWriter;
+use spatialsv_schemas::{SCHEMA_VERSION, Table};
+
+use super::writer::{PartWriter, WriteOptions, escape_segment, partition_value, writer_properties};
+use super::{CODE_VERSION, Dataset, crash_point, now_rfc3339};
+use crate::error::{Error, Result};
+use crate::manifest::{AddedStats, DataFile, MANIFEST_FORMAT, Manifest, manifest_path};
+
+/// How many times [`Dataset::commit_retrying`] tries to publish before giving up.
+pub const COMMIT_TRIES: u64 = 50;
+
+impl Dataset {
+    /// Starts a commit on top of the newest version.
+    pub fn begin(&self, operation: impl Into<String>) -> Result<Transaction<'_>> {
+        self.begin_with(operation, WriteOptions::default())
+    }
+
+    /// Starts a commit with explicit file-layout options.
+    pub fn begin_with(
+        &self,
+        operation: impl Into<String>,
+        options: WriteOptions,
+    ) -> Result<Transaction<'_>> {
+        Ok(Transaction {
+            ds: self,
+            base: self.latest()?,
+            operation: operation.into(),
+            options,
+            open: BTreeMap::new(),
+            finished: Vec::new(),
+            keys: HashMap::new(),
+            added: BTreeMap::new(),
+        })
+    }
+
+    /// Stages rows with `stage` in a fresh transaction and commits them. When another writer
+    /// publishes the version first ([`Error::Conflict`]), stages again on top of the new
+    /// version and retries, with a growing pause, up to [`COMMIT_TRIES`] times: safe because
+    /// rows are keyed, so a retry adds only what the winner did not. `stage` must be
+    /// repeatable (it is called once per try).
+    pub fn commit_retrying<T>(
+        &self,
+        operation: &str,
+        options: &WriteOptions,
+        mut stage: impl FnMut(&mut Transaction<'_>) -> Result<T>,
+    ) -> Result<(T, CommitOutcome)> {
+        let _span = tracing::info_span!("commit", operation).entered();
+        let mut tries = 0u64;
+        loop {
+            let mut tx = self.begin_with(operation, options.clone())?;
+            let staged = stage(&mut tx)?;
+            match tx.commit() {
+                Ok(outcome) => {
+                    tracing::info!(
+                        version = outcome.version,
+                        published = outcome.published,
+                        "committed"
+                    );
+                    return Ok((staged, outcome));
+                }
+                Err(Error::Conflict { version }) if tries + 1 < COMMIT_TRIES => {
+                    tries += 1;
+                    tracing::info!(version, tries, "lost a commit race; staging again");
+                    std::thread::sleep(std::time::Duration::from_millis(20 * tries));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Starts a commit on `base` (which may be at an older schema version) that replaces
+    /// every file of `replaced` with what it appends: the schema migration.
+    pub(crate) fn begin_replacing(
+        &self,
+        operation: impl Into<String>,
+        mut base: Manifest,
+        replaced: &[Table],
+    ) -> Transaction<'_> {
+        for t in replaced {
+            base.tables.remove(t.name());
+        }
+        Transaction {
+            ds: self,
+            base,
+            operation: operation.into(),
+            options: WriteOptions::default(),
+            open: BTreeMap::new(),
+            finished: Vec::new(),
+            keys: HashMap::new(),
+            added: BTreeMap::new(),
+        }
+    }
+}
+
+/// A 128-bit identity per row from the row's key columns.
+fn row_keys(batch: &RecordBatch, table: Table) -> Result<Vec<u128>> {
+    let cols: Vec<ArrayRef> = table
+        .key_columns()
+        .iter()
+        .map(|c| {
+            batch
+                .column_by_name(c)
+                .cloned()
+                .ok_or_else(|| Error::Internal(format!("{table} batch lacks key column {c}")))
+        })
+        .collect::<Result<_>>()?;
+    let fields = cols
+        .iter()
+        .map(|c| SortField::new(c.data_type().clone()))
+        .collect();
+    let converter = RowConverter::new(fields)?;
+    let rows = converter.convert_columns(&cols)?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let h = blake3::hash(r.as_ref());
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&h.as_bytes()[..16]);
+            u128::from_le_bytes(b)
+        })
+        .collect())
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitOutcome {
+    /// The dataset's version after the commit.
+    pub version: u64,
+    /// Whether a new version was published (false when nothing new was offered).
+    pub published: bool,
+    /// What was added, by table.
+    pub added: BTreeMap<String, AddedStats>,
+}
+
+/// One commit in progress. Nothing it writes is visible until [`Transaction::commit`]
+/// returns; dropping it removes what it wrote.
+pub struct Transaction<'a> {
+    ds: &'a Dataset,
+    base: Manifest,
+    operation: String,
+    options: WriteOptions,
+    open: BTreeMap<(Table, Vec<String>), PartWriter>,
+    finished: Vec<(Table, DataFile)>,
+    keys: HashMap<Table, HashSet<u128>>,
+    added: BTreeMap<Table, AddedStats>,
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("dataset", &self.ds.location())
+            .field("base_version", &self.base.version)
+            .field("operation", &self.operation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transaction<'_> {
+    /// The version this commit builds on.
+    pub fn base(&self) -> &Manifest {
+        &self.base
+    }
+
+    /// The version this commit will publish.
+    pub fn target_version(&self) -> u64 {
+        self.base.version + 1
+    }
+
+    /// Whether a row with this key is already in the base version or this commit. Lets an
+    /// ingester skip decoding a frame it has already stored.
+    pub fn contains_key(&mut self, table: Table, batch: &RecordBatch) -> Result<Vec<bool>> {
+        self.load_keys(table)?;
+        let keys = row_keys(batch, table)?;
+        let set = &self.keys[&table];
+        Ok(keys.iter().map(|k| set.contains(k)).collect())
+    }
+
+    fn load_keys(&mut self, table: Table) -> Result<()> {
+        if self.keys.contains_key(&table) {
+            return Ok(());
+        }
+        let cols = table.key_columns();
+        let batches = self.ds.read_table(&self.base, table, Some(cols))?;
+        let mut set = HashSet::new();
+        for b in &batches {
+            set.extend(row_keys(b, table)?);
+        }
+        self.keys.insert(table, set);
+        Ok(())
+    }
+
+    /// Validates `batch` against `table`'s schema and stages its new rows (rows whose key is
+    /// already present are skipped). Returns the number of rows staged.
+    pub fn append(&mut self, table: Table, batch: RecordBatch) -> Result<usize> {
+        table.validate(&batch)?;
+        let batch = batch.with_schema(table.schema())?;
+        self.load_keys(table)?;
+        let keys = row_keys(&batch, table)?;
+        let set = self.keys.entry(table).or_default();
+        let keep: BooleanArray = keys.iter().map(|k| Some(set.insert(*k))).collect();
+        let kept = keep.true_count();
+        let stats = self.added.entry(table).or_default();
+        stats.duplicates += (batch.num_rows() - kept) as u64;
+        if kept == 0 {
+            return Ok(0);
+        }
+        let batch = if kept == batch.num_rows() {
+            batch
+        } else {
+            filter_record_batch(&batch, &keep)?
+        };
+        self.stage(table, batch)?;
+        Ok(kept)
+    }
+
+    /// Splits a batch by partition values and buffers each part in its file.
+    fn stage(&mut self, table: Table, batch: RecordBatch) -> Result<()> {
+        let pcols = table.partition_columns();
+        let values: Vec<Vec<String>> = (0..batch.num_rows())
+            .map(|r| {
+                pcols
+                    .iter()
+                    .map(|c| partition_value(&batch, c, r))
+                    .collect()
+            })
+            .collect();
+        let distinct: Vec<Vec<String>> = {
+            let mut d: Vec<Vec<String>> = values.clone();
+            d.sort();
+            d.dedup();
+            d
+        };
+        for part in distinct {
+            let sub = if values.iter().all(|v| *v == part) {
+                batch.clone()
+            } else {
+                let mask: BooleanArray = values.iter().map(|v| Some(*v == part)).collect();
+                filter_record_batch(&batch, &mask)?
+            };
+            self.stage_part(table, part, sub)?;
+        }
+        Ok(())
+    }
+
+    fn stage_part(&mut self, table: Table, part: Vec<String>, batch: RecordBatch) -> Result<()> {
+        let key = (table, part);
+        if !self.open.contains_key(&key) {
+            let w = self.open_file(table, &key.1)?;
+            self.open.insert(key.clone(), w);
+        }
+        let Some(w) = self.open.get_mut(&key) else {
+            return Err(Error::Internal("open writer vanished".into()));
+        };
+        w.buffered_bytes += batch.get_array_memory_size();
+        w.buffered_rows += batch.num_rows();
+        w.buffer.push(batch);
+        if w.buffered_bytes >= self.options.row_group_bytes
+            || w.buffered_rows >= self.options.row_group_rows
+        {
+            w.flush_row_group(table)?;
+            if w.writer.bytes_written() >= self.options.file_bytes
+                && let Some(w) = self.open.remove(&key)
+            {
+                let f = self.close_file(table, w)?;
+                self.finished.push((table, f));
+            }
+        }
+        Ok(())
+    }
+
+    fn open_file(&self, table: Table, part: &[String]) -> Result<PartWriter> {
+        let mut dir = format!("data/{}", table.name());
+        let mut partition = BTreeMap::new();
+        for (c, v) in table.partition_columns().iter().zip(part) {
+            dir.push_str(&format!("/{c}={}", escape_segment(v)));
+            partition.insert(c.to_string(), v.clone());
+        }
+        let unique = blake3::hash(
+            format!(
+                "{}-{:?}-{}",
+                std::process::id(),
+                std::time::SystemTime::now(),
+                self.finished.len() + self.open.len()
+            )
+            .as_bytes(),
+        )
+        .to_hex();
+        let path = format!(
+            "{dir}/part-v{:010}-{}.parquet",
+            self.target_version(),
+            &unique[..16]
+        );
+        let sink = self.ds.storage.writer(&path)?;
+        let props = writer_properties(table, &self.options)?;
+        let writer = ArrowWriter::try_new(sink, table.schema(), Some(props))?;
+        Ok(PartWriter {
+            path,
+            partition,
+            writer,
+            buffer: Vec::new(),
+            buffered_bytes: 0,
+            buffered_rows: 0,
+            rows: 0,
+        })
+    }
+
+    fn close_file(&self, table: Table, mut w: PartWriter) -> Result<DataFile> {
+        w.flush_row_group(table)?;
+        let sink = w.writer.into_inner()?;
+        sink.finish()?;
+        let bytes = self.ds.storage.size(&w.path)?.unwrap_or(0);
+        Ok(DataFile {
+            path: w.path,
+            rows: w.rows,
+            bytes,
+            added_in: self.target_version(),
+            partition: w.partition,
+        })
+    }
+
+    /// Finishes every data file and publishes the new version. When every offered row was
+    /// already present nothing is published and the outcome says so.
+    pub fn commit(mut self) -> Result<CommitOutcome> {
+        let open = std::mem::take(&mut self.open);
+        for ((table, _), w) in open {
+            let f = self.close_file(table, w)?;
+            self.finished.push((table, f));
+        }
+        let mut added: BTreeMap<String, AddedStats> = self
+            .added
+            .iter()
+            .map(|(t, s)| (t.name().to_string(), *s))
+            .collect();
+        for (table, f) in &self.finished {
+            let s = added.entry(table.name().to_string()).or_default();
+            s.rows += f.rows;
+            s.files += 1;
+            s.bytes += f.bytes;
+        }
+        if self.finished.is_empty() {
+            return Ok(CommitOutcome {
+                version: self.base.version,
+                published: false,
+                added,
+            });
+        }
+        crash_point("before-manifest");
+        let mut tables = self.base.tables.clone();
+        for (table, f) in &self.finished {
+            tables
+                .entry(table.name().to_string())
+                .or_default()
+                .files
+                .push(f.clone());
+        }
+        let version = self.target_version();
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT.into(),
+            version,
+            parent: Some(self.base.version),
+            created_at: now_rfc3339(),
+            operation: self.operation.clone(),
+            code_version: CODE_VERSION.into(),
+            schema_version: SCHEMA_VERSION.into(),
+            tables,
+            added: added.clone(),
+        };
+        let bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+        if !self
+            .ds
+            .storage
+            .put_if_absent(&manifest_path(version), &bytes)?
+        {
+            return Err(Error::Conflict { version });
+        }
+        self.finished.clear();
+        Ok(CommitOutcome {
+            version,
+            published: true,
+            added,
+        })
+    }
+}
+
+impl Drop for Transaction<'_> {
+    /// An abandoned or failed commit removes the files it finished; open files vanish with
+    /// their temporary names.
+    fn drop(&mut self) {
+        for (_, f) in self.finished.drain(..) {
+            let _ = self.ds.storage.delete(&f.path);
+        }
+    }
+}
