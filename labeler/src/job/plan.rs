@@ -1,0 +1,178 @@
+//! Work planning: which clips this shard labels (BLAKE3 of the clip id mod N), which are
+//! done already (resumption), and the interleaved teacher windows that label every frame
+//! exactly once.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use arrow::array::AsArray;
+use spatialsv_pipeline::Dataset;
+use spatialsv_pipeline::{FrameRef, FrameStore};
+use spatialsv_schemas::{Columns, Split, Table};
+
+use crate::error::{LabelError, Result};
+
+/// This process's share of the work: clips whose id hashes to `index` modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// K, from 0.
+    pub index: usize,
+    /// N.
+    pub count: usize,
+}
+
+impl Shard {
+    /// All the work.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether `clip_id` belongs to this shard.
+    pub fn owns(&self, clip_id: &str) -> bool {
+        shard_of(clip_id, self.count) == self.index
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("--shard '{s}' is not K/N with 0 <= K < N (e.g. 0/4)");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// The shard (of `n`) a clip belongs to: its id's BLAKE3, first 8 bytes, modulo `n`. Stable
+/// across runs, machines and dataset growth.
+pub fn shard_of(clip_id: &str, n: usize) -> usize {
+    let h = blake3::hash(clip_id.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    (u64::from_le_bytes(b) % n.max(1) as u64) as usize
+}
+
+/// Teacher windows over `n` frames of a clip (positions into the clip's frames): blocks of
+/// `len * gap` frames, each cut into `gap` interleaved windows of `len` frames `gap` apart;
+/// a last, shorter block of `m` frames uses gap `ceil(m / len)`. Every position appears in
+/// exactly one window and no window is longer than `len`.
+pub fn windows(n: usize, len: usize, gap: usize) -> Vec<Vec<usize>> {
+    let (len, gap) = (len.max(1), gap.max(1));
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let m = (len * gap).min(n - start);
+        let g = m.div_ceil(len);
+        for o in 0..g {
+            let w: Vec<usize> = (start + o..start + m).step_by(g).collect();
+            if !w.is_empty() {
+                out.push(w);
+            }
+        }
+        start += m;
+    }
+    out
+}
+
+/// A clip to label: its id, scene, split and frames in order.
+#[derive(Debug, Clone)]
+pub(super) struct Work {
+    pub(super) clip_id: String,
+    pub(super) scene_id: String,
+    pub(super) split: Split,
+    pub(super) frames: Vec<FrameRef>,
+}
+
+/// A window of one work item.
+#[derive(Debug, Clone)]
+pub(super) struct Window {
+    pub(super) work: usize,
+    pub(super) frames: Vec<FrameRef>,
+}
+
+/// Clips of unlabeled frames, sorted by id.
+pub(super) fn work_list(ds: &Dataset, store: &FrameStore) -> Result<Vec<Work>> {
+    let m = ds.latest()?;
+    let index = store.frame_index()?;
+    let batches = ds.read_table(
+        &m,
+        Table::Clips,
+        Some(&["clip_id", "scene_id", "split", "frame_indices"]),
+    )?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let c = Columns::new(Table::Clips, b)?;
+        let (ids, scenes, splits) = (
+            c.strings("clip_id")?,
+            c.strings("scene_id")?,
+            c.strings("split")?,
+        );
+        let lists = c.lists("frame_indices")?;
+        for r in 0..b.num_rows() {
+            let scene = scenes.value(r).to_string();
+            let idx = lists.value(r);
+            let Some(idx) = idx.as_primitive_opt::<arrow::datatypes::Int64Type>() else {
+                return Err(LabelError::Internal(
+                    "clips.frame_indices is not Int64".into(),
+                ));
+            };
+            let mut frames: Vec<FrameRef> = idx
+                .values()
+                .iter()
+                .filter_map(|i| match index.get(&(scene.clone(), *i)) {
+                    Some((f, false)) => Some(*f),
+                    _ => None,
+                })
+                .collect();
+            frames.sort_by_key(|f| f.frame_idx);
+            frames.dedup_by_key(|f| f.frame_idx);
+            if frames.is_empty() {
+                continue;
+            }
+            out.push(Work {
+                clip_id: ids.value(r).to_string(),
+                scene_id: scene,
+                split: splits.value(r).parse().map_err(LabelError::User)?,
+                frames,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.clip_id.cmp(&b.clip_id));
+    out.dedup_by(|a, b| a.clip_id == b.clip_id);
+    Ok(out)
+}
+
+/// (scene, frame) already labelled by this teacher and config.
+pub(super) fn already_labeled(
+    ds: &Dataset,
+    teacher: &str,
+    config: &str,
+) -> Result<HashSet<(String, i64)>> {
+    let m = ds.latest()?;
+    let batches = ds.read_table(
+        &m,
+        Table::PseudoLabels,
+        Some(&["scene_id", "frame_idx", "teacher_hash", "config_hash"]),
+    )?;
+    let mut done = HashSet::new();
+    for b in &batches {
+        let cols = Columns::new(Table::PseudoLabels, b)?;
+        let (s, t, c) = (
+            cols.strings("scene_id")?,
+            cols.strings("teacher_hash")?,
+            cols.strings("config_hash")?,
+        );
+        let f = cols.i64s("frame_idx")?;
+        for r in 0..b.num_rows() {
+            if t.value(r) == teacher && c.value(r) == config {
+                done.insert((s.value(r).to_string(), f.value(r)));
+            }
+        }
+    }
+    Ok(done)
+}

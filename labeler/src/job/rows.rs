@@ -1,0 +1,152 @@
+//! One window's teacher outputs to `pseudo_labels` rows: cameras from the ray maps, the
+//! filters of [`crate::filters`], statistics and provenance.
+
+use spatialsv_pipeline::CODE_VERSION;
+use spatialsv_pipeline::FrameRef;
+use spatialsv_pipeline::geometry::{Intrinsics, Mat4};
+use spatialsv_pipeline::labels::PseudoLabelRow;
+use spatialsv_pipeline::rows::now_ns;
+use spatialsv_trainer::eval::camera_of_view;
+
+use crate::config::LabelConfig;
+use crate::filters::{
+    View, accept, confidence_keep, cycle_errors, geometric_agreement, geometric_keep,
+};
+
+use super::plan::Work;
+use super::teacher::{Outputs, run_order};
+
+/// Static facts every row of a run shares.
+pub(super) struct Provenance<'a> {
+    pub(super) teacher: &'a str,
+    pub(super) config_hash: &'a str,
+    pub(super) config_toml: &'a str,
+}
+
+/// Filters one window's outputs into rows. `runs`: how many reference runs were made (1, or
+/// `v` with the camera filter); the outputs hold `runs` consecutive clips of `v` views.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn window_rows(
+    out: &Outputs,
+    first_clip: usize,
+    runs: usize,
+    v: usize,
+    h: usize,
+    w: usize,
+    work: &Work,
+    frames: &[FrameRef],
+    cfg: &LabelConfig,
+    prov: &Provenance<'_>,
+) -> Vec<PseudoLabelRow> {
+    let hw = h * w;
+    let clip_rays = |c: usize| &out.rays[c * v * 6 * hw..(c + 1) * v * 6 * hw];
+    let step = (w / 16).max(1);
+    // Run 0 (frame 0 as reference, natural order) gives the labels.
+    let cams: Vec<(Mat4, f64)> = (0..v)
+        .map(|j| {
+            let (p, f) = camera_of_view(clip_rays(first_clip), j, h, w, step);
+            (p.to_row_major(), f)
+        })
+        .collect();
+    let errors = if runs == v && v > 1 {
+        let rel: Vec<Vec<Mat4>> = (0..v)
+            .map(|r| {
+                if r == 0 {
+                    // Run 0 is the labelling run itself: its cameras are already fitted.
+                    return cams.iter().map(|c| c.0).collect();
+                }
+                let order = run_order(v, r);
+                let mut poses = vec![spatialsv_pipeline::geometry::IDENTITY; v];
+                for (pos, &j) in order.iter().enumerate() {
+                    poses[j] = camera_of_view(clip_rays(first_clip + r), pos, h, w, step)
+                        .0
+                        .to_row_major();
+                }
+                poses
+            })
+            .collect();
+        cycle_errors(&rel)
+    } else {
+        vec![(0.0, 0.0); v]
+    };
+    let base = first_clip * v * hw;
+    let depth_of = |j: usize| &out.depth[base + j * hw..base + (j + 1) * hw];
+    let conf_of = |j: usize| &out.conf[base + j * hw..base + (j + 1) * hw];
+    let k_of = |j: usize| [cams[j].1, cams[j].1, w as f64 / 2.0, h as f64 / 2.0];
+    let conf_keep: Vec<Vec<bool>> = (0..v)
+        .map(|j| confidence_keep(conf_of(j), &cfg.confidence))
+        .collect();
+    let geo_keep: Vec<Vec<bool>> = if cfg.geometric.enabled {
+        let views: Vec<View<'_>> = (0..v)
+            .map(|j| View {
+                depth: depth_of(j),
+                k: Intrinsics::from_k(k_of(j)),
+                pose: cams[j].0,
+            })
+            .collect();
+        let agree = geometric_agreement(&views, w, h, &cfg.geometric);
+        geometric_keep(&agree, cfg.geometric.views_needed(v))
+    } else {
+        vec![vec![true; hw]; v]
+    };
+    let now = now_ns();
+    (0..v)
+        .map(|j| {
+            let keep: Vec<bool> = conf_keep[j]
+                .iter()
+                .zip(&geo_keep[j])
+                .map(|(a, b)| *a && *b)
+                .collect();
+            let removed_conf = conf_keep[j].iter().filter(|k| !**k).count();
+            let removed_geo = conf_keep[j]
+                .iter()
+                .zip(&geo_keep[j])
+                .filter(|(a, b)| **a && !**b)
+                .count();
+            let kept = keep.iter().filter(|k| **k).count();
+            let (rot, dir) = errors[j];
+            let consistent = !cfg.camera.enabled
+                || (rot <= cfg.camera.max_rotation_deg && dir <= cfg.camera.max_direction_deg);
+            let verdict = if v == 1 && cfg.geometric.enabled {
+                Err("window of one frame: no other view to check against".to_string())
+            } else {
+                accept(kept, hw, consistent, &cfg.acceptance)
+            };
+            let depth = depth_of(j).to_vec();
+            let mut sorted = depth.clone();
+            sorted.sort_by(f32::total_cmp);
+            let conf = conf_of(j).to_vec();
+            let conf_mean = conf.iter().map(|c| f64::from(*c)).sum::<f64>() / hw.max(1) as f64;
+            PseudoLabelRow {
+                scene_id: work.scene_id.clone(),
+                frame_idx: frames[j].frame_idx,
+                clip_id: work.clip_id.clone(),
+                reference_frame_idx: frames[0].frame_idx,
+                split: work.split,
+                width: w as i32,
+                height: h as i32,
+                depth_median: f64::from(sorted[sorted.len() / 2]),
+                // The built-in teacher's scale is unknown on video.
+                metres_per_unit: None,
+                depth,
+                confidence_mean: conf_mean,
+                confidence: conf,
+                keep,
+                intrinsics: k_of(j),
+                reference_from_camera: cams[j].0,
+                px_removed_confidence: removed_conf as i64,
+                px_removed_geometric: removed_geo as i64,
+                camera_rotation_error_deg: rot,
+                camera_direction_error_deg: dir,
+                camera_consistent: consistent,
+                accepted: verdict.is_ok(),
+                reject_reason: verdict.err(),
+                teacher_hash: prov.teacher.to_string(),
+                config_hash: prov.config_hash.to_string(),
+                config_toml: prov.config_toml.to_string(),
+                code_version: CODE_VERSION.to_string(),
+                labeled_at: now,
+            }
+        })
+        .collect()
+}

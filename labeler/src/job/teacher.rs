@@ -1,0 +1,115 @@
+//! The teacher: a trained run's newest checkpoint, its hash (weights and model config), the
+//! labelling config resolved against it, and inference on a batch of windows.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::tensor::{Tensor, TensorData};
+use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
+use spatialsv_trainer::{Backend as B, default_device};
+use spatialsv_trainer::{TrainConfig, load_model, require_checkpoint};
+
+use crate::config::LabelConfig;
+use crate::error::{LabelError, Result};
+
+/// A trained teacher, ready for inference.
+pub struct Teacher {
+    /// The model on the inference backend.
+    pub model: SpatialSv<B>,
+    /// Its size.
+    pub model_config: SpatialSvConfig,
+    /// The config it was trained with (image size, clip length).
+    pub train_config: TrainConfig,
+    /// BLAKE3 (hex) of the checkpoint weights and model config.
+    pub hash: String,
+}
+
+impl std::fmt::Debug for Teacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Teacher")
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads the newest checkpoint of the run in `run_dir`.
+pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
+    let (model, model_config) = load_model(run_dir)?;
+    let train_config: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
+    let dir = require_checkpoint(run_dir)?;
+    let mut h = blake3::Hasher::new();
+    for path in [run_dir.join("model.json"), dir.join("model.mpk")] {
+        let bytes = std::fs::read(&path).map_err(|e| LabelError::Io {
+            action: "reading the teacher",
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(Teacher {
+        model: model.valid(),
+        model_config,
+        train_config,
+        hash: h.finalize().to_hex().to_string(),
+    })
+}
+
+/// The labelling config with `clip_len` resolved against the teacher, and its TOML and hash.
+pub fn resolve_config(
+    cfg: &LabelConfig,
+    teacher: &Teacher,
+) -> Result<(LabelConfig, String, String)> {
+    cfg.validate().map_err(LabelError::User)?;
+    let mut resolved = cfg.clone();
+    if resolved.clip_len == 0 {
+        resolved.clip_len = teacher.train_config.clip_len;
+    }
+    if resolved.clip_len > teacher.model_config.max_frames {
+        return Err(LabelError::User(format!(
+            "clip_len {} exceeds the teacher's {} frames",
+            resolved.clip_len, teacher.model_config.max_frames
+        )));
+    }
+    let toml = spatialsv_pipeline::to_toml(&resolved)?;
+    let hash = blake3::hash(toml.as_bytes()).to_hex().to_string();
+    Ok((resolved, toml, hash))
+}
+
+/// The teacher's raw outputs for one batch of windows of equal length, flattened.
+pub(super) struct Outputs {
+    pub(super) depth: Vec<f32>,
+    pub(super) conf: Vec<f32>,
+    pub(super) rays: Vec<f32>,
+}
+
+/// Order of the frames of a `v`-frame window in the run with frame `r` as reference: `r`
+/// first, the others in capture order.
+pub(super) fn run_order(v: usize, r: usize) -> Vec<usize> {
+    std::iter::once(r)
+        .chain((0..v).filter(|j| *j != r))
+        .collect()
+}
+
+/// Runs the teacher on `images` (`[n, v, 3, h, w]`).
+pub(super) fn infer(
+    model: &SpatialSv<B>,
+    images: Vec<f32>,
+    n: usize,
+    v: usize,
+    h: usize,
+    w: usize,
+) -> Result<Outputs> {
+    let device = default_device();
+    let x = Tensor::<B, 5>::from_data(TensorData::new(images, [n, v, 3, h, w]), &device);
+    let p = model.forward(x);
+    let vec = |d: TensorData| {
+        d.to_vec::<f32>()
+            .map_err(|e| LabelError::Internal(format!("teacher output: {e:?}")))
+    };
+    Ok(Outputs {
+        depth: vec(p.depth.into_data())?,
+        conf: vec(p.depth_conf.into_data())?,
+        rays: vec(p.rays.into_data())?,
+    })
+}
