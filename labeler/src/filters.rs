@@ -11,6 +11,8 @@ use spatialsv_pipeline::geometry::{
     Intrinsics, Mat4, Rigid, invert_rigid, mul, transform_point, translation, vector_angle_deg,
 };
 
+use spatialsv_schemas::RejectKind;
+
 use crate::config::{AcceptanceFilter, ConfidenceFilter, ConfidenceMode, GeometricFilter};
 
 /// Keeps the pixels whose confidence passes `f`.
@@ -170,19 +172,34 @@ pub fn accept(
     total: usize,
     camera_consistent: bool,
     f: &AcceptanceFilter,
-) -> Result<(), String> {
+) -> Result<(), Rejection> {
     let fraction = kept as f64 / total.max(1) as f64;
     if f.require_cameras && !camera_consistent {
-        return Err("camera: pose cycles do not close".into());
+        return Err(Rejection {
+            kind: RejectKind::Camera,
+            detail: "pose cycles do not close".into(),
+        });
     }
     if fraction < f.min_kept_fraction {
-        return Err(format!(
-            "pixels: kept {:.1}% < {:.1}%",
-            100.0 * fraction,
-            100.0 * f.min_kept_fraction
-        ));
+        return Err(Rejection {
+            kind: RejectKind::Pixels,
+            detail: format!(
+                "kept {:.1}% < {:.1}%",
+                100.0 * fraction,
+                100.0 * f.min_kept_fraction
+            ),
+        });
     }
     Ok(())
+}
+
+/// Why a frame was rejected: its category and the detail in words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The category (`pseudo_labels.reject_kind`).
+    pub kind: RejectKind,
+    /// The detail, with the numbers (`pseudo_labels.reject_reason`).
+    pub detail: String,
 }
 
 #[cfg(test)]
@@ -334,12 +351,13 @@ mod tests {
             require_cameras: true,
         };
         assert!(accept(60, 100, true, &f).is_ok());
-        assert!(
-            accept(40, 100, true, &f)
-                .unwrap_err()
-                .contains("kept 40.0%")
+        let low = accept(40, 100, true, &f).unwrap_err();
+        assert_eq!(low.kind, RejectKind::Pixels);
+        assert!(low.detail.contains("kept 40.0%"), "{low:?}");
+        assert_eq!(
+            accept(90, 100, false, &f).unwrap_err().kind,
+            RejectKind::Camera
         );
-        assert!(accept(90, 100, false, &f).unwrap_err().contains("camera"));
         f.require_cameras = false;
         assert!(accept(90, 100, false, &f).is_ok());
     }

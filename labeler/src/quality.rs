@@ -253,14 +253,8 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         q.frames += 1;
         if r.accepted {
             q.frames_accepted += 1;
-        } else if let Some(reason) = &r.reject_reason {
-            let key = reason
-                .split(':')
-                .next()
-                .unwrap_or(reason)
-                .trim()
-                .to_string();
-            *q.reject_reasons.entry(key).or_default() += 1;
+        } else if let Some(kind) = r.reject_kind {
+            *q.reject_reasons.entry(kind.to_string()).or_default() += 1;
         }
         for (i, (g, d)) in gt.iter().zip(&r.depth).enumerate() {
             let (g, p) = (*g, f64::from(*d) * scale);

@@ -9,7 +9,7 @@ use arrow::array::{
     Float64Builder, Int32Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
 };
 use arrow::datatypes::{DataType, Field};
-use spatialsv_schemas::{Columns, Split, Table};
+use spatialsv_schemas::{Columns, RejectKind, Split, Table};
 
 use crate::error::{Error, Result};
 
@@ -126,7 +126,9 @@ pub struct PseudoLabelRow {
     pub camera_consistent: bool,
     /// Whether the frame is used for training.
     pub accepted: bool,
-    /// Why it is not.
+    /// Why it is not, as a category.
+    pub reject_kind: Option<RejectKind>,
+    /// Why it is not, in words.
     pub reject_reason: Option<String>,
     /// BLAKE3 of the teacher checkpoint.
     pub teacher_hash: String,
@@ -209,6 +211,11 @@ pub fn pseudo_labels_batch(rows: &[PseudoLabelRow]) -> Result<RecordBatch> {
         bools(|r| r.accepted),
         Arc::new(StringArray::from(
             rows.iter()
+                .map(|r| r.reject_kind.map(RejectKind::as_str))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter()
                 .map(|r| r.reject_reason.as_deref())
                 .collect::<Vec<_>>(),
         )),
@@ -259,7 +266,7 @@ pub fn read_pseudo_labels(batch: &RecordBatch) -> Result<Vec<PseudoLabelRow>> {
     );
     let consistent = c.bools("camera_consistent")?;
     let accepted = c.bools("accepted")?;
-    let reason = c.strings("reject_reason")?;
+    let (kind, reason) = (c.strings("reject_kind")?, c.strings("reject_reason")?);
     let (th, ch, ct, cv) = (
         c.strings("teacher_hash")?,
         c.strings("config_hash")?,
@@ -309,6 +316,15 @@ pub fn read_pseudo_labels(batch: &RecordBatch) -> Result<Vec<PseudoLabelRow>> {
             camera_direction_error_deg: dir.value(r),
             camera_consistent: consistent.value(r),
             accepted: accepted.value(r),
+            reject_kind: if kind.is_null(r) {
+                None
+            } else {
+                Some(
+                    kind.value(r)
+                        .parse()
+                        .map_err(|e| bad(format!("{}: {e}", key())))?,
+                )
+            },
             reject_reason: (!reason.is_null(r)).then(|| reason.value(r).to_string()),
             teacher_hash: th.value(r).to_string(),
             config_hash: ch.value(r).to_string(),
@@ -392,6 +408,7 @@ mod tests {
             camera_direction_error_deg: 2.0,
             camera_consistent: true,
             accepted: false,
+            reject_kind: Some(RejectKind::Pixels),
             reject_reason: Some("kept 4 of 6 pixels".into()),
             teacher_hash: "t".into(),
             config_hash: "c".into(),
@@ -408,6 +425,7 @@ mod tests {
         assert_eq!(b.keep, row.keep);
         assert_eq!(b.px_kept(), 4);
         assert_eq!(b.reject_reason, row.reject_reason);
+        assert_eq!(b.reject_kind, row.reject_kind);
         assert_eq!(b.reference_from_camera, row.reference_from_camera);
         assert!((b.confidence[4] - 9.0).abs() < 1e-4);
     }

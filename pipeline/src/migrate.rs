@@ -9,9 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
 use arrow::datatypes::DataType;
-use spatialsv_schemas::{CHANGED_SINCE, SCHEMA_VERSION, Table};
+use spatialsv_schemas::{CHANGED_SINCE, RejectKind, SCHEMA_VERSION, Table};
 
 use crate::error::{Error, Result};
 use crate::store::Dataset;
@@ -47,6 +49,9 @@ fn pseudo_labels_v1_to_v2(batch: &RecordBatch, file: &str) -> Result<RecordBatch
             if f.name() == "metres_per_unit" {
                 return Ok(new_null_array(&DataType::Float64, batch.num_rows()));
             }
+            if f.name() == "reject_kind" {
+                return reject_kinds_of_v1(batch, file);
+            }
             let old = PSEUDO_LABELS_V1_NAMES
                 .iter()
                 .find(|(new, _)| new == f.name())
@@ -61,6 +66,36 @@ fn pseudo_labels_v1_to_v2(batch: &RecordBatch, file: &str) -> Result<RecordBatch
         .collect::<Result<_>>()?;
     RecordBatch::try_new(schema, cols)
         .map_err(|e| Error::corrupt(file, format!("not a version-1 pseudo_labels file ({e})")))
+}
+
+/// `reject_kind` from a version-1 `reject_reason`, whose text began with the category
+/// (`camera: ...`, `pixels: ...`, `window of one frame: ...`).
+fn reject_kinds_of_v1(batch: &RecordBatch, file: &str) -> Result<ArrayRef> {
+    let reasons = batch
+        .column_by_name("reject_reason")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| {
+            Error::corrupt(
+                file,
+                "not a version-1 pseudo_labels file: no text column 'reject_reason'",
+            )
+        })?;
+    let kinds: StringArray = reasons
+        .iter()
+        .map(|r| {
+            r.map(|r| {
+                if r.starts_with("camera") {
+                    RejectKind::Camera
+                } else if r.starts_with("window of one frame") {
+                    RejectKind::SingleView
+                } else {
+                    RejectKind::Pixels
+                }
+                .as_str()
+            })
+        })
+        .collect();
+    Ok(Arc::new(kinds))
 }
 
 impl Dataset {
@@ -132,12 +167,13 @@ impl Dataset {
 mod tests {
     use super::*;
     use crate::labels::{PseudoLabelRow, pseudo_labels_batch, read_pseudo_labels};
-    use std::sync::Arc;
-
     use arrow::datatypes::{Field, Schema};
     use spatialsv_schemas::Split;
 
+    /// Frame 0 accepted, frame 1 rejected by the pose cycles (its kind is derived from the
+    /// version-1 reason text by the migration).
     fn row(frame: i64) -> PseudoLabelRow {
+        let rejected = frame == 1;
         PseudoLabelRow {
             scene_id: "vid".into(),
             frame_idx: frame,
@@ -161,8 +197,9 @@ mod tests {
             camera_rotation_error_deg: 0.1,
             camera_direction_error_deg: 0.2,
             camera_consistent: true,
-            accepted: true,
-            reject_reason: None,
+            accepted: !rejected,
+            reject_kind: rejected.then_some(RejectKind::Camera),
+            reject_reason: rejected.then(|| "camera: pose cycles do not close".into()),
             teacher_hash: "t".into(),
             config_hash: "c".into(),
             config_toml: "".into(),
@@ -176,7 +213,7 @@ mod tests {
         let mut fields = Vec::new();
         let mut cols = Vec::new();
         for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
-            if f.name() == "metres_per_unit" {
+            if f.name() == "metres_per_unit" || f.name() == "reject_kind" {
                 continue;
             }
             let name = PSEUDO_LABELS_V1_NAMES

@@ -24,7 +24,7 @@ mod validate;
 
 pub use columns::{Columns, Poses};
 pub use doc::{render_markdown, render_snapshot};
-pub use table::{SourceKind, Split, Table};
+pub use table::{RejectKind, SourceKind, Split, Table};
 pub use tables::{
     clips_schema, frames_schema, metrics_schema, pseudo_labels_schema, quarantine_schema,
     runs_schema, scenes_schema,
@@ -45,7 +45,8 @@ pub use arrow::datatypes::SchemaRef;
 ///   `reference_from_camera` (the pose is relative to the window's reference camera, in the
 ///   teacher's units), `depth` became `depth_normalised` and `depth_median_m` became
 ///   `depth_median_normalised` (neither is metres), and `metres_per_unit` (nullable) was
-///   added. Every other table is unchanged, so a version-1 dataset without `pseudo_labels` is
+///   added, and `reject_kind` (`camera`, `pixels`, `single_view`) says why a frame was
+///   rejected without parsing `reject_reason`. Every other table is unchanged, so a version-1 dataset without `pseudo_labels` is
 ///   read as it is; one with them is upgraded by `spatialsv migrate`.
 pub const SCHEMA_VERSION: &str = "2";
 

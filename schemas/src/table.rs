@@ -191,6 +191,18 @@ string_enum!(
 );
 
 string_enum!(
+    /// Why a pseudo-labelled frame was rejected (`pseudo_labels.reject_kind`).
+    RejectKind {
+        /// The pose cycles through the frame do not close.
+        Camera => "camera",
+        /// Too few of its pixels survive the confidence and geometric filters.
+        Pixels => "pixels",
+        /// A window of one frame: no other view to check it against.
+        SingleView => "single_view",
+    }
+);
+
+string_enum!(
     /// Where a scene's frames come from.
     SourceKind {
         /// A labeled 3D scan (depth and poses available).

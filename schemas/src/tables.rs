@@ -552,11 +552,18 @@ pub fn pseudo_labels_schema() -> SchemaRef {
                 "Whether the frame is used for training",
             ),
             col(
+                "reject_kind",
+                Utf8,
+                true,
+                "",
+                "Why the frame was rejected, as a category: `camera` (pose cycles do not close), `pixels` (too few pixels survive the filters) or `single_view` (a window of one frame); null when accepted",
+            ),
+            col(
                 "reject_reason",
                 Utf8,
                 true,
                 "",
-                "Why the frame was rejected; null when accepted",
+                "Why the frame was rejected, in words with the numbers; null when accepted",
             ),
             col(
                 "teacher_hash",

@@ -373,6 +373,7 @@ validated!(
         check_positive_i32(t, &batch, "width")?;
         check_positive_i32(t, &batch, "height")?;
         check_poses(t, &batch, "reference_from_camera")?;
+        check_enum::<crate::RejectKind>(t, &batch, "reject_kind")?;
     }
 );
 

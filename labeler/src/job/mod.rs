@@ -197,6 +197,15 @@ pub fn label(
             let (b, images) = msg?;
             let (wins, chunk_end) = &plan[b];
             let v = wins[0].frames.len();
+            let clips: Vec<&str> = wins.iter().map(|w| todo[w.work].clip_id.as_str()).collect();
+            let _span = tracing::info_span!(
+                "label clips",
+                first = clips.first().copied().unwrap_or(""),
+                last = clips.last().copied().unwrap_or(""),
+                windows = wins.len(),
+                views = v
+            )
+            .entered();
             let runs = if cfg.camera.enabled && v > 1 { v } else { 1 };
             let out = infer(&teacher.model, images, wins.len() * runs, v, h, w)?;
             let rows: Vec<Vec<PseudoLabelRow>> = wins

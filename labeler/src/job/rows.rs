@@ -9,8 +9,10 @@ use spatialsv_pipeline::rows::now_ns;
 use spatialsv_trainer::eval::camera_of_view;
 
 use crate::config::LabelConfig;
+use spatialsv_schemas::RejectKind;
+
 use crate::filters::{
-    View, accept, confidence_keep, cycle_errors, geometric_agreement, geometric_keep,
+    Rejection, View, accept, confidence_keep, cycle_errors, geometric_agreement, geometric_keep,
 };
 
 use super::plan::Work;
@@ -108,7 +110,10 @@ pub(super) fn window_rows(
             let consistent = !cfg.camera.enabled
                 || (rot <= cfg.camera.max_rotation_deg && dir <= cfg.camera.max_direction_deg);
             let verdict = if v == 1 && cfg.geometric.enabled {
-                Err("window of one frame: no other view to check against".to_string())
+                Err(Rejection {
+                    kind: RejectKind::SingleView,
+                    detail: "window of one frame: no other view to check against".into(),
+                })
             } else {
                 accept(kept, hw, consistent, &cfg.acceptance)
             };
@@ -140,7 +145,8 @@ pub(super) fn window_rows(
                 camera_direction_error_deg: dir,
                 camera_consistent: consistent,
                 accepted: verdict.is_ok(),
-                reject_reason: verdict.err(),
+                reject_kind: verdict.as_ref().err().map(|r| r.kind),
+                reject_reason: verdict.err().map(|r| r.detail),
                 teacher_hash: prov.teacher.to_string(),
                 config_hash: prov.config_hash.to_string(),
                 config_toml: prov.config_toml.to_string(),
