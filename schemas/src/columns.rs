@@ -81,19 +81,19 @@ impl<'a> Columns<'a> {
             .field_with_name(name)
             .map(|f| f.data_type().clone())
             .ok();
-        let fits = match (want, declared.as_ref()) {
+        let fits = matches!(
+            (want, declared.as_ref()),
             ("utf8", Some(DataType::Utf8))
-            | ("i64", Some(DataType::Int64))
-            | ("i32", Some(DataType::Int32))
-            | ("f64", Some(DataType::Float64))
-            | ("f32", Some(DataType::Float32))
-            | ("bool", Some(DataType::Boolean))
-            | ("binary", Some(DataType::Binary))
-            | ("timestamp", Some(DataType::Timestamp(..)))
-            | ("list", Some(DataType::List(_)))
-            | ("pose", Some(DataType::FixedSizeList(_, 16))) => true,
-            _ => false,
-        };
+                | ("i64", Some(DataType::Int64))
+                | ("i32", Some(DataType::Int32))
+                | ("f64", Some(DataType::Float64))
+                | ("f32", Some(DataType::Float32))
+                | ("bool", Some(DataType::Boolean))
+                | ("binary", Some(DataType::Binary))
+                | ("timestamp", Some(DataType::Timestamp(..)))
+                | ("list", Some(DataType::List(_)))
+                | ("pose", Some(DataType::FixedSizeList(_, 16)))
+        );
         if !fits {
             return Err(SchemaError {
                 table: self.table,

@@ -8,14 +8,18 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Parser;
 use spatialsv_labeler::quality::{LabelQuality, score};
 use spatialsv_pipeline::Dataset;
+use spatialsv_pipeline::synth::SynthOptions;
 use spatialsv_schemas::Split;
 use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::eval::{EvalReport, evaluate};
+use spatialsv_trainer::experiment::{Recipe, budget};
 
-use super::{Cli, CliError, CliResult, write_json};
+use super::ingest::Format;
+use super::{
+    CliError, CliResult, CommandLine, export, ingest, label, quote, synth, train, write_json,
+};
 use crate::report::{Report, Step, write_report};
 
 /// Run the whole method on the embedded synthetic world, with no download: synth -> ingest
@@ -52,24 +56,6 @@ pub struct Args {
     /// World size as scenes,videos,frames,WIDTHxHEIGHT, overriding the default (smoke tests).
     #[arg(long, hide = true)]
     world: Option<String>,
-}
-
-/// Steps of each training at each budget: (teacher, students).
-fn budget(quick: bool) -> (usize, usize) {
-    if quick { (300, 200) } else { (900, 600) }
-}
-
-fn cli(args: &[&str]) -> CliResult {
-    let mut argv = vec!["spatialsv"];
-    argv.extend_from_slice(args);
-    let parsed = Cli::try_parse_from(&argv)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("demo built a bad command line: {e}")))?;
-    super::run(parsed)
-}
-
-/// The command line a user would type for `args`.
-fn line(args: &[&str]) -> String {
-    format!("spatialsv {}", args.join(" "))
 }
 
 fn write_config(path: &Path, config: &TrainConfig) -> CliResult {
@@ -156,148 +142,97 @@ pub fn run(args: Args) -> CliResult {
         runs.join("baseline"),
         runs.join("baseline_labeled"),
     );
-    // Teacher: the default recipe. Student and baselines: fine-tuned from the teacher with
-    // the same steps, schedule and seed. Two supervised-only baselines: `baseline` has the
-    // student's batch size, all labeled (the same compute, 3x the labeled clips per step);
-    // `baseline_labeled` sees exactly the student's labeled clips per step and nothing else.
-    let teacher_cfg = TrainConfig {
-        steps: teacher_steps,
-        seed: args.seed,
-        checkpoint_every: 100.min(teacher_steps.max(1)),
-        ..TrainConfig::default()
-    };
-    let baseline_cfg = TrainConfig {
-        steps: student_steps,
-        batch_size: 3,
-        warmup_steps: 10.min(student_steps),
-        lr: 5e-4,
-        checkpoint_every: 100.min(student_steps.max(1)),
-        init_from: Some(teacher_dir.clone()),
-        ..teacher_cfg.clone()
-    };
-    let student_cfg = TrainConfig {
-        pseudo_labels: Some("latest".into()),
-        ..baseline_cfg.clone()
-    };
-    let labeled_cfg = TrainConfig {
-        batch_size: student_cfg.batch_split()?.0,
-        ..baseline_cfg.clone()
-    };
-    let paths = [
-        (configs.join("teacher.toml"), &teacher_cfg),
-        (configs.join("student.toml"), &student_cfg),
-        (configs.join("baseline.toml"), &baseline_cfg),
-        (configs.join("baseline_labeled.toml"), &labeled_cfg),
-    ];
-    for (p, c) in &paths {
-        write_config(p, c)?;
+    let recipe = Recipe::new(args.seed, teacher_steps, student_steps, &teacher_dir)?;
+    let config_of = |name: &str| configs.join(format!("{name}.toml"));
+    for (name, config) in recipe.runs() {
+        write_config(&config_of(name), config)?;
     }
-    let (teacher_toml, student_toml, baseline_toml, labeled_toml) = (
-        s(&paths[0].0),
-        s(&paths[1].0),
-        s(&paths[2].0),
-        s(&paths[3].0),
-    );
 
     let mut r = Runner {
         out: out.clone(),
         steps: Vec::new(),
         total: 10,
     };
-    let seed = args.seed.to_string();
-    let (w, d) = (s(&world), s(&ds_dir));
-    let mut synth_args = vec!["synth", "--out", &w, "--seed", &seed];
-    let world_spec: Vec<String> = args
-        .world
-        .as_deref()
-        .map(|x| x.split(',').map(str::to_string).collect())
-        .unwrap_or_default();
-    if world_spec.len() == 4 {
-        for (flag, value) in ["--scenes", "--videos", "--frames", "--resolution"]
-            .iter()
-            .zip(&world_spec)
-        {
-            synth_args.push(flag);
-            synth_args.push(value);
-        }
+    let defaults = SynthOptions::default();
+    let mut synth = synth::Args {
+        out: world.clone(),
+        seed: args.seed,
+        scenes: defaults.scenes,
+        videos: defaults.videos,
+        frames: defaults.frames,
+        resolution: format!("{}x{}", defaults.width, defaults.height),
+    };
+    if let Some(spec) = &args.world {
+        let parts: Vec<&str> = spec.split(',').collect();
+        let bad = || {
+            CliError::User(format!(
+                "--world '{spec}': expected scenes,videos,frames,WxH"
+            ))
+        };
+        let [scenes, videos, frames, resolution] = parts[..] else {
+            return Err(bad());
+        };
+        synth.scenes = scenes.parse().map_err(|_| bad())?;
+        synth.videos = videos.parse().map_err(|_| bad())?;
+        synth.frames = frames.parse().map_err(|_| bad())?;
+        synth.resolution = resolution.to_string();
     }
-    r.step("synth", line(&synth_args), || cli(&synth_args))?;
-    let (scans_train, scans_test, videos) = (
-        format!("{w}/scans/train"),
-        format!("{w}/scans/test"),
-        format!("{w}/videos"),
-    );
-    let ingest: [Vec<&str>; 3] = [
-        vec![
-            "ingest",
-            "scannet",
-            &scans_train,
-            "--dataset",
-            &d,
-            "--split",
+    r.step("synth", synth.command_line(), || synth::run(synth.clone()))?;
+    let ingests = [
+        ingest::Args::new(
+            Format::Scannet,
+            world.join("scans/train"),
+            ds_dir.clone(),
             "train",
-        ],
-        vec![
-            "ingest",
-            "scannet",
-            &scans_test,
-            "--dataset",
-            &d,
-            "--split",
+        ),
+        ingest::Args::new(
+            Format::Scannet,
+            world.join("scans/test"),
+            ds_dir.clone(),
             "test",
-        ],
-        vec![
-            "ingest",
-            "video",
-            &videos,
-            "--dataset",
-            &d,
-            "--split",
-            "train",
-        ],
+        ),
+        ingest::Args::new(Format::Video, world.join("videos"), ds_dir.clone(), "train"),
     ];
     r.step(
         "ingest",
-        ingest
+        ingests
             .iter()
-            .map(|a| line(a))
+            .map(CommandLine::command_line)
             .collect::<Vec<_>>()
             .join(" && "),
-        || ingest.iter().try_for_each(|a| cli(a)),
+        || ingests.iter().try_for_each(|a| ingest::run(a.clone())),
     )?;
-    let train_step = |r: &mut Runner, name: &str, cfg: &str, dir: &Path| -> CliResult {
-        let dir_s = s(dir);
-        let mut a = vec!["train", "--dataset", &d, "--config", cfg, "--out", &dir_s];
-        let resume = spatialsv_trainer::latest_checkpoint(dir).is_some();
-        if resume {
-            a.push("--resume");
-        }
-        r.step(name, line(&a), || cli(&a))
+    let train_step = |r: &mut Runner, name: &str, dir: &Path| -> CliResult {
+        let a = train::Args {
+            dataset: ds_dir.clone(),
+            config: Some(config_of(name)),
+            out: dir.to_path_buf(),
+            resume: spatialsv_trainer::latest_checkpoint(dir).is_some(),
+        };
+        r.step(&format!("train {name}"), a.command_line(), || {
+            train::run(a.clone())
+        })
     };
-    train_step(&mut r, "train teacher", &teacher_toml, &teacher_dir)?;
-    let teacher_s = s(&teacher_dir);
-    let label_cfg = args.label_config.as_deref().map(s);
-    let mut label_args = vec!["label", "--dataset", &d, "--teacher", &teacher_s];
-    if let Some(c) = &label_cfg {
-        label_args.extend(["--config", c]);
-    }
-    r.step("label", line(&label_args), || cli(&label_args))?;
-    train_step(&mut r, "train student", &student_toml, &student_dir)?;
-    train_step(&mut r, "train baseline", &baseline_toml, &baseline_dir)?;
-    train_step(
-        &mut r,
-        "train baseline_labeled",
-        &labeled_toml,
-        &labeled_dir,
-    )?;
+    train_step(&mut r, "teacher", &teacher_dir)?;
+    let label = label::Args {
+        dataset: ds_dir.clone(),
+        teacher: teacher_dir.clone(),
+        config: args.label_config.clone(),
+        shard: "0/1".into(),
+    };
+    r.step("label", label.command_line(), || label::run(label.clone()))?;
+    train_step(&mut r, "student", &student_dir)?;
+    train_step(&mut r, "baseline", &baseline_dir)?;
+    train_step(&mut r, "baseline_labeled", &labeled_dir)?;
 
     let ds = Dataset::open(&ds_dir)?;
     let evals: Vec<(String, EvalReport)> = r.always(
         "evaluate",
         format!(
-            "spatialsv eval --dataset {d} --checkpoint {}/NAME --split test --out {}/eval/NAME  (NAME = teacher, baseline, baseline_labeled, student)",
-            s(&runs),
-            s(&out)
+            "spatialsv eval --dataset {} --checkpoint {}/NAME --split test --out {}/eval/NAME  (NAME = teacher, baseline, baseline_labeled, student)",
+            quote(&ds_dir),
+            quote(&runs),
+            quote(&out)
         ),
         || {
             let mut evals = Vec::new();
@@ -318,9 +253,10 @@ pub fn run(args: Args) -> CliResult {
     let quality: LabelQuality = r.always(
         "score pseudo-labels",
         format!(
-            "spatialsv eval --dataset {d} --pseudo-labels --groundtruth {} --out {}/eval/labels",
-            s(&gt),
-            s(&out)
+            "spatialsv eval --dataset {} --pseudo-labels --groundtruth {} --out {}/eval/labels",
+            quote(&ds_dir),
+            quote(&gt),
+            quote(&out)
         ),
         || {
             let q = score(&ds, &gt, None)?;
@@ -338,39 +274,24 @@ pub fn run(args: Args) -> CliResult {
         .iter()
         .map(|n| (n.to_string(), s(&export_dir.join(n))))
         .collect();
-    let (base_run, stud_run) = (s(&baseline_dir), s(&student_dir));
     let export_args = [
-        [
-            "export",
-            "--checkpoint",
-            &base_run,
-            "--dataset",
-            &d,
-            "--scene",
-            &scene,
-            "--out",
-            &exports[0].1,
-        ],
-        [
-            "export",
-            "--checkpoint",
-            &stud_run,
-            "--dataset",
-            &d,
-            "--scene",
-            &scene,
-            "--out",
-            &exports[1].1,
-        ],
-    ];
+        (&baseline_dir, &exports[0].1),
+        (&student_dir, &exports[1].1),
+    ]
+    .map(|(run, out)| export::Args {
+        checkpoint: run.clone(),
+        dataset: ds_dir.clone(),
+        scene: scene.clone(),
+        out: PathBuf::from(out),
+    });
     r.step(
         "export",
         export_args
             .iter()
-            .map(|a| line(a))
+            .map(CommandLine::command_line)
             .collect::<Vec<_>>()
             .join(" && "),
-        || export_args.iter().try_for_each(|a| cli(a)),
+        || export_args.iter().try_for_each(|a| export::run(a.clone())),
     )?;
     let report = Report {
         seed: args.seed,

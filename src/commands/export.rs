@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use spatialsv_pipeline::Dataset;
 use spatialsv_trainer::export::export_scene;
 
-use super::CliResult;
+use super::{CliResult, CommandLine, quote};
 
 /// Write what the model believes for one labeled scene: predicted and true point clouds as
 /// coloured binary PLY (pred.ply, gt.ply; MeshLab, CloudCompare, Open3D), per-frame PNGs of
@@ -15,21 +15,33 @@ use super::CliResult;
 ///
 /// Example:
 ///   spatialsv export --checkpoint runs/teacher --dataset ds --scene synth_scan_004 --out export/
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Run directory of the checkpoint (its newest checkpoint is used).
     #[arg(long)]
-    checkpoint: PathBuf,
+    pub(crate) checkpoint: PathBuf,
     /// Dataset directory.
     #[arg(long)]
-    dataset: PathBuf,
+    pub(crate) dataset: PathBuf,
     /// Scene to export (a labeled scene of the dataset).
     #[arg(long)]
-    scene: String,
+    pub(crate) scene: String,
     /// Output directory.
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
+}
+
+impl CommandLine for Args {
+    fn command_line(&self) -> String {
+        format!(
+            "spatialsv export --checkpoint {} --dataset {} --scene {} --out {}",
+            quote(&self.checkpoint),
+            quote(&self.dataset),
+            quote(&self.scene),
+            quote(&self.out)
+        )
+    }
 }
 
 pub fn run(args: Args) -> CliResult {

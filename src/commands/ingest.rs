@@ -9,7 +9,7 @@ use spatialsv_pipeline::ingest::{
 use spatialsv_pipeline::{Dataset, WriteOptions};
 use spatialsv_schemas::Split;
 
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, CommandLine, quote};
 
 /// Import 3D scans or videos into a dataset (created if missing), normalising every frame to
 /// the canonical conventions (camera-to-world, OpenCV axes, metres, intrinsics in stored
@@ -23,54 +23,54 @@ use super::{CliError, CliResult};
 ///   spatialsv ingest scannet /data/scannet/scans --dataset ds
 ///   spatialsv ingest auto /data/tum/rgbd_dataset_freiburg1_desk --dataset ds --split test
 ///   spatialsv ingest video clips/ --dataset ds --fps 2 --clip-len 8
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Source layout; `auto` recognises scan layouts and says which it chose.
     #[arg(value_enum)]
-    format: Format,
+    pub(crate) format: Format,
     /// Scene directories, parents of scene directories, or video files/directories.
     #[arg(required = true)]
-    src: Vec<PathBuf>,
+    pub(crate) src: Vec<PathBuf>,
     /// Dataset directory (created if missing).
     #[arg(long)]
-    dataset: PathBuf,
+    pub(crate) dataset: PathBuf,
     /// Split of the ingested scenes: `auto` hashes the scene id (80% train, 10% val, 10% test).
     #[arg(long, default_value = "auto")]
-    split: String,
+    pub(crate) split: String,
     /// Scans: worker threads reading and checking frames (default: one per core). Video
     /// decoding runs in ffmpeg's own threads.
     #[arg(long)]
-    jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// TOML file of Parquet layout options (the keys of configs/store.toml).
     #[arg(long)]
-    store_config: Option<PathBuf>,
+    pub(crate) store_config: Option<PathBuf>,
     /// Scans: intrinsics fx,fy,cx,cy (stored-image pixels) instead of the layout's; also
     /// accepted as four separate values.
     #[arg(long, value_delimiter = ',', num_args = 1..=4, allow_negative_numbers = true)]
-    intrinsics: Option<Vec<f64>>,
+    pub(crate) intrinsics: Option<Vec<f64>>,
     /// TUM: largest colour-depth / colour-pose time difference, seconds.
-    #[arg(long, default_value_t = 0.02, allow_negative_numbers = true)]
-    tum_max_dt: f64,
+    #[arg(long, default_value_t = TUM_MAX_DT_S, allow_negative_numbers = true)]
+    pub(crate) tum_max_dt: f64,
     /// Scans: commit after this many frames, so an interrupted run keeps its progress.
-    #[arg(long, default_value_t = 2000)]
-    commit_every: usize,
+    #[arg(long, default_value_t = COMMIT_EVERY)]
+    pub(crate) commit_every: usize,
     /// Video: keep at most F frames per second of presentation time.
     #[arg(long, conflicts_with = "stride", allow_negative_numbers = true)]
-    fps: Option<f64>,
+    pub(crate) fps: Option<f64>,
     /// Video: keep every N-th frame.
     #[arg(long)]
-    stride: Option<usize>,
+    pub(crate) stride: Option<usize>,
     /// Video: consecutive samples per clip.
-    #[arg(long, default_value_t = 8)]
-    clip_len: usize,
+    #[arg(long, default_value_t = CLIP_LEN)]
+    pub(crate) clip_len: usize,
     /// Video: JPEG quality of stored frames (1-100).
-    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
-    jpeg_quality: u8,
+    #[arg(long, default_value_t = JPEG_QUALITY, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) jpeg_quality: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Scannet,
     Tum,
     Sevenscenes,
@@ -90,6 +90,53 @@ impl Format {
             Format::Nerfstudio => Some(ScanFormat::Nerfstudio),
             Format::Auto | Format::Video => None,
         }
+    }
+}
+
+const TUM_MAX_DT_S: f64 = 0.02;
+const COMMIT_EVERY: usize = 2000;
+const CLIP_LEN: usize = 8;
+const JPEG_QUALITY: u8 = 90;
+
+impl Args {
+    /// `spatialsv ingest FORMAT SRC --dataset DS --split SPLIT` with every other option at
+    /// its default.
+    pub(crate) fn new(format: Format, src: PathBuf, dataset: PathBuf, split: &str) -> Self {
+        Self {
+            format,
+            src: vec![src],
+            dataset,
+            split: split.to_string(),
+            jobs: None,
+            store_config: None,
+            intrinsics: None,
+            tum_max_dt: TUM_MAX_DT_S,
+            commit_every: COMMIT_EVERY,
+            fps: None,
+            stride: None,
+            clip_len: CLIP_LEN,
+            jpeg_quality: JPEG_QUALITY,
+        }
+    }
+}
+
+impl CommandLine for Args {
+    fn command_line(&self) -> String {
+        let format = format!("{:?}", self.format).to_lowercase();
+        let srcs: Vec<String> = self.src.iter().map(quote).collect();
+        let mut line = format!(
+            "spatialsv ingest {format} {} --dataset {} --split {}",
+            srcs.join(" "),
+            quote(&self.dataset),
+            self.split
+        );
+        if let Some(f) = self.fps {
+            line.push_str(&format!(" --fps {f}"));
+        }
+        if let Some(n) = self.stride {
+            line.push_str(&format!(" --stride {n}"));
+        }
+        line
     }
 }
 

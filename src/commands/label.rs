@@ -6,7 +6,7 @@ use spatialsv_labeler::LabelConfig;
 use spatialsv_labeler::job::{Shard, label, load_teacher};
 use spatialsv_pipeline::Dataset;
 
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, CommandLine, quote};
 
 /// Run a trained teacher over every clip of unlabeled frames (video), recover cameras from
 /// its ray maps, apply the confidence, multi-view geometric, pose-cycle and frame-acceptance
@@ -19,21 +19,38 @@ use super::{CliError, CliResult};
 /// Example:
 ///   spatialsv label --dataset ds --teacher runs/teacher --config configs/label.toml --shard 0/4
 ///   spatialsv sql --dataset ds "SELECT scene_id, avg(CAST(accepted AS INT)) AS accepted, sum(px_removed_geometric) AS geo FROM pseudo_labels GROUP BY scene_id"
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Dataset directory.
     #[arg(long)]
-    dataset: PathBuf,
+    pub(crate) dataset: PathBuf,
     /// Run directory of the teacher (its newest checkpoint is used).
     #[arg(long)]
-    teacher: PathBuf,
+    pub(crate) teacher: PathBuf,
     /// Labelling config (TOML; keys of configs/label.toml). Defaults when omitted.
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// This process's share of the clips, K/N (0 <= K < N).
     #[arg(long, default_value = "0/1", allow_hyphen_values = true)]
-    shard: String,
+    pub(crate) shard: String,
+}
+
+impl CommandLine for Args {
+    fn command_line(&self) -> String {
+        let mut line = format!(
+            "spatialsv label --dataset {} --teacher {}",
+            quote(&self.dataset),
+            quote(&self.teacher)
+        );
+        if let Some(c) = &self.config {
+            line.push_str(&format!(" --config {}", quote(c)));
+        }
+        if self.shard != "0/1" {
+            line.push_str(&format!(" --shard {}", self.shard));
+        }
+        line
+    }
 }
 
 pub fn run(args: Args) -> CliResult {

@@ -45,6 +45,26 @@ enum Command {
     Demo(demo::Args),
 }
 
+/// A command's typed arguments as the line a user would type: what the demo prints for each
+/// step it runs (the arguments themselves are passed as values, never re-parsed).
+pub trait CommandLine {
+    /// The `spatialsv ...` line.
+    fn command_line(&self) -> String;
+}
+
+/// A path as a shell word (quoted when it holds characters a shell would split on).
+pub fn quote(p: impl AsRef<std::ffi::OsStr>) -> String {
+    let s = p.as_ref().to_string_lossy();
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:=@%".contains(c))
+    {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// An error of the command line, with the exit code it maps to.
 #[derive(Debug)]
 pub enum CliError {

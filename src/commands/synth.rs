@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use spatialsv_pipeline::synth::{SynthOptions, synthesize};
 
-use super::{CliError, CliResult};
+use super::{CliError, CliResult, CommandLine, quote};
 
 /// Render the embedded synthetic world: procedural indoor rooms (walls, floor, ceiling,
 /// furniture-like boxes, spheres and cylinders, textured and lit) ray-cast on the CPU along
@@ -18,27 +18,41 @@ use super::{CliError, CliResult};
 ///   spatialsv ingest scannet data/synth/scans/train --dataset ds --split train
 ///   spatialsv ingest scannet data/synth/scans/test --dataset ds --split test
 ///   spatialsv ingest video data/synth/videos --dataset ds --clip-len 8
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Output directory.
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Random seed; the same seed renders the same world.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Number of labeled scan scenes (a third of them, at least one, are test scenes).
     #[arg(long, default_value_t = SynthOptions::default().scenes)]
-    scenes: usize,
+    pub(crate) scenes: usize,
     /// Number of unlabeled videos.
     #[arg(long, default_value_t = SynthOptions::default().videos)]
-    videos: usize,
+    pub(crate) videos: usize,
     /// Frames per scene and per video.
     #[arg(long, default_value_t = SynthOptions::default().frames)]
-    frames: usize,
+    pub(crate) frames: usize,
     /// Resolution as WIDTHxHEIGHT (even numbers).
     #[arg(long, default_value = "160x120")]
-    resolution: String,
+    pub(crate) resolution: String,
+}
+
+impl CommandLine for Args {
+    fn command_line(&self) -> String {
+        format!(
+            "spatialsv synth --out {} --seed {} --scenes {} --videos {} --frames {} --resolution {}",
+            quote(&self.out),
+            self.seed,
+            self.scenes,
+            self.videos,
+            self.frames,
+            self.resolution
+        )
+    }
 }
 
 pub fn run(args: Args) -> CliResult {

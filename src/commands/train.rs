@@ -6,7 +6,7 @@ use spatialsv_pipeline::Dataset;
 use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::train::train;
 
-use super::CliResult;
+use super::{CliResult, CommandLine, quote};
 
 /// Train the SpatialSV model (depth, ray-map and point-map heads over a ViT encoder and an
 /// alternating-attention trunk) on the labeled scans of a dataset's train split. Writes the
@@ -17,21 +17,35 @@ use super::CliResult;
 /// Example:
 ///   spatialsv train --dataset ds --config configs/train.toml --out runs/teacher
 ///   spatialsv sql --dataset runs/teacher "SELECT step, value FROM metrics WHERE name = 'loss/total' ORDER BY step"
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Dataset directory.
     #[arg(long)]
-    dataset: PathBuf,
+    pub(crate) dataset: PathBuf,
     /// Training config (TOML; keys of configs/train.toml). Defaults when omitted.
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Run directory for checkpoints, config and metrics.
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
-    resume: bool,
+    pub(crate) resume: bool,
+}
+
+impl CommandLine for Args {
+    fn command_line(&self) -> String {
+        let mut line = format!("spatialsv train --dataset {}", quote(&self.dataset));
+        if let Some(c) = &self.config {
+            line.push_str(&format!(" --config {}", quote(c)));
+        }
+        line.push_str(&format!(" --out {}", quote(&self.out)));
+        if self.resume {
+            line.push_str(" --resume");
+        }
+        line
+    }
 }
 
 pub fn run(args: Args) -> CliResult {

@@ -9,6 +9,7 @@
 //! - [`config`]: the training config; [`checkpoint`]: atomic checkpoints and loading a run.
 //! - [`train`]: `spatialsv train` (supervised or semi-supervised); [`training`]: one step.
 //! - [`metrics`], [`eval`]: `spatialsv eval`; [`export`]: PLY, PNG and trajectory exports.
+//! - [`experiment`]: the semi-supervised recipe the demo runs (teacher, student, baselines).
 //!
 //! Backends: burn's pure-Rust CPU backend `flex` by default; built with `--features cuda`,
 //! burn-cuda. Both are wrapped in `Autodiff` for training.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod data;
 mod error;
 pub mod eval;
+pub mod experiment;
 pub mod export;
 pub mod loss;
 pub mod metrics;

@@ -1,0 +1,107 @@
+//! The semi-supervised experiment recipe (what `spatialsv demo` runs): a teacher trained
+//! from scratch on the labeled scans, then three models fine-tuned from it with the same
+//! steps, schedule and seed:
+//!
+//! - `student`: labeled clips plus accepted pseudo-labels (1:2 per batch);
+//! - `baseline`: the student's batch size, all labeled (the same compute, 3x the labeled
+//!   clips per step);
+//! - `baseline_labeled`: exactly the student's labeled clips per step and nothing else.
+
+use std::path::Path;
+
+use crate::config::TrainConfig;
+use crate::error::Result;
+
+/// Training steps of (the teacher, every fine-tuned model) at the quick or the full budget.
+pub fn budget(quick: bool) -> (usize, usize) {
+    if quick { (300, 200) } else { (900, 600) }
+}
+
+/// The four training configs of one experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recipe {
+    /// Trained from scratch on the labeled scans.
+    pub teacher: TrainConfig,
+    /// Fine-tuned on labeled clips and pseudo-labels.
+    pub student: TrainConfig,
+    /// Fine-tuned on labeled clips only, the student's batch size.
+    pub baseline: TrainConfig,
+    /// Fine-tuned on the student's labeled clips only.
+    pub baseline_labeled: TrainConfig,
+}
+
+impl Recipe {
+    /// The recipe for `seed`, with the teacher's run directory as the others' start.
+    pub fn new(
+        seed: u64,
+        teacher_steps: usize,
+        student_steps: usize,
+        teacher_dir: &Path,
+    ) -> Result<Self> {
+        let teacher = TrainConfig {
+            steps: teacher_steps,
+            seed,
+            checkpoint_every: 100.min(teacher_steps.max(1)),
+            ..TrainConfig::default()
+        };
+        let baseline = TrainConfig {
+            steps: student_steps,
+            batch_size: 3,
+            warmup_steps: 10.min(student_steps),
+            lr: 5e-4,
+            checkpoint_every: 100.min(student_steps.max(1)),
+            init_from: Some(teacher_dir.to_path_buf()),
+            ..teacher.clone()
+        };
+        let student = TrainConfig {
+            pseudo_labels: Some("latest".into()),
+            ..baseline.clone()
+        };
+        let baseline_labeled = TrainConfig {
+            batch_size: student.batch_split()?.0,
+            ..baseline.clone()
+        };
+        Ok(Self {
+            teacher,
+            student,
+            baseline,
+            baseline_labeled,
+        })
+    }
+
+    /// Every run by name, in training order.
+    pub fn runs(&self) -> [(&'static str, &TrainConfig); 4] {
+        [
+            ("teacher", &self.teacher),
+            ("student", &self.student),
+            ("baseline", &self.baseline),
+            ("baseline_labeled", &self.baseline_labeled),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fine_tuned_runs_differ_only_in_what_they_see() {
+        let r = Recipe::new(3, 30, 20, Path::new("runs/teacher")).unwrap();
+        assert_eq!((r.teacher.steps, r.teacher.seed), (30, 3));
+        assert_eq!(r.teacher.init_from, None);
+        for c in [&r.student, &r.baseline, &r.baseline_labeled] {
+            assert_eq!(c.steps, 20);
+            assert_eq!(c.init_from.as_deref(), Some(Path::new("runs/teacher")));
+            assert_eq!((c.lr, c.seed), (r.baseline.lr, 3));
+        }
+        assert!(r.student.semi_supervised() && !r.baseline.semi_supervised());
+        // The labeled-only baseline sees exactly the student's labeled clips per batch.
+        assert_eq!(
+            r.baseline_labeled.batch_size,
+            r.student.batch_split().unwrap().0
+        );
+        for (_, c) in r.runs() {
+            c.validate().unwrap();
+        }
+    }
+}
