@@ -1,0 +1,310 @@
+//! The demo's report: `report.md` (images beside it) and a self-contained `report.html`
+//! (images inlined as data URIs), with the metrics table, pseudo-label quality, loss curves
+//! drawn here as PNG, depth/confidence images and links to the PLY point clouds.
+//!
+//! Rooms: [`document`] is the report as blocks, built once here; [`markdown`] and [`html`]
+//! render it; [`plot`] draws the loss curves.
+
+mod document;
+mod html;
+mod markdown;
+mod plot;
+
+use std::path::{Path, PathBuf};
+
+use spatialsv_labeler::quality::LabelQuality;
+use spatialsv_trainer::eval::EvalReport;
+
+use crate::commands::CliError;
+use document::Document;
+use plot::{COLOURS, Series, curve, plot, smooth};
+
+/// One step of the demo as it ran.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// What it did.
+    pub name: String,
+    /// The equivalent command line.
+    pub command: String,
+    /// Wall time.
+    pub seconds: f64,
+    /// Finished by an earlier run.
+    pub skipped: bool,
+}
+
+/// Everything the report shows.
+#[derive(Debug)]
+pub struct Report {
+    /// Seed of the run.
+    pub seed: u64,
+    /// `--quick`.
+    pub quick: bool,
+    /// Teacher training steps.
+    pub teacher_steps: usize,
+    /// Student and baseline training steps.
+    pub student_steps: usize,
+    /// Evaluation of each model on the test split.
+    pub evals: Vec<(String, EvalReport)>,
+    /// Pseudo-label quality.
+    pub quality: Option<LabelQuality>,
+    /// Scene exported.
+    pub scene: String,
+    /// Run directories by model.
+    pub runs: Vec<(String, PathBuf)>,
+    /// Export directories by model.
+    pub exports: Vec<(String, PathBuf)>,
+    /// Steps with timings.
+    pub steps: Vec<Step>,
+    /// Total wall time.
+    pub seconds: f64,
+}
+
+fn f(v: f64) -> String {
+    format!("{v:.4}")
+}
+
+/// Writes `report.md`, `report.html` and the images they show into `out`.
+pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
+    let doc = build(r)?;
+    let img_dir = out.join("report_images");
+    std::fs::create_dir_all(&img_dir)
+        .map_err(|e| CliError::User(format!("cannot create ({e}): {}", img_dir.display())))?;
+    let write = |p: PathBuf, bytes: &[u8]| -> Result<(), CliError> {
+        std::fs::write(&p, bytes)
+            .map_err(|e| CliError::User(format!("cannot write ({e}): {}", p.display())))
+    };
+    for (file, png) in doc.images() {
+        write(img_dir.join(file), png)?;
+    }
+    write(out.join("report.md"), markdown::render(&doc).as_bytes())?;
+    write(out.join("report.html"), html::render(&doc).as_bytes())?;
+    Ok(())
+}
+
+/// Loss curves (smoothed) of every run, one image per metric.
+fn curves(r: &Report) -> Vec<(String, String, Vec<u8>)> {
+    let mut images = Vec::new();
+    // Curves in COLOURS order: teacher, baseline, baseline_labeled, student.
+    for (metric, file, caption) in [
+        (
+            "loss/total",
+            "loss_total.png",
+            "Total training loss (moving average of 10 steps)",
+        ),
+        (
+            "loss/depth",
+            "loss_depth.png",
+            "Confidence-weighted depth loss (moving average of 10 steps)",
+        ),
+    ] {
+        let series: Vec<Series> = r
+            .runs
+            .iter()
+            .zip(COLOURS)
+            .map(|((_, dir), c)| (smooth(&curve(dir, metric), 10), c))
+            .filter(|(s, _)| !s.is_empty())
+            .collect();
+        if let Ok((png, [x0, x1, y0, y1])) = plot(&series, 640, 300) {
+            images.push((
+                file.to_string(),
+                format!("{caption}, steps {x0:.0} to {x1:.0} left to right, loss {y0:.3} to {y1:.3} bottom to top (grid at quarters): teacher (blue, steps 1-{}); baseline (orange), baseline_labeled (purple) and the semi-supervised student (green), fine-tuned from the teacher for {} steps and counted from their own start. The student's loss includes its pseudo-labelled clips.", r.teacher_steps, r.student_steps),
+                png,
+            ));
+        }
+    }
+    images
+}
+
+/// The image | depth | prediction | confidence panel of the first exported frame of each
+/// model, three times larger.
+fn panels(r: &Report) -> Result<Vec<(String, String, Vec<u8>)>, CliError> {
+    let mut panels = Vec::new();
+    for (name, dir) in &r.exports {
+        let frames = dir.join("frames");
+        let mut pngs: Vec<PathBuf> = std::fs::read_dir(&frames)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        pngs.sort_by_key(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(i64::MAX)
+        });
+        if let Some(p) = pngs.first()
+            && let Ok(small) = image::open(p)
+        {
+            // Three times larger, nearest neighbour, so the maps are legible on a page.
+            let big = small.resize(
+                small.width() * 3,
+                small.height() * 3,
+                image::imageops::FilterType::Nearest,
+            );
+            let mut bytes = Vec::new();
+            big.write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .map_err(|e| CliError::Other(e.into()))?;
+            panels.push((
+                format!("frame_{name}.png"),
+                format!("{name}, {} frame {}: image | true depth | predicted depth | predicted confidence", r.scene, p.file_stem().and_then(|s| s.to_str()).unwrap_or("?")),
+                bytes,
+            ));
+        }
+    }
+    Ok(panels)
+}
+
+/// The report's content.
+fn build(r: &Report) -> Result<Document, CliError> {
+    let mut d = Document::default();
+    d.heading(1, "spatialsv demo report");
+    d.paragraph(format!(
+        "Seed {}, {} budget: teacher {} steps; the semi-supervised student and two supervised-only baselines fine-tuned from the teacher for {} steps each (same schedule and seed). `student`: 1 labeled + 2 pseudo-labelled clips per batch; `baseline`: 3 labeled clips per batch (the same compute); `baseline_labeled`: the student's 1 labeled clip per batch alone. Total time {:.1} min. Everything ran on the synthetic world; metrics are on the held-out `test` scenes, which no model trained on.",
+        r.seed,
+        if r.quick { "quick" } else { "full" },
+        r.teacher_steps,
+        r.student_steps,
+        r.seconds / 60.0
+    ));
+    d.heading(2, "Held-out scenes");
+    let mut rows: Vec<Vec<String>> = r
+        .evals
+        .iter()
+        .map(|(name, e)| {
+            let o = &e.overall;
+            vec![
+                name.clone(),
+                f(o.abs_rel),
+                format!("{:.3}", o.delta1),
+                f(o.abs_rel_lsq),
+                format!("{:.3}", o.rra15),
+                format!("{:.3}", o.rta15),
+                format!("{:.3}", o.auc30),
+                f(o.chamfer),
+            ]
+        })
+        .collect();
+    if let Some((_, e)) = r.evals.first() {
+        rows.push(vec![
+            "trivial baselines".into(),
+            format!("{} (training median depth)", f(e.overall.baseline_abs_rel)),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            format!("{:.3} (identity motion)", e.overall.baseline_auc30),
+            String::new(),
+        ]);
+    }
+    d.table(
+        &[
+            "model",
+            "AbsRel",
+            "delta1",
+            "AbsRel (scale+shift)",
+            "RRA@15",
+            "RTA@15",
+            "AUC@30",
+            "Chamfer (m)",
+        ],
+        rows,
+    );
+    if let Some((_, st)) = r.evals.iter().find(|(n, _)| n == "student") {
+        for (name, e) in r.evals.iter().filter(|(n, _)| n.starts_with("baseline")) {
+            let (a, b) = (&st.overall, &e.overall);
+            let wins = [
+                ("AbsRel", a.abs_rel < b.abs_rel),
+                ("delta1", a.delta1 > b.delta1),
+                ("AUC@30", a.auc30 > b.auc30),
+                ("Chamfer", a.chamfer < b.chamfer),
+            ];
+            let better: Vec<&str> = wins.iter().filter(|w| w.1).map(|w| w.0).collect();
+            d.paragraph(format!(
+                "student against {name}: better on {} of 4 ({})",
+                better.len(),
+                if better.is_empty() {
+                    "none".to_string()
+                } else {
+                    better.join(", ")
+                }
+            ));
+        }
+    }
+    d.paragraph(
+        "Depth metrics are median-scaled (scale+shift: least squares); cameras come from the predicted ray maps; Chamfer after Umeyama Sim(3) alignment.",
+    );
+    if let Some(q) = &r.quality {
+        d.heading(2, "Pseudo-labels against the hidden ground truth");
+        d.paragraph(format!("Pseudo-labels of {}.", q.summary()));
+        d.table(
+            &["pixels", "count", "AbsRel", "delta1"],
+            q.depth_rows()
+                .iter()
+                .map(|(name, s)| {
+                    vec![
+                        name.to_string(),
+                        s.pixels.to_string(),
+                        f(s.abs_rel),
+                        format!("{:.3}", s.delta1),
+                    ]
+                })
+                .collect(),
+        );
+        d.table(
+            &[
+                "frames",
+                "count",
+                "rotation error (deg)",
+                "direction error (deg)",
+            ],
+            q.pose_rows()
+                .iter()
+                .map(|(name, p)| {
+                    vec![
+                        name.to_string(),
+                        p.frames.to_string(),
+                        format!("{:.2}", p.rotation_deg),
+                        format!("{:.2}", p.direction_deg),
+                    ]
+                })
+                .collect(),
+        );
+        for (reason, n) in &q.reject_reasons {
+            d.paragraph(format!("Rejected by {reason}: {n} frames."));
+        }
+    }
+    d.heading(2, "Training curves");
+    for (file, caption, png) in curves(r) {
+        d.image(file, caption, png);
+    }
+    d.heading(2, "What the students believe");
+    for (file, caption, png) in panels(r)? {
+        d.image(file, caption, png);
+    }
+    for (name, dir) in &r.exports {
+        d.item(format!(
+            "{name}: point clouds `{0}/pred.ply` (Sim(3)-aligned prediction) and `{0}/gt.ply` (truth); trajectories `{0}/trajectory_{{gt,pred}}.txt`",
+            dir.display()
+        ));
+    }
+    d.heading(2, "Steps");
+    d.table(
+        &["step", "time (s)", "command"],
+        r.steps
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    if s.skipped {
+                        "done earlier".to_string()
+                    } else {
+                        format!("{:.1}", s.seconds)
+                    },
+                    format!("`{}`", s.command),
+                ]
+            })
+            .collect(),
+    );
+    Ok(d)
+}
