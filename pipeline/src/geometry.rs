@@ -394,6 +394,60 @@ pub fn format_matrix4(m: &Mat4, decimals: usize) -> String {
 mod tests {
     use super::*;
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A random rigid pose from a (non-degenerate) quaternion and a translation.
+        fn pose() -> impl Strategy<Value = Mat4> {
+            (
+                prop::array::uniform4(-1.0f64..1.0),
+                prop::array::uniform3(-50.0f64..50.0),
+            )
+                .prop_filter("degenerate quaternion", |(q, _)| {
+                    q.iter().map(|v| v * v).sum::<f64>() > 1e-3
+                })
+                .prop_map(|(q, t)| {
+                    from_rt(&rotation_from_quat_wxyz(q[0], q[1], q[2], q[3]).unwrap(), t)
+                })
+        }
+
+        fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
+            a.iter().zip(b).all(|(x, y)| (x - y).abs() < tol)
+        }
+
+        proptest! {
+            /// The stored row-major form and the computing form convert both ways exactly,
+            /// and every stored pose is a valid table pose.
+            #[test]
+            fn row_major_round_trips(m in pose()) {
+                prop_assert_eq!(Rigid::from_row_major(&m).to_row_major(), m);
+                prop_assert!(spatialsv_schemas::check_pose(&m).is_ok());
+            }
+
+            /// Quaternion -> rotation -> quaternion gives the same rotation.
+            #[test]
+            fn quaternions_round_trip(m in pose()) {
+                let q = Rigid::from_row_major(&m).quat_wxyz();
+                let r = rotation_from_quat_wxyz(q[0], q[1], q[2], q[3]).unwrap();
+                prop_assert!(close(&r, &rotation(&m), 1e-9));
+                prop_assert!((q.iter().map(|v| v * v).sum::<f64>() - 1.0).abs() < 1e-9);
+            }
+
+            /// a_from_b composed with its inverse is the identity; the relative rotation
+            /// between a pose and itself composed with b is b's angle.
+            #[test]
+            fn inverse_and_composition(a in pose(), b in pose()) {
+                let (ra, rb) = (Rigid::from_row_major(&a), Rigid::from_row_major(&b));
+                prop_assert!(close(&ra.compose(&ra.inverse()).to_row_major(), &IDENTITY, 1e-9));
+                prop_assert!(close(&invert_rigid(&invert_rigid(&a)), &a, 1e-9));
+                let ab = mul(&a, &b);
+                prop_assert!((relative_rotation_deg(&a, &ab) - rb.rotation_angle_deg()).abs() < 1e-6);
+            }
+        }
+    }
+
     fn close(a: &[f64], b: &[f64]) -> bool {
         a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9)
     }

@@ -359,6 +359,57 @@ pub fn select_labelling(rows: &[PseudoLabelRow], selector: &str) -> Result<(Stri
 mod tests {
     use super::*;
 
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// f16 depth round-trips within half precision (relative 2^-11, or one step
+            /// of f16's smallest normals), and invalid depth becomes 0.
+            #[test]
+            fn f16_depth_round_trips(values in proptest::collection::vec(prop_oneof![
+                1e-3f32..6e4f32,
+                Just(0.0f32),
+                Just(-1.0f32),
+                Just(f32::NAN),
+                Just(f32::INFINITY),
+            ], 0..64)) {
+                let back = decode_f16(&encode_f16(&values)).unwrap();
+                prop_assert_eq!(back.len(), values.len());
+                for (v, b) in values.iter().zip(&back) {
+                    if v.is_finite() && *v > 0.0 {
+                        prop_assert!((b - v).abs() <= v * 1.0 / 2048.0 + 6.2e-5, "{v} -> {b}");
+                    } else {
+                        prop_assert_eq!(*b, 0.0);
+                    }
+                }
+            }
+
+            /// The keep mask round-trips exactly, at any length.
+            #[test]
+            fn masks_round_trip(mask in proptest::collection::vec(any::<bool>(), 0..300)) {
+                let packed = pack_mask(&mask);
+                prop_assert_eq!(packed.len(), mask.len().div_ceil(8));
+                prop_assert_eq!(unpack_mask(&packed, mask.len()).unwrap(), mask.clone());
+                if !mask.is_empty() {
+                    prop_assert!(unpack_mask(&packed[..packed.len() - 1], mask.len() + 8).is_none());
+                }
+            }
+
+            /// Confidence quantised to a byte comes back within half a step, the largest
+            /// exactly at the top of the range.
+            #[test]
+            fn confidence_round_trips_within_half_a_step(conf in proptest::collection::vec(1.0f32..500.0, 1..64)) {
+                let (q, scale) = quantise_confidence(&conf);
+                let back = dequantise_confidence(&q, scale);
+                for (c, b) in conf.iter().zip(&back) {
+                    prop_assert!((b - c).abs() <= scale * 0.5 + 1e-3 * c, "{c} -> {b} (step {scale})");
+                }
+            }
+        }
+    }
+
     #[test]
     fn encodings_round_trip() {
         let d = [0.5f32, 1.25, 3.0, -1.0, f32::NAN, 70000.0];

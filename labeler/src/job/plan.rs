@@ -176,3 +176,48 @@ pub(super) fn already_labeled(
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Every frame of a clip is labelled exactly once, by a window of at most `len`
+        /// frames in capture order, whatever the clip length, window length and gap.
+        #[test]
+        fn windows_label_every_frame_exactly_once(n in 0usize..200, len in 0usize..10, gap in 0usize..6) {
+            let ws = windows(n, len, gap);
+            let mut seen = vec![0u32; n];
+            for w in &ws {
+                prop_assert!(!w.is_empty());
+                prop_assert!(w.len() <= len.max(1), "{w:?} longer than {len}");
+                prop_assert!(w.windows(2).all(|p| p[0] < p[1]), "{w:?} not in order");
+                for &i in w {
+                    seen[i] += 1;
+                }
+            }
+            prop_assert!(seen.iter().all(|c| *c == 1), "{seen:?}");
+        }
+
+        /// The shards of N are a partition of the clips: each clip has exactly one owner,
+        /// stable across calls; K/N round-trips through its text form.
+        #[test]
+        fn shards_partition_the_clips(ids in proptest::collection::vec("[a-z0-9_/]{1,24}", 1..60), n in 1usize..12) {
+            for id in &ids {
+                let owners: Vec<usize> = (0..n)
+                    .filter(|k| Shard { index: *k, count: n }.owns(id))
+                    .collect();
+                prop_assert_eq!(owners.len(), 1);
+                prop_assert_eq!(owners[0], shard_of(id, n));
+            }
+            for k in 0..n {
+                let s: Shard = format!("{k}/{n}").parse().unwrap();
+                prop_assert_eq!(s, Shard { index: k, count: n });
+            }
+            let past_the_end = format!("{n}/{n}");
+            prop_assert!(past_the_end.parse::<Shard>().is_err());
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! tests that abort a child process mid-commit.
 
 use std::path::Path;
+#[cfg(feature = "failpoints")]
 use std::process::Command;
 
 use std::sync::Arc;
