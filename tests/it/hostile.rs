@@ -6,20 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{fails, ok, repo, spatialsv, tiny};
-
-/// Copies a directory tree (files and directories only).
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap().flatten() {
-        let to = dst.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).unwrap();
-        }
-    }
-}
+use super::{copy_dir, fails, ok, repo, spatialsv, tiny};
 
 fn scans() -> PathBuf {
     repo().join("tests/fixtures/scans")

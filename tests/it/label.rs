@@ -2,8 +2,9 @@
 //! commits, quality scoring, semi-supervised training, and the demo end to end (tiny budget).
 
 use std::process::Command;
+use std::sync::OnceLock;
 
-use super::ok;
+use super::{copy_dir, ok, shared_dir};
 
 fn csv(ds: &str, sql: &str) -> String {
     ok(&["sql", "--dataset", ds, "--format", "csv", sql])
@@ -59,65 +60,97 @@ fn setup(dir: &std::path::Path) -> (String, String, String) {
     (w, ds, teacher)
 }
 
-#[test]
-fn shards_cover_every_clip_once_a_killed_job_resumes_and_students_train_on_labels() {
-    let dir = tempfile::tempdir().unwrap();
-    let (w, ds, teacher) = setup(dir.path());
-    let frames = csv(&ds, "SELECT count(*) AS n FROM frames WHERE depth IS NULL");
-    assert_eq!(frames, "n\n24\n");
+/// The shared labelled world: [`setup`], then two shards labelled with the default config.
+struct Labelled {
+    world: String,
+    ds: String,
+    teacher: String,
+    /// What each shard printed.
+    shards: [String; 2],
+}
 
-    // Two shards share the work: every frame labelled once, none twice.
-    let a = ok(&[
-        "label",
-        "--dataset",
-        &ds,
-        "--teacher",
-        &teacher,
-        "--shard",
-        "0/2",
-    ]);
-    let b = ok(&[
-        "label",
-        "--dataset",
-        &ds,
-        "--teacher",
-        &teacher,
-        "--shard",
-        "1/2",
-    ]);
-    assert!(a.contains("0 already labelled"), "{a}");
-    assert!(b.contains("0 already labelled"), "{b}");
+fn labelled() -> &'static Labelled {
+    static ONCE: OnceLock<Labelled> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let dir = shared_dir("labelled");
+        let (world, ds, teacher) = setup(&dir);
+        let shard = |s: &str| {
+            ok(&[
+                "label",
+                "--dataset",
+                &ds,
+                "--teacher",
+                &teacher,
+                "--shard",
+                s,
+            ])
+        };
+        let shards = [shard("0/2"), shard("1/2")];
+        Labelled {
+            world,
+            ds,
+            teacher,
+            shards,
+        }
+    })
+}
+
+#[test]
+fn two_shards_label_every_unlabeled_frame_exactly_once() {
+    let l = labelled();
     assert_eq!(
         csv(
-            &ds,
+            &l.ds,
+            "SELECT count(*) AS n FROM frames WHERE depth IS NULL"
+        ),
+        "n\n24\n"
+    );
+    for out in &l.shards {
+        assert!(out.contains("0 already labelled"), "{out}");
+    }
+    assert_eq!(
+        csv(
+            &l.ds,
             "SELECT count(*) AS n, count(DISTINCT scene_id || '/' || CAST(frame_idx AS VARCHAR)) AS k, \
              min(px_total) AS px FROM pseudo_labels"
         ),
         "n,k,px\n24,24,384\n"
     );
-    // Every row's pixel counts add up, and a rejected frame says why.
+}
+
+#[test]
+fn every_row_adds_up_and_a_rejected_frame_says_why() {
+    let l = labelled();
     assert_eq!(
         csv(
-            &ds,
+            &l.ds,
             "SELECT count(*) AS bad FROM pseudo_labels \
              WHERE px_removed_confidence + px_removed_geometric + px_kept <> px_total \
-             OR (accepted AND reject_reason IS NOT NULL) OR (NOT accepted AND reject_reason IS NULL)"
+             OR (accepted AND (reject_reason IS NOT NULL OR reject_kind IS NOT NULL)) \
+             OR (NOT accepted AND (reject_reason IS NULL OR reject_kind IS NULL))"
         ),
         "bad\n0\n"
     );
-    // A rerun over everything finds nothing to do.
-    let again = ok(&["label", "--dataset", &ds, "--teacher", &teacher]);
-    assert!(again.contains("0 labelled now"), "{again}");
+}
 
+#[test]
+fn a_rerun_of_finished_labelling_does_nothing() {
+    let l = labelled();
+    let again = ok(&["label", "--dataset", &l.ds, "--teacher", &l.teacher]);
+    assert!(again.contains("0 labelled now"), "{again}");
+}
+
+#[test]
+fn a_killed_labelling_resumes_without_duplicates() {
+    let l = labelled();
+    // On a copy: this case adds a second labelling.
+    let dir = tempfile::tempdir().unwrap();
+    let ds_dir = dir.path().join("ds");
+    copy_dir(std::path::Path::new(&l.ds), &ds_dir);
+    let ds = ds_dir.to_str().unwrap().to_string();
     // Another config (filters off, one clip per commit) is a separate labelling. Killed
     // after its first commit, it resumes without duplicates.
-    let lax = dir.path().join("lax.toml");
-    std::fs::write(
-        &lax,
-        "commit_every = 1\n[geometric]\nenabled = false\n[camera]\nenabled = false\n\
-         [acceptance]\nmin_kept_fraction = 0.0\n",
-    )
-    .unwrap();
+    let lax = lax_config(dir.path());
     let lax_s = lax.to_str().unwrap();
     let killed = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
         .args([
@@ -125,7 +158,7 @@ fn shards_cover_every_clip_once_a_killed_job_resumes_and_students_train_on_label
             "--dataset",
             &ds,
             "--teacher",
-            &teacher,
+            &l.teacher,
             "--config",
             lax_s,
         ])
@@ -142,7 +175,7 @@ fn shards_cover_every_clip_once_a_killed_job_resumes_and_students_train_on_label
         "--dataset",
         &ds,
         "--teacher",
-        &teacher,
+        &l.teacher,
         "--config",
         lax_s,
     ]);
@@ -163,33 +196,84 @@ fn shards_cover_every_clip_once_a_killed_job_resumes_and_students_train_on_label
         ),
         "n\n0\n"
     );
+}
 
-    // Quality against the hidden ground truth: every labelled frame is scored.
-    let out = dir.path().join("q");
+/// A labelling config with every filter off and one clip per commit.
+fn lax_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let lax = dir.join("lax.toml");
+    std::fs::write(
+        &lax,
+        "commit_every = 1\n[geometric]\nenabled = false\n[camera]\nenabled = false\n\
+         [acceptance]\nmin_kept_fraction = 0.0\n",
+    )
+    .unwrap();
+    lax
+}
+
+#[test]
+fn pseudo_label_quality_against_the_hidden_ground_truth() {
+    let l = labelled();
+    // On a copy labelled again without filters (the newest labelling is the one scored):
+    // every labelled frame is scored.
+    let out = tempfile::tempdir().unwrap();
+    let ds_dir = out.path().join("ds");
+    copy_dir(std::path::Path::new(&l.ds), &ds_dir);
+    let ds = ds_dir.to_str().unwrap().to_string();
+    let lax = lax_config(out.path());
+    ok(&[
+        "label",
+        "--dataset",
+        &ds,
+        "--teacher",
+        &l.teacher,
+        "--config",
+        lax.to_str().unwrap(),
+    ]);
     let q = ok(&[
         "eval",
         "--dataset",
         &ds,
         "--pseudo-labels",
         "--groundtruth",
-        &format!("{w}/groundtruth"),
+        &format!("{}/groundtruth", l.world),
         "--out",
-        out.to_str().unwrap(),
+        out.path().join("q").to_str().unwrap(),
     ]);
     assert!(q.contains("24 frames, 24 accepted"), "{q}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("pseudo_labels.json")).unwrap())
-            .unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("q/pseudo_labels.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(json["frames"], 24);
-    assert!(json["all"]["abs_rel"].as_f64().unwrap() > 0.0);
+    // Golden values of this seeded world and teacher (recorded 2026-11-26; identical over
+    // repeated runs), with tolerances a scoring or filtering regression would exceed.
+    for (path, want, tol) in [
+        (["all", "abs_rel"], 0.149_655, 0.01),
+        (["all", "delta1"], 0.794_379, 0.03),
+        (["accepted", "abs_rel"], 0.150_732, 0.01),
+    ] {
+        let got = json[path[0]][path[1]].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= tol,
+            "{path:?}: {got} is not {want} +- {tol}"
+        );
+    }
+    assert_eq!(json["all"]["pixels"], 9216, "24 frames of 24x16 pixels");
+    let keep = json["pixel_keep_rate"].as_f64().unwrap();
+    assert!((keep - 0.802_083).abs() <= 0.03, "pixel_keep_rate {keep}");
+}
 
-    // A semi-supervised student trains on labeled scans plus the newest pseudo-labels.
+#[test]
+fn a_student_trains_on_labeled_scans_and_the_newest_pseudo_labels() {
+    let l = labelled();
+    let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("student.toml");
     std::fs::write(
         &cfg,
         format!(
             "image_height = 16\nimage_width = 24\nsteps = 2\nwarmup_steps = 1\nbatch_size = 3\n\
-             pseudo_labels = \"latest\"\ninit_from = \"{teacher}\"\n"
+             pseudo_labels = \"latest\"\ninit_from = \"{}\"\n",
+            l.teacher
         ),
     )
     .unwrap();
@@ -198,7 +282,7 @@ fn shards_cover_every_clip_once_a_killed_job_resumes_and_students_train_on_label
     ok(&[
         "train",
         "--dataset",
-        &ds,
+        &l.ds,
         "--config",
         cfg.to_str().unwrap(),
         "--out",
@@ -209,21 +293,26 @@ fn shards_cover_every_clip_once_a_killed_job_resumes_and_students_train_on_label
         "role\nstudent\n",
         "the run records its role"
     );
-    // A student at another image size than the labels is refused with the reason.
+}
+
+#[test]
+fn a_student_at_another_image_size_than_the_labels_is_refused() {
+    let l = labelled();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("other.toml");
     std::fs::write(
         &cfg,
         "image_height = 24\nimage_width = 32\nsteps = 1\nbatch_size = 3\npseudo_labels = \"latest\"\n",
     )
     .unwrap();
-    let other = dir.path().join("runs/other");
     let (code, err) = super::fails(&[
         "train",
         "--dataset",
-        &ds,
+        &l.ds,
         "--config",
         cfg.to_str().unwrap(),
         "--out",
-        other.to_str().unwrap(),
+        dir.path().join("runs/other").to_str().unwrap(),
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("train at the teacher's image size"), "{err}");
