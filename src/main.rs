@@ -12,11 +12,10 @@ use clap::Parser;
 use crate::commands::Cli;
 
 fn main() -> ExitCode {
-    quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(commands::CliError::ClosedStdout) => ExitCode::SUCCESS,
         Err(e) => {
             let (code, msg) = e.describe();
             eprintln!("error: {msg}");
@@ -38,22 +37,4 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
-}
-
-/// `spatialsv sql ... | head` closes our stdout early; `println!` then panics with "Broken
-/// pipe". Like other Unix tools, stop quietly with success instead of printing a panic.
-fn quiet_on_closed_stdout() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let msg = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
-            std::process::exit(0);
-        }
-        default(info);
-    }));
 }

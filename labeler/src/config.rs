@@ -159,23 +159,47 @@ impl Default for AcceptanceFilter {
 impl LabelConfig {
     /// Checks ranges; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        if self.frame_gap == 0 {
-            return Err("frame_gap must be at least 1".into());
+        let bad = |key: &str, v: &dyn std::fmt::Display, want: &str| {
+            Err(format!("label config: {key} = {v} is invalid ({want})"))
+        };
+        for (key, v, lo, hi) in [
+            ("clip_len", self.clip_len, 0, 1024),
+            ("frame_gap", self.frame_gap, 1, 1 << 20),
+            ("batch_size", self.batch_size, 1, 4096),
+            ("commit_every", self.commit_every, 1, usize::MAX),
+            ("geometric.min_views", self.geometric.min_views, 0, 1024),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return bad(key, &v, &format!("must be in {lo}..={hi}"));
+            }
         }
-        if self.batch_size == 0 || self.commit_every == 0 {
-            return Err("batch_size and commit_every must be at least 1".into());
+        let c = &self.confidence;
+        if !c.threshold.is_finite() {
+            return bad("confidence.threshold", &c.threshold, "a finite number");
         }
-        if !(0.0..100.0).contains(&self.confidence.percentile) {
-            return Err(format!(
-                "confidence.percentile {} is outside [0, 100)",
-                self.confidence.percentile
-            ));
+        if !(0.0..100.0).contains(&c.percentile) {
+            return bad("confidence.percentile", &c.percentile, "in [0, 100)");
         }
-        if !(0.0..=1.0).contains(&self.acceptance.min_kept_fraction) {
-            return Err(format!(
-                "acceptance.min_kept_fraction {} is outside [0, 1]",
-                self.acceptance.min_kept_fraction
-            ));
+        let g = &self.geometric;
+        for (key, v) in [
+            ("geometric.max_reprojection_px", g.max_reprojection_px),
+            ("geometric.max_relative_depth", g.max_relative_depth),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(key, &v, "a finite number > 0");
+            }
+        }
+        for (key, v) in [
+            ("camera.max_rotation_deg", self.camera.max_rotation_deg),
+            ("camera.max_direction_deg", self.camera.max_direction_deg),
+        ] {
+            if !(v.is_finite() && (0.0..=180.0).contains(&v)) {
+                return bad(key, &v, "degrees in [0, 180]");
+            }
+        }
+        let f = self.acceptance.min_kept_fraction;
+        if !(0.0..=1.0).contains(&f) {
+            return bad("acceptance.min_kept_fraction", &f, "a fraction in [0, 1]");
         }
         Ok(())
     }
@@ -200,6 +224,37 @@ mod tests {
         let mut c = LabelConfig::default();
         c.confidence.percentile = 120.0;
         assert!(c.validate().unwrap_err().contains("confidence.percentile"));
+        type Break = fn(&mut LabelConfig);
+        let cases: Vec<(Break, &str)> = vec![
+            (|c| c.batch_size = 0, "batch_size = 0"),
+            (|c| c.commit_every = 0, "commit_every = 0"),
+            (|c| c.clip_len = 5000, "clip_len = 5000"),
+            (
+                |c| c.confidence.threshold = f32::NAN,
+                "confidence.threshold = NaN",
+            ),
+            (
+                |c| c.geometric.max_reprojection_px = 0.0,
+                "geometric.max_reprojection_px = 0",
+            ),
+            (
+                |c| c.camera.max_rotation_deg = -1.0,
+                "camera.max_rotation_deg = -1",
+            ),
+            (
+                |c| c.acceptance.min_kept_fraction = f64::NAN,
+                "acceptance.min_kept_fraction = NaN",
+            ),
+        ];
+        for (break_it, key) in cases {
+            let mut c = LabelConfig::default();
+            break_it(&mut c);
+            let err = c.validate().unwrap_err();
+            assert!(
+                err.starts_with(&format!("label config: {key} is invalid")),
+                "{err}"
+            );
+        }
         let err = spatialsv_pipeline::parse_toml::<LabelConfig>(
             "[confidence]\nmode = \"median\"\n",
             "x.toml",

@@ -78,12 +78,12 @@ impl Runner {
         command: String,
         f: impl FnOnce() -> Result<T, CliError>,
     ) -> Result<T, CliError> {
-        println!(
+        out!(
             "== demo step {}/{}: {name}",
             self.steps.len() + 1,
             self.total
         );
-        println!("   $ {command}");
+        out!("   $ {command}");
         let t = Instant::now();
         let value = f()?;
         self.steps.push(Step {
@@ -99,12 +99,12 @@ impl Runner {
     fn step(&mut self, name: &str, command: String, f: impl FnOnce() -> CliResult) -> CliResult {
         let n = self.steps.len() + 1;
         let marker = self.out.join(".done").join(name.replace(' ', "_"));
-        println!("== demo step {n}/{}: {name}", self.total);
-        println!("   $ {command}");
+        out!("== demo step {n}/{}: {name}", self.total);
+        out!("   $ {command}");
         let t = Instant::now();
         let skipped = marker.exists();
         if skipped {
-            println!("   (done in an earlier run; skipped)");
+            out!("   (done in an earlier run; skipped)");
         } else {
             f()?;
             std::fs::create_dir_all(self.out.join(".done")).map_err(anyhow::Error::from)?;
@@ -261,7 +261,7 @@ pub fn run(args: Args) -> CliResult {
         || {
             let q = score(&ds, &gt, None)?;
             write_json(&out.join("eval").join("labels"), "pseudo_labels.json", &q)?;
-            super::eval::print_quality(&q);
+            super::eval::print_quality(&q)?;
             Ok(q)
         },
     )?;
@@ -315,7 +315,7 @@ pub fn run(args: Args) -> CliResult {
         seconds: t0.elapsed().as_secs_f64(),
     };
     write_report(&out, &report)?;
-    println!(
+    out!(
         "demo finished in {:.1} min: {} and {}",
         t0.elapsed().as_secs_f64() / 60.0,
         out.join("report.md").display(),

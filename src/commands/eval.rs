@@ -67,8 +67,8 @@ fn row(name: &str, s: &Scores) -> String {
     )
 }
 
-fn print(r: &EvalReport) {
-    println!(
+fn print(r: &EvalReport) -> CliResult {
+    out!(
         "{:<20} {:>5} {:>8} {:>7} {:>7} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} | {:>8} {:>7}",
         "scene",
         "clips",
@@ -85,40 +85,52 @@ fn print(r: &EvalReport) {
         "base_AUC"
     );
     for (scene, s) in &r.scenes {
-        println!("{}", row(scene, s));
+        out!("{}", row(scene, s));
     }
-    println!("{}", row("overall", &r.overall));
-    println!(
+    out!("{}", row("overall", &r.overall));
+    out!(
         "AbsRel/d1/RMSE median-scaled; AbsRel* least-squares scale and shift; acc and chamfer in metres after Sim(3); base_*: trivial baselines"
     );
+    Ok(())
 }
 
 /// Prints pseudo-label quality as a table.
-pub fn print_quality(q: &LabelQuality) {
-    println!("pseudo-labels of {}", q.summary());
-    println!(
+pub fn print_quality(q: &LabelQuality) -> CliResult {
+    out!("pseudo-labels of {}", q.summary());
+    out!(
         "{:<34} {:>10} {:>8} {:>7}",
-        "depth (median-scaled)", "pixels", "AbsRel", "d1"
+        "depth (median-scaled)",
+        "pixels",
+        "AbsRel",
+        "d1"
     );
     for (name, d) in q.depth_rows() {
-        println!(
+        out!(
             "{name:<34} {:>10} {:>8.4} {:>7.3}",
-            d.pixels, d.abs_rel, d.delta1
+            d.pixels,
+            d.abs_rel,
+            d.delta1
         );
     }
-    println!(
+    out!(
         "{:<34} {:>10} {:>8} {:>7}",
-        "cameras", "frames", "rot deg", "dir deg"
+        "cameras",
+        "frames",
+        "rot deg",
+        "dir deg"
     );
     for (name, p) in q.pose_rows() {
-        println!(
+        out!(
             "{name:<34} {:>10} {:>8.2} {:>7.2}",
-            p.frames, p.rotation_deg, p.direction_deg
+            p.frames,
+            p.rotation_deg,
+            p.direction_deg
         );
     }
     for (reason, n) in &q.reject_reasons {
-        println!("rejected by {reason}: {n} frames");
+        out!("rejected by {reason}: {n} frames");
     }
+    Ok(())
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -128,9 +140,9 @@ pub fn run(args: Args) -> CliResult {
             CliError::User("--pseudo-labels needs --groundtruth WORLD/groundtruth".into())
         })?;
         let q = spatialsv_labeler::quality::score(&ds, gt, args.teacher_hash.as_deref())?;
-        print_quality(&q);
+        print_quality(&q)?;
         let path = write_json(&args.out, "pseudo_labels.json", &q)?;
-        println!("wrote {}", path.display());
+        out!("wrote {}", path.display());
         return Ok(());
     }
     let split: Split = args
@@ -142,8 +154,8 @@ pub fn run(args: Args) -> CliResult {
         .as_deref()
         .ok_or_else(|| CliError::User("--checkpoint RUN_DIR is required".into()))?;
     let report = evaluate(&ds, checkpoint, split)?;
-    print(&report);
+    print(&report)?;
     let path = write_json(&args.out, "eval.json", &report)?;
-    println!("wrote {}", path.display());
+    out!("wrote {}", path.display());
     Ok(())
 }

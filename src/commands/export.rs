@@ -47,7 +47,7 @@ impl CommandLine for Args {
 pub fn run(args: Args) -> CliResult {
     let ds = Dataset::open(&args.dataset)?;
     let s = export_scene(&ds, &args.checkpoint, &args.scene, &args.out)?;
-    println!(
+    out!(
         "exported {} frames of {}: pred.ply ({} points), gt.ply ({} points), frames/*.png, trajectory_{{gt,pred}}.txt in {}",
         s.frames,
         args.scene,

@@ -232,14 +232,13 @@ pub fn run(args: Args) -> CliResult {
         let scenes = list_scenes(args.format.scan(), &args.src, &opts)?;
         ingest_scans(&ds, &scenes, &opts, &operation)?
     };
-    print_report(&report, &ds);
-    Ok(())
+    print_report(&report, &ds)
 }
 
-fn print_report(r: &IngestReport, ds: &Dataset) {
+fn print_report(r: &IngestReport, ds: &Dataset) -> CliResult {
     for s in &r.scenes {
         for n in &s.notes {
-            println!("{}: {n}", s.scene_id);
+            out!("{}: {n}", s.scene_id);
         }
         let q: usize = s.quarantined.values().sum();
         let mut line = format!(
@@ -254,12 +253,12 @@ fn print_report(r: &IngestReport, ds: &Dataset) {
                 c.overlap * 100.0
             ));
         }
-        println!("{line}");
+        out!("{line}");
     }
     let q = r.quarantined();
     let qn: usize = q.values().sum();
     let reasons: Vec<String> = q.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!(
+    out!(
         "summary: {} scenes, {} frames ingested, {} duplicates skipped, {} quarantined{}",
         r.scenes.len(),
         r.ingested(),
@@ -271,10 +270,11 @@ fn print_report(r: &IngestReport, ds: &Dataset) {
             format!(" ({})", reasons.join(", "))
         }
     );
-    println!("dataset {} is at version {}", ds.location(), r.version);
+    out!("dataset {} is at version {}", ds.location(), r.version);
     for s in &r.scenes {
         for w in &s.warnings {
             eprintln!("warning: {w}");
         }
     }
+    Ok(())
 }

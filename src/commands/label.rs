@@ -72,7 +72,7 @@ pub fn run(args: Args) -> CliResult {
     bar.finish_and_clear();
     let r = report?;
     let secs = t.elapsed().as_secs_f64();
-    println!(
+    out!(
         "teacher {} config {}: shard {}/{} holds {} of {} clips; {} already labelled, {} labelled now",
         &r.teacher_hash[..12],
         &r.config_hash[..12],
@@ -83,7 +83,7 @@ pub fn run(args: Args) -> CliResult {
         r.clips_skipped,
         r.clips_labeled
     );
-    println!(
+    out!(
         "{} frames labelled in {secs:.1}s ({:.1} frames/s), {} accepted ({:.0}%); versions {:?}",
         r.frames_labeled,
         r.frames_labeled as f64 / secs.max(1e-9),

@@ -64,10 +64,10 @@ pub fn run(args: Args) -> CliResult {
     let history = ds.history()?;
     if args.json {
         let json = serde_json::to_string_pretty(&history).map_err(anyhow::Error::from)?;
-        println!("{json}");
+        out!("{json}");
         return Ok(());
     }
-    println!("dataset {} ({} versions)", ds.location(), history.len());
+    out!("dataset {} ({} versions)", ds.location(), history.len());
     let rows: Vec<[String; 5]> = history
         .iter()
         .rev()
@@ -105,9 +105,9 @@ pub fn run(args: Args) -> CliResult {
         }
         s.trim_end().to_string()
     };
-    println!("{}", line(header));
+    out!("{}", line(header));
     for r in &rows {
-        println!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+        out!("{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
     }
     // The row counts above come from the manifests: say so when the files behind the newest
     // version are not all there.

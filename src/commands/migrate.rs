@@ -27,7 +27,7 @@ pub fn run(args: Args) -> CliResult {
     let ds = Dataset::open(&args.dataset)?;
     let out = ds.migrate()?;
     if out.rewritten.is_empty() {
-        println!(
+        out!(
             "dataset {} is readable at schema version {} (it is at {}); nothing to migrate",
             ds.location(),
             out.to,
@@ -39,7 +39,7 @@ pub fn run(args: Args) -> CliResult {
             .iter()
             .map(|(t, n)| format!("{t} ({n} rows)"))
             .collect();
-        println!(
+        out!(
             "migrated dataset {} from schema version {} to {}: rewrote {}; now version v{}",
             ds.location(),
             out.from,

@@ -1,6 +1,32 @@
 //! One file per subcommand. Each defines its clap `Args` (doc comments with an example become
 //! `--help`) and a `run` function.
 
+/// Writes one line to standard output; a closed stdout becomes [`CliError::ClosedStdout`].
+pub fn write_stdout(line: std::fmt::Arguments<'_>) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(stdout_error)
+}
+
+/// An error writing to stdout: a closed pipe is the reader's choice, anything else is ours.
+pub fn stdout_error(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        CliError::ClosedStdout
+    } else {
+        CliError::Other(anyhow::Error::new(e).context("writing to standard output"))
+    }
+}
+
+/// `println!` for commands: a line on stdout, returning early with
+/// [`CliError::ClosedStdout`] when the reader has gone.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::commands::write_stdout(format_args!($($arg)*))?
+    };
+}
+
 mod demo;
 mod eval;
 mod export;
@@ -72,6 +98,9 @@ pub enum CliError {
     User(String),
     /// Anything else (I/O, corrupt data, a bug): exit code 1.
     Other(anyhow::Error),
+    /// Standard output was closed by its reader (`spatialsv sql ... | head`): the command
+    /// stops there and exits with success, like other Unix tools.
+    ClosedStdout,
 }
 
 impl CliError {
@@ -80,6 +109,7 @@ impl CliError {
         match self {
             CliError::User(m) => (2, m.clone()),
             CliError::Other(e) => (1, format!("{e:#}").replace('\n', " ")),
+            CliError::ClosedStdout => (0, String::new()),
         }
     }
 }

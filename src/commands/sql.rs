@@ -58,10 +58,9 @@ fn run_one(session: &SqlSession, sql: &str, format: OutputFormat) -> Result<(), 
     let result = session.query(sql)?;
     let text = render(&result, format)?;
     let mut out = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth a message.
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-    Ok(())
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(super::stdout_error)
 }
 
 fn describe_tables(session: &SqlSession, format: OutputFormat) -> Result<(), CliError> {

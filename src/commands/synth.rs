@@ -78,7 +78,7 @@ pub fn run(args: Args) -> CliResult {
     let t = std::time::Instant::now();
     let m = synthesize(&args.out, &opts)?;
     let train = m.scans.iter().filter(|s| s.1 == "train").count();
-    println!(
+    out!(
         "rendered {} scan scenes ({train} train, {} test) and {} videos of {} frames at {w}x{h} in {:.1}s into {}",
         m.scans.len(),
         m.scans.len() - train,

@@ -67,14 +67,14 @@ pub fn run(args: Args) -> CliResult {
     bar.finish_and_clear();
     let _model = result?;
     match last {
-        Some(r) => println!(
+        Some(r) => out!(
             "trained to step {} in {:.1}s, last loss {:.4}; checkpoints and metrics in {}",
             r.step,
             t.elapsed().as_secs_f64(),
             r.loss,
             args.out.display()
         ),
-        None => println!(
+        None => out!(
             "nothing to do: the run in {} is already at step {}",
             args.out.display(),
             config.steps

@@ -226,8 +226,23 @@ pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
             o.width, o.height
         )));
     }
-    if o.frames < 2 {
-        return Err(Error::User("--frames must be at least 2".into()));
+    if o.width > 4096 || o.height > 4096 {
+        return Err(Error::User(format!(
+            "--resolution {}x{} is beyond the 4096x4096 the CPU renderer is meant for",
+            o.width, o.height
+        )));
+    }
+    if !(2..=100_000).contains(&o.frames) {
+        return Err(Error::User(format!(
+            "--frames {} must be in 2..=100000",
+            o.frames
+        )));
+    }
+    if o.scenes + o.videos == 0 || o.scenes > 10_000 || o.videos > 10_000 {
+        return Err(Error::User(format!(
+            "--scenes {} and --videos {}: at least one of them, each at most 10000",
+            o.scenes, o.videos
+        )));
     }
     if o.videos > 0 {
         crate::ingest::video::check_ffmpeg()?;
