@@ -161,43 +161,31 @@ fn poses(arr: &ArrayRef) -> Result<Vec<Option<[f64; 16]>>> {
         m.copy_from_slice(v.values());
         Ok(Some(m))
     };
+    // One walk over the rows for every list layout a pose may come in.
+    let each = |is_null: &dyn Fn(usize) -> bool, value: &dyn Fn(usize) -> ArrayRef| {
+        (0..rows)
+            .map(|r| {
+                if is_null(r) {
+                    Ok(None)
+                } else {
+                    get(r, value(r))
+                }
+            })
+            .collect()
+    };
     match arr.data_type() {
         DataType::Null => Ok(vec![None; rows]),
         DataType::FixedSizeList(..) => {
             let l = arr.as_fixed_size_list();
-            (0..rows)
-                .map(|r| {
-                    if l.is_null(r) {
-                        Ok(None)
-                    } else {
-                        get(r, l.value(r))
-                    }
-                })
-                .collect()
+            each(&|r| l.is_null(r), &|r| l.value(r))
         }
         DataType::List(_) => {
             let l = arr.as_list::<i32>();
-            (0..rows)
-                .map(|r| {
-                    if l.is_null(r) {
-                        Ok(None)
-                    } else {
-                        get(r, l.value(r))
-                    }
-                })
-                .collect()
+            each(&|r| l.is_null(r), &|r| l.value(r))
         }
         DataType::LargeList(_) => {
             let l = arr.as_list::<i64>();
-            (0..rows)
-                .map(|r| {
-                    if l.is_null(r) {
-                        Ok(None)
-                    } else {
-                        get(r, l.value(r))
-                    }
-                })
-                .collect()
+            each(&|r| l.is_null(r), &|r| l.value(r))
         }
         other => Err(DataFusionError::Plan(format!(
             "expected a pose (16 float64), got {other}"
