@@ -231,6 +231,7 @@ pub fn label(
                 report.frames_accepted += r.iter().filter(|r| r.accepted).count();
                 pending.extend(r);
             }
+            tracing::info!(frames = frames_done, of = frames_total, "labelled");
             on_progress(Progress {
                 frames_done,
                 frames_total,

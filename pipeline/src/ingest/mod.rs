@@ -748,5 +748,11 @@ fn ingest_scene(
         }
         rep.consistency = Some(c);
     }
+    tracing::info!(
+        ingested = rep.ingested,
+        duplicates = rep.duplicates,
+        quarantined = rep.quarantined.values().sum::<usize>(),
+        "scene staged"
+    );
     Ok((rep, scene.frames.len()))
 }

@@ -658,6 +658,12 @@ fn ingest_one(
             }])?,
         )?;
     }
+    tracing::info!(
+        frames = got,
+        ingested = rep.ingested,
+        duplicates = rep.duplicates,
+        "video staged"
+    );
     Ok(rep)
 }
 
