@@ -417,6 +417,35 @@ fn runs_without_a_usable_checkpoint_say_what_is_there() {
 }
 
 #[test]
+fn a_damaged_checkpoint_is_one_line_naming_the_file() {
+    let t = super::ingest::trained();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    copy_dir(Path::new(&t.run), &run);
+    let latest = std::fs::read_to_string(run.join("latest")).unwrap();
+    let model = run
+        .join("checkpoints")
+        .join(latest.trim())
+        .join("model.mpk");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 3]).unwrap();
+    let out = dir.path().join("eval");
+    fails_with(
+        &[
+            "eval",
+            "--dataset",
+            &t.ds,
+            "--checkpoint",
+            s(&run),
+            "--out",
+            s(&out),
+        ],
+        1,
+        &["checkpoint does not load", "model.mpk"],
+    );
+}
+
+#[test]
 fn colour_files_that_are_not_frame_numbers_are_reported_not_dropped_silently() {
     use std::os::unix::ffi::OsStrExt;
     let dir = tempfile::tempdir().unwrap();

@@ -538,16 +538,16 @@ fn a_killed_ingest_leaves_the_last_version_and_a_rerun_finishes_it() {
 
 /// The shared trained world: 2 scan scenes (one train, one test) of 6 frames at 32x24, a
 /// run trained for 3 steps on the train scene.
-struct Trained {
+pub(crate) struct Trained {
     dir: PathBuf,
-    ds: String,
-    run: String,
+    pub(crate) ds: String,
+    pub(crate) run: String,
     cfg: PathBuf,
     /// What `train` printed.
     trained: String,
 }
 
-fn trained() -> &'static Trained {
+pub(crate) fn trained() -> &'static Trained {
     static ONCE: OnceLock<Trained> = OnceLock::new();
     ONCE.get_or_init(|| {
         let dir = shared_dir("trained");
