@@ -20,11 +20,9 @@ use burn::module::{Initializer, Module, Param};
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::Tensor;
 use burn::tensor::activation::{gelu, relu};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Tensor, TensorData};
 
 /// Sizes of the model. One type for every preset.
 #[derive(Config, Debug, PartialEq)]
@@ -233,16 +231,47 @@ fn conv<B: Backend>(cin: usize, cout: usize, k: usize, device: &B::Device) -> Co
         .init(device)
 }
 
+/// Bilinear resize (half-pixel centres, `align_corners = false`) of `[n, c, h, w]` maps to
+/// `size`, as two matrix products with fixed interpolation weights. Mathematically the same as
+/// `interpolate(.., Bilinear)`, but its backward pass exists on every backend: burn-cubecl
+/// 0.21 (the `cuda` feature) has no bilinear-interpolation backward and panicked in the first
+/// training step on a GPU.
 fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
-    let [_, _, h, w] = x.dims();
+    let [n, c, h, w] = x.dims();
+    let [oh, ow] = size;
     if [h, w] == size {
         return x;
     }
-    interpolate(
-        x,
-        size,
-        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
-    )
+    let device = x.device();
+    // [n*c*h, w] x [w, ow] -> [n*c, h, ow]
+    let x = x
+        .reshape([n * c * h, w])
+        .matmul(bilinear_weights::<B>(w, ow, &device).transpose())
+        .reshape([n * c, h, ow]);
+    // [n*c*ow, h] x [h, oh] -> [n, c, oh, ow]
+    x.swap_dims(1, 2)
+        .reshape([n * c * ow, h])
+        .matmul(bilinear_weights::<B>(h, oh, &device).transpose())
+        .reshape([n * c, ow, oh])
+        .swap_dims(1, 2)
+        .reshape([n, c, oh, ow])
+}
+
+/// `[out, inp]` weights of 1-D linear interpolation with half-pixel centres: output sample
+/// `d` reads source position `(d + 0.5) * inp / out - 0.5`, clamped to the first and last
+/// samples (PyTorch's and burn's `align_corners = false`).
+fn bilinear_weights<B: Backend>(inp: usize, out: usize, device: &B::Device) -> Tensor<B, 2> {
+    let mut m = vec![0.0f32; out * inp];
+    let scale = inp as f64 / out as f64;
+    for d in 0..out {
+        let src = ((d as f64 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(inp - 1);
+        let i1 = (i0 + 1).min(inp - 1);
+        let t = (src - i0 as f64).clamp(0.0, 1.0) as f32;
+        m[d * inp + i0] += 1.0 - t;
+        m[d * inp + i1] += t;
+    }
+    Tensor::from_data(TensorData::new(m, [out, inp]), device)
 }
 
 impl<B: Backend> DptHead<B> {
@@ -428,6 +457,41 @@ mod tests {
 
     use super::*;
     use crate::backend::{TrainBackend, default_device};
+
+    /// The matrix-product resize equals burn's bilinear interpolation (half-pixel centres) up,
+    /// down and by non-integer factors, so moving to it changed no result; and its gradient
+    /// flows (what the cuda backend lacked).
+    #[test]
+    fn resize_is_bilinear_interpolation_and_differentiable() {
+        use burn::tensor::module::interpolate;
+        use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+        let device = default_device();
+        let data: Vec<f32> = (0..2 * 3 * 5 * 7)
+            .map(|i| ((i * 37) % 101) as f32 / 13.0 - 3.0)
+            .collect();
+        let x =
+            Tensor::<crate::Backend, 4>::from_data(TensorData::new(data, [2, 3, 5, 7]), &device);
+        for size in [[10, 14], [20, 28], [5, 3], [3, 4], [9, 11], [5, 7]] {
+            let want = interpolate(
+                x.clone(),
+                size,
+                InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
+            );
+            let got = resize(x.clone(), size);
+            assert_eq!(got.dims(), [2, 3, size[0], size[1]]);
+            let diff: f32 = (got - want).abs().max().into_scalar();
+            assert!(diff < 1e-5, "{size:?}: max difference {diff}");
+        }
+        let x = Tensor::<TrainBackend, 4>::from_data(
+            TensorData::new(vec![1.0f32; 2 * 2], [1, 1, 2, 2]),
+            &device,
+        )
+        .require_grad();
+        let grads = resize(x.clone(), [4, 4]).sum().backward();
+        let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        // Every output pixel's weights sum to 1: the 16 outputs spread over the 4 inputs.
+        assert!((g.iter().sum::<f32>() - 16.0).abs() < 1e-4, "{g:?}");
+    }
 
     #[test]
     fn every_head_has_the_right_shape() {
