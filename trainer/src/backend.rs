@@ -27,6 +27,23 @@ pub fn default_device() -> <Backend as burn::tensor::backend::BackendTypes>::Dev
 #[cfg(test)]
 pub(crate) static RNG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Holds [`RNG_LOCK`] for the rest of a test (a panicked holder does not poison it).
+#[cfg(test)]
+pub(crate) fn rng_guard() -> std::sync::MutexGuard<'static, ()> {
+    RNG_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A small model of the tiny preset for tests: 16x16 images, 2 heads, the given widths.
+#[cfg(test)]
+pub(crate) fn test_model_config(width: usize, head_width: usize) -> crate::model::SpatialSvConfig {
+    crate::model::SpatialSvConfig::tiny()
+        .with_image_height(16)
+        .with_image_width(16)
+        .with_width(width)
+        .with_head_width(head_width)
+        .with_heads(2)
+}
+
 #[cfg(test)]
 mod tests {
     use burn::tensor::{Tensor, TensorData};
@@ -35,9 +52,7 @@ mod tests {
 
     #[test]
     fn backend_computes_and_differentiates() {
-        let _rng = crate::backend::RNG_LOCK
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _rng = crate::backend::rng_guard();
         let device = default_device();
         let a = Tensor::<TrainBackend, 2>::from_data(
             TensorData::from([[1.0f32, 2.0], [3.0, 4.0]]),

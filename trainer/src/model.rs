@@ -495,9 +495,7 @@ mod tests {
 
     #[test]
     fn every_head_has_the_right_shape() {
-        let _rng = crate::backend::RNG_LOCK
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _rng = crate::backend::rng_guard();
         let device = default_device();
         let cfg = SpatialSvConfig::tiny()
             .with_image_height(32)
@@ -531,16 +529,9 @@ mod tests {
 
     #[test]
     fn gradients_reach_every_head_and_the_encoder() {
-        let _rng = crate::backend::RNG_LOCK
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _rng = crate::backend::rng_guard();
         let device = default_device();
-        let cfg = SpatialSvConfig::tiny()
-            .with_image_height(16)
-            .with_image_width(16)
-            .with_width(16)
-            .with_head_width(8)
-            .with_heads(2);
+        let cfg = crate::backend::test_model_config(16, 8);
         let model = cfg.init::<TrainBackend>(&device);
         let images = Tensor::<TrainBackend, 5>::random(
             [1, 2, 3, 16, 16],

@@ -344,9 +344,7 @@ mod tests {
 
     #[test]
     fn resume_continues_exactly_and_reload_predicts_the_same() {
-        let _rng = crate::backend::RNG_LOCK
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _rng = crate::backend::rng_guard();
         let dir = tempfile::tempdir().unwrap();
         let (ds, _) = synthetic_dataset(dir.path());
         let cfg = tiny_config();

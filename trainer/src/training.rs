@@ -75,7 +75,6 @@ mod tests {
     use super::*;
     use crate::backend::{TrainBackend as B, default_device};
     use crate::loss::{channel_norm, normalize_targets};
-    use crate::model::SpatialSvConfig;
 
     /// A clip of two views of a slanted plane, with depth, points and rays made by hand.
     fn plane_clip(h: usize, w: usize) -> (Tensor<B, 5>, Targets<B>) {
@@ -130,16 +129,9 @@ mod tests {
 
     #[test]
     fn overfits_a_single_clip() {
-        let _rng = crate::backend::RNG_LOCK
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _rng = crate::backend::rng_guard();
         let device = default_device();
-        let cfg = SpatialSvConfig::tiny()
-            .with_image_height(16)
-            .with_image_width(16)
-            .with_width(32)
-            .with_head_width(16)
-            .with_heads(2);
+        let cfg = crate::backend::test_model_config(32, 16);
         let mut model = cfg.init::<B>(&device);
         let (images, targets) = plane_clip(16, 16);
         let before = error(&model, images.clone(), &targets);
@@ -170,16 +162,9 @@ mod tests {
 
     #[test]
     fn a_non_finite_loss_names_the_step_and_term() {
-        let _rng = crate::backend::RNG_LOCK
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _rng = crate::backend::rng_guard();
         let device = default_device();
-        let cfg = SpatialSvConfig::tiny()
-            .with_image_height(16)
-            .with_image_width(16)
-            .with_width(16)
-            .with_head_width(8)
-            .with_heads(2);
+        let cfg = crate::backend::test_model_config(16, 8);
         let model = cfg.init::<B>(&device);
         let (images, mut targets) = plane_clip(16, 16);
         targets.points = targets.points * f32::NAN;
