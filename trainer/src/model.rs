@@ -232,16 +232,39 @@ fn conv<B: Backend>(cin: usize, cout: usize, k: usize, device: &B::Device) -> Co
 }
 
 /// Bilinear resize (half-pixel centres, `align_corners = false`) of `[n, c, h, w]` maps to
-/// `size`, as two matrix products with fixed interpolation weights. Mathematically the same as
-/// `interpolate(.., Bilinear)`, but its backward pass exists on every backend: burn-cubecl
-/// 0.21 (the `cuda` feature) has no bilinear-interpolation backward and panicked in the first
-/// training step on a GPU.
+/// `size`. On the CPU this is burn's `interpolate`, exactly as before. burn-cubecl 0.21 (the
+/// `cuda` feature) has no backward pass for it and panicked in the first training step on a
+/// GPU, so a cuda build resizes with [`resize_by_matmul`], the same interpolation as two matrix
+/// products (equal within 1e-5, tested), which every backend differentiates. The two differ
+/// only in rounding, but training amplifies rounding: kept apart, the CPU's results stay what
+/// they were.
 fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
-    let [n, c, h, w] = x.dims();
-    let [oh, ow] = size;
+    let [_, _, h, w] = x.dims();
     if [h, w] == size {
         return x;
     }
+    #[cfg(feature = "cuda")]
+    {
+        resize_by_matmul(x, size)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        burn::tensor::module::interpolate(
+            x,
+            size,
+            burn::tensor::ops::InterpolateOptions::new(
+                burn::tensor::ops::InterpolateMode::Bilinear,
+            )
+            .with_align_corners(false),
+        )
+    }
+}
+
+/// [`resize`] as two matrix products with fixed bilinear weights.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn resize_by_matmul<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let [oh, ow] = size;
     let device = x.device();
     // [n*c*h, w] x [w, ow] -> [n*c, h, ow]
     let x = x
@@ -257,6 +280,7 @@ fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
         .reshape([n, c, oh, ow])
 }
 
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 /// `[out, inp]` weights of 1-D linear interpolation with half-pixel centres: output sample
 /// `d` reads source position `(d + 0.5) * inp / out - 0.5`, clamped to the first and last
 /// samples (PyTorch's and burn's `align_corners = false`).
@@ -458,9 +482,9 @@ mod tests {
     use super::*;
     use crate::backend::{TrainBackend, default_device};
 
-    /// The matrix-product resize equals burn's bilinear interpolation (half-pixel centres) up,
-    /// down and by non-integer factors, so moving to it changed no result; and its gradient
-    /// flows (what the cuda backend lacked).
+    /// The matrix-product resize (what cuda builds use) equals burn's bilinear interpolation
+    /// (half-pixel centres) up, down and by non-integer factors, and its gradient flows (what
+    /// the cuda backend lacked).
     #[test]
     fn resize_is_bilinear_interpolation_and_differentiable() {
         use burn::tensor::module::interpolate;
@@ -477,7 +501,7 @@ mod tests {
                 size,
                 InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
             );
-            let got = resize(x.clone(), size);
+            let got = resize_by_matmul(x.clone(), size);
             assert_eq!(got.dims(), [2, 3, size[0], size[1]]);
             let diff: f32 = (got - want).abs().max().into_scalar();
             assert!(diff < 1e-5, "{size:?}: max difference {diff}");
@@ -487,7 +511,7 @@ mod tests {
             &device,
         )
         .require_grad();
-        let grads = resize(x.clone(), [4, 4]).sum().backward();
+        let grads = resize_by_matmul(x.clone(), [4, 4]).sum().backward();
         let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
         // Every output pixel's weights sum to 1: the 16 outputs spread over the 4 inputs.
         assert!((g.iter().sum::<f32>() - 16.0).abs() < 1e-4, "{g:?}");
