@@ -104,6 +104,25 @@ pub struct AddedStats {
 }
 
 impl Manifest {
+    /// The tables this version holds in a layout older than
+    /// [`spatialsv_schemas::SCHEMA_VERSION`] (empty when it reads as it is), or `None` when its
+    /// schema version is one this build does not know.
+    pub fn stale_tables(&self) -> Option<Vec<spatialsv_schemas::Table>> {
+        if self.schema_version == spatialsv_schemas::SCHEMA_VERSION {
+            return Some(Vec::new());
+        }
+        let (_, changed) = spatialsv_schemas::CHANGED_SINCE
+            .iter()
+            .find(|(old, _)| *old == self.schema_version)?;
+        Some(
+            changed
+                .iter()
+                .copied()
+                .filter(|t| self.tables.contains_key(t.name()))
+                .collect(),
+        )
+    }
+
     /// Rows of `table` in this version (0 when the table has no files).
     pub fn rows(&self, table: &str) -> u64 {
         self.tables.get(table).map(TableFiles::rows).unwrap_or(0)

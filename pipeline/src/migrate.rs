@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
 use arrow::datatypes::DataType;
-use spatialsv_schemas::{CHANGED_SINCE, RejectKind, SCHEMA_VERSION, Table};
+use spatialsv_schemas::{RejectKind, SCHEMA_VERSION, Table};
 
 use crate::error::{Error, Result};
 use crate::store::Dataset;
@@ -114,18 +114,13 @@ impl Dataset {
         if from == SCHEMA_VERSION {
             return Ok(outcome);
         }
-        let Some((_, changed)) = CHANGED_SINCE.iter().find(|(v, _)| *v == from) else {
+        let Some(stale) = base.stale_tables() else {
             return Err(Error::User(format!(
                 "dataset {} has table schema version {from}, which this spatialsv (schema \
                  {SCHEMA_VERSION}) does not know how to migrate",
                 self.location()
             )));
         };
-        let stale: Vec<Table> = changed
-            .iter()
-            .copied()
-            .filter(|t| base.tables.contains_key(t.name()))
-            .collect();
         if stale.is_empty() {
             return Ok(outcome);
         }

@@ -12,7 +12,7 @@ use arrow::array::{
     Int32Array, Int64Array, ListArray, RecordBatch, StringArray, TimestampNanosecondArray,
 };
 use arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int32Type, Int64Type, TimestampNanosecondType,
+    DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type, TimestampNanosecondType,
 };
 
 use crate::table::Table;
@@ -75,14 +75,10 @@ impl<'a> Columns<'a> {
             row: None,
             message: "column was not read".into(),
         })?;
-        let declared = self
-            .table
-            .schema()
-            .field_with_name(name)
-            .map(|f| f.data_type().clone())
-            .ok();
+        let schema = self.table.schema();
+        let declared = schema.field_with_name(name).map(Field::data_type).ok();
         let fits = matches!(
-            (want, declared.as_ref()),
+            (want, declared),
             ("utf8", Some(DataType::Utf8))
                 | ("i64", Some(DataType::Int64))
                 | ("i32", Some(DataType::Int32))

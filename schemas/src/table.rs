@@ -53,6 +53,13 @@ impl Table {
 
     /// The canonical schema of the table.
     pub fn schema(self) -> SchemaRef {
+        // Built once per table: readers ask for it per batch and per frame.
+        static SCHEMAS: std::sync::OnceLock<[SchemaRef; 7]> = std::sync::OnceLock::new();
+        let all = SCHEMAS.get_or_init(|| Table::ALL.map(Table::build_schema));
+        all[Table::ALL.iter().position(|t| *t == self).unwrap_or(0)].clone()
+    }
+
+    fn build_schema(self) -> SchemaRef {
         match self {
             Table::Scenes => tables::scenes_schema(),
             Table::Frames => tables::frames_schema(),

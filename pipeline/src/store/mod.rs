@@ -39,7 +39,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use spatialsv_schemas::{CHANGED_SINCE, SCHEMA_VERSION};
+use spatialsv_schemas::SCHEMA_VERSION;
 
 pub use failpoints::{CRASH_ENV, crash_point};
 pub use transaction::{COMMIT_TRIES, CommitOutcome, Transaction};
@@ -165,13 +165,7 @@ impl Dataset {
 
     /// Whether this build can read `m` without a migration.
     fn check_schema_version(&self, m: &Manifest) -> Result<()> {
-        if m.schema_version == SCHEMA_VERSION {
-            return Ok(());
-        }
-        let Some((_, changed)) = CHANGED_SINCE
-            .iter()
-            .find(|(old, _)| *old == m.schema_version)
-        else {
+        let Some(stale) = m.stale_tables() else {
             return Err(Error::User(format!(
                 "dataset {} version {} has table schema version {}, which this spatialsv \
                  ({CODE_VERSION}, schema {SCHEMA_VERSION}) cannot read; use the spatialsv \
@@ -181,14 +175,10 @@ impl Dataset {
                 m.schema_version
             )));
         };
-        let stale: Vec<&str> = changed
-            .iter()
-            .filter(|t| m.tables.contains_key(t.name()))
-            .map(|t| t.name())
-            .collect();
         if stale.is_empty() {
             return Ok(());
         }
+        let stale: Vec<&str> = stale.iter().map(|t| t.name()).collect();
         Err(Error::User(format!(
             "dataset {} version {} has {} in table schema version {} (this spatialsv reads \
              version {SCHEMA_VERSION}): run `spatialsv migrate --dataset {}` to upgrade it",
