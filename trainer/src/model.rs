@@ -24,6 +24,31 @@ use burn::tensor::activation::{gelu, relu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
+/// Names of the parts of a forward pass, as [`SpatialSv::forward_marked`] reports them and
+/// [`SpatialSvConfig::forward_flops_by_part`] counts them.
+pub mod part {
+    /// The strided patch convolution, position embeddings and camera tokens.
+    pub const EMBED: &str = "encoder: patch embedding";
+    /// Frame-wise attention layers (norm, q/k/v/out projections, attention).
+    pub const FRAME_ATTENTION: &str = "trunk: frame attention";
+    /// Global (clip-wide) attention layers.
+    pub const GLOBAL_ATTENTION: &str = "trunk: global attention";
+    /// The trunk's MLPs (norm, two linear layers, GELU).
+    pub const MLP: &str = "trunk: MLPs";
+    /// The four 2-layer projectors from taps to head width.
+    pub const PROJECTORS: &str = "projectors";
+    /// Every bilinear resize inside the three DPT heads.
+    pub const HEAD_RESIZE: &str = "heads: bilinear resizes";
+    /// The heads' 1x1 reassemble convolutions.
+    pub const HEAD_REASSEMBLE: &str = "heads: reassemble 1x1 convs";
+    /// The heads' 3x3 fusion convolutions with their residuals.
+    pub const HEAD_FUSE: &str = "heads: fusion 3x3 convs";
+    /// The heads' last two convolutions.
+    pub const HEAD_OUT: &str = "heads: output convs";
+    /// exp, confidences, ray normalisation and reshapes into the prediction.
+    pub const OUTPUTS: &str = "outputs: activations";
+}
+
 /// Sizes of the model. One type for every preset.
 #[derive(Config, Debug, PartialEq)]
 pub struct SpatialSvConfig {
@@ -102,33 +127,48 @@ impl SpatialSvConfig {
     /// layer (convolutions, projections, attention products, MLPs, heads); elementwise ops,
     /// norms and interpolation are left out. Training costs about three times this.
     pub fn forward_flops(&self, v: usize) -> f64 {
+        self.forward_flops_by_part(v).iter().map(|(_, f)| f).sum()
+    }
+
+    /// [`Self::forward_flops`] split into the parts that [`SpatialSv::forward_marked`] times,
+    /// named alike (parts without counted FLOPs, such as resizes, are absent).
+    pub fn forward_flops_by_part(&self, v: usize) -> Vec<(&'static str, f64)> {
         let (gh, gw) = self.grid();
         let n = (gh * gw) as f64;
         let (d, f, vf) = (self.width as f64, self.head_width as f64, v as f64);
         let t = n + 1.0;
         let p = self.patch as f64;
-        let mut flops = vf * 2.0 * 3.0 * p * p * d * n; // patch embedding
+        let embed = vf * 2.0 * 3.0 * p * p * d * n;
+        let (mut frame_attn, mut global_attn, mut mlp) = (0.0, 0.0, 0.0);
         for layer in 0..self.depth.max(4) {
             let proj = vf * 4.0 * 2.0 * t * d * d; // q, k, v, out
-            let mlp = vf * 2.0 * 2.0 * t * d * d * self.mlp_ratio as f64;
-            let attn = if layer % 2 == 0 {
-                vf * 2.0 * 2.0 * t * t * d // per frame
+            mlp += vf * 2.0 * 2.0 * t * d * d * self.mlp_ratio as f64;
+            if layer % 2 == 0 {
+                frame_attn += proj + vf * 2.0 * 2.0 * t * t * d; // per frame
             } else {
-                2.0 * 2.0 * (vf * t) * (vf * t) * d // across the clip
-            };
-            flops += proj + mlp + attn;
+                global_attn += proj + 2.0 * 2.0 * (vf * t) * (vf * t) * d; // across the clip
+            }
         }
-        flops += 4.0 * vf * (2.0 * n * d * d + 2.0 * n * d * f); // projectors
+        let projectors = 4.0 * vf * (2.0 * n * d * d + 2.0 * n * d * f);
         let scales = [16.0 * n, 4.0 * n, n, n / 4.0];
         let pixels = (self.image_height * self.image_width) as f64;
+        let (mut reassemble, mut fuse, mut out) = (0.0, 0.0, 0.0);
         for channels in [1.0, 6.0, 3.0] {
-            let reassemble: f64 = scales.iter().map(|s| 2.0 * f * f * s).sum();
-            let fuse: f64 = scales.iter().map(|s| 2.0 * 9.0 * f * f * s).sum();
-            let out1 = 2.0 * 9.0 * f * (f / 2.0) * 16.0 * n;
-            let out2 = 2.0 * (f / 2.0) * (channels + 1.0) * pixels;
-            flops += vf * (reassemble + fuse + out1 + out2);
+            reassemble += vf * scales.iter().map(|s| 2.0 * f * f * s).sum::<f64>();
+            fuse += vf * scales.iter().map(|s| 2.0 * 9.0 * f * f * s).sum::<f64>();
+            out += vf
+                * (2.0 * 9.0 * f * (f / 2.0) * 16.0 * n + 2.0 * (f / 2.0) * (channels + 1.0) * pixels);
         }
-        flops
+        vec![
+            (part::EMBED, embed),
+            (part::FRAME_ATTENTION, frame_attn),
+            (part::GLOBAL_ATTENTION, global_attn),
+            (part::MLP, mlp),
+            (part::PROJECTORS, projectors),
+            (part::HEAD_REASSEMBLE, reassemble),
+            (part::HEAD_FUSE, fuse),
+            (part::HEAD_OUT, out),
+        ]
     }
 
     /// Builds the model.
@@ -187,18 +227,24 @@ pub struct Block<B: Backend> {
 }
 
 impl<B: Backend> Block<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    fn forward(&self, x: Tensor<B, 3>, attention: &'static str, mark: Mark<'_>) -> Tensor<B, 3> {
         let h = self
             .attn
             .forward(MhaInput::self_attn(self.norm1.forward(x.clone())))
             .context;
         let x = x + h;
+        mark(attention);
         let h = self
             .fc2
             .forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
-        x + h
+        let x = x + h;
+        mark(part::MLP);
+        x
     }
 }
+
+/// Called after each part of a forward pass with the part's name (see [`part`]).
+pub type Mark<'a> = &'a mut dyn FnMut(&'static str);
 
 /// A tap's 2-layer projector into the head width.
 #[derive(Module, Debug)]
@@ -310,7 +356,7 @@ impl<B: Backend> DptHead<B> {
 
     /// `taps`: four `[n, head_width, gh, gw]` maps, shallow to deep. Returns
     /// `[n, channels + 1, image_h, image_w]` raw outputs.
-    fn forward(&self, taps: &[Tensor<B, 4>; 4], image: [usize; 2]) -> Tensor<B, 4> {
+    fn forward(&self, taps: &[Tensor<B, 4>; 4], image: [usize; 2], mark: Mark<'_>) -> Tensor<B, 4> {
         let [_, _, gh, gw] = taps[0].dims();
         let sizes = [
             [gh * 4, gw * 4],
@@ -318,21 +364,30 @@ impl<B: Backend> DptHead<B> {
             [gh, gw],
             [gh.div_ceil(2), gw.div_ceil(2)],
         ];
-        let maps: Vec<Tensor<B, 4>> = taps
-            .iter()
-            .zip(&self.reassemble)
-            .zip(sizes)
-            .map(|((t, conv), size)| conv.forward(resize(t.clone(), size)))
-            .collect();
+        let mut maps: Vec<Tensor<B, 4>> = Vec::with_capacity(4);
+        for ((t, conv), size) in taps.iter().zip(&self.reassemble).zip(sizes) {
+            let t = resize(t.clone(), size);
+            mark(part::HEAD_RESIZE);
+            maps.push(conv.forward(t));
+            mark(part::HEAD_REASSEMBLE);
+        }
         // Coarse to fine: the deepest (smallest) map is upsampled into each finer one.
         let mut fused = relu(self.fuse[3].forward(maps[3].clone()));
+        mark(part::HEAD_FUSE);
         for level in (0..3).rev() {
             let up = resize(fused, sizes[level]);
+            mark(part::HEAD_RESIZE);
             let x = up + maps[level].clone();
             fused = x.clone() + relu(self.fuse[level].forward(x));
+            mark(part::HEAD_FUSE);
         }
         let x = relu(self.out1.forward(fused));
-        self.out2.forward(resize(x, image))
+        mark(part::HEAD_OUT);
+        let x = resize(x, image);
+        mark(part::HEAD_RESIZE);
+        let x = self.out2.forward(x);
+        mark(part::HEAD_OUT);
+        x
     }
 }
 
@@ -379,6 +434,13 @@ impl<B: Backend> SpatialSv<B> {
     /// Runs the model on `images`, `[b, v, 3, h, w]`, normalised to about zero mean and unit
     /// variance; `h` and `w` must be the configured image size.
     pub fn forward(&self, images: Tensor<B, 5>) -> Prediction<B> {
+        self.forward_marked(images, &mut |_| {})
+    }
+
+    /// [`Self::forward`], calling `mark` with each part's name (see [`part`]) as soon as the
+    /// part's operations have been issued. On an eager backend (the CPU's) the time between
+    /// two calls is the part's time; the profile bench (`trainer/benches/profile.rs`) uses it.
+    pub fn forward_marked(&self, images: Tensor<B, 5>, mark: Mark<'_>) -> Prediction<B> {
         let [b, v, _, h, w] = images.dims();
         let [gh, gw] = self.grid;
         let n = gh * gw;
@@ -404,14 +466,15 @@ impl<B: Backend> SpatialSv<B> {
         )
         .reshape([1, v, 1, 1]);
         x = (x.reshape([b, v, 1 + n, d]) + marker * first).reshape([b * v, 1 + n, d]);
+        mark(part::EMBED);
 
         let mut taps = Vec::with_capacity(4);
         for (i, block) in self.blocks.iter().enumerate() {
             x = if i % 2 == 0 {
-                block.forward(x)
+                block.forward(x, part::FRAME_ATTENTION, mark)
             } else {
                 block
-                    .forward(x.reshape([b, v * (1 + n), d]))
+                    .forward(x.reshape([b, v * (1 + n), d]), part::GLOBAL_ATTENTION, mark)
                     .reshape([b * v, 1 + n, d])
             };
             if self.taps.contains(&i) {
@@ -433,11 +496,12 @@ impl<B: Backend> SpatialSv<B> {
             maps[2].clone(),
             maps[3].clone(),
         ];
+        mark(part::PROJECTORS);
 
         let image = [h, w];
-        let depth_raw = self.depth_head.forward(&maps, image); // [bv, 2, h, w]
-        let ray_raw = self.ray_head.forward(&maps, image); // [bv, 7, h, w]
-        let point_raw = self.point_head.forward(&maps, image); // [bv, 4, h, w]
+        let depth_raw = self.depth_head.forward(&maps, image, mark); // [bv, 2, h, w]
+        let ray_raw = self.ray_head.forward(&maps, image, mark); // [bv, 7, h, w]
+        let point_raw = self.point_head.forward(&maps, image, mark); // [bv, 4, h, w]
 
         let depth = depth_raw
             .clone()
@@ -459,6 +523,7 @@ impl<B: Backend> SpatialSv<B> {
         let ray_conf = confidence(ray_raw.narrow(1, 6, 1)).reshape([b, v, h, w]);
         let points = point_raw.clone().narrow(1, 0, 3).reshape([b, v, 3, h, w]);
         let point_conf = confidence(point_raw.narrow(1, 3, 1)).reshape([b, v, h, w]);
+        mark(part::OUTPUTS);
         Prediction {
             depth,
             depth_conf,
@@ -619,6 +684,35 @@ mod tests {
         );
         // Global attention grows quadratically with the clip, the rest linearly.
         assert!(cfg.forward_flops(4) > 4.0 * cfg.forward_flops(1));
+    }
+
+    /// Every part the profile times is marked, in the order the pass runs them, and every part
+    /// with counted FLOPs is one that is timed; marking changes nothing in the outputs.
+    #[test]
+    fn marked_forward_names_every_part_and_predicts_the_same() {
+        let _rng = crate::backend::rng_guard();
+        let device = default_device();
+        let cfg = crate::backend::test_model_config(16, 8);
+        let model = cfg.init::<crate::Backend>(&device);
+        let images = Tensor::<crate::Backend, 5>::random(
+            [1, 2, 3, 16, 16],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let mut seen: Vec<&'static str> = Vec::new();
+        let marked = model.forward_marked(images.clone(), &mut |p| seen.push(p));
+        let plain = model.forward(images);
+        let diff: f32 = (marked.depth - plain.depth).abs().max().into_scalar();
+        assert_eq!(diff, 0.0);
+        assert_eq!(seen.first(), Some(&part::EMBED));
+        assert_eq!(seen.last(), Some(&part::OUTPUTS));
+        // 4 layers: attention + MLP each; 3 heads x (4 + 4 + 1 resizes/convs ...).
+        assert_eq!(seen.iter().filter(|p| **p == part::MLP).count(), 4);
+        assert_eq!(seen.iter().filter(|p| **p == part::HEAD_OUT).count(), 6);
+        for (name, flops) in cfg.forward_flops_by_part(2) {
+            assert!(flops > 0.0, "{name}");
+            assert!(seen.contains(&name), "{name} has FLOPs but is never marked");
+        }
     }
 
     #[test]

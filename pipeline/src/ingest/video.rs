@@ -201,30 +201,51 @@ pub struct Decoded {
 
 /// Splits a stream of concatenated JPEGs at their end-of-image markers. Entropy-coded data
 /// never contains `FF D9` (0xFF bytes are stuffed), so the first EOI after an SOI ends it.
+/// Markers may be split between two reads; bytes already searched are not searched again.
+#[derive(Default)]
 struct JpegSplitter {
     buf: Vec<u8>,
+    /// Where the next search for an EOI starts (the buffer holds one image's prefix).
+    scanned: usize,
+}
+
+const SOI: [u8; 2] = [0xFF, 0xD8];
+const EOI: [u8; 2] = [0xFF, 0xD9];
+
+fn find_marker(buf: &[u8], from: usize, marker: [u8; 2]) -> Option<usize> {
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == marker)
+        .map(|p| p + from)
 }
 
 impl JpegSplitter {
     fn push(&mut self, data: &[u8], out: &mut Vec<Vec<u8>>) {
         self.buf.extend_from_slice(data);
         loop {
-            let Some(start) = self.buf.windows(2).position(|w| w == [0xFF, 0xD8]) else {
-                self.buf.clear();
+            let Some(start) = find_marker(&self.buf, 0, SOI) else {
+                // Nothing but a possible first byte of the next SOI is worth keeping.
+                let keep = usize::from(self.buf.last() == Some(&0xFF));
+                self.buf.drain(..self.buf.len() - keep);
+                self.scanned = 0;
                 return;
             };
-            let Some(end) = self.buf[start + 2..]
-                .windows(2)
-                .position(|w| w == [0xFF, 0xD9])
-            else {
-                if start > 0 {
-                    self.buf.drain(..start);
+            if start > 0 {
+                self.buf.drain(..start);
+                self.scanned = self.scanned.saturating_sub(start);
+            }
+            match find_marker(&self.buf, self.scanned.max(2), EOI) {
+                None => {
+                    // The last byte may be the 0xFF of an EOI whose second byte is to come.
+                    self.scanned = self.buf.len().saturating_sub(1).max(2);
+                    return;
                 }
-                return;
-            };
-            let end = start + 2 + end + 2;
-            out.push(self.buf[start..end].to_vec());
-            self.buf.drain(..end);
+                Some(e) => {
+                    out.push(self.buf[..e + 2].to_vec());
+                    self.buf.drain(..e + 2);
+                    self.scanned = 0;
+                }
+            }
         }
     }
 }
@@ -256,26 +277,49 @@ fn is_error_line(line: &str) -> bool {
             || l.contains("missing"))
 }
 
+/// How ffmpeg's decoder spreads its work over threads.
+///
+/// Frame threading decodes several frames at once and is what makes decoding scale with cores
+/// (an H.264 stream usually has one slice per frame, so slice threading alone keeps one core
+/// busy). On a valid stream both give bit-identical frames (tested); on a damaged one, frame
+/// threading conceals errors differently from run to run (one more or one fewer frame, a
+/// repeated timestamp). So a file is decoded with frame threading, and decoded again with
+/// slice threading when that pass met any damage: the same input always gives the same rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeThreads {
+    /// Frames and slices in parallel (ffmpeg's default).
+    Frame,
+    /// Slices only: output that never varies, also on damaged input.
+    Slice,
+}
+
+impl DecodeThreads {
+    fn thread_type(self) -> &'static str {
+        match self {
+            DecodeThreads::Frame => "frame+slice",
+            DecodeThreads::Slice => "slice",
+        }
+    }
+}
+
 /// Decodes and samples `path`, calling `on_frames` with batches of frames as they arrive so
 /// that memory does not grow with the video's length.
 pub fn decode(
     path: &Path,
     opts: &VideoOptions,
+    threads: DecodeThreads,
     mut on_frames: impl FnMut(Vec<SampledFrame>) -> Result<()>,
 ) -> Result<Decoded> {
     let q =
         (31.0 - (f64::from(opts.jpeg_quality.clamp(1, 100)) - 1.0) * 29.0 / 99.0).round() as u32;
     let mut child = Command::new("ffmpeg")
-        // Slice threading only: frame-threaded decoding conceals errors in a damaged stream
-        // differently from run to run (one more or one fewer frame, a repeated timestamp);
-        // the same input must give the same rows every time.
         .args([
             "-hide_banner",
             "-nostdin",
             "-v",
             "info",
             "-thread_type",
-            "slice",
+            threads.thread_type(),
             "-copyts",
             "-i",
         ])
@@ -321,7 +365,7 @@ pub fn decode(
         }
         errors
     });
-    let mut splitter = JpegSplitter { buf: Vec::new() };
+    let mut splitter = JpegSplitter::default();
     let mut chunk = vec![0u8; 1 << 16];
     let mut jpegs = Vec::new();
     let mut decoded = Decoded::default();
@@ -434,12 +478,33 @@ pub fn ingest_videos(
         bar.set_message(file.display().to_string());
         let _span = tracing::info_span!("ingest video", file = %file.display()).entered();
         // One commit per file; a lost race with another writer decodes the file again on
-        // top of the winner's version (keyed rows: only what is missing is added).
-        let (rep, out) = ds.commit_retrying(
-            &format!("{operation}: {}", file.display()),
-            &opts.write,
-            |tx| ingest_one(tx, file, opts, &bar),
-        )?;
+        // top of the winner's version (keyed rows: only what is missing is added). A
+        // frame-threaded pass that meets damaged data is not committed: the file is decoded
+        // again with slice threading (see [`DecodeThreads`]).
+        let damaged = std::cell::Cell::new(false);
+        let attempt = |threads: DecodeThreads| {
+            ds.commit_retrying(
+                &format!("{operation}: {}", file.display()),
+                &opts.write,
+                |tx| {
+                    let (rep, clean) = ingest_one(tx, file, opts, threads, &bar)?;
+                    if !clean && threads == DecodeThreads::Frame {
+                        damaged.set(true);
+                        return Err(Error::Internal(
+                            "damaged stream: decode again with slice threading".into(),
+                        ));
+                    }
+                    Ok(rep)
+                },
+            )
+        };
+        let (rep, out) = match attempt(DecodeThreads::Frame) {
+            Err(_) if damaged.get() => {
+                tracing::info!(file = %file.display(), "damaged stream; decoding with slice threads");
+                attempt(DecodeThreads::Slice)?
+            }
+            other => other?,
+        };
         report.version = out.version;
         report.scenes.push(rep);
         bar.inc(1);
@@ -457,12 +522,15 @@ fn scene_id_of(file: &Path) -> String {
         .unwrap_or_else(|| "video".into())
 }
 
+/// Stages one file; also says whether ffmpeg decoded it cleanly (no error, no repeated
+/// timestamp, a successful exit).
 fn ingest_one(
     tx: &mut crate::Transaction<'_>,
     file: &Path,
     opts: &VideoOptions,
+    threads: DecodeThreads,
     bar: &indicatif::ProgressBar,
-) -> Result<SceneReport> {
+) -> Result<(SceneReport, bool)> {
     let scene_id = scene_id_of(file);
     let split = opts.split.of(&scene_id);
     let uri = file.display().to_string();
@@ -487,7 +555,7 @@ fn ingest_one(
     // ffprobe (for the expected frame count) runs while ffmpeg decodes.
     let (probed, decoded) = std::thread::scope(|scope| {
         let probing = scope.spawn(|| probe(file));
-        let decoded = decode(file, opts, |frames| {
+        let decoded = decode(file, opts, threads, |frames| {
             // A damaged stream can repeat (or step back in) presentation time: keep the
             // first frame of each timestamp, so timestamps are unique and increasing.
             let mut fresh = Vec::with_capacity(frames.len());
@@ -540,6 +608,10 @@ fn ingest_one(
         (probed, decoded)
     });
     let mut decoded = decoded?;
+    let clean = decoded.errors.is_empty() && decoded.exit_ok && repeated == 0;
+    if threads == DecodeThreads::Frame && !clean {
+        return Ok((rep, false));
+    }
     if repeated > 0 {
         decoded.errors.push(format!(
             "{repeated} decoded frames repeated an earlier timestamp and were dropped"
@@ -554,7 +626,7 @@ fn ingest_one(
                 Table::Quarantine,
                 quarantine_batch(&[quarantine("unreadable_video", e.to_string())])?,
             )?;
-            return Ok(rep);
+            return Ok((rep, clean));
         }
         Err(e) => {
             rep.warnings.push(format!(
@@ -664,7 +736,7 @@ fn ingest_one(
         duplicates = rep.duplicates,
         "video staged"
     );
-    Ok(rep)
+    Ok((rep, clean))
 }
 
 #[cfg(test)]
@@ -676,12 +748,39 @@ mod tests {
         let a = [0xFF, 0xD8, 1, 2, 0xFF, 0x00, 3, 0xFF, 0xD9];
         let b = [0xFF, 0xD8, 9, 0xFF, 0xD9];
         let stream: Vec<u8> = a.iter().chain(&b).copied().collect();
-        let mut s = JpegSplitter { buf: Vec::new() };
-        let mut out = Vec::new();
-        for piece in stream.chunks(3) {
-            s.push(piece, &mut out);
+        // Every read size, so every marker is split between two reads at some point.
+        for size in 1..=stream.len() {
+            let mut s = JpegSplitter::default();
+            let mut out = Vec::new();
+            for piece in stream.chunks(size) {
+                s.push(piece, &mut out);
+            }
+            assert_eq!(out, vec![a.to_vec(), b.to_vec()], "reads of {size} bytes");
         }
-        assert_eq!(out, vec![a.to_vec(), b.to_vec()]);
+    }
+
+    /// On a valid stream, frame-threaded decoding gives exactly the frames and timestamps of
+    /// slice-threaded decoding (what makes the faster default safe).
+    #[test]
+    fn frame_and_slice_threading_give_the_same_frames() {
+        let bikes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/video/bikes.mp4");
+        let opts = VideoOptions {
+            sampling: Sampling::Stride(3),
+            ..VideoOptions::default()
+        };
+        let run = |threads| {
+            let mut frames = Vec::new();
+            let d = decode(&bikes, &opts, threads, |batch| {
+                frames.extend(batch.into_iter().map(|f| (f.pts_ns, blake3::hash(&f.jpeg))));
+                Ok(())
+            })
+            .expect("decode");
+            assert!(d.errors.is_empty() && d.exit_ok, "{:?}", d.errors);
+            frames
+        };
+        let (frame, slice) = (run(DecodeThreads::Frame), run(DecodeThreads::Slice));
+        assert_eq!(frame.len(), 84);
+        assert_eq!(frame, slice);
     }
 
     #[test]
