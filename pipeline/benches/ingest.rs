@@ -1,11 +1,14 @@
 //! Ingest benchmark. Run: `cargo bench -p spatialsv-pipeline --bench ingest`
-//! (options: `-- --frames N --resolution WxH --video FILE`). Needs ffmpeg.
+//! (options: `-- --frames N --resolution WxH --video FILE --no-scans`). Needs ffmpeg.
 //!
 //! 1. Scan ingest (ScanNet layout from the synthetic world: JPEG colour, 16-bit PNG depth,
 //!    pose and intrinsics text) into a fresh dataset, against a plain copy of the same files
 //!    in the same run (the I/O limit), without and with a final `sync`.
-//! 2. Video ingest of a file (default: `tests/fixtures/video/bikes.mp4`, real H.264 High
-//!    profile) against `ffmpeg -i FILE -f null -` decoding the same file at the same sampling.
+//! 2. Video ingest of real clips (default: `tests/fixtures/video/bikes.mp4`, H.264 High
+//!    profile, and the same clip transcoded here to MPEG-4 Part 2 in AVI, an older codec; or
+//!    `--video FILE`) against two baselines at the same sampling, in the same run:
+//!    `ffmpeg -i FILE -f null -` (decoding alone) and ffmpeg writing the sampled frames as JPEG
+//!    files at the same quality (what `ns-process-data` does for nerfstudio).
 //!
 //! Each contender runs several times (5 for scans, 3 for video), interleaved; medians are reported, with ratios (these
 //! machines are shared and noisy: compare ratios, not absolute numbers).
@@ -15,7 +18,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::ingest::video::{Sampling, VideoOptions, ingest_videos, select_expr};
+use spatialsv_pipeline::ingest::video::{
+    DecodeThreads, Sampling, VideoOptions, decode, ingest_videos, select_expr,
+};
 use spatialsv_pipeline::ingest::{IngestOptions, ScanFormat, ingest_scans, list_scenes};
 use spatialsv_pipeline::synth::{SynthOptions, synthesize};
 
@@ -136,8 +141,10 @@ fn bench_scans(root: &Path, frames: usize, w: u32, h: u32) {
     );
 }
 
-/// `ffmpeg -i FILE [-vf select=...] -f null -`: decoding (and sampling) alone.
-fn ffmpeg_null(file: &Path, sampling: Sampling) -> Duration {
+/// `ffmpeg -i FILE [-vf select=...] -f null -` (decoding and sampling alone), or with
+/// `jpegs`, the sampled frames written as JPEG files at ingest's default quality (90, ffmpeg's
+/// `-q:v 4`) into that directory.
+fn ffmpeg_baseline(file: &Path, sampling: Sampling, jpegs: Option<&Path>) -> Duration {
     let t = Instant::now();
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-v", "error", "-nostdin", "-i"]).arg(file);
@@ -149,8 +156,16 @@ fn ffmpeg_null(file: &Path, sampling: Sampling) -> Duration {
             "passthrough",
         ]);
     }
+    match jpegs {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).expect("mkdir");
+            cmd.args(["-q:v", "4"]).arg(dir.join("frame_%05d.jpg"));
+        }
+        None => {
+            cmd.args(["-f", "null", "-"]);
+        }
+    }
     let ok = cmd
-        .args(["-f", "null", "-"])
         .stdout(Stdio::null())
         .status()
         .expect("ffmpeg")
@@ -161,17 +176,20 @@ fn ffmpeg_null(file: &Path, sampling: Sampling) -> Duration {
 
 fn bench_video(root: &Path, file: &Path) {
     println!(
-        "== video ingest of {} vs ffmpeg -f null decoding at the same sampling",
+        "== video ingest of {} vs ffmpeg decoding only (-f null) and ffmpeg writing JPEG files, same sampling",
         file.display()
     );
     for (k, sampling) in [Sampling::All, Sampling::Stride(5), Sampling::Fps(2.0)]
         .into_iter()
         .enumerate()
     {
-        let (mut ffs, mut ours) = (Vec::new(), Vec::new());
+        let (mut ffs, mut jpgs, mut ours) = (Vec::new(), Vec::new(), Vec::new());
         let mut frames = 0;
         for round in 0..3 {
-            ffs.push(ffmpeg_null(file, sampling));
+            ffs.push(ffmpeg_baseline(file, sampling, None));
+            let jdir = root.join(format!("j{k}-{round}"));
+            jpgs.push(ffmpeg_baseline(file, sampling, Some(&jdir)));
+            let _ = std::fs::remove_dir_all(&jdir);
             let ds = Dataset::create(root.join(format!("v{k}-{round}"))).expect("dataset");
             let opts = VideoOptions {
                 sampling,
@@ -182,14 +200,41 @@ fn bench_video(root: &Path, file: &Path) {
             ours.push(t.elapsed());
             frames = r.ingested();
         }
-        let (ff, us) = (median(ffs), median(ours));
+        // Our decoding stage alone (ffmpeg to JPEG through the pipe, split, timestamps), with
+        // the old slice-only threading and with frame threading, for the before/after ratio.
+        let (mut slices, mut framed) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            for (threads, times) in [
+                (DecodeThreads::Slice, &mut slices),
+                (DecodeThreads::Frame, &mut framed),
+            ] {
+                let opts = VideoOptions {
+                    sampling,
+                    ..VideoOptions::default()
+                };
+                let t = Instant::now();
+                decode(file, &opts, threads, |_| Ok(())).expect("decode");
+                times.push(t.elapsed());
+            }
+        }
+        let (sl, fr) = (median(slices), median(framed));
         println!(
-            "  {:<12} ffmpeg decode {:6.1} ms, spatialsv ingest {:6.1} ms ({frames} frames, {:.0} frames/s): {:.2}x of ffmpeg's rate (target >= 0.7)",
+            "  {:<12} decode stage: slice threads {:6.1} ms, frame threads {:6.1} ms ({:.2}x)",
+            format!("{sampling:?}"),
+            sl.as_secs_f64() * 1e3,
+            fr.as_secs_f64() * 1e3,
+            sl.as_secs_f64() / fr.as_secs_f64()
+        );
+        let (ff, jpg, us) = (median(ffs), median(jpgs), median(ours));
+        println!(
+            "  {:<12} decode {:6.1} ms, JPEG files {:6.1} ms, spatialsv ingest {:6.1} ms ({frames} frames, {:.0} frames/s): {:.2}x decode-only (target >= 0.7), {:.2}x JPEG extraction (target >= 1.0)",
             format!("{sampling:?}"),
             ff.as_secs_f64() * 1e3,
+            jpg.as_secs_f64() * 1e3,
             us.as_secs_f64() * 1e3,
             frames as f64 / us.as_secs_f64(),
-            ff.as_secs_f64() / us.as_secs_f64()
+            ff.as_secs_f64() / us.as_secs_f64(),
+            jpg.as_secs_f64() / us.as_secs_f64()
         );
     }
 }
@@ -203,9 +248,27 @@ fn main() {
             Some((w.parse().ok()?, h.parse().ok()?))
         })
         .unwrap_or((640, 480));
-    bench_scans(tmp.path(), frames, w, h);
-    let video = arg("--video").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/video/bikes.mp4")
-    });
-    bench_video(tmp.path(), &video);
+    if !std::env::args().any(|a| a == "--no-scans") {
+        bench_scans(tmp.path(), frames, w, h);
+    }
+    match arg("--video").map(PathBuf::from) {
+        Some(video) => bench_video(tmp.path(), &video),
+        None => {
+            let bikes =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/video/bikes.mp4");
+            bench_video(tmp.path(), &bikes);
+            // The same real footage in an older codec and container: MPEG-4 Part 2 in AVI.
+            let avi = tmp.path().join("bikes_mpeg4.avi");
+            let ok = Command::new("ffmpeg")
+                .args(["-v", "error", "-nostdin", "-i"])
+                .arg(&bikes)
+                .args(["-c:v", "mpeg4", "-vtag", "XVID", "-q:v", "3", "-an"])
+                .arg(&avi)
+                .status()
+                .expect("ffmpeg")
+                .success();
+            assert!(ok, "transcoding to AVI failed");
+            bench_video(tmp.path(), &avi);
+        }
+    }
 }

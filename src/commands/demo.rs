@@ -50,6 +50,10 @@ pub struct Args {
     /// Labelling config (keys of configs/label.toml); the defaults when omitted.
     #[arg(long)]
     label_config: Option<PathBuf>,
+    /// Model preset of every run: tiny (CPU), or small / base at 224x224 (GPU builds; far too
+    /// slow on a CPU).
+    #[arg(long, default_value = "tiny", value_parser = super::bench::parse_preset)]
+    preset: spatialsv_trainer::Preset,
     /// Training steps of every model, overriding the budget (smoke tests).
     #[arg(long, hide = true)]
     steps: Option<usize>,
@@ -142,7 +146,8 @@ pub fn run(args: Args) -> CliResult {
         runs.join("baseline"),
         runs.join("baseline_labeled"),
     );
-    let recipe = Recipe::new(args.seed, teacher_steps, student_steps, &teacher_dir)?;
+    let recipe = Recipe::new(args.seed, teacher_steps, student_steps, &teacher_dir)?
+        .with_preset(args.preset);
     let config_of = |name: &str| configs.join(format!("{name}.toml"));
     for (name, config) in recipe.runs() {
         write_config(&config_of(name), config)?;

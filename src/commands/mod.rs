@@ -27,6 +27,7 @@ macro_rules! out {
     };
 }
 
+mod bench;
 mod demo;
 mod eval;
 mod export;
@@ -69,6 +70,7 @@ enum Command {
     Eval(eval::Args),
     Export(export::Args),
     Demo(demo::Args),
+    Bench(bench::Args),
 }
 
 /// A command's typed arguments as the line a user would type: what the demo prints for each
@@ -175,5 +177,6 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Eval(a) => eval::run(a),
         Command::Export(a) => export::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

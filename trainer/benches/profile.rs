@@ -8,6 +8,8 @@
 //! 2. Inference (a labelling batch: `--label-batch` windows of `--frames` views): forward
 //!    only, timed part by part with `SpatialSv::forward_marked` (the CPU backend is eager, so
 //!    the time between two marks is that part's), with each part's counted FLOPs.
+//!    Then the heads' bilinear resizes alone, burn's `interpolate` against two matrix
+//!    products and the phase form the CPU uses, forward and backward.
 //! 3. A training step: data (decode, augment, targets for one batch from a real ingested
 //!    synthetic scene), forward on the autodiff backend (part by part), loss, backward and the
 //!    optimiser step, with training counted as 3x the forward FLOPs.
@@ -27,9 +29,13 @@ use spatialsv_pipeline::datagen::SplitMix64;
 use spatialsv_pipeline::ingest::{IngestOptions, ScanFormat, ingest_scans, list_scenes};
 use spatialsv_pipeline::synth::{SynthOptions, synthesize};
 use spatialsv_schemas::Split;
-use spatialsv_trainer::data::{Augment, ClipBatch, ClipBatcher, ClipDataset, FrameStore, sample_clips};
+use spatialsv_trainer::data::{
+    Augment, ClipBatch, ClipBatcher, ClipDataset, FrameStore, sample_clips,
+};
 use spatialsv_trainer::loss::{LossConfig, spatial_loss};
-use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
+use spatialsv_trainer::model::{
+    SpatialSv, SpatialSvConfig, resize_by_interpolate, resize_by_matmul, resize_by_phases,
+};
 use spatialsv_trainer::{BACKEND_NAME, Backend, TrainBackend, default_device};
 
 fn arg(name: &str) -> Option<String> {
@@ -175,6 +181,65 @@ fn main() {
         lb as f64 * steps as f64 / parts.total().as_secs_f64()
     );
     parts.print(steps, &flops_of(lb, 1.0), peak);
+
+    // 2b. The heads' resizes, two ways, on the shapes one head resizes (forward, and forward
+    // plus backward on the autodiff backend), in this process.
+    let (gh, gw) = cfg.grid();
+    let f = cfg.head_width;
+    let n = lb * v;
+    let shapes: Vec<([usize; 4], [usize; 2])> = vec![
+        ([n, f, gh, gw], [gh * 4, gw * 4]),
+        ([n, f, gh, gw], [gh * 2, gw * 2]),
+        ([n, f, gh, gw], [gh.div_ceil(2), gw.div_ceil(2)]),
+        ([n, f, gh.div_ceil(2), gw.div_ceil(2)], [gh, gw]),
+        ([n, f, gh, gw], [gh * 2, gw * 2]),
+        ([n, f, gh * 2, gw * 2], [gh * 4, gw * 4]),
+        ([n, f / 2, gh * 4, gw * 4], [h, w]),
+    ];
+    type Resize<B> = fn(Tensor<B, 4>, [usize; 2]) -> Tensor<B, 4>;
+    let methods: [(&str, Resize<Backend>, Resize<TrainBackend>); 2] = [
+        (
+            "burn interpolate",
+            resize_by_interpolate,
+            resize_by_interpolate,
+        ),
+        ("two matmuls", resize_by_matmul, resize_by_matmul),
+    ];
+    println!(
+        "\n== one head's {} resizes ({n} maps each), ms per head",
+        shapes.len()
+    );
+    let mut base = None;
+    for (name, fwd, train) in methods {
+        let inputs: Vec<Tensor<Backend, 4>> = shapes
+            .iter()
+            .map(|(s, _)| Tensor::random(*s, Distribution::Normal(0.0, 1.0), &device))
+            .collect();
+        let t = Instant::now();
+        for _ in 0..steps {
+            for (x, (_, size)) in inputs.iter().zip(&shapes) {
+                let _ = fwd(x.clone(), *size).into_data();
+            }
+        }
+        let forward = t.elapsed().as_secs_f64() / steps as f64;
+        let t = Instant::now();
+        for _ in 0..steps {
+            for (x, (_, size)) in inputs.iter().zip(&shapes) {
+                let x = Tensor::<TrainBackend, 4>::from_inner(x.clone()).require_grad();
+                let grads = train(x.clone(), *size).sum().backward();
+                let _ = x.grad(&grads).map(|g| g.into_data());
+            }
+        }
+        let both = t.elapsed().as_secs_f64() / steps as f64;
+        let (bf, bb) = *base.get_or_insert((forward, both));
+        println!(
+            "  {name:<18} forward {:7.2} ms ({:.2}x), forward+backward {:7.2} ms ({:.2}x)",
+            forward * 1e3,
+            bf / forward,
+            both * 1e3,
+            bb / both
+        );
+    }
 
     // 3. Training steps, with the data of a real (synthetic, ingested) scene.
     let dir = tempfile::tempdir().expect("temp dir");

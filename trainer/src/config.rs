@@ -25,6 +25,27 @@ pub enum Preset {
     Base,
 }
 
+impl Preset {
+    /// The preset's model config at its own image size.
+    pub fn model(self) -> SpatialSvConfig {
+        match self {
+            Preset::Tiny => SpatialSvConfig::tiny(),
+            Preset::Small => SpatialSvConfig::small(),
+            Preset::Base => SpatialSvConfig::base(),
+        }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Preset::Tiny => "tiny",
+            Preset::Small => "small",
+            Preset::Base => "base",
+        })
+    }
+}
+
 /// What pseudo-labels supervise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -129,12 +150,9 @@ impl TrainConfig {
     /// The model config this training config resolves to.
     pub fn model(&self) -> Result<SpatialSvConfig> {
         self.validate()?;
-        let base = match self.preset {
-            Preset::Tiny => SpatialSvConfig::tiny(),
-            Preset::Small => SpatialSvConfig::small(),
-            Preset::Base => SpatialSvConfig::base(),
-        };
-        let m = base
+        let m = self
+            .preset
+            .model()
             .with_image_height(self.image_height)
             .with_image_width(self.image_width);
         if self.clip_len == 0 || self.clip_len > m.max_frames {

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use crate::config::TrainConfig;
+use crate::config::{Preset, TrainConfig};
 use crate::error::Result;
 
 /// Training steps of (the teacher, every fine-tuned model) at the quick or the full budget.
@@ -69,6 +69,23 @@ impl Recipe {
         })
     }
 
+    /// The same recipe for another model preset, at the preset's own image size (the GPU
+    /// presets `small` and `base`; `demo --preset`).
+    pub fn with_preset(mut self, preset: Preset) -> Self {
+        let m = preset.model();
+        for c in [
+            &mut self.teacher,
+            &mut self.student,
+            &mut self.baseline,
+            &mut self.baseline_labeled,
+        ] {
+            c.preset = preset;
+            c.image_height = m.image_height;
+            c.image_width = m.image_width;
+        }
+        self
+    }
+
     /// Every run by name, in training order.
     pub fn runs(&self) -> [(&'static str, &TrainConfig); 4] {
         [
@@ -102,6 +119,14 @@ mod tests {
         );
         for (_, c) in r.runs() {
             c.validate().unwrap();
+        }
+        let small = r.with_preset(Preset::Small);
+        for (_, c) in small.runs() {
+            assert_eq!(
+                (c.preset, c.image_height, c.image_width),
+                (Preset::Small, 224, 224)
+            );
+            c.model().unwrap();
         }
     }
 }

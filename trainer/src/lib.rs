@@ -10,11 +10,13 @@
 //! - [`train`]: `spatialsv train` (supervised or semi-supervised); [`training`]: one step.
 //! - [`metrics`], [`eval`]: `spatialsv eval`; [`export`]: PLY, PNG and trajectory exports.
 //! - [`experiment`]: the semi-supervised recipe the demo runs (teacher, student, baselines).
+//! - [`bench`]: `spatialsv bench`: clips/s and GFLOP/s against a matmul through the backend.
 //!
 //! Backends: burn's pure-Rust CPU backend `flex` by default; built with `--features cuda`,
 //! burn-cuda. Both are wrapped in `Autodiff` for training.
 
 mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

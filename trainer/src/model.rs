@@ -157,7 +157,8 @@ impl SpatialSvConfig {
             reassemble += vf * scales.iter().map(|s| 2.0 * f * f * s).sum::<f64>();
             fuse += vf * scales.iter().map(|s| 2.0 * 9.0 * f * f * s).sum::<f64>();
             out += vf
-                * (2.0 * 9.0 * f * (f / 2.0) * 16.0 * n + 2.0 * (f / 2.0) * (channels + 1.0) * pixels);
+                * (2.0 * 9.0 * f * (f / 2.0) * 16.0 * n
+                    + 2.0 * (f / 2.0) * (channels + 1.0) * pixels);
         }
         vec![
             (part::EMBED, embed),
@@ -278,12 +279,12 @@ fn conv<B: Backend>(cin: usize, cout: usize, k: usize, device: &B::Device) -> Co
 }
 
 /// Bilinear resize (half-pixel centres, `align_corners = false`) of `[n, c, h, w]` maps to
-/// `size`. On the CPU this is burn's `interpolate`, exactly as before. burn-cubecl 0.21 (the
-/// `cuda` feature) has no backward pass for it and panicked in the first training step on a
-/// GPU, so a cuda build resizes with [`resize_by_matmul`], the same interpolation as two matrix
-/// products (equal within 1e-5, tested), which every backend differentiates. The two differ
-/// only in rounding, but training amplifies rounding: kept apart, the CPU's results stay what
-/// they were.
+/// `size`. The CPU resizes with [`resize_by_phases`]: burn-flex's `interpolate` took a third
+/// of the CPU's inference time and its backward much of training's (docs/performance.md).
+/// burn-cubecl 0.21 (the `cuda` feature) has no backward pass for `interpolate` and panicked in
+/// the first training step on a GPU, so a cuda build resizes with [`resize_by_matmul`] (run
+/// and checked on a GPU). All three agree within 1e-5 (tested); they differ in rounding only,
+/// which training amplifies, so CPU and GPU runs are not bit-comparable anyway.
 fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
     if [h, w] == size {
@@ -295,20 +296,92 @@ fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
     }
     #[cfg(not(feature = "cuda"))]
     {
-        burn::tensor::module::interpolate(
-            x,
-            size,
-            burn::tensor::ops::InterpolateOptions::new(
-                burn::tensor::ops::InterpolateMode::Bilinear,
-            )
-            .with_align_corners(false),
-        )
+        resize_by_phases(x, size)
     }
 }
 
+/// [`resize`] axis by axis, for the integer factors the heads use (2x and 4x up, 2x down) as
+/// a few whole-tensor multiply-adds: output sample `k*i + r` of a k-fold upsampling reads
+/// source position `i + (2r + 1 - k) / 2k`, so each of the k phases is a fixed blend of the
+/// input and its neighbour shifted by one (edges repeated, which is the clamping of
+/// `align_corners = false`); the phases are then interleaved. A 2-fold downsampling averages
+/// pairs. Other ratios resize that axis with one matrix product. Equal to burn's bilinear
+/// `interpolate` within 1e-5 (tested), differentiable by any backend, and on the CPU several
+/// times faster than `interpolate`, forward and backward (docs/performance.md).
+pub fn resize_by_phases<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+    let x = resize_axis(x, 3, size[1]);
+    resize_axis(x, 2, size[0])
+}
+
+fn resize_axis<B: Backend>(x: Tensor<B, 4>, axis: usize, out: usize) -> Tensor<B, 4> {
+    let dims = x.dims();
+    let n = dims[axis];
+    if n == out {
+        return x;
+    }
+    if n > 1 && out > n && out.is_multiple_of(n) {
+        let k = out / n;
+        let prev = Tensor::cat(
+            vec![
+                x.clone().narrow(axis, 0, 1),
+                x.clone().narrow(axis, 0, n - 1),
+            ],
+            axis,
+        );
+        let next = Tensor::cat(
+            vec![
+                x.clone().narrow(axis, 1, n - 1),
+                x.clone().narrow(axis, n - 1, 1),
+            ],
+            axis,
+        );
+        let phases: Vec<Tensor<B, 4>> = (0..k)
+            .map(|r| {
+                let delta = (2 * r + 1) as f32 / (2 * k) as f32 - 0.5;
+                if delta < 0.0 {
+                    prev.clone() * (-delta) + x.clone() * (1.0 + delta)
+                } else {
+                    x.clone() * (1.0 - delta) + next.clone() * delta
+                }
+            })
+            .collect();
+        // [.., n, k, ..] with the phases after the resized axis, then merged into n * k.
+        let mut shape = dims;
+        shape[axis] = out;
+        return Tensor::stack::<5>(phases, axis + 1).reshape(shape);
+    }
+    if n == 2 * out {
+        let mut pairs = [0; 5];
+        pairs[..axis].copy_from_slice(&dims[..axis]);
+        pairs[axis] = out;
+        pairs[axis + 1] = 2;
+        pairs[axis + 2..].copy_from_slice(&dims[axis + 1..]);
+        let mut shape = dims;
+        shape[axis] = out;
+        return x.reshape(pairs).mean_dim(axis + 1).reshape(shape);
+    }
+    // Any other ratio: one product with the 1-D bilinear weights along this axis.
+    let w = bilinear_weights::<B>(n, out, &x.device());
+    let last = x.swap_dims(axis, 3);
+    let [a, b, c, _] = last.dims();
+    last.reshape([a * b * c, n])
+        .matmul(w.transpose())
+        .reshape([a, b, c, out])
+        .swap_dims(axis, 3)
+}
+
+/// [`resize`] through burn's `interpolate` (bilinear, `align_corners = false`).
+pub fn resize_by_interpolate<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+    burn::tensor::module::interpolate(
+        x,
+        size,
+        burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Bilinear)
+            .with_align_corners(false),
+    )
+}
+
 /// [`resize`] as two matrix products with fixed bilinear weights.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn resize_by_matmul<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+pub fn resize_by_matmul<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let [oh, ow] = size;
     let device = x.device();
@@ -326,7 +399,6 @@ fn resize_by_matmul<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 
         .reshape([n, c, oh, ow])
 }
 
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 /// `[out, inp]` weights of 1-D linear interpolation with half-pixel centres: output sample
 /// `d` reads source position `(d + 0.5) * inp / out - 0.5`, clamped to the first and last
 /// samples (PyTorch's and burn's `align_corners = false`).
@@ -547,11 +619,11 @@ mod tests {
     use super::*;
     use crate::backend::{TrainBackend, default_device};
 
-    /// The matrix-product resize (what cuda builds use) equals burn's bilinear interpolation
-    /// (half-pixel centres) up, down and by non-integer factors, and its gradient flows (what
-    /// the cuda backend lacked).
+    /// The matrix-product resize (what cuda builds use) and the phase resize (the CPU's) equal
+    /// burn's bilinear interpolation (half-pixel centres) up, down and by non-integer factors,
+    /// and so do their gradients (the cuda backend lacked `interpolate`'s).
     #[test]
-    fn resize_is_bilinear_interpolation_and_differentiable() {
+    fn resizes_are_bilinear_interpolation_and_differentiable() {
         use burn::tensor::module::interpolate;
         use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
         let device = default_device();
@@ -560,26 +632,71 @@ mod tests {
             .collect();
         let x =
             Tensor::<crate::Backend, 4>::from_data(TensorData::new(data, [2, 3, 5, 7]), &device);
-        for size in [[10, 14], [20, 28], [5, 3], [3, 4], [9, 11], [5, 7]] {
+        let even = Tensor::<crate::Backend, 4>::random(
+            [2, 3, 8, 10],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        for (x, size) in [
+            (&x, [10, 14]),
+            (&x, [20, 28]),
+            (&x, [5, 3]),
+            (&x, [3, 4]),
+            (&x, [9, 11]),
+            (&x, [5, 7]),
+            (&x, [15, 7]),
+            (&even, [4, 5]),
+            (&even, [32, 40]),
+            (&even, [16, 20]),
+            (&even, [4, 20]),
+        ] {
             let want = interpolate(
                 x.clone(),
                 size,
                 InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
             );
-            let got = resize_by_matmul(x.clone(), size);
-            assert_eq!(got.dims(), [2, 3, size[0], size[1]]);
-            let diff: f32 = (got - want).abs().max().into_scalar();
-            assert!(diff < 1e-5, "{size:?}: max difference {diff}");
+            let [n, c, _, _] = x.dims();
+            for (name, got) in [
+                ("matmul", resize_by_matmul(x.clone(), size)),
+                ("phases", resize_by_phases(x.clone(), size)),
+            ] {
+                assert_eq!(got.dims(), [n, c, size[0], size[1]]);
+                let diff: f32 = (got - want.clone()).abs().max().into_scalar();
+                assert!(diff < 1e-5, "{name} {size:?}: max difference {diff}");
+            }
         }
         let x = Tensor::<TrainBackend, 4>::from_data(
             TensorData::new(vec![1.0f32; 2 * 2], [1, 1, 2, 2]),
             &device,
         )
         .require_grad();
-        let grads = resize_by_matmul(x.clone(), [4, 4]).sum().backward();
-        let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
-        // Every output pixel's weights sum to 1: the 16 outputs spread over the 4 inputs.
-        assert!((g.iter().sum::<f32>() - 16.0).abs() < 1e-4, "{g:?}");
+        for resize in [resize_by_matmul, resize_by_phases] {
+            let grads = resize(x.clone(), [4, 4]).sum().backward();
+            let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+            // Every output pixel's weights sum to 1: the 16 outputs spread over the 4 inputs.
+            assert!((g.iter().sum::<f32>() - 16.0).abs() < 1e-4, "{g:?}");
+        }
+        // The gradient is the transposed interpolation: equal for all three forms.
+        let probe = Tensor::<TrainBackend, 4>::random(
+            [1, 2, 4, 5],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let weights = Tensor::<TrainBackend, 4>::random(
+            [1, 2, 16, 20],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let grad_of = |f: fn(Tensor<TrainBackend, 4>, [usize; 2]) -> Tensor<TrainBackend, 4>| {
+            let p = probe.clone().require_grad();
+            let grads = (f(p.clone(), [16, 20]) * weights.clone()).sum().backward();
+            p.grad(&grads).unwrap()
+        };
+        let want = grad_of(resize_by_interpolate);
+        for got in [grad_of(resize_by_matmul), grad_of(resize_by_phases)] {
+            let diff: f32 = (got - want.clone()).abs().max().into_scalar();
+            assert!(diff < 1e-4, "gradient differs by {diff}");
+        }
     }
 
     #[test]

@@ -1,0 +1,68 @@
+//! `spatialsv bench`: the model's throughput on this machine's backend.
+
+use std::path::PathBuf;
+
+use spatialsv_trainer::Preset;
+use spatialsv_trainer::bench::{BenchOptions, run as run_bench};
+
+use super::CliResult;
+
+/// Measure the model's throughput on this machine's backend (the CPU, or the GPU in a build
+/// with `--features cuda`): inference and training clips/s on random inputs, the achieved
+/// GFLOP/s against the model's counted FLOPs, and a plain f32 matrix product through the same
+/// backend in the same process, so the achieved fraction of the machine's matmul peak is
+/// comparable between machines. docs/performance.md has the figures measured so far.
+///
+/// Example:
+///   spatialsv bench
+///   spatialsv bench --preset small --batch 8 --matmul 4096 --json bench.json
+#[derive(Debug, Clone, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Model preset: tiny (CPU), small or base (GPU).
+    #[arg(long, default_value = "tiny", value_parser = parse_preset)]
+    preset: Preset,
+    /// Clips per batch.
+    #[arg(long, default_value_t = 2)]
+    batch: usize,
+    /// Frames per clip.
+    #[arg(long, default_value_t = 3)]
+    frames: usize,
+    /// Timed iterations of inference and of training (after one warm-up each).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Side of the square f32 matrix product measured as the peak (0 skips it).
+    #[arg(long, default_value_t = 1024)]
+    matmul: usize,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub(crate) fn parse_preset(s: &str) -> Result<Preset, String> {
+    match s {
+        "tiny" => Ok(Preset::Tiny),
+        "small" => Ok(Preset::Small),
+        "base" => Ok(Preset::Base),
+        _ => Err(format!("unknown preset '{s}' (tiny, small or base)")),
+    }
+}
+
+pub fn run(args: Args) -> CliResult {
+    let report = run_bench(&BenchOptions {
+        preset: args.preset,
+        batch: args.batch,
+        frames: args.frames,
+        steps: args.steps,
+        matmul: args.matmul,
+    });
+    for line in report.lines() {
+        out!("{line}");
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(anyhow::Error::new)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| anyhow::Error::new(e).context(format!("writing {}", path.display())))?;
+    }
+    Ok(())
+}
