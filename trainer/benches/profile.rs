@@ -197,13 +197,14 @@ fn main() {
         ([n, f / 2, gh * 4, gw * 4], [h, w]),
     ];
     type Resize<B> = fn(Tensor<B, 4>, [usize; 2]) -> Tensor<B, 4>;
-    let methods: [(&str, Resize<Backend>, Resize<TrainBackend>); 2] = [
+    let methods: [(&str, Resize<Backend>, Resize<TrainBackend>); 3] = [
         (
             "burn interpolate",
             resize_by_interpolate,
             resize_by_interpolate,
         ),
         ("two matmuls", resize_by_matmul, resize_by_matmul),
+        ("phases (the CPU's)", resize_by_phases, resize_by_phases),
     ];
     println!(
         "\n== one head's {} resizes ({n} maps each), ms per head",
