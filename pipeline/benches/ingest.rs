@@ -175,6 +175,11 @@ fn ffmpeg_baseline(file: &Path, sampling: Sampling, jpegs: Option<&Path>) -> Dur
 }
 
 fn bench_video(root: &Path, file: &Path) {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let root = &root.join(stem);
     println!(
         "== video ingest of {} vs ffmpeg decoding only (-f null) and ffmpeg writing JPEG files, same sampling",
         file.display()

@@ -8,8 +8,8 @@
 //! 2. Inference (a labelling batch: `--label-batch` windows of `--frames` views): forward
 //!    only, timed part by part with `SpatialSv::forward_marked` (the CPU backend is eager, so
 //!    the time between two marks is that part's), with each part's counted FLOPs.
-//!    Then the heads' bilinear resizes alone, burn's `interpolate` against two matrix
-//!    products and the phase form the CPU uses, forward and backward.
+//!    Then the heads' bilinear resizes alone, burn's `interpolate` (the CPU's) against two
+//!    matrix products (the GPU's), forward and backward.
 //! 3. A training step: data (decode, augment, targets for one batch from a real ingested
 //!    synthetic scene), forward on the autodiff backend (part by part), loss, backward and the
 //!    optimiser step, with training counted as 3x the forward FLOPs.
@@ -34,7 +34,7 @@ use spatialsv_trainer::data::{
 };
 use spatialsv_trainer::loss::{LossConfig, spatial_loss};
 use spatialsv_trainer::model::{
-    SpatialSv, SpatialSvConfig, resize_by_interpolate, resize_by_matmul, resize_by_phases,
+    SpatialSv, SpatialSvConfig, resize_by_interpolate, resize_by_matmul,
 };
 use spatialsv_trainer::{BACKEND_NAME, Backend, TrainBackend, default_device};
 
@@ -197,14 +197,13 @@ fn main() {
         ([n, f / 2, gh * 4, gw * 4], [h, w]),
     ];
     type Resize<B> = fn(Tensor<B, 4>, [usize; 2]) -> Tensor<B, 4>;
-    let methods: [(&str, Resize<Backend>, Resize<TrainBackend>); 3] = [
+    let methods: [(&str, Resize<Backend>, Resize<TrainBackend>); 2] = [
         (
             "burn interpolate",
             resize_by_interpolate,
             resize_by_interpolate,
         ),
         ("two matmuls", resize_by_matmul, resize_by_matmul),
-        ("phases (the CPU's)", resize_by_phases, resize_by_phases),
     ];
     println!(
         "\n== one head's {} resizes ({n} maps each), ms per head",

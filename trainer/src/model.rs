@@ -279,12 +279,13 @@ fn conv<B: Backend>(cin: usize, cout: usize, k: usize, device: &B::Device) -> Co
 }
 
 /// Bilinear resize (half-pixel centres, `align_corners = false`) of `[n, c, h, w]` maps to
-/// `size`. The CPU resizes with [`resize_by_phases`]: burn-flex's `interpolate` took a third
-/// of the CPU's inference time and its backward much of training's (docs/performance.md).
+/// `size`. On the CPU this is burn's `interpolate`, exactly as before (a third of the CPU's
+/// inference time, but the alternatives measured were slower: docs/performance.md).
 /// burn-cubecl 0.21 (the `cuda` feature) has no backward pass for `interpolate` and panicked in
-/// the first training step on a GPU, so a cuda build resizes with [`resize_by_matmul`] (run
-/// and checked on a GPU). All three agree within 1e-5 (tested); they differ in rounding only,
-/// which training amplifies, so CPU and GPU runs are not bit-comparable anyway.
+/// the first training step on a GPU, so a cuda build resizes with [`resize_by_matmul`], the
+/// same interpolation as two matrix products (equal within 1e-5, gradients too, tested), which
+/// every backend differentiates. The two differ only in rounding, but training amplifies
+/// rounding: kept apart, the CPU's results stay what they were.
 fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
     if [h, w] == size {
@@ -296,78 +297,8 @@ fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
     }
     #[cfg(not(feature = "cuda"))]
     {
-        resize_by_phases(x, size)
+        resize_by_interpolate(x, size)
     }
-}
-
-/// [`resize`] axis by axis, for the integer factors the heads use (2x and 4x up, 2x down) as
-/// a few whole-tensor multiply-adds: output sample `k*i + r` of a k-fold upsampling reads
-/// source position `i + (2r + 1 - k) / 2k`, so each of the k phases is a fixed blend of the
-/// input and its neighbour shifted by one (edges repeated, which is the clamping of
-/// `align_corners = false`); the phases are then interleaved. A 2-fold downsampling averages
-/// pairs. Other ratios resize that axis with one matrix product. Equal to burn's bilinear
-/// `interpolate` within 1e-5 (tested), differentiable by any backend, and on the CPU several
-/// times faster than `interpolate`, forward and backward (docs/performance.md).
-pub fn resize_by_phases<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
-    let x = resize_axis(x, 3, size[1]);
-    resize_axis(x, 2, size[0])
-}
-
-fn resize_axis<B: Backend>(x: Tensor<B, 4>, axis: usize, out: usize) -> Tensor<B, 4> {
-    let dims = x.dims();
-    let n = dims[axis];
-    if n == out {
-        return x;
-    }
-    if n > 1 && out > n && out.is_multiple_of(n) {
-        let k = out / n;
-        let prev = Tensor::cat(
-            vec![
-                x.clone().narrow(axis, 0, 1),
-                x.clone().narrow(axis, 0, n - 1),
-            ],
-            axis,
-        );
-        let next = Tensor::cat(
-            vec![
-                x.clone().narrow(axis, 1, n - 1),
-                x.clone().narrow(axis, n - 1, 1),
-            ],
-            axis,
-        );
-        let phases: Vec<Tensor<B, 4>> = (0..k)
-            .map(|r| {
-                let delta = (2 * r + 1) as f32 / (2 * k) as f32 - 0.5;
-                if delta < 0.0 {
-                    prev.clone() * (-delta) + x.clone() * (1.0 + delta)
-                } else {
-                    x.clone() * (1.0 - delta) + next.clone() * delta
-                }
-            })
-            .collect();
-        // [.., n, k, ..] with the phases after the resized axis, then merged into n * k.
-        let mut shape = dims;
-        shape[axis] = out;
-        return Tensor::stack::<5>(phases, axis + 1).reshape(shape);
-    }
-    if n == 2 * out {
-        let mut pairs = [0; 5];
-        pairs[..axis].copy_from_slice(&dims[..axis]);
-        pairs[axis] = out;
-        pairs[axis + 1] = 2;
-        pairs[axis + 2..].copy_from_slice(&dims[axis + 1..]);
-        let mut shape = dims;
-        shape[axis] = out;
-        return x.reshape(pairs).mean_dim(axis + 1).reshape(shape);
-    }
-    // Any other ratio: one product with the 1-D bilinear weights along this axis.
-    let w = bilinear_weights::<B>(n, out, &x.device());
-    let last = x.swap_dims(axis, 3);
-    let [a, b, c, _] = last.dims();
-    last.reshape([a * b * c, n])
-        .matmul(w.transpose())
-        .reshape([a, b, c, out])
-        .swap_dims(axis, 3)
 }
 
 /// [`resize`] through burn's `interpolate` (bilinear, `align_corners = false`).
@@ -619,9 +550,9 @@ mod tests {
     use super::*;
     use crate::backend::{TrainBackend, default_device};
 
-    /// The matrix-product resize (what cuda builds use) and the phase resize (the CPU's) equal
-    /// burn's bilinear interpolation (half-pixel centres) up, down and by non-integer factors,
-    /// and so do their gradients (the cuda backend lacked `interpolate`'s).
+    /// The matrix-product resize (what cuda builds use) equals burn's bilinear interpolation
+    /// (half-pixel centres) up, down and by non-integer factors, and so does its gradient (the
+    /// cuda backend lacked `interpolate`'s).
     #[test]
     fn resizes_are_bilinear_interpolation_and_differentiable() {
         use burn::tensor::module::interpolate;
@@ -656,10 +587,7 @@ mod tests {
                 InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
             );
             let [n, c, _, _] = x.dims();
-            for (name, got) in [
-                ("matmul", resize_by_matmul(x.clone(), size)),
-                ("phases", resize_by_phases(x.clone(), size)),
-            ] {
+            for (name, got) in [("matmul", resize_by_matmul(x.clone(), size))] {
                 assert_eq!(got.dims(), [n, c, size[0], size[1]]);
                 let diff: f32 = (got - want.clone()).abs().max().into_scalar();
                 assert!(diff < 1e-5, "{name} {size:?}: max difference {diff}");
@@ -670,7 +598,7 @@ mod tests {
             &device,
         )
         .require_grad();
-        for resize in [resize_by_matmul, resize_by_phases] {
+        for resize in [resize_by_matmul] {
             let grads = resize(x.clone(), [4, 4]).sum().backward();
             let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
             // Every output pixel's weights sum to 1: the 16 outputs spread over the 4 inputs.
@@ -693,7 +621,7 @@ mod tests {
             p.grad(&grads).unwrap()
         };
         let want = grad_of(resize_by_interpolate);
-        for got in [grad_of(resize_by_matmul), grad_of(resize_by_phases)] {
+        for got in [grad_of(resize_by_matmul)] {
             let diff: f32 = (got - want.clone()).abs().max().into_scalar();
             assert!(diff < 1e-4, "gradient differs by {diff}");
         }
