@@ -160,7 +160,7 @@ fn build(r: &Report) -> Result<Document, CliError> {
     let mut d = Document::default();
     d.heading(1, "spatialsv demo report");
     d.paragraph(format!(
-        "Seed {}, {} budget: teacher {} steps; the semi-supervised student and two supervised-only baselines fine-tuned from the teacher for {} steps each (same schedule and seed). `student`: 1 labeled + 2 pseudo-labelled clips per batch; `baseline`: 3 labeled clips per batch (the same compute); `baseline_labeled`: the student's 1 labeled clip per batch alone. The budgets have a third more steps than before the compute pass made CPU training about 1.35x faster (quick: 300 and 200; full: 900 and 600; docs/performance.md), for about the same wall time. Total time {:.1} min. Everything ran on the synthetic world; metrics are on the held-out `test` scenes, which no model trained on.",
+        "Seed {}, {} budget: teacher {} steps; the semi-supervised student and two supervised-only baselines fine-tuned from the teacher for {} steps each (same schedule and seed). `student`: 1 labeled + 2 pseudo-labelled clips per batch; `baseline`: 3 labeled clips per batch (the same compute); `baseline_labeled`: the student's 1 labeled clip per batch alone. The budgets have a third more steps than before the compute pass made CPU training about 1.3x faster (quick: 300 and 200; full: 900 and 600; docs/performance.md), for about the same wall time. Total time {:.1} min. Everything ran on the synthetic world; metrics are on the held-out `test` scenes, which no model trained on.",
         r.seed,
         if r.quick { "quick" } else { "full" },
         r.teacher_steps,

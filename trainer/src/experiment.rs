@@ -15,7 +15,7 @@ use crate::error::Result;
 /// Training steps of (the teacher, every fine-tuned model) at the quick or the full budget.
 ///
 /// One third more than before the compute pass ((300, 200) and (900, 600)): turning on
-/// burn-flex's SIMD and threads made a CPU training step about 1.35x faster, and the demo
+/// burn-flex's SIMD and threads made a CPU training step about 1.3x faster, and the demo
 /// spends that on steps within the same wall time (docs/performance.md).
 pub fn budget(quick: bool) -> (usize, usize) {
     if quick { (400, 270) } else { (1200, 800) }
