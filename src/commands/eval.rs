@@ -88,6 +88,9 @@ fn print(r: &EvalReport) -> CliResult {
         out!("{}", row(scene, s));
     }
     out!("{}", row("overall", &r.overall));
+    for (scene, why) in &r.skipped {
+        out!("not evaluated: {scene} ({why})");
+    }
     out!(
         "AbsRel/d1/RMSE median-scaled; AbsRel* least-squares scale and shift; acc and chamfer in metres after Sim(3); base_*: trivial baselines"
     );

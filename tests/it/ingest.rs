@@ -718,6 +718,101 @@ fn export_writes_clouds_frames_and_trajectories_and_refuses_an_unknown_scene() {
     assert!(err.contains("no labeled scene 'nope'"), "{err}");
 }
 
+/// A scene shorter than the run's clip length (the one-frame Middlebury RGB-D scene; clip
+/// length 2) is not evaluated and says so, never scored as zeros; an eval or export that
+/// selects nothing is one line and exit 2, and writes nothing.
+#[test]
+fn a_scene_shorter_than_a_clip_is_named_not_scored_and_selecting_nothing_is_an_error() {
+    let t = trained();
+    let dir = tempfile::tempdir().unwrap();
+    let middlebury = repo().join("tests/fixtures/scans/middlebury_motorcycle");
+    let copy_with = |name: &str, split: &str| {
+        let ds = dir.path().join(name);
+        copy_dir(Path::new(&t.ds), &ds);
+        let ds = ds.to_str().unwrap().to_string();
+        ok(&[
+            "ingest",
+            "scannet",
+            middlebury.to_str().unwrap(),
+            "--dataset",
+            &ds,
+            "--split",
+            split,
+        ]);
+        ds
+    };
+    let ds = copy_with("ds-test", "test");
+    let ev = dir.path().join("eval");
+    let table = ok(&[
+        "eval",
+        "--dataset",
+        &ds,
+        "--checkpoint",
+        &t.run,
+        "--out",
+        ev.to_str().unwrap(),
+    ]);
+    assert!(
+        table.contains("not evaluated: middlebury_motorcycle (1 labeled frame(s), fewer than the run's clip length 2)"),
+        "{table}"
+    );
+    assert!(!table.contains("\nmiddlebury_motorcycle "), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ev.join("eval.json")).unwrap()).unwrap();
+    assert!(
+        json["scenes"].get("middlebury_motorcycle").is_none(),
+        "{json}"
+    );
+    assert!(
+        json["skipped"]["middlebury_motorcycle"].is_string(),
+        "{json}"
+    );
+    assert!(json["overall"]["clips"].as_u64().unwrap() > 0, "{json}");
+
+    let ex = dir.path().join("export");
+    let (code, err) = fails(&[
+        "export",
+        "--dataset",
+        &ds,
+        "--checkpoint",
+        &t.run,
+        "--scene",
+        "middlebury_motorcycle",
+        "--out",
+        ex.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nothing to export: scene 'middlebury_motorcycle'"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        !ex.exists(),
+        "an export that selects nothing writes nothing"
+    );
+
+    let only_short = copy_with("ds-val", "val");
+    let (code, err) = fails(&[
+        "eval",
+        "--dataset",
+        &only_short,
+        "--checkpoint",
+        &t.run,
+        "--split",
+        "val",
+        "--out",
+        dir.path().join("eval-val").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nothing to evaluate in the val split")
+            && err.contains("middlebury_motorcycle: 1 labeled frame(s)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 #[test]
 fn eval_without_a_checkpoint_is_a_user_error() {
     let t = trained();

@@ -128,6 +128,10 @@ pub struct EvalReport {
     pub overall: Scores,
     /// Per scene.
     pub scenes: BTreeMap<String, Scores>,
+    /// Scenes of the split that were not evaluated, with the reason (fewer labeled frames than
+    /// the model's clip length). They are in neither `scenes` nor `overall`: nothing measured
+    /// is never reported as a zero.
+    pub skipped: BTreeMap<String, String>,
 }
 
 /// Camera of one view from its ray map: the centre is the mean ray origin; rotation and focal
@@ -330,6 +334,16 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
     };
     let mut overall = Scores::default();
     for (scene, frames) in &scenes {
+        if frames.len() < v {
+            report.skipped.insert(
+                scene.clone(),
+                format!(
+                    "{} labeled frame(s), fewer than the run's clip length {v}",
+                    frames.len()
+                ),
+            );
+            continue;
+        }
         let mut sum = Scores::default();
         for clip in frames.chunks_exact(v) {
             let s = load_clip(&store, clip, w, h, Augment::NONE, 0)?;
@@ -370,8 +384,27 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
                 sum.add(&sc);
             }
         }
+        if sum.clips == 0 {
+            report.skipped.insert(
+                scene.clone(),
+                "no clip had enough valid depth to score".into(),
+            );
+            continue;
+        }
         overall.add(&sum);
         report.scenes.insert(scene.clone(), sum.mean());
+    }
+    if overall.clips == 0 {
+        let why: Vec<String> = report
+            .skipped
+            .iter()
+            .map(|(scene, reason)| format!("{scene}: {reason}"))
+            .collect();
+        return Err(TrainError::User(format!(
+            "nothing to evaluate in the {split} split of {}: {}",
+            dataset.location(),
+            why.join("; ")
+        )));
     }
     report.overall = overall.mean();
     Ok(report)

@@ -100,9 +100,16 @@ pub fn export_scene(
             dataset.location()
         ))
     })?;
+    let (v, h, w) = (cfg.clip_len, cfg.image_height, cfg.image_width);
+    if frames.len() < v {
+        return Err(TrainError::User(format!(
+            "nothing to export: scene '{scene}' of {} has {} labeled frame(s), fewer than the run's clip length {v}",
+            dataset.location(),
+            frames.len()
+        )));
+    }
     std::fs::create_dir_all(out.join("frames"))
         .map_err(TrainError::io("creating the export directory", out))?;
-    let (v, h, w) = (cfg.clip_len, cfg.image_height, cfg.image_width);
     let hw = h * w;
     let device = default_device();
     let (mut pred_pts, mut gt_pts) = (Vec::new(), Vec::new());
@@ -199,6 +206,12 @@ pub fn export_scene(
             })?;
             summary.frames += 1;
         }
+    }
+    if summary.frames == 0 {
+        return Err(TrainError::User(format!(
+            "nothing to export: no clip of scene '{scene}' of {} had enough valid depth to align its prediction",
+            dataset.location()
+        )));
     }
     write_ply(&out.join("pred.ply"), &pred_pts)
         .map_err(TrainError::io("writing export files", out))?;
