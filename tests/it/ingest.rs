@@ -792,6 +792,40 @@ fn a_scene_shorter_than_a_clip_is_named_not_scored_and_selecting_nothing_is_an_e
         "an export that selects nothing writes nothing"
     );
 
+    // A dataset of test scenes only (a separate benchmark): the baselines come from the run.
+    let test_only = dir.path().join("ds-test-only");
+    ok(&[
+        "ingest",
+        "scannet",
+        t.dir.join("world/scans/test").to_str().unwrap(),
+        "--dataset",
+        test_only.to_str().unwrap(),
+        "--split",
+        "test",
+    ]);
+    let ev2 = dir.path().join("eval-test-only");
+    ok(&[
+        "eval",
+        "--dataset",
+        test_only.to_str().unwrap(),
+        "--checkpoint",
+        &t.run,
+        "--out",
+        ev2.to_str().unwrap(),
+    ]);
+    let json2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ev2.join("eval.json")).unwrap()).unwrap();
+    // The same scene scores the same, baselines included, without a train split. (Point
+    // accuracy sums in parallel and may differ in the last bit: compared with a tolerance.)
+    for key in ["clips", "abs_rel", "delta1", "baseline_abs_rel", "auc30"] {
+        assert_eq!(
+            json2["scenes"]["synth_scan_001"][key], json["scenes"]["synth_scan_001"][key],
+            "{key}"
+        );
+    }
+    let acc = |j: &serde_json::Value| j["scenes"]["synth_scan_001"]["accuracy"].as_f64().unwrap();
+    assert!((acc(&json2) - acc(&json)).abs() < 1e-9);
+
     let only_short = copy_with("ds-val", "val");
     let (code, err) = fails(&[
         "eval",

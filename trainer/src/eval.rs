@@ -284,8 +284,47 @@ fn score_clip(
     })
 }
 
+/// What the trivial baselines need from a run's training data, saved in the run directory
+/// (`baseline.json`) when training starts, so a run can be evaluated on a dataset that has no
+/// train split (a separate benchmark).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct BaselineStats {
+    /// Median labeled depth of the training split, at the run's image size.
+    pub train_median_depth: f32,
+    /// The dataset it was measured on.
+    pub dataset: String,
+    /// Its version.
+    pub dataset_version: u64,
+}
+
+/// Name of the baseline statistics file in a run directory.
+pub const BASELINE_FILE: &str = "baseline.json";
+
+/// The training median depth for the baselines: the run's own (`baseline.json`, written by
+/// `train`), else measured on `ds`'s train split (runs trained before the file existed).
+fn baseline_median(
+    run_dir: &Path,
+    store: &FrameStore,
+    ds: &Dataset,
+    cfg: &TrainConfig,
+) -> Result<f32> {
+    let path = run_dir.join(BASELINE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let stats: BaselineStats = serde_json::from_str(&text)
+                .map_err(|e| TrainError::corrupt(&path, "unreadable baseline statistics", e))?;
+            Ok(stats.train_median_depth)
+        }
+        Err(_) => train_median_depth(store, ds, cfg),
+    }
+}
+
 /// Median depth of the training split (the trivial baseline), from up to 64 frames.
-fn train_median_depth(store: &FrameStore, ds: &Dataset, cfg: &TrainConfig) -> Result<f32> {
+pub(crate) fn train_median_depth(
+    store: &FrameStore,
+    ds: &Dataset,
+    cfg: &TrainConfig,
+) -> Result<f32> {
     let m = ds.latest()?;
     let scenes = store.labeled_scenes(&m, Split::Train)?;
     let frames: Vec<_> = scenes.values().flatten().copied().collect();
@@ -325,7 +364,7 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
             dataset.location()
         )));
     }
-    let train_median = train_median_depth(&store, dataset, &cfg)?;
+    let train_median = baseline_median(run_dir, &store, dataset, &cfg)?;
     let (v, h, w) = (cfg.clip_len, cfg.image_height, cfg.image_width);
     let device = default_device();
     let mut report = EvalReport {

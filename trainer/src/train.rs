@@ -5,6 +5,7 @@
 //! ```text
 //! runs/NAME/config.toml                 the resolved training config
 //! runs/NAME/model.json                  the resolved model config
+//! runs/NAME/baseline.json               the training median depth for eval's baselines
 //! runs/NAME/checkpoints/step-NNNNNNNN/  model.mpk, optim.mpk, state.json (written to a
 //!                                       temporary directory, then renamed: atomic)
 //! runs/NAME/latest                      name of the newest complete checkpoint
@@ -111,6 +112,17 @@ pub fn train(
             config.clip_len
         )));
     }
+
+    // What the trivial baselines of `eval` need from this run's training data.
+    let stats = crate::eval::BaselineStats {
+        train_median_depth: crate::eval::train_median_depth(&store, dataset, config)?,
+        dataset: dataset.location(),
+        dataset_version: manifest.version,
+    };
+    let stats_path = out.join(crate::eval::BASELINE_FILE);
+    let json =
+        serde_json::to_string_pretty(&stats).map_err(|e| TrainError::Internal(e.to_string()))?;
+    std::fs::write(&stats_path, json).map_err(|e| io_err("writing", &stats_path, e))?;
 
     let (n_labeled, n_pseudo) = config.batch_split()?;
     let pseudo_geometry = config.pseudo_geometry();
