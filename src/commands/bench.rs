@@ -20,7 +20,7 @@ use super::CliResult;
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Model preset: tiny (CPU), small or base (GPU).
-    #[arg(long, default_value = "tiny", value_parser = parse_preset)]
+    #[arg(long, default_value = "tiny")]
     preset: Preset,
     /// Clips per batch.
     #[arg(long, default_value_t = 2)]
@@ -37,15 +37,6 @@ pub struct Args {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-}
-
-pub(crate) fn parse_preset(s: &str) -> Result<Preset, String> {
-    match s {
-        "tiny" => Ok(Preset::Tiny),
-        "small" => Ok(Preset::Small),
-        "base" => Ok(Preset::Base),
-        _ => Err(format!("unknown preset '{s}' (tiny, small or base)")),
-    }
 }
 
 pub fn run(args: Args) -> CliResult {

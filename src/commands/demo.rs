@@ -52,7 +52,7 @@ pub struct Args {
     label_config: Option<PathBuf>,
     /// Model preset of every run: tiny (CPU), or small / base at 224x224 (GPU builds; far too
     /// slow on a CPU).
-    #[arg(long, default_value = "tiny", value_parser = super::bench::parse_preset)]
+    #[arg(long, default_value = "tiny")]
     preset: spatialsv_trainer::Preset,
     /// Training steps of every model, overriding the budget (smoke tests).
     #[arg(long, hide = true)]

@@ -16,6 +16,8 @@
 //!
 //! docs/performance.md records what this printed and what was changed because of it.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,11 +26,13 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Distribution, Tensor};
+use common::{num, preset};
 use spatialsv_pipeline::Dataset;
 use spatialsv_pipeline::datagen::SplitMix64;
 use spatialsv_pipeline::ingest::{IngestOptions, ScanFormat, ingest_scans, list_scenes};
 use spatialsv_pipeline::synth::{SynthOptions, synthesize};
 use spatialsv_schemas::Split;
+use spatialsv_trainer::bench::matmul_gflops;
 use spatialsv_trainer::data::{
     Augment, ClipBatch, ClipBatcher, ClipDataset, FrameStore, sample_clips,
 };
@@ -37,17 +41,6 @@ use spatialsv_trainer::model::{
     SpatialSv, SpatialSvConfig, resize_by_interpolate, resize_by_matmul,
 };
 use spatialsv_trainer::{BACKEND_NAME, Backend, TrainBackend, default_device};
-
-fn arg(name: &str) -> Option<String> {
-    let a: Vec<String> = std::env::args().collect();
-    a.iter()
-        .position(|x| x == name)
-        .and_then(|i| a.get(i + 1).cloned())
-}
-
-fn num(name: &str, default: usize) -> usize {
-    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// Time per named part, accumulated over repetitions.
 #[derive(Default)]
@@ -118,26 +111,9 @@ impl Parts {
     }
 }
 
-/// GFLOP/s of an `n`^3 f32 matrix product through the backend.
-fn matmul_gflops(n: usize, reps: usize) -> f64 {
-    let device = default_device();
-    let a = Tensor::<Backend, 2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
-    let b = Tensor::<Backend, 2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
-    let _ = a.clone().matmul(b.clone()).into_data(); // warm-up
-    let t = Instant::now();
-    for _ in 0..reps {
-        let _ = a.clone().matmul(b.clone()).into_data();
-    }
-    2.0 * (n as f64).powi(3) * reps as f64 / t.elapsed().as_secs_f64() / 1e9
-}
-
 fn main() {
-    let preset = arg("--preset").unwrap_or_else(|| "tiny".into());
-    let cfg = match preset.as_str() {
-        "small" => SpatialSvConfig::small(),
-        "base" => SpatialSvConfig::base(),
-        _ => SpatialSvConfig::tiny(),
-    };
+    let preset = preset();
+    let cfg: SpatialSvConfig = preset.model();
     let b = num("--batch", 2);
     let v = num("--frames", 3);
     let lb = num("--label-batch", 4);

@@ -36,6 +36,20 @@ impl Preset {
     }
 }
 
+impl std::str::FromStr for Preset {
+    type Err = String;
+
+    /// The preset's name as in configs and on the command line (`tiny`, `small`, `base`).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "tiny" => Ok(Preset::Tiny),
+            "small" => Ok(Preset::Small),
+            "base" => Ok(Preset::Base),
+            _ => Err(format!("unknown preset '{s}' (tiny, small or base)")),
+        }
+    }
+}
+
 impl std::fmt::Display for Preset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

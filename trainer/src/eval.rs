@@ -315,7 +315,8 @@ fn baseline_median(
                 .map_err(|e| TrainError::corrupt(&path, "unreadable baseline statistics", e))?;
             Ok(stats.train_median_depth)
         }
-        Err(_) => train_median_depth(store, ds, cfg),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => train_median_depth(store, ds, cfg),
+        Err(e) => Err(TrainError::io("reading baseline statistics", &path)(e)),
     }
 }
 

@@ -113,16 +113,19 @@ pub fn train(
         )));
     }
 
-    // What the trivial baselines of `eval` need from this run's training data.
-    let stats = crate::eval::BaselineStats {
-        train_median_depth: crate::eval::train_median_depth(&store, dataset, config)?,
-        dataset: dataset.location(),
-        dataset_version: manifest.version,
-    };
+    // What the trivial baselines of `eval` need from this run's training data (measured once:
+    // a resumed run keeps the file it started with).
     let stats_path = out.join(crate::eval::BASELINE_FILE);
-    let json =
-        serde_json::to_string_pretty(&stats).map_err(|e| TrainError::Internal(e.to_string()))?;
-    std::fs::write(&stats_path, json).map_err(|e| io_err("writing", &stats_path, e))?;
+    if !(resume && stats_path.exists()) {
+        let stats = crate::eval::BaselineStats {
+            train_median_depth: crate::eval::train_median_depth(&store, dataset, config)?,
+            dataset: dataset.location(),
+            dataset_version: manifest.version,
+        };
+        let json = serde_json::to_string_pretty(&stats)
+            .map_err(|e| TrainError::Internal(e.to_string()))?;
+        std::fs::write(&stats_path, json).map_err(|e| io_err("writing", &stats_path, e))?;
+    }
 
     let (n_labeled, n_pseudo) = config.batch_split()?;
     let pseudo_geometry = config.pseudo_geometry();
