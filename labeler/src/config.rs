@@ -23,6 +23,8 @@ pub struct LabelConfig {
     pub camera: CameraFilter,
     /// Frame acceptance.
     pub acceptance: AcceptanceFilter,
+    /// Many passes fused into each label (instead of one window per frame).
+    pub fusion: Fusion,
 }
 
 impl Default for LabelConfig {
@@ -36,6 +38,41 @@ impl Default for LabelConfig {
             geometric: GeometricFilter::default(),
             camera: CameraFilter::default(),
             acceptance: AcceptanceFilter::default(),
+            fusion: Fusion::default(),
+        }
+    }
+}
+
+/// Fused labels ([`crate::fusion`]): the teacher runs on windows at every start position and
+/// at each of `gaps`, over a whole video (segments of at most `max_segment` frames), with
+/// horizontally flipped copies when `flips`; per frame, the passes' depth is scale-aligned and
+/// median-fused, their cameras pose-graph fused. The spread across passes is the confidence;
+/// pixels whose spread exceeds `max_spread` are dropped (the `geometric` filter's round trip
+/// is not run: it is the single-pass check). `camera` thresholds apply to each frame's pose
+/// residuals against its passes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fusion {
+    /// Off: one window per frame, as `frame_gap` interleaves them.
+    pub enabled: bool,
+    /// Frame gaps of the windows (gap 1 is always among them).
+    pub gaps: Vec<usize>,
+    /// Also run every window on its horizontally flipped images (depth only).
+    pub flips: bool,
+    /// Largest spread across passes kept (about a relative standard deviation of depth).
+    pub max_spread: f32,
+    /// Longest run of frames fused as one (one reference frame per segment).
+    pub max_segment: usize,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            gaps: vec![1, 2],
+            flips: true,
+            max_spread: 0.05,
+            max_segment: 256,
         }
     }
 }
@@ -196,6 +233,24 @@ impl LabelConfig {
             if !(v.is_finite() && (0.0..=180.0).contains(&v)) {
                 return bad(key, &v, "degrees in [0, 180]");
             }
+        }
+        let fu = &self.fusion;
+        if !(fu.max_spread.is_finite() && fu.max_spread > 0.0) {
+            return bad("fusion.max_spread", &fu.max_spread, "a finite number > 0");
+        }
+        if !(2..=100_000).contains(&fu.max_segment) {
+            return bad(
+                "fusion.max_segment",
+                &fu.max_segment,
+                "must be in 2..=100000",
+            );
+        }
+        if fu.gaps.iter().any(|g| !(1..=1024).contains(g)) {
+            return bad(
+                "fusion.gaps",
+                &format!("{:?}", fu.gaps),
+                "each gap in 1..=1024",
+            );
         }
         let f = self.acceptance.min_kept_fraction;
         if !(0.0..=1.0).contains(&f) {

@@ -3,6 +3,8 @@
 //!
 //! - [`config`]: `configs/label.toml`, every threshold named.
 //! - [`filters`]: the confidence, geometric, camera and acceptance filters as pure functions.
+//! - [`fusion`]: many teacher passes fused into one label per frame (scale-aligned median
+//!   depth, spread as confidence, pose-graph cameras).
 //! - [`job`]: `spatialsv label`: sharded, resumable, streamed teacher inference and commits.
 //! - [`quality`]: pseudo-labels scored against the hidden ground truth `spatialsv synth`
 //!   writes aside.
@@ -10,6 +12,7 @@
 pub mod config;
 mod error;
 pub mod filters;
+pub mod fusion;
 pub mod job;
 pub mod quality;
 

@@ -18,6 +18,9 @@ use super::{CliError, CliResult, CommandLine, quote};
 ///   spatialsv ingest scannet data/synth/scans/train --dataset ds --split train
 ///   spatialsv ingest scannet data/synth/scans/test --dataset ds --split test
 ///   spatialsv ingest video data/synth/videos --dataset ds --clip-len 8
+///
+/// With --test-videos N, N more rooms are filmed and kept as test set B: ingest them with
+///   spatialsv ingest scannet data/synth/scans/test_video --dataset ds --split test
 #[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -27,15 +30,25 @@ pub struct Args {
     /// Random seed; the same seed renders the same world.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
-    /// Number of labeled scan scenes (a third of them, at least one, are test scenes).
+    /// Number of labeled scan scenes (--test-scenes of them are test scenes).
     #[arg(long, default_value_t = SynthOptions::default().scenes)]
     pub(crate) scenes: usize,
+    /// Of the scan scenes, how many are held out as test (0: a third, at least one).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) test_scenes: usize,
     /// Number of unlabeled videos.
     #[arg(long, default_value_t = SynthOptions::default().videos)]
     pub(crate) videos: usize,
-    /// Frames per scene and per video.
+    /// Number of held-out video test rooms (videos_test/*.mp4, and scans/test_video/* with
+    /// their decoded frames and true depth and poses, for `eval`).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) test_videos: usize,
+    /// Frames per scan scene and per test video.
     #[arg(long, default_value_t = SynthOptions::default().frames)]
     pub(crate) frames: usize,
+    /// Frames per unlabeled video (0: --frames).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) video_frames: usize,
     /// Resolution as WIDTHxHEIGHT (even numbers).
     #[arg(long, default_value = "160x120")]
     pub(crate) resolution: String,
@@ -43,7 +56,7 @@ pub struct Args {
 
 impl CommandLine for Args {
     fn command_line(&self) -> String {
-        format!(
+        let mut s = format!(
             "spatialsv synth --out {} --seed {} --scenes {} --videos {} --frames {} --resolution {}",
             quote(&self.out),
             self.seed,
@@ -51,7 +64,17 @@ impl CommandLine for Args {
             self.videos,
             self.frames,
             self.resolution
-        )
+        );
+        for (flag, n) in [
+            ("--test-scenes", self.test_scenes),
+            ("--test-videos", self.test_videos),
+            ("--video-frames", self.video_frames),
+        ] {
+            if n > 0 {
+                s.push_str(&format!(" {flag} {n}"));
+            }
+        }
+        s
     }
 }
 
@@ -69,8 +92,11 @@ pub fn run(args: Args) -> CliResult {
     let opts = SynthOptions {
         seed: args.seed,
         scenes: args.scenes,
+        test_scenes: args.test_scenes,
         videos: args.videos,
+        test_videos: args.test_videos,
         frames: args.frames,
+        video_frames: args.video_frames,
         width: w,
         height: h,
         ..SynthOptions::default()
@@ -79,11 +105,13 @@ pub fn run(args: Args) -> CliResult {
     let m = synthesize(&args.out, &opts)?;
     let train = m.scans.iter().filter(|s| s.1 == "train").count();
     out!(
-        "rendered {} scan scenes ({train} train, {} test) and {} videos of {} frames at {w}x{h} in {:.1}s into {}",
+        "rendered {} scan scenes ({train} train, {} test) of {} frames, {} unlabeled videos of {} frames and {} test videos at {w}x{h} in {:.1}s into {}",
         m.scans.len(),
         m.scans.len() - train,
-        m.videos.len(),
         opts.frames,
+        m.videos.len(),
+        opts.frames_per_video(),
+        m.test_videos.len(),
         t.elapsed().as_secs_f64(),
         args.out.display()
     );

@@ -41,6 +41,11 @@ pub enum Sampling {
     Fps(f64),
 }
 
+/// ffmpeg's `-q:v` (31 worst .. 2 best) for a JPEG quality of 1-100.
+pub fn ffmpeg_jpeg_q(quality: u8) -> u32 {
+    (31.0 - (f64::from(quality.clamp(1, 100)) - 1.0) * 29.0 / 99.0).round() as u32
+}
+
 /// Options of a video ingest.
 #[derive(Debug, Clone)]
 pub struct VideoOptions {
@@ -325,8 +330,7 @@ pub fn decode(
     threads: DecodeThreads,
     mut on_frames: impl FnMut(Vec<SampledFrame>) -> Result<()>,
 ) -> Result<Decoded> {
-    let q =
-        (31.0 - (f64::from(opts.jpeg_quality.clamp(1, 100)) - 1.0) * 29.0 / 99.0).round() as u32;
+    let q = ffmpeg_jpeg_q(opts.jpeg_quality);
     let mut child = Command::new("ffmpeg")
         .args([
             "-hide_banner",

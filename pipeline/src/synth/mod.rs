@@ -9,6 +9,10 @@
 //! - unlabeled videos of other rooms, `videos/<id>.mp4` (H.264 through ffmpeg, 30 fps);
 //! - the videos' true depth, poses and intrinsics in `groundtruth/<id>/`, which ingestion and
 //!   training never read: only evaluation does, to score pseudo-labels honestly;
+//! - held-out *video* test rooms (`--test-videos`): `videos_test/<id>.mp4`, and the same rooms
+//!   in the ScanNet layout under `scans/test_video/<id>/` with the colour frames *decoded from
+//!   that H.264 file* (as `ingest video` stores them) beside the true depth and poses, so the
+//!   video domain is scored through the same `eval` path as the scan test rooms;
 //! - `world.json`: the options and what was written.
 //!
 //! Everything is a pure function of `--seed` and the options.
@@ -37,12 +41,19 @@ pub const FPS: i64 = 30;
 pub struct SynthOptions {
     /// Seed of everything.
     pub seed: u64,
-    /// Labeled scan scenes (a third of them, at least one, held out as `test`).
+    /// Labeled scan scenes, `test_scenes` of them held out as `test`.
     pub scenes: usize,
+    /// Of the scan scenes, how many are `test` (0 = a third, at least one when there are two
+    /// or more).
+    pub test_scenes: usize,
     /// Unlabeled videos, each of its own room.
     pub videos: usize,
-    /// Frames per scene and per video.
+    /// Held-out video test rooms (test set B), each of its own room, `frames` long.
+    pub test_videos: usize,
+    /// Frames per scan scene and per test video.
     pub frames: usize,
+    /// Frames per unlabeled video (0 = `frames`).
+    pub video_frames: usize,
     /// Image width (even, for H.264).
     pub width: u32,
     /// Image height (even).
@@ -56,8 +67,11 @@ impl Default for SynthOptions {
         Self {
             seed: 0,
             scenes: 6,
+            test_scenes: 0,
             videos: 4,
+            test_videos: 0,
             frames: 48,
+            video_frames: 0,
             width: 160,
             height: 120,
             jpeg_quality: 95,
@@ -76,6 +90,32 @@ pub struct SynthManifest {
     pub scans: Vec<(String, String, String)>,
     /// Videos: (id, file, ground-truth directory), relative to the output.
     pub videos: Vec<(String, String, String)>,
+    /// Held-out video test rooms: (id, file, ScanNet-layout directory of its decoded frames
+    /// with the truth), relative to the output.
+    #[serde(default)]
+    pub test_videos: Vec<(String, String, String)>,
+}
+
+impl SynthOptions {
+    /// Test scan scenes.
+    pub fn n_test_scenes(&self) -> usize {
+        if self.test_scenes > 0 {
+            self.test_scenes.min(self.scenes)
+        } else if self.scenes >= 2 {
+            (self.scenes / 3).max(1)
+        } else {
+            0
+        }
+    }
+
+    /// Frames per unlabeled video.
+    pub fn frames_per_video(&self) -> usize {
+        if self.video_frames > 0 {
+            self.video_frames
+        } else {
+            self.frames
+        }
+    }
 }
 
 /// The intrinsics synth uses for a resolution: ~58 degree horizontal field of view.
@@ -218,6 +258,54 @@ fn write_video(
     Ok(())
 }
 
+/// Turns a video's ground-truth directory into a ScanNet-layout scene: colour frames decoded
+/// from the H.264 file into JPEG exactly as `ingest video` stores them (its default quality),
+/// the true depth beside them, one pose file per frame and the intrinsics.
+fn video_as_scan(file: &Path, dir: &Path, poses: &[Mat4], k: [f64; 4]) -> Result<()> {
+    for sub in ["color", "pose", "intrinsic"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(io(dir))?;
+    }
+    let q = crate::ingest::video::ffmpeg_jpeg_q(
+        crate::ingest::video::VideoOptions::default().jpeg_quality,
+    );
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-nostdin", "-i"])
+        .arg(file)
+        .args([
+            "-pix_fmt",
+            "yuvj420p",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            &q.to_string(),
+        ])
+        .args(["-start_number", "0"])
+        .arg(dir.join("color/%d.jpg"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io(file))?;
+    if !out.status.success() {
+        return Err(Error::Internal(format!(
+            "ffmpeg failed to decode {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let kmat = format!(
+        "{} 0 {} 0\n0 {} {} 0\n0 0 1 0\n0 0 0 1\n",
+        k[0], k[2], k[1], k[3]
+    );
+    for name in ["intrinsic_color.txt", "intrinsic_depth.txt"] {
+        let p = dir.join("intrinsic").join(name);
+        std::fs::write(&p, &kmat).map_err(io(&p))?;
+    }
+    for (i, pose) in poses.iter().enumerate() {
+        let p = dir.join(format!("pose/{i}.txt"));
+        std::fs::write(&p, format_matrix4(pose, 9)).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
 /// Renders the synthetic world into `out`.
 pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
     if o.width < 16 || o.height < 16 || o.width % 2 == 1 || o.height % 2 == 1 {
@@ -232,34 +320,46 @@ pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
             o.width, o.height
         )));
     }
-    if !(2..=100_000).contains(&o.frames) {
+    for (flag, n) in [
+        ("--frames", o.frames),
+        ("--video-frames", o.frames_per_video()),
+    ] {
+        if !(2..=100_000).contains(&n) {
+            return Err(Error::User(format!("{flag} {n} must be in 2..=100000")));
+        }
+    }
+    if o.scenes + o.videos + o.test_videos == 0
+        || o.scenes > 10_000
+        || o.videos > 10_000
+        || o.test_videos > 10_000
+    {
         return Err(Error::User(format!(
-            "--frames {} must be in 2..=100000",
-            o.frames
+            "--scenes {}, --videos {} and --test-videos {}: at least one of them, each at most 10000",
+            o.scenes, o.videos, o.test_videos
         )));
     }
-    if o.scenes + o.videos == 0 || o.scenes > 10_000 || o.videos > 10_000 {
+    if o.test_scenes > o.scenes {
         return Err(Error::User(format!(
-            "--scenes {} and --videos {}: at least one of them, each at most 10000",
-            o.scenes, o.videos
+            "--test-scenes {} is more than --scenes {}",
+            o.test_scenes, o.scenes
         )));
     }
-    if o.videos > 0 {
+    if o.videos + o.test_videos > 0 {
         crate::ingest::video::check_ffmpeg()?;
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
     let k = intrinsics_for(o.width, o.height);
-    let n_test = if o.scenes >= 2 {
-        (o.scenes / 3).max(1)
-    } else {
-        0
-    };
-    let bar = crate::progress::bar(((o.scenes + o.videos) * o.frames) as u64, "frames");
+    let n_test = o.n_test_scenes();
+    let bar = crate::progress::bar(
+        ((o.scenes + o.test_videos) * o.frames + o.videos * o.frames_per_video()) as u64,
+        "frames",
+    );
     let mut manifest = SynthManifest {
         options: o.clone(),
         intrinsics: k,
         scans: Vec::new(),
         videos: Vec::new(),
+        test_videos: Vec::new(),
     };
     for s in 0..o.scenes {
         // Each scene and video has its own stream of randomness, so changing --videos does
@@ -289,14 +389,34 @@ pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
                 .wrapping_add(0x5EED_0000 + v as u64),
         );
         let room = Room::generate(&mut rng);
-        let poses = trajectory(&room, &mut rng, o.frames);
+        let poses = trajectory(&room, &mut rng, o.frames_per_video());
         let id = format!("synth_video_{v:03}");
         let file = format!("videos/{id}.mp4");
         let gt = format!("groundtruth/{id}");
         bar.set_message(id.clone());
         write_video(&out.join(&file), &out.join(&gt), &room, &poses, o, k)?;
-        bar.inc(o.frames as u64);
+        bar.inc(poses.len() as u64);
         manifest.videos.push((id, file, gt));
+    }
+    for v in 0..o.test_videos {
+        // A stream of its own: test rooms never coincide with training or unlabeled rooms.
+        let mut rng = SplitMix64::new(
+            o.seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(0x7E57_0000 + v as u64),
+        );
+        let room = Room::generate(&mut rng);
+        let poses = trajectory(&room, &mut rng, o.frames);
+        let id = format!("synth_testvideo_{v:03}");
+        let file = format!("videos_test/{id}.mp4");
+        let scan = format!("scans/test_video/{id}");
+        bar.set_message(id.clone());
+        std::fs::create_dir_all(out.join("videos_test")).map_err(io(out))?;
+        let gt = out.join(&scan);
+        write_video(&out.join(&file), &gt, &room, &poses, o, k)?;
+        video_as_scan(&out.join(&file), &gt, &poses, k)?;
+        bar.inc(o.frames as u64);
+        manifest.test_videos.push((id, file, scan));
     }
     bar.finish_and_clear();
     let p = out.join("world.json");
