@@ -15,6 +15,7 @@
 //!   start). Each frame's residuals against its edges say how far the passes disagree.
 
 use nalgebra::{Matrix3, Vector3};
+use rayon::prelude::*;
 use spatialsv_pipeline::geometry::{Rigid, rotation_angle_deg, vector_angle_deg};
 
 /// Teacher windows of `len` frames over `n` frames: for every gap in `gaps`, a window
@@ -85,10 +86,18 @@ pub struct FusedDepth {
     pub scales: Vec<f64>,
 }
 
+/// The median of a non-empty slice (the mean of the two middle values for an even count);
+/// reorders it.
 fn median_in_place(v: &mut [f32]) -> f32 {
     let mid = v.len() / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
-    *m
+    let odd = v.len() % 2 == 1;
+    let (lo, m, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    let m = *m;
+    if odd || lo.is_empty() {
+        return m;
+    }
+    let below = lo.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    0.5 * (below + m)
 }
 
 /// Fuses the passes over a sequence of `n` frames of `hw` pixels (see the module doc).
@@ -172,11 +181,12 @@ pub fn fuse_depth(passes: &[DepthPass], n: usize, hw: usize) -> FusedDepth {
             }
         }
     }
-    let fuse = |log_scale: &[f32]| -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-        let mut fused = vec![vec![f32::NAN; hw]; n];
-        let mut spread = vec![vec![f32::INFINITY; hw]; n];
-        let mut vals: Vec<f32> = Vec::new();
-        for f in 0..n {
+    let per_frame: Vec<(Vec<f32>, Vec<f32>)> = (0..n)
+        .into_par_iter()
+        .map(|f| {
+            let mut fused = vec![f32::NAN; hw];
+            let mut spread = vec![f32::INFINITY; hw];
+            let mut vals: Vec<f32> = Vec::new();
             for i in 0..hw {
                 vals.clear();
                 for &(p, slot) in &seen_by[f] {
@@ -189,18 +199,18 @@ pub fn fuse_depth(passes: &[DepthPass], n: usize, hw: usize) -> FusedDepth {
                     continue;
                 }
                 let m = median_in_place(&mut vals);
-                fused[f][i] = m;
+                fused[i] = m;
                 if vals.len() >= 2 {
                     for v in vals.iter_mut() {
                         *v = (*v - m).abs();
                     }
-                    spread[f][i] = 1.4826 * median_in_place(&mut vals);
+                    spread[i] = 1.4826 * median_in_place(&mut vals);
                 }
             }
-        }
-        (fused, spread)
-    };
-    let (fused, spread) = fuse(&log_scale);
+            (fused, spread)
+        })
+        .collect();
+    let (fused, spread): (Vec<Vec<f32>>, Vec<Vec<f32>>) = per_frame.into_iter().unzip();
     FusedDepth {
         depth: fused
             .into_iter()

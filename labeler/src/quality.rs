@@ -318,6 +318,208 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
     Ok(q)
 }
 
+/// Two labellings of the same frames compared against the truth: the go/no-go for training
+/// a student on fused labels (a single teacher pass against fused passes, and each on the
+/// pixels the fused filters keep).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LabelComparison {
+    /// The single-pass labelling (teacher, config).
+    pub single: (String, String),
+    /// The fused labelling.
+    pub fused: (String, String),
+    /// Frames both labelled that have ground truth.
+    pub frames: u64,
+    /// Single pass, every pixel of every frame.
+    pub single_all: DepthScore,
+    /// Fused, every pixel of every frame.
+    pub fused_all: DepthScore,
+    /// Fused, the kept pixels of its accepted frames (what a student trains on).
+    pub fused_kept: DepthScore,
+    /// Single pass on exactly those pixels.
+    pub single_on_fused_kept: DepthScore,
+    /// Single pass, its own kept pixels of its accepted frames.
+    pub single_kept: DepthScore,
+    /// Cameras of frame pairs two frames apart that share a reference, single pass.
+    pub single_pairs: PoseScore,
+    /// The same for the fused labelling.
+    pub fused_pairs: PoseScore,
+}
+
+impl LabelComparison {
+    /// Depth rows, named.
+    pub fn depth_rows(&self) -> [(&'static str, &DepthScore); 5] {
+        [
+            ("single pass, all pixels", &self.single_all),
+            (
+                "single pass, its kept pixels of accepted frames",
+                &self.single_kept,
+            ),
+            ("fused, all pixels", &self.fused_all),
+            ("fused, kept pixels of accepted frames", &self.fused_kept),
+            (
+                "single pass on the fused kept pixels",
+                &self.single_on_fused_kept,
+            ),
+        ]
+    }
+
+    /// Fused kept over single pass on the same pixels (AbsRel; below 1 is better). The
+    /// go/no-go asks for at most 0.85.
+    pub fn kept_ratio(&self) -> f64 {
+        self.fused_kept.abs_rel / self.single_on_fused_kept.abs_rel.max(1e-12)
+    }
+}
+
+/// Median-scales `depth` to `gt` over their valid pixels; `None` without any.
+fn median_scale(gt: &[f64], depth: &[f32]) -> Option<f64> {
+    let mut ratios: Vec<f64> = gt
+        .iter()
+        .zip(depth)
+        .filter(|(g, p)| **g > 0.0 && **p > 0.0)
+        .map(|(g, p)| g / f64::from(*p))
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    Some(ratios[ratios.len() / 2])
+}
+
+/// Relative-pose errors of frame pairs `gap` frames apart inside the same reference group.
+fn pair_errors(rows: &[&PseudoLabelRow], truths: &HashMap<String, Truth>, gap: i64) -> PoseScore {
+    let mut by: HashMap<(&str, i64, i64), &PseudoLabelRow> = HashMap::new();
+    for r in rows {
+        by.insert((&r.scene_id, r.reference_frame_idx, r.frame_idx), r);
+    }
+    let (mut n, mut rot, mut dir, mut nd) = (0u64, 0.0, 0.0, 0u64);
+    for r in rows {
+        let Some(b) = by.get(&(
+            r.scene_id.as_str(),
+            r.reference_frame_idx,
+            r.frame_idx + gap,
+        )) else {
+            continue;
+        };
+        let Some(t) = truths.get(&r.scene_id) else {
+            continue;
+        };
+        let (Some(ta), Some(tb)) = (t.poses.get(&r.frame_idx), t.poses.get(&b.frame_idx)) else {
+            continue;
+        };
+        let truth = mul(&invert_rigid(ta), tb);
+        let label = mul(
+            &invert_rigid(&r.reference_from_camera),
+            &b.reference_from_camera,
+        );
+        n += 1;
+        rot += relative_rotation_deg(&label, &truth);
+        if let Some(d) = direction_deg(&label, &truth) {
+            dir += d;
+            nd += 1;
+        }
+    }
+    PoseScore {
+        frames: n,
+        rotation_deg: rot / n.max(1) as f64,
+        direction_deg: dir / nd.max(1) as f64,
+    }
+}
+
+/// Compares the labelling `single` with the labelling `fused` (each a teacher and config
+/// hash) on the frames both labelled, against the ground truth under `groundtruth`.
+pub fn compare(
+    ds: &Dataset,
+    groundtruth: &Path,
+    single: (&str, &str),
+    fused: (&str, &str),
+) -> Result<LabelComparison> {
+    let m = ds.latest()?;
+    let mut rows = Vec::new();
+    for b in ds.read_table(&m, Table::PseudoLabels, None)? {
+        rows.extend(read_pseudo_labels(&b)?);
+    }
+    let of = |sel: (&str, &str)| -> Vec<&PseudoLabelRow> {
+        rows.iter()
+            .filter(|r| r.teacher_hash == sel.0 && r.config_hash == sel.1)
+            .collect()
+    };
+    let (a, b) = (of(single), of(fused));
+    let b_by: HashMap<(&str, i64), &PseudoLabelRow> = b
+        .iter()
+        .map(|r| ((r.scene_id.as_str(), r.frame_idx), *r))
+        .collect();
+    let mut truths: HashMap<String, Truth> = HashMap::new();
+    for r in a.iter().chain(&b) {
+        if !truths.contains_key(&r.scene_id) {
+            let dir = groundtruth.join(&r.scene_id);
+            if dir.join("poses.txt").exists() {
+                truths.insert(r.scene_id.clone(), load_truth(&dir)?);
+            }
+        }
+    }
+    let mut sums: [DepthSum; 5] = Default::default();
+    let mut c = LabelComparison {
+        single: (single.0.into(), single.1.into()),
+        fused: (fused.0.into(), fused.1.into()),
+        ..LabelComparison::default()
+    };
+    for ra in &a {
+        let Some(rb) = b_by.get(&(ra.scene_id.as_str(), ra.frame_idx)) else {
+            continue;
+        };
+        let Some(truth) = truths.get(&ra.scene_id) else {
+            continue;
+        };
+        if (ra.width, ra.height) != (rb.width, rb.height) {
+            return Err(LabelError::User(format!(
+                "{} frame {}: the labellings have different sizes",
+                ra.scene_id, ra.frame_idx
+            )));
+        }
+        let gt = true_depth(truth, ra.frame_idx, ra.width as usize, ra.height as usize)?;
+        let (Some(sa), Some(sb)) = (median_scale(&gt, &ra.depth), median_scale(&gt, &rb.depth))
+        else {
+            continue;
+        };
+        c.frames += 1;
+        for (i, g) in gt.iter().enumerate() {
+            let (pa, pb) = (f64::from(ra.depth[i]) * sa, f64::from(rb.depth[i]) * sb);
+            if *g <= 0.0 {
+                continue;
+            }
+            if pa > 0.0 {
+                sums[0].add(pa, *g);
+                if ra.accepted && ra.keep[i] {
+                    sums[4].add(pa, *g);
+                }
+            }
+            if pb > 0.0 {
+                sums[1].add(pb, *g);
+                if rb.accepted && rb.keep[i] {
+                    sums[2].add(pb, *g);
+                    if pa > 0.0 {
+                        sums[3].add(pa, *g);
+                    }
+                }
+            }
+        }
+    }
+    if c.frames == 0 {
+        return Err(LabelError::User(format!(
+            "the two labellings share no frame with ground truth under {}",
+            groundtruth.display()
+        )));
+    }
+    c.single_all = sums[0].score();
+    c.fused_all = sums[1].score();
+    c.fused_kept = sums[2].score();
+    c.single_on_fused_kept = sums[3].score();
+    c.single_kept = sums[4].score();
+    c.single_pairs = pair_errors(&a, &truths, 2);
+    c.fused_pairs = pair_errors(&b, &truths, 2);
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use spatialsv_labeler::quality::{LabelQuality, score};
+use spatialsv_labeler::LabelConfig;
+use spatialsv_labeler::quality::{LabelComparison, LabelQuality, compare, score};
 use spatialsv_pipeline::Dataset;
 use spatialsv_pipeline::synth::SynthOptions;
 use spatialsv_schemas::Split;
@@ -22,15 +23,18 @@ use super::{
 };
 use crate::report::{Report, Step, write_report};
 
-/// Run the whole method on the embedded synthetic world, with no download: synth -> ingest
-/// scans and videos -> train a teacher on the labeled scans -> pseudo-label the videos ->
-/// fine-tune a semi-supervised student (labeled + accepted pseudo-labels, 1:2) and, with the
-/// same steps and start, two supervised-only baselines (the student's batch size, all
-/// labeled; and the student's labeled clips alone) -> evaluate them all on the held-out scenes -> score the pseudo-labels against the hidden ground truth -> write
-/// OUT/report.md and a self-contained OUT/report.html (metrics, pseudo-label quality, loss
-/// curves, depth/confidence images) beside PLY point clouds of both students and the truth.
-/// Reruns skip finished steps. --quick takes under 10 minutes on a 2-core CPU (release
-/// build); the full run about 25.
+/// Run the whole method on the embedded synthetic world, with no download: synth (4 labeled
+/// scan rooms, 24 short unlabeled videos of other rooms, and two held-out test sets: A, 6 scan
+/// rooms; B, 6 video rooms decoded from H.264 with their true depth and poses) -> ingest ->
+/// train a teacher on the labeled scans -> pseudo-label the videos twice, one teacher pass
+/// per frame and fused from many passes (configs/label.toml [fusion]) -> fine-tune, with the
+/// same steps, schedule and start, a semi-supervised student (labeled + accepted fused
+/// pseudo-labels, 1:2) and three supervised-only controls (the student's batch size; the
+/// student's labeled clips alone; the student's batch size with its strong perturbations) ->
+/// evaluate them all on test sets A and B -> score both labellings against the hidden ground
+/// truth (the go/no-go) -> write OUT/report.md and a self-contained OUT/report.html beside PLY
+/// point clouds. Reruns skip finished steps. --quick takes about 10 minutes on a 2-core CPU
+/// (release build); the full run about 25. The multi-seed comparison is `spatialsv study`.
 ///
 /// Example (from a checkout: cargo run --release -- demo ...):
 ///   spatialsv demo --quick --seed 1 --out out/demo
@@ -41,9 +45,12 @@ pub struct Args {
     /// The short budget (under 10 minutes on a 2-core CPU, release build).
     #[arg(long)]
     quick: bool,
-    /// Seed of the world, the initialisations and the sampling.
+    /// Seed of the initialisations and the sampling (and of the world, unless --world-seed).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Seed of the synthetic world (default: --seed); `study` holds it fixed across seeds.
+    #[arg(long)]
+    world_seed: Option<u64>,
     /// Output directory.
     #[arg(long, default_value = "out/demo")]
     out: PathBuf,
@@ -57,10 +64,63 @@ pub struct Args {
     /// Training steps of every model, overriding the budget (smoke tests).
     #[arg(long, hide = true)]
     steps: Option<usize>,
-    /// World size as scenes,videos,frames,WIDTHxHEIGHT, overriding the default (smoke tests).
+    /// World size as scenes,videos,frames,WIDTHxHEIGHT[,test_scenes,test_videos,video_frames],
+    /// overriding the default (smoke tests).
     #[arg(long, hide = true)]
     world: Option<String>,
 }
+
+impl Args {
+    /// The arguments `study` runs one seed with.
+    pub(crate) fn for_study(quick: bool, seed: u64, world_seed: u64, out: PathBuf) -> Self {
+        Self {
+            quick,
+            seed,
+            world_seed: Some(world_seed),
+            out,
+            label_config: None,
+            preset: spatialsv_trainer::Preset::Tiny,
+            steps: None,
+            world: None,
+        }
+    }
+}
+
+/// The demo world: 4 labeled scan rooms; test set A, 6 held-out scan rooms; 24 unlabeled
+/// videos of 24 frames; test set B, 6 held-out video rooms. Frames of scans and test videos:
+/// 48, at 160x120.
+pub(crate) fn demo_world(out: &Path, seed: u64) -> synth::Args {
+    let d = SynthOptions::default();
+    synth::Args {
+        out: out.to_path_buf(),
+        seed,
+        scenes: 10,
+        test_scenes: 6,
+        videos: 24,
+        test_videos: 6,
+        frames: d.frames,
+        video_frames: 24,
+        resolution: format!("{}x{}", d.width, d.height),
+    }
+}
+
+/// Test set A (held-out scan rooms) and B (held-out video rooms), by scene id.
+pub(crate) fn test_set(scene: &str) -> char {
+    if scene.starts_with("synth_testvideo_") {
+        'B'
+    } else {
+        'A'
+    }
+}
+
+/// The arms compared in the demo and the study, in report order.
+pub(crate) const ARMS: [&str; 5] = [
+    "teacher",
+    "baseline",
+    "baseline_labeled",
+    "baseline_strong",
+    "student",
+];
 
 fn write_config(path: &Path, config: &TrainConfig) -> CliResult {
     let text = spatialsv_pipeline::to_toml(config)?;
@@ -140,50 +200,76 @@ pub fn run(args: Args) -> CliResult {
         Some(n) => (n, n),
         None => budget(args.quick),
     };
-    let (teacher_dir, student_dir, baseline_dir, labeled_dir) = (
-        runs.join("teacher"),
-        runs.join("student"),
-        runs.join("baseline"),
-        runs.join("baseline_labeled"),
-    );
+    let run_dir = |name: &str| runs.join(name);
+    let teacher_dir = run_dir("teacher");
     let recipe = Recipe::new(args.seed, teacher_steps, student_steps, &teacher_dir)?
         .with_preset(args.preset);
     let config_of = |name: &str| configs.join(format!("{name}.toml"));
     for (name, config) in recipe.runs() {
         write_config(&config_of(name), config)?;
     }
+    // The two labellings: the given (or default) config, one teacher pass per frame; and the
+    // same config fused from many passes.
+    let single_cfg: LabelConfig = match &args.label_config {
+        Some(p) => spatialsv_pipeline::load_toml(p)?,
+        None => LabelConfig::default(),
+    };
+    let single_cfg = LabelConfig {
+        fusion: spatialsv_labeler::config::Fusion {
+            enabled: false,
+            ..single_cfg.fusion.clone()
+        },
+        ..single_cfg
+    };
+    let fused_cfg = LabelConfig {
+        fusion: spatialsv_labeler::config::Fusion {
+            enabled: true,
+            ..single_cfg.fusion.clone()
+        },
+        ..single_cfg.clone()
+    };
+    let (single_path, fused_path) = (config_of("label_single"), config_of("label_fused"));
+    for (path, cfg) in [(&single_path, &single_cfg), (&fused_path, &fused_cfg)] {
+        std::fs::write(path, spatialsv_pipeline::to_toml(cfg)?)
+            .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
+    }
 
     let mut r = Runner {
         out: out.clone(),
         steps: Vec::new(),
-        total: 10,
+        total: 13,
     };
-    let defaults = SynthOptions::default();
-    let mut synth = synth::Args {
-        out: world.clone(),
-        seed: args.seed,
-        scenes: defaults.scenes,
-        videos: defaults.videos,
-        frames: defaults.frames,
-        resolution: format!("{}x{}", defaults.width, defaults.height),
-    };
+    let mut synth = demo_world(&world, args.world_seed.unwrap_or(args.seed));
     if let Some(spec) = &args.world {
         let parts: Vec<&str> = spec.split(',').collect();
         let bad = || {
             CliError::User(format!(
-                "--world '{spec}': expected scenes,videos,frames,WxH"
+                "--world '{spec}': expected scenes,videos,frames,WxH[,test_scenes,test_videos,video_frames]"
             ))
         };
-        let [scenes, videos, frames, resolution] = parts[..] else {
+        let (base, extra) = match parts.len() {
+            4 => (&parts[..], &[][..]),
+            7 => parts.split_at(4),
+            _ => return Err(bad()),
+        };
+        let [scenes, videos, frames, resolution] = base[..] else {
             return Err(bad());
         };
         synth.scenes = scenes.parse().map_err(|_| bad())?;
         synth.videos = videos.parse().map_err(|_| bad())?;
         synth.frames = frames.parse().map_err(|_| bad())?;
         synth.resolution = resolution.to_string();
+        let extra: Vec<usize> = extra
+            .iter()
+            .map(|v| v.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        (synth.test_scenes, synth.test_videos, synth.video_frames) = match extra[..] {
+            [a, b, c] => (a, b, c),
+            _ => (0, 0, 0),
+        };
     }
     r.step("synth", synth.command_line(), || synth::run(synth.clone()))?;
-    let ingests = [
+    let mut ingests = vec![
         ingest::Args::new(
             Format::Scannet,
             world.join("scans/train"),
@@ -198,6 +284,14 @@ pub fn run(args: Args) -> CliResult {
         ),
         ingest::Args::new(Format::Video, world.join("videos"), ds_dir.clone(), "train"),
     ];
+    if synth.test_videos > 0 {
+        ingests.push(ingest::Args::new(
+            Format::Scannet,
+            world.join("scans/test_video"),
+            ds_dir.clone(),
+            "test",
+        ));
+    }
     r.step(
         "ingest",
         ingests
@@ -207,47 +301,49 @@ pub fn run(args: Args) -> CliResult {
             .join(" && "),
         || ingests.iter().try_for_each(|a| ingest::run(a.clone())),
     )?;
-    let train_step = |r: &mut Runner, name: &str, dir: &Path| -> CliResult {
+    let train_step = |r: &mut Runner, name: &str| -> CliResult {
+        let dir = run_dir(name);
         let a = train::Args {
             dataset: ds_dir.clone(),
             config: Some(config_of(name)),
-            out: dir.to_path_buf(),
-            resume: spatialsv_trainer::latest_checkpoint(dir).is_some(),
+            out: dir.clone(),
+            resume: spatialsv_trainer::latest_checkpoint(&dir).is_some(),
         };
         r.step(&format!("train {name}"), a.command_line(), || {
             train::run(a.clone())
         })
     };
-    train_step(&mut r, "teacher", &teacher_dir)?;
-    let label = label::Args {
-        dataset: ds_dir.clone(),
-        teacher: teacher_dir.clone(),
-        config: args.label_config.clone(),
-        shard: "0/1".into(),
-    };
-    r.step("label", label.command_line(), || label::run(label.clone()))?;
-    train_step(&mut r, "student", &student_dir)?;
-    train_step(&mut r, "baseline", &baseline_dir)?;
-    train_step(&mut r, "baseline_labeled", &labeled_dir)?;
+    train_step(&mut r, "teacher")?;
+    for (step, path) in [
+        ("label single pass", &single_path),
+        ("label fused", &fused_path),
+    ] {
+        let a = label::Args {
+            dataset: ds_dir.clone(),
+            teacher: teacher_dir.clone(),
+            config: Some(path.clone()),
+            shard: "0/1".into(),
+        };
+        r.step(step, a.command_line(), || label::run(a.clone()))?;
+    }
+    for name in ["student", "baseline", "baseline_labeled", "baseline_strong"] {
+        train_step(&mut r, name)?;
+    }
 
     let ds = Dataset::open(&ds_dir)?;
     let evals: Vec<(String, EvalReport)> = r.always(
         "evaluate",
         format!(
-            "spatialsv eval --dataset {} --checkpoint {}/NAME --split test --out {}/eval/NAME  (NAME = teacher, baseline, baseline_labeled, student)",
+            "spatialsv eval --dataset {} --checkpoint {}/NAME --split test --out {}/eval/NAME  (NAME = {})",
             quote(&ds_dir),
             quote(&runs),
-            quote(&out)
+            quote(&out),
+            ARMS.join(", ")
         ),
         || {
             let mut evals = Vec::new();
-            for (name, dir) in [
-                ("teacher", &teacher_dir),
-                ("baseline", &baseline_dir),
-                ("baseline_labeled", &labeled_dir),
-                ("student", &student_dir),
-            ] {
-                let rep = evaluate(&ds, dir, Split::Test)?;
+            for name in ARMS {
+                let rep = evaluate(&ds, &run_dir(name), Split::Test)?;
                 write_json(&out.join("eval").join(name), "eval.json", &rep)?;
                 evals.push((name.to_string(), rep));
             }
@@ -255,7 +351,13 @@ pub fn run(args: Args) -> CliResult {
         },
     )?;
     let gt = world.join("groundtruth");
-    let quality: LabelQuality = r.always(
+    let teacher = spatialsv_labeler::job::load_teacher(&teacher_dir)?;
+    let hashes = |cfg: &LabelConfig| -> Result<(String, String), CliError> {
+        let (_, _, h) = spatialsv_labeler::job::resolve_config(cfg, &teacher)?;
+        Ok((teacher.hash.clone(), h))
+    };
+    let (single_id, fused_id) = (hashes(&single_cfg)?, hashes(&fused_cfg)?);
+    let (quality, comparison): (LabelQuality, LabelComparison) = r.always(
         "score pseudo-labels",
         format!(
             "spatialsv eval --dataset {} --pseudo-labels --groundtruth {} --out {}/eval/labels",
@@ -264,10 +366,23 @@ pub fn run(args: Args) -> CliResult {
             quote(&out)
         ),
         || {
-            let q = score(&ds, &gt, None)?;
+            let q = score(&ds, &gt, Some(&fused_id.0))?;
             write_json(&out.join("eval").join("labels"), "pseudo_labels.json", &q)?;
             super::eval::print_quality(&q)?;
-            Ok(q)
+            let c = compare(
+                &ds,
+                &gt,
+                (&single_id.0, &single_id.1),
+                (&fused_id.0, &fused_id.1),
+            )?;
+            write_json(&out.join("eval").join("labels"), "single_vs_fused.json", &c)?;
+            out!(
+                "fused kept pixels: AbsRel {:.4} against the single pass's {:.4} on the same pixels ({:.2}x; the go/no-go asks for at most 0.85x)",
+                c.fused_kept.abs_rel,
+                c.single_on_fused_kept.abs_rel,
+                c.kept_ratio()
+            );
+            Ok((q, c))
         },
     )?;
     let scene = evals
@@ -279,16 +394,13 @@ pub fn run(args: Args) -> CliResult {
         .iter()
         .map(|n| (n.to_string(), s(&export_dir.join(n))))
         .collect();
-    let export_args = [
-        (&baseline_dir, &exports[0].1),
-        (&student_dir, &exports[1].1),
-    ]
-    .map(|(run, out)| export::Args {
-        checkpoint: run.clone(),
+    let export_args = exports.iter().map(|(name, o)| export::Args {
+        checkpoint: run_dir(name),
         dataset: ds_dir.clone(),
         scene: scene.clone(),
-        out: PathBuf::from(out),
+        out: PathBuf::from(o),
     });
+    let export_args: Vec<export::Args> = export_args.collect();
     r.step(
         "export",
         export_args
@@ -303,15 +415,12 @@ pub fn run(args: Args) -> CliResult {
         quick: args.quick,
         teacher_steps,
         student_steps,
+        world_seed: synth.seed,
         evals,
         quality: Some(quality),
+        comparison: Some(comparison),
         scene,
-        runs: vec![
-            ("teacher".into(), teacher_dir.clone()),
-            ("baseline".into(), baseline_dir.clone()),
-            ("baseline_labeled".into(), labeled_dir.clone()),
-            ("student".into(), student_dir.clone()),
-        ],
+        runs: ARMS.iter().map(|n| (n.to_string(), run_dir(n))).collect(),
         exports: exports
             .iter()
             .map(|(n, p)| (n.clone(), PathBuf::from(p)))

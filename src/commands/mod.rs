@@ -28,7 +28,7 @@ macro_rules! out {
 }
 
 mod bench;
-mod demo;
+pub(crate) mod demo;
 mod eval;
 mod export;
 mod ingest;

@@ -12,8 +12,8 @@ mod plot;
 
 use std::path::{Path, PathBuf};
 
-use spatialsv_labeler::quality::LabelQuality;
-use spatialsv_trainer::eval::EvalReport;
+use spatialsv_labeler::quality::{LabelComparison, LabelQuality};
+use spatialsv_trainer::eval::{EvalReport, Scores};
 
 use crate::commands::CliError;
 use document::Document;
@@ -37,6 +37,8 @@ pub struct Step {
 pub struct Report {
     /// Seed of the run.
     pub seed: u64,
+    /// Seed of the world.
+    pub world_seed: u64,
     /// `--quick`.
     pub quick: bool,
     /// Teacher training steps.
@@ -45,8 +47,10 @@ pub struct Report {
     pub student_steps: usize,
     /// Evaluation of each model on the test split.
     pub evals: Vec<(String, EvalReport)>,
-    /// Pseudo-label quality.
+    /// Pseudo-label quality (of the labelling the student trained on).
     pub quality: Option<LabelQuality>,
+    /// Single pass against fused labels.
+    pub comparison: Option<LabelComparison>,
     /// Scene exported.
     pub scene: String,
     /// Run directories by model.
@@ -84,7 +88,7 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
 /// Loss curves (smoothed) of every run, one image per metric.
 fn curves(r: &Report) -> Vec<(String, String, Vec<u8>)> {
     let mut images = Vec::new();
-    // Curves in COLOURS order: teacher, baseline, baseline_labeled, student.
+    // Curves in COLOURS order: teacher, baseline, baseline_labeled, baseline_strong, student.
     for (metric, file, caption) in [
         (
             "loss/total",
@@ -107,7 +111,7 @@ fn curves(r: &Report) -> Vec<(String, String, Vec<u8>)> {
         if let Ok((png, [x0, x1, y0, y1])) = plot(&series, 640, 300) {
             images.push((
                 file.to_string(),
-                format!("{caption}, steps {x0:.0} to {x1:.0} left to right, loss {y0:.3} to {y1:.3} bottom to top (grid at quarters): teacher (blue, steps 1-{}); baseline (orange), baseline_labeled (purple) and the semi-supervised student (green), fine-tuned from the teacher for {} steps and counted from their own start. The student's loss includes its pseudo-labelled clips.", r.teacher_steps, r.student_steps),
+                format!("{caption}, steps {x0:.0} to {x1:.0} left to right, loss {y0:.3} to {y1:.3} bottom to top (grid at quarters): teacher (blue, steps 1-{}); baseline (orange), baseline_labeled (purple), baseline_strong (brown) and the semi-supervised student (green), fine-tuned from the teacher for {} steps and counted from their own start. The student's loss includes its pseudo-labelled clips.", r.teacher_steps, r.student_steps),
                 png,
             ));
         }
@@ -160,82 +164,150 @@ fn build(r: &Report) -> Result<Document, CliError> {
     let mut d = Document::default();
     d.heading(1, "spatialsv demo report");
     d.paragraph(format!(
-        "Seed {}, {} budget: teacher {} steps; the semi-supervised student and two supervised-only baselines fine-tuned from the teacher for {} steps each (same schedule and seed). `student`: 1 labeled + 2 pseudo-labelled clips per batch; `baseline`: 3 labeled clips per batch (the same compute); `baseline_labeled`: the student's 1 labeled clip per batch alone. The budgets have a third more steps than before the compute pass made CPU training about 1.3x faster (quick: 300 and 200; full: 900 and 600; docs/performance.md), for about the same wall time. Total time {:.1} min. Everything ran on the synthetic world; metrics are on the held-out `test` scenes, which no model trained on.",
+        "Training seed {}, world seed {}, {} budget: teacher {} steps on the labeled scans; then, fine-tuned from the teacher for {} steps each with the same schedule and seed: `student`, 1 labeled + 2 pseudo-labelled clips per batch (fused labels); `baseline`, 3 labeled clips per batch (the same compute); `baseline_labeled`, the student's 1 labeled clip per batch alone; `baseline_strong`, 3 labeled clips per batch perturbed as strongly as the student's pseudo clips (colour, blur, CutMix). Total time {:.1} min. Test set A is held-out scan rooms, test set B held-out video rooms (frames decoded from H.264) scored against their true depth and poses through the same evaluation; no model trained on either, and the unlabeled videos are other rooms again. One seed decides nothing: `spatialsv study` repeats this over seeds with paired differences (docs/labeling.md).",
         r.seed,
+        r.world_seed,
         if r.quick { "quick" } else { "full" },
         r.teacher_steps,
         r.student_steps,
         r.seconds / 60.0
     ));
-    d.heading(2, "Held-out scenes");
-    let mut rows: Vec<Vec<String>> = r
-        .evals
-        .iter()
-        .map(|(name, e)| {
-            let o = &e.overall;
-            vec![
-                name.clone(),
-                f(o.abs_rel),
-                format!("{:.3}", o.delta1),
-                f(o.abs_rel_lsq),
-                format!("{:.3}", o.rra15),
-                format!("{:.3}", o.rta15),
-                format!("{:.3}", o.auc30),
-                f(o.chamfer),
-            ]
-        })
-        .collect();
-    if let Some((_, e)) = r.evals.first() {
-        rows.push(vec![
-            "trivial baselines".into(),
-            format!("{} (training median depth)", f(e.overall.baseline_abs_rel)),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            format!("{:.3} (identity motion)", e.overall.baseline_auc30),
-            String::new(),
-        ]);
-    }
-    d.table(
-        &[
-            "model",
-            "AbsRel",
-            "delta1",
-            "AbsRel (scale+shift)",
-            "RRA@15",
-            "RTA@15",
-            "AUC@30",
-            "Chamfer (m)",
-        ],
-        rows,
-    );
-    if let Some((_, st)) = r.evals.iter().find(|(n, _)| n == "student") {
-        for (name, e) in r.evals.iter().filter(|(n, _)| n.starts_with("baseline")) {
-            let (a, b) = (&st.overall, &e.overall);
-            let wins = [
-                ("AbsRel", a.abs_rel < b.abs_rel),
-                ("delta1", a.delta1 > b.delta1),
-                ("AUC@30", a.auc30 > b.auc30),
-                ("Chamfer", a.chamfer < b.chamfer),
-            ];
-            let better: Vec<&str> = wins.iter().filter(|w| w.1).map(|w| w.0).collect();
-            d.paragraph(format!(
-                "student against {name}: better on {} of 4 ({})",
-                better.len(),
-                if better.is_empty() {
-                    "none".to_string()
-                } else {
-                    better.join(", ")
-                }
-            ));
+    for (set, title) in [
+        ('A', "Test set A: held-out scan rooms"),
+        ('B', "Test set B: held-out video rooms"),
+    ] {
+        let scores: Vec<(String, Scores)> = r
+            .evals
+            .iter()
+            .filter_map(|(name, e)| {
+                e.subset(|s| crate::commands::demo::test_set(s) == set)
+                    .map(|sc| (name.clone(), sc))
+            })
+            .collect();
+        if scores.is_empty() {
+            continue;
+        }
+        let rooms = r.evals.first().map_or(0, |(_, e)| {
+            e.scenes
+                .keys()
+                .filter(|s| crate::commands::demo::test_set(s) == set)
+                .count()
+        });
+        d.heading(2, &format!("{title} ({rooms} rooms)"));
+        let mut rows: Vec<Vec<String>> = scores
+            .iter()
+            .map(|(name, o)| {
+                vec![
+                    name.clone(),
+                    f(o.abs_rel),
+                    format!("{:.3}", o.delta1),
+                    f(o.abs_rel_lsq),
+                    format!("{:.3}", o.rra15),
+                    format!("{:.3}", o.rta15),
+                    format!("{:.3}", o.auc30),
+                    f(o.chamfer),
+                ]
+            })
+            .collect();
+        if let Some((_, o)) = scores.first() {
+            rows.push(vec![
+                "trivial baselines".into(),
+                format!("{} (training median depth)", f(o.baseline_abs_rel)),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("{:.3} (identity motion)", o.baseline_auc30),
+                String::new(),
+            ]);
+        }
+        d.table(
+            &[
+                "model",
+                "AbsRel",
+                "delta1",
+                "AbsRel (scale+shift)",
+                "RRA@15",
+                "RTA@15",
+                "AUC@30",
+                "Chamfer (m)",
+            ],
+            rows,
+        );
+        if let Some((_, st)) = scores.iter().find(|(n, _)| n == "student") {
+            for (name, b) in scores.iter().filter(|(n, _)| n.starts_with("baseline")) {
+                let a = st;
+                let wins = [
+                    ("AbsRel", a.abs_rel < b.abs_rel),
+                    ("delta1", a.delta1 > b.delta1),
+                    ("AUC@30", a.auc30 > b.auc30),
+                    ("Chamfer", a.chamfer < b.chamfer),
+                ];
+                let better: Vec<&str> = wins.iter().filter(|w| w.1).map(|w| w.0).collect();
+                d.paragraph(format!(
+                    "test set {set}, student against {name}: better on {} of 4 ({}); AbsRel {:+.1}% relative",
+                    better.len(),
+                    if better.is_empty() {
+                        "none".to_string()
+                    } else {
+                        better.join(", ")
+                    },
+                    100.0 * (a.abs_rel - b.abs_rel) / b.abs_rel.max(1e-12)
+                ));
+            }
         }
     }
     d.paragraph(
         "Depth metrics are median-scaled (scale+shift: least squares); cameras come from the predicted ray maps; Chamfer after Umeyama Sim(3) alignment.",
     );
+    if let Some(c) = &r.comparison {
+        d.heading(2, "Go/no-go: fused labels against one teacher pass");
+        d.paragraph(format!(
+            "The same teacher labelled the unlabeled videos twice: one pass per frame (config {}) and fused from many passes (config {}: windows at every start and each gap, flipped copies, scale-aligned median, spread as confidence, pose-graph cameras). {} frames, median-scaled per frame against the hidden ground truth (transductive: these are the training videos). On the pixels the fused labels keep, fused AbsRel is {:.2}x the single pass's (the go/no-go asks for at most 0.85x).",
+            &c.single.1[..12.min(c.single.1.len())],
+            &c.fused.1[..12.min(c.fused.1.len())],
+            c.frames,
+            c.kept_ratio()
+        ));
+        d.table(
+            &["labels and pixels", "count", "AbsRel", "delta1"],
+            c.depth_rows()
+                .iter()
+                .map(|(name, s)| {
+                    vec![
+                        name.to_string(),
+                        s.pixels.to_string(),
+                        f(s.abs_rel),
+                        format!("{:.3}", s.delta1),
+                    ]
+                })
+                .collect(),
+        );
+        d.table(
+            &[
+                "cameras of frame pairs 2 apart",
+                "pairs",
+                "rotation error (deg)",
+                "direction error (deg)",
+            ],
+            [("single pass", &c.single_pairs), ("fused", &c.fused_pairs)]
+                .iter()
+                .map(|(name, p)| {
+                    vec![
+                        name.to_string(),
+                        p.frames.to_string(),
+                        format!("{:.2}", p.rotation_deg),
+                        format!("{:.2}", p.direction_deg),
+                    ]
+                })
+                .collect(),
+        );
+    }
     if let Some(q) = &r.quality {
-        d.heading(2, "Pseudo-labels against the hidden ground truth");
+        d.heading(
+            2,
+            "The student's pseudo-labels against the hidden ground truth",
+        );
         d.paragraph(format!("Pseudo-labels of {}.", q.summary()));
         d.table(
             &["pixels", "count", "AbsRel", "delta1"],

@@ -53,11 +53,12 @@ pub fn smooth(points: &[(f64, f64)], k: usize) -> Vec<(f64, f64)> {
 pub type Series = (Vec<(f64, f64)>, [u8; 3]);
 
 /// Colours of the curves, in the order of `Report::runs`: teacher, baseline,
-/// baseline_labeled, student.
-pub const COLOURS: [[u8; 3]; 4] = [
+/// baseline_labeled, baseline_strong, student.
+pub const COLOURS: [[u8; 3]; 5] = [
     [31, 119, 180],
     [255, 127, 14],
     [148, 103, 189],
+    [140, 86, 75],
     [44, 160, 44],
 ];
 

@@ -120,6 +120,10 @@ pub struct TrainConfig {
     pub cutmix: f64,
     /// Share of each pseudo clip's pixels with the largest depth loss left out.
     pub pseudo_trim: f64,
+    /// Perturb labeled clips like pseudo-labelled ones (strong colour and blur, CutMix
+    /// between the batch's labeled clips): the supervised-only control that tells a
+    /// semi-supervised gain from an augmentation gain.
+    pub strong_labeled: bool,
     /// What pseudo-labels supervise: `depth` (depth and its gradients only) or `all` (also
     /// the point and ray maps built from the teacher's cameras).
     pub pseudo_targets: PseudoTargets,
@@ -154,6 +158,7 @@ impl Default for TrainConfig {
             strong_blur: 0.5,
             cutmix: 0.5,
             pseudo_trim: 0.1,
+            strong_labeled: false,
             pseudo_targets: PseudoTargets::Depth,
             init_from: None,
         }

@@ -119,6 +119,22 @@ impl Scores {
     }
 }
 
+impl EvalReport {
+    /// The scores of the evaluated scenes that `keep` selects, over all their clips (as
+    /// `overall` is over every scene); `None` when it selects none.
+    pub fn subset(&self, keep: impl Fn(&str) -> bool) -> Option<Scores> {
+        let mut sum = Scores::default();
+        for (_, sc) in self.scenes.iter().filter(|(s, _)| keep(s)) {
+            let mut weighted = sc.clone();
+            for f in weighted.fields_mut() {
+                *f *= sc.clips as f64;
+            }
+            sum.add(&weighted);
+        }
+        (sum.clips > 0).then(|| sum.mean())
+    }
+}
+
 /// The evaluation report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EvalReport {

@@ -5,7 +5,10 @@
 //! - `student`: labeled clips plus accepted pseudo-labels (1:2 per batch);
 //! - `baseline`: the student's batch size, all labeled (the same compute, 3x the labeled
 //!   clips per step);
-//! - `baseline_labeled`: exactly the student's labeled clips per step and nothing else.
+//! - `baseline_labeled`: exactly the student's labeled clips per step and nothing else;
+//! - `baseline_strong`: the student's batch size, all labeled, every clip perturbed as
+//!   strongly as the student's pseudo-labelled clips (colour, blur, CutMix), so a student
+//!   win is not just augmentation.
 
 use std::path::Path;
 
@@ -32,6 +35,8 @@ pub struct Recipe {
     pub baseline: TrainConfig,
     /// Fine-tuned on the student's labeled clips only.
     pub baseline_labeled: TrainConfig,
+    /// Fine-tuned on labeled clips only, the student's batch size and strong perturbations.
+    pub baseline_strong: TrainConfig,
 }
 
 impl Recipe {
@@ -65,11 +70,16 @@ impl Recipe {
             batch_size: student.batch_split()?.0,
             ..baseline.clone()
         };
+        let baseline_strong = TrainConfig {
+            strong_labeled: true,
+            ..baseline.clone()
+        };
         Ok(Self {
             teacher,
             student,
             baseline,
             baseline_labeled,
+            baseline_strong,
         })
     }
 
@@ -82,6 +92,7 @@ impl Recipe {
             &mut self.student,
             &mut self.baseline,
             &mut self.baseline_labeled,
+            &mut self.baseline_strong,
         ] {
             c.preset = preset;
             c.image_height = m.image_height;
@@ -91,12 +102,13 @@ impl Recipe {
     }
 
     /// Every run by name, in training order.
-    pub fn runs(&self) -> [(&'static str, &TrainConfig); 4] {
+    pub fn runs(&self) -> [(&'static str, &TrainConfig); 5] {
         [
             ("teacher", &self.teacher),
             ("student", &self.student),
             ("baseline", &self.baseline),
             ("baseline_labeled", &self.baseline_labeled),
+            ("baseline_strong", &self.baseline_strong),
         ]
     }
 }
@@ -110,7 +122,14 @@ mod tests {
         let r = Recipe::new(3, 30, 20, Path::new("runs/teacher")).unwrap();
         assert_eq!((r.teacher.steps, r.teacher.seed), (30, 3));
         assert_eq!(r.teacher.init_from, None);
-        for c in [&r.student, &r.baseline, &r.baseline_labeled] {
+        assert!(r.baseline_strong.strong_labeled && !r.baseline.strong_labeled);
+        assert!(!r.baseline_strong.semi_supervised());
+        for c in [
+            &r.student,
+            &r.baseline,
+            &r.baseline_labeled,
+            &r.baseline_strong,
+        ] {
             assert_eq!(c.steps, 20);
             assert_eq!(c.init_from.as_deref(), Some(Path::new("runs/teacher")));
             assert_eq!((c.lr, c.seed), (r.baseline.lr, 3));

@@ -1,7 +1,11 @@
 //! Pseudo-labelled clips for semi-supervised training.
 //!
-//! A pseudo clip is one teacher window of the chosen labelling (teacher and config hash)
-//! with at least one accepted frame. Its targets are built like a labeled clip's
+//! A pseudo group is the frames of the chosen labelling (teacher and config hash) that share a
+//! reference frame, so one coordinate frame: one teacher window of a single-pass labelling,
+//! or a whole video (segment) of a fused one. Groups of at least `clip_len` frames with an
+//! accepted frame are used; each training clip is a window drawn from a group like a labeled
+//! clip from a scene (a random start and a gap up to `max_gap`), so every frame of a fused
+//! video can reach the student. Its targets are built like a labeled clip's
 //! ([`crate::data::clip_targets`]) from the teacher's depth, intrinsics and poses; only the
 //! kept pixels of accepted frames are depth and point targets, and point and ray targets are
 //! used only when every frame of the window passed the pose-cycle check
@@ -37,13 +41,20 @@ pub struct PseudoFrame {
     pub pose: Mat4,
 }
 
-/// A window of pseudo-labelled frames.
+/// Pseudo-labelled frames in one coordinate frame (a window, or a fused video segment).
 #[derive(Debug, Clone)]
 pub struct PseudoClip {
     /// Frames in capture order.
     pub frames: Vec<PseudoFrame>,
-    /// Whether every frame's pose cycles closed (its cameras may supervise).
-    pub cameras_ok: bool,
+    /// Per frame: whether its camera passed the camera check (cycles, or fused residuals).
+    pub camera_ok: Vec<bool>,
+}
+
+impl PseudoClip {
+    /// Whether every frame's camera passed its check (the cameras may supervise).
+    pub fn cameras_ok(&self) -> bool {
+        self.camera_ok.iter().all(|c| *c)
+    }
 }
 
 /// The usable pseudo clips of one labelling.
@@ -53,14 +64,14 @@ pub struct PseudoSet {
     pub teacher_hash: String,
     /// Config of the labelling.
     pub config_hash: String,
-    /// Clips of `clip_len` frames.
+    /// Groups of at least `clip_len` frames.
     pub clips: Vec<PseudoClip>,
     /// Frames labelled in total, and accepted, in the usable clips.
     pub frames_accepted: usize,
 }
 
-/// Loads the usable clips of the labelling `selector` names (`latest` or a teacher-hash
-/// prefix) whose windows have `clip_len` frames at `w` x `h`.
+/// Loads the usable groups of the labelling `selector` names (`latest` or a teacher-hash
+/// prefix): at least `clip_len` frames at `w` x `h`, one of them accepted.
 pub fn load_pseudo_set(
     ds: &Dataset,
     manifest: &Manifest,
@@ -76,7 +87,7 @@ pub fn load_pseudo_set(
     }
     let (teacher_hash, config_hash) = select_labelling(&rows, selector)?;
     let index = store.frame_index()?;
-    let mut windows: BTreeMap<(String, String, i64), Vec<_>> = BTreeMap::new();
+    let mut windows: BTreeMap<(String, i64), Vec<_>> = BTreeMap::new();
     for r in rows
         .into_iter()
         .filter(|r| r.teacher_hash == teacher_hash && r.config_hash == config_hash)
@@ -88,18 +99,19 @@ pub fn load_pseudo_set(
             )));
         }
         windows
-            .entry((r.scene_id.clone(), r.clip_id.clone(), r.reference_frame_idx))
+            .entry((r.scene_id.clone(), r.reference_frame_idx))
             .or_default()
             .push(r);
     }
     let mut clips = Vec::new();
     let mut accepted = 0;
-    for ((scene, _, _), mut frames) in windows {
+    for ((scene, _), mut frames) in windows {
         frames.sort_by_key(|r| r.frame_idx);
-        if frames.len() != clip_len || !frames.iter().any(|r| r.accepted) {
+        frames.dedup_by_key(|r| r.frame_idx);
+        if frames.len() < clip_len || !frames.iter().any(|r| r.accepted) {
             continue;
         }
-        let cameras_ok = frames.iter().all(|r| r.camera_consistent);
+        let camera_ok = frames.iter().map(|r| r.camera_consistent).collect();
         let mut clip = Vec::with_capacity(frames.len());
         for r in frames {
             let Some((frame, _)) = index.get(&(scene.clone(), r.frame_idx)) else {
@@ -120,12 +132,12 @@ pub fn load_pseudo_set(
         }
         clips.push(PseudoClip {
             frames: clip,
-            cameras_ok,
+            camera_ok,
         });
     }
     if clips.is_empty() {
         return Err(TrainError::User(format!(
-            "labelling {} has no usable {clip_len}-frame window (one with an accepted frame); relax the filters or label with clip_len = {clip_len}",
+            "labelling {} has no usable group of {clip_len} frames (frames sharing a reference, one of them accepted); relax the filters, label with clip_len = {clip_len}, or fuse ([fusion] enabled)",
             &teacher_hash[..12.min(teacher_hash.len())]
         )));
     }
@@ -199,6 +211,8 @@ pub struct PseudoBatch {
     pub clips: usize,
     /// Frames, height and width of each clip.
     pub size: (usize, usize, usize),
+    /// Largest frame gap inside a clip drawn from a longer group.
+    pub max_gap: usize,
     /// Strong perturbation of the inputs.
     pub strong: Augment,
     /// Whether point and ray maps from the teacher's cameras supervise too (else depth
@@ -210,9 +224,26 @@ pub struct PseudoBatch {
     pub seed: u64,
 }
 
-/// The pseudo-labelled clips of one training batch: `b.clips` clips drawn from `set`,
-/// decoded with the strong perturbation, geometry targets switched off where they must not
-/// teach, then CutMix between pairs of them.
+/// A window of `len` frames of a group: the whole group when it has exactly `len` (no draw),
+/// else a random gap up to `max_gap` and a random start, as labeled clips are drawn.
+pub fn window_of(n: usize, len: usize, max_gap: usize, rng: &mut SplitMix64) -> Vec<usize> {
+    if n <= len {
+        return (0..n.min(len)).collect();
+    }
+    let most_gap = if len > 1 {
+        ((n - 1) / (len - 1)).clamp(1, max_gap.max(1))
+    } else {
+        1
+    };
+    let gap = 1 + (rng.next_u64() % most_gap as u64) as usize;
+    let span = (len - 1) * gap;
+    let start = (rng.next_u64() % (n - span) as u64) as usize;
+    (0..len).map(|k| start + k * gap).collect()
+}
+
+/// The pseudo-labelled clips of one training batch: `b.clips` windows drawn from the groups
+/// of `set`, decoded with the strong perturbation, geometry targets switched off where they
+/// must not teach, then CutMix between pairs of them.
 pub fn pseudo_batch(
     set: &PseudoSet,
     store: &FrameStore,
@@ -227,16 +258,19 @@ pub fn pseudo_batch(
         .iter()
         .enumerate()
         .map(|(k, c)| {
-            let clip = &set.clips[*c];
+            let group = &set.clips[*c];
+            let at = window_of(group.frames.len(), v, b.max_gap, sampler);
+            let frames: Vec<PseudoFrame> = at.iter().map(|i| group.frames[*i].clone()).collect();
+            let cameras_ok = at.iter().all(|i| group.camera_ok[*i]);
             let mut s = load_pseudo_clip(
                 store,
-                &clip.frames,
+                &frames,
                 w,
                 h,
                 b.strong,
                 b.seed ^ (0xC0FFEE + k as u64),
             )?;
-            if !b.geometry || !clip.cameras_ok {
+            if !b.geometry || !cameras_ok {
                 s.geometry.iter_mut().for_each(|g| *g = 0.0);
             }
             Ok(s)
@@ -309,6 +343,23 @@ mod tests {
             geometry: vec![1.0; v * hw],
             pseudo: true,
         }
+    }
+
+    #[test]
+    fn windows_of_groups_take_every_frame_and_exact_groups_draw_nothing() {
+        let mut rng = SplitMix64::new(5);
+        let before = rng.clone().next_u64();
+        assert_eq!(window_of(3, 3, 3, &mut rng), [0, 1, 2]);
+        assert_eq!(rng.next_u64(), before, "an exact group draws nothing");
+        // Over many draws from a 10-frame group every frame is used, including the last two.
+        let mut seen = [0u32; 10];
+        for _ in 0..400 {
+            let w = window_of(10, 3, 3, &mut rng);
+            assert_eq!(w.len(), 3);
+            assert!(w.windows(2).all(|p| p[1] > p[0] && p[1] - p[0] <= 3));
+            w.iter().for_each(|i| seen[*i] += 1);
+        }
+        assert!(seen.iter().all(|c| *c > 0), "{seen:?}");
     }
 
     #[test]

@@ -196,9 +196,13 @@ pub fn train(
     } else {
         0.0
     });
-    let aug = Augment {
-        colour: config.augment_colour,
-        blur: config.augment_blur,
+    let aug = if config.strong_labeled {
+        strong
+    } else {
+        Augment {
+            colour: config.augment_colour,
+            blur: config.augment_blur,
+        }
     };
     let (v, h, w) = (config.clip_len, config.image_height, config.image_width);
     for step in start..config.steps {
@@ -208,6 +212,17 @@ pub fn train(
         let mut samples: Vec<ClipSample> = (0..data.len())
             .map(|i| data.try_get(i))
             .collect::<Result<_>>()?;
+        if config.strong_labeled && samples.len() > 1 {
+            for k in 0..samples.len() {
+                if sampler.next_f64() < config.cutmix {
+                    let other =
+                        (k + 1 + (sampler.next_u64() % (samples.len() - 1) as u64) as usize)
+                            % samples.len();
+                    let src = samples[other].clone();
+                    crate::pseudo::cutmix(&mut samples[k], &src, v, w, h, &mut sampler);
+                }
+            }
+        }
         if let Some(set) = &pseudo {
             samples.extend(pseudo_batch(
                 set,
@@ -215,6 +230,7 @@ pub fn train(
                 &PseudoBatch {
                     clips: n_pseudo,
                     size: (v, h, w),
+                    max_gap: config.max_gap,
                     strong,
                     geometry: pseudo_geometry,
                     cutmix: config.cutmix,

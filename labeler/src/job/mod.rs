@@ -13,9 +13,14 @@
 //! 5. Rows are committed every `commit_every` clips; a commit that loses a race with another
 //!    shard is retried on the new version.
 //!
+//! With `[fusion] enabled`, steps 3-4 are replaced by `fused`: each video (segments of at most
+//! `max_segment` frames) is labelled as a whole from many passes per frame
+//! ([`crate::fusion`]), committed every `commit_every` segments.
+//!
 //! Rooms: `plan` (shards, resumption, windows), `teacher` (loading, config, inference),
 //! `rows` (filters and rows of one window); this file runs the loop and commits.
 
+mod fused;
 mod plan;
 mod rows;
 mod teacher;
@@ -127,6 +132,47 @@ pub fn label(
         config_hash: &config_hash,
         config_toml: &toml,
     };
+
+    if cfg.fusion.enabled {
+        let segs = fused::segments(&todo, cfg.fusion.max_segment);
+        let mut frames_done = 0usize;
+        let mut pending: Vec<PseudoLabelRow> = Vec::new();
+        for (i, seg) in segs.iter().enumerate() {
+            let _span = tracing::info_span!(
+                "label segment",
+                scene = seg.scene_id.as_str(),
+                frames = seg.frames.len()
+            )
+            .entered();
+            let rows = fused::label_segment(&store, teacher, seg, &cfg, &prov)?;
+            frames_done += rows.len();
+            report.frames_accepted += rows.iter().filter(|r| r.accepted).count();
+            pending.extend(
+                rows.into_iter()
+                    .filter(|r| !done.contains(&(r.scene_id.clone(), r.frame_idx))),
+            );
+            on_progress(Progress {
+                frames_done,
+                frames_total,
+            });
+            if (i + 1) % cfg.commit_every == 0 || i + 1 == segs.len() {
+                let what = format!(
+                    "{} fused frames (shard {}/{})",
+                    pending.len(),
+                    shard.index,
+                    shard.count
+                );
+                if let Some(v) = commit(ds, &pending, &what)? {
+                    report.versions.push(v);
+                    spatialsv_pipeline::crash_point("label-after-commit");
+                }
+                pending.clear();
+            }
+        }
+        report.clips_labeled = todo.len();
+        report.frames_labeled = frames_done;
+        return Ok(report);
+    }
 
     // Batches of windows of equal length, never spanning a commit chunk.
     type Batch = (Vec<Window>, bool);

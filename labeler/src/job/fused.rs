@@ -1,0 +1,272 @@
+//! Fused labelling (`[fusion] enabled = true`): a whole video at a time (segments of at most
+//! `max_segment` frames), many teacher passes per frame, fused by [`crate::fusion`].
+//!
+//! Per segment: decode every frame once; run the teacher on windows at every start position
+//! and at each gap, plain and flipped, `batch_size` windows per forward; fuse depth (scale
+//! alignment, median, spread) and cameras (pose graph); filter (spread, the teacher's own
+//! confidence, acceptance) and make one row per frame, its pose relative to the segment's
+//! first frame. Every frame of the segment gets exactly one row.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use spatialsv_pipeline::labels::PseudoLabelRow;
+use spatialsv_pipeline::rows::now_ns;
+use spatialsv_pipeline::{CODE_VERSION, FrameRef, FrameStore};
+use spatialsv_schemas::Split;
+use spatialsv_trainer::data::{Augment, load_images};
+use spatialsv_trainer::eval::camera_of_view;
+
+use crate::config::LabelConfig;
+use crate::error::Result;
+use crate::filters::{accept, confidence_keep};
+use crate::fusion::{DepthPass, PosePass, flip_planes, fuse_depth, fuse_poses, sliding_windows};
+
+use super::Teacher;
+use super::plan::Work;
+use super::rows::Provenance;
+use super::teacher::infer;
+
+/// A run of frames of one scene fused together.
+#[derive(Debug, Clone)]
+pub(super) struct Segment {
+    pub(super) scene_id: String,
+    pub(super) split: Split,
+    /// Frames in capture order, each with the ingested clip it belongs to.
+    pub(super) frames: Vec<(FrameRef, String)>,
+}
+
+/// The segments of the clips in `todo`: each scene's frames in order, cut every
+/// `max_segment` frames.
+pub(super) fn segments(todo: &[Work], max_segment: usize) -> Vec<Segment> {
+    let mut by_scene: HashMap<&str, (Split, Vec<(FrameRef, String)>)> = HashMap::new();
+    for w in todo {
+        let e = by_scene
+            .entry(w.scene_id.as_str())
+            .or_insert_with(|| (w.split, Vec::new()));
+        e.1.extend(w.frames.iter().map(|f| (*f, w.clip_id.clone())));
+    }
+    let mut scenes: Vec<_> = by_scene.into_iter().collect();
+    scenes.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::new();
+    for (scene, (split, mut frames)) in scenes {
+        frames.sort_by_key(|f| f.0.frame_idx);
+        frames.dedup_by_key(|f| f.0.frame_idx);
+        for chunk in frames.chunks(max_segment.max(2)) {
+            out.push(Segment {
+                scene_id: scene.to_string(),
+                split,
+                frames: chunk.to_vec(),
+            });
+        }
+    }
+    out
+}
+
+/// One teacher pass: a window of the segment, plain or flipped.
+#[derive(Debug, Clone)]
+struct Pass {
+    frames: Vec<usize>,
+    flipped: bool,
+}
+
+/// Labels one segment: every frame gets one row.
+pub(super) fn label_segment(
+    store: &FrameStore,
+    teacher: &Teacher,
+    seg: &Segment,
+    cfg: &LabelConfig,
+    prov: &Provenance<'_>,
+) -> Result<Vec<PseudoLabelRow>> {
+    let (h, w) = (
+        teacher.train_config.image_height,
+        teacher.train_config.image_width,
+    );
+    let (hw, per) = (h * w, 3 * h * w);
+    let n = seg.frames.len();
+    let images: Vec<Vec<f32>> = seg
+        .frames
+        .par_iter()
+        .map(|(f, _)| load_images(store, &[*f], w, h, Augment::NONE, 0))
+        .collect::<std::result::Result<_, _>>()?;
+    let flipped_images: Vec<Vec<f32>> = if cfg.fusion.flips {
+        images
+            .par_iter()
+            .map(|im| {
+                let mut im = im.clone();
+                flip_planes(&mut im, w);
+                im
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut passes = Vec::new();
+    for win in sliding_windows(n, cfg.clip_len, &cfg.fusion.gaps) {
+        passes.push(Pass {
+            frames: win.clone(),
+            flipped: false,
+        });
+        if cfg.fusion.flips {
+            passes.push(Pass {
+                frames: win,
+                flipped: true,
+            });
+        }
+    }
+    let v = passes.first().map_or(0, |p| p.frames.len());
+    let step = (w / 16).max(1);
+    // Per pass: depth and teacher confidence per slot (un-flipped), and cameras (plain only).
+    let mut depth_passes: Vec<DepthPass> = Vec::with_capacity(passes.len());
+    let mut conf_passes: Vec<Vec<Vec<f32>>> = Vec::with_capacity(passes.len());
+    let mut cameras: Vec<Option<Vec<(spatialsv_pipeline::geometry::Rigid, f64)>>> =
+        Vec::with_capacity(passes.len());
+    for batch in passes.chunks(cfg.batch_size.max(1)) {
+        let mut input = Vec::with_capacity(batch.len() * v * per);
+        for p in batch {
+            let src = if p.flipped { &flipped_images } else { &images };
+            for f in &p.frames {
+                input.extend_from_slice(&src[*f]);
+            }
+        }
+        let out = infer(&teacher.model, input, batch.len(), v, h, w)?;
+        let results: Vec<_> = batch
+            .par_iter()
+            .enumerate()
+            .map(|(b, p)| {
+                let slot = |buf: &[f32], j: usize| {
+                    let mut x = buf[(b * v + j) * hw..(b * v + j + 1) * hw].to_vec();
+                    if p.flipped {
+                        flip_planes(&mut x, w);
+                    }
+                    x
+                };
+                let depth: Vec<Vec<f32>> = (0..v).map(|j| slot(&out.depth, j)).collect();
+                let conf: Vec<Vec<f32>> = (0..v).map(|j| slot(&out.conf, j)).collect();
+                let cams = (!p.flipped).then(|| {
+                    let rays = &out.rays[b * v * 6 * hw..(b + 1) * v * 6 * hw];
+                    (0..v)
+                        .map(|j| camera_of_view(rays, j, h, w, step))
+                        .collect::<Vec<_>>()
+                });
+                (depth, conf, cams)
+            })
+            .collect();
+        for (p, (depth, conf, cams)) in batch.iter().zip(results) {
+            depth_passes.push(DepthPass {
+                frames: p.frames.clone(),
+                depth,
+            });
+            conf_passes.push(conf);
+            cameras.push(cams);
+        }
+    }
+    let fused = fuse_depth(&depth_passes, n, hw);
+    let pose_passes: Vec<PosePass> = cameras
+        .iter()
+        .enumerate()
+        .filter_map(|(p, c)| {
+            c.as_ref().map(|c| PosePass {
+                frames: passes[p].frames.clone(),
+                poses: c.iter().map(|x| x.0).collect(),
+                scale: fused.scales[p],
+            })
+        })
+        .collect();
+    let poses = fuse_poses(&pose_passes, n);
+    // Per frame: the teacher's mean confidence over its passes, and its median focal length.
+    let mut conf_sum = vec![vec![0.0f32; hw]; n];
+    let mut conf_n = vec![0u32; n];
+    let mut focals: Vec<Vec<f64>> = vec![Vec::new(); n];
+    for (p, pass) in passes.iter().enumerate() {
+        for (j, f) in pass.frames.iter().enumerate() {
+            for (s, c) in conf_sum[*f].iter_mut().zip(&conf_passes[p][j]) {
+                *s += c;
+            }
+            conf_n[*f] += 1;
+            if let Some(c) = &cameras[p] {
+                focals[*f].push(c[j].1);
+            }
+        }
+    }
+    let now = now_ns();
+    let reference = seg.frames[0].0.frame_idx;
+    let rows = (0..n)
+        .into_par_iter()
+        .map(|f| {
+            let teacher_conf: Vec<f32> = conf_sum[f]
+                .iter()
+                .map(|s| s / conf_n[f].max(1) as f32)
+                .collect();
+            let conf_keep = confidence_keep(&teacher_conf, &cfg.confidence);
+            let spread_keep: Vec<bool> = fused.spread[f]
+                .iter()
+                .zip(&fused.depth[f])
+                .map(|(s, d)| *s <= cfg.fusion.max_spread && *d > 0.0)
+                .collect();
+            let keep: Vec<bool> = conf_keep
+                .iter()
+                .zip(&spread_keep)
+                .map(|(a, b)| *a && *b)
+                .collect();
+            let removed_conf = conf_keep.iter().filter(|k| !**k).count();
+            let removed_spread = conf_keep
+                .iter()
+                .zip(&spread_keep)
+                .filter(|(a, b)| **a && !**b)
+                .count();
+            let kept = keep.iter().filter(|k| **k).count();
+            let (rot, dir) = (
+                poses.rotation_residual_deg[f],
+                poses.direction_residual_deg[f],
+            );
+            let consistent = !cfg.camera.enabled
+                || (rot <= cfg.camera.max_rotation_deg && dir <= cfg.camera.max_direction_deg);
+            let verdict = accept(kept, hw, consistent, &cfg.acceptance);
+            let mut fl = focals[f].clone();
+            fl.sort_by(f64::total_cmp);
+            let focal = fl.get(fl.len() / 2).copied().unwrap_or(0.9 * w as f64);
+            let depth = fused.depth[f].clone();
+            let mut sorted: Vec<f32> = depth.iter().copied().filter(|d| *d > 0.0).collect();
+            sorted.sort_by(f32::total_cmp);
+            let confidence: Vec<f32> = fused.spread[f]
+                .iter()
+                .map(|s| (1.0 / s.max(1e-3)).max(1.0))
+                .collect();
+            let conf_mean =
+                confidence.iter().map(|c| f64::from(*c)).sum::<f64>() / hw.max(1) as f64;
+            let (frame, clip) = &seg.frames[f];
+            PseudoLabelRow {
+                scene_id: seg.scene_id.clone(),
+                frame_idx: frame.frame_idx,
+                clip_id: clip.clone(),
+                reference_frame_idx: reference,
+                split: seg.split,
+                width: w as i32,
+                height: h as i32,
+                depth_median: sorted.get(sorted.len() / 2).map_or(0.0, |d| f64::from(*d)),
+                metres_per_unit: None,
+                depth,
+                confidence_mean: conf_mean,
+                confidence,
+                keep,
+                intrinsics: [focal, focal, w as f64 / 2.0, h as f64 / 2.0],
+                reference_from_camera: poses.poses[f].to_row_major(),
+                px_removed_confidence: removed_conf as i64,
+                px_removed_geometric: removed_spread as i64,
+                camera_rotation_error_deg: rot,
+                camera_direction_error_deg: dir,
+                camera_consistent: consistent,
+                accepted: verdict.is_ok(),
+                reject_kind: verdict.as_ref().err().map(|r| r.kind),
+                reject_reason: verdict.err().map(|r| r.detail),
+                teacher_hash: prov.teacher.to_string(),
+                config_hash: prov.config_hash.to_string(),
+                config_toml: prov.config_toml.to_string(),
+                code_version: CODE_VERSION.to_string(),
+                labeled_at: now,
+            }
+        })
+        .collect();
+    Ok(rows)
+}
