@@ -425,6 +425,45 @@ fn pair_errors(rows: &[&PseudoLabelRow], truths: &HashMap<String, Truth>, gap: i
     }
 }
 
+/// The labelling of `teacher` whose config hash starts with `config_prefix`.
+pub fn labelling_by_config(
+    ds: &Dataset,
+    teacher: &str,
+    config_prefix: &str,
+) -> Result<(String, String)> {
+    let m = ds.latest()?;
+    let mut found: Vec<String> = Vec::new();
+    for b in ds.read_table(
+        &m,
+        Table::PseudoLabels,
+        Some(&["teacher_hash", "config_hash"]),
+    )? {
+        let cols = spatialsv_schemas::Columns::new(Table::PseudoLabels, &b)?;
+        let (t, c) = (cols.strings("teacher_hash")?, cols.strings("config_hash")?);
+        for r in 0..b.num_rows() {
+            if t.value(r) == teacher && c.value(r).starts_with(config_prefix) {
+                found.push(c.value(r).to_string());
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    match &found[..] {
+        [one] => Ok((teacher.to_string(), one.clone())),
+        [] => Err(LabelError::User(format!(
+            "no labelling of teacher {} has a config hash starting with '{config_prefix}'",
+            &teacher[..12.min(teacher.len())]
+        ))),
+        many => Err(LabelError::User(format!(
+            "config hash prefix '{config_prefix}' is ambiguous: {}",
+            many.iter()
+                .map(|c| &c[..12.min(c.len())])
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 /// Compares the labelling `single` with the labelling `fused` (each a teacher and config
 /// hash) on the frames both labelled, against the ground truth under `groundtruth`.
 pub fn compare(

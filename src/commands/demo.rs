@@ -189,6 +189,11 @@ fn s(p: &Path) -> String {
 }
 
 pub fn run(args: Args) -> CliResult {
+    run_report(args).map(|_| ())
+}
+
+/// Runs the demo and returns what its report shows.
+pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
     let t0 = Instant::now();
     let out = args.out.clone();
     std::fs::create_dir_all(&out)
@@ -237,7 +242,7 @@ pub fn run(args: Args) -> CliResult {
     let mut r = Runner {
         out: out.clone(),
         steps: Vec::new(),
-        total: 13,
+        total: 12,
     };
     let mut synth = demo_world(&world, args.world_seed.unwrap_or(args.seed));
     if let Some(spec) = &args.world {
@@ -360,9 +365,10 @@ pub fn run(args: Args) -> CliResult {
     let (quality, comparison): (LabelQuality, LabelComparison) = r.always(
         "score pseudo-labels",
         format!(
-            "spatialsv eval --dataset {} --pseudo-labels --groundtruth {} --out {}/eval/labels",
+            "spatialsv eval --dataset {} --pseudo-labels --groundtruth {} --against {} --out {}/eval/labels",
             quote(&ds_dir),
             quote(&gt),
+            &single_id.1[..12],
             quote(&out)
         ),
         || {
@@ -376,12 +382,7 @@ pub fn run(args: Args) -> CliResult {
                 (&fused_id.0, &fused_id.1),
             )?;
             write_json(&out.join("eval").join("labels"), "single_vs_fused.json", &c)?;
-            out!(
-                "fused kept pixels: AbsRel {:.4} against the single pass's {:.4} on the same pixels ({:.2}x; the go/no-go asks for at most 0.85x)",
-                c.fused_kept.abs_rel,
-                c.single_on_fused_kept.abs_rel,
-                c.kept_ratio()
-            );
+            super::eval::print_comparison(&c)?;
             Ok((q, c))
         },
     )?;
@@ -435,5 +436,5 @@ pub fn run(args: Args) -> CliResult {
         out.join("report.md").display(),
         out.join("report.html").display()
     );
-    Ok(())
+    Ok(report)
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use spatialsv_labeler::quality::LabelQuality;
+use spatialsv_labeler::quality::{LabelComparison, LabelQuality};
 use spatialsv_pipeline::Dataset;
 use spatialsv_schemas::Split;
 use spatialsv_trainer::eval::{EvalReport, Scores, evaluate};
@@ -23,6 +23,7 @@ use super::{CliError, CliResult, write_json};
 /// Example:
 ///   spatialsv eval --dataset ds --checkpoint runs/teacher --split test --out eval/teacher
 ///   spatialsv eval --dataset ds --pseudo-labels --groundtruth world/groundtruth --out eval/labels
+///   spatialsv eval --dataset ds --pseudo-labels --groundtruth world/groundtruth --against 765c7f --out eval/go
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -41,6 +42,11 @@ pub struct Args {
     /// Teacher hash (or a prefix) of the pseudo-labels to score; the newest when omitted.
     #[arg(long)]
     teacher_hash: Option<String>,
+    /// With --pseudo-labels: also compare the scored labelling, fused, with the same
+    /// teacher's labelling whose config hash starts with this prefix, one pass per frame (the
+    /// go/no-go table; writes DIR/single_vs_fused.json).
+    #[arg(long, requires = "pseudo_labels")]
+    against: Option<String>,
     /// Split to evaluate on.
     #[arg(long, default_value = "test")]
     split: String,
@@ -97,6 +103,46 @@ fn print(r: &EvalReport) -> CliResult {
     Ok(())
 }
 
+/// Prints a single-pass against fused comparison as a table.
+pub fn print_comparison(c: &LabelComparison) -> CliResult {
+    out!(
+        "config {} (single pass) against {} (fused), {} frames:",
+        &c.single.1[..12.min(c.single.1.len())],
+        &c.fused.1[..12.min(c.fused.1.len())],
+        c.frames
+    );
+    out!(
+        "{:<48} {:>10} {:>8} {:>7}",
+        "depth (median-scaled)",
+        "pixels",
+        "AbsRel",
+        "d1"
+    );
+    for (name, d) in c.depth_rows() {
+        out!(
+            "{name:<48} {:>10} {:>8.4} {:>7.3}",
+            d.pixels,
+            d.abs_rel,
+            d.delta1
+        );
+    }
+    for (name, p) in [("single pass", &c.single_pairs), ("fused", &c.fused_pairs)] {
+        out!(
+            "cameras of frame pairs 2 apart, {name:<12} {:>6} pairs {:>7.2} deg rotation {:>7.2} deg direction",
+            p.frames,
+            p.rotation_deg,
+            p.direction_deg
+        );
+    }
+    out!(
+        "fused kept pixels: AbsRel {:.4} against the single pass's {:.4} on the same pixels ({:.2}x; the go/no-go asks for at most 0.85x)",
+        c.fused_kept.abs_rel,
+        c.single_on_fused_kept.abs_rel,
+        c.kept_ratio()
+    );
+    Ok(())
+}
+
 /// Prints pseudo-label quality as a table.
 pub fn print_quality(q: &LabelQuality) -> CliResult {
     out!("pseudo-labels of {}", q.summary());
@@ -146,6 +192,19 @@ pub fn run(args: Args) -> CliResult {
         print_quality(&q)?;
         let path = write_json(&args.out, "pseudo_labels.json", &q)?;
         out!("wrote {}", path.display());
+        if let Some(prefix) = &args.against {
+            let single =
+                spatialsv_labeler::quality::labelling_by_config(&ds, &q.teacher_hash, prefix)?;
+            let c = spatialsv_labeler::quality::compare(
+                &ds,
+                gt,
+                (&single.0, &single.1),
+                (&q.teacher_hash, &q.config_hash),
+            )?;
+            print_comparison(&c)?;
+            let path = write_json(&args.out, "single_vs_fused.json", &c)?;
+            out!("wrote {}", path.display());
+        }
         return Ok(());
     }
     let split: Split = args

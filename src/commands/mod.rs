@@ -36,6 +36,7 @@ mod label;
 mod log;
 mod migrate;
 mod sql;
+mod study;
 mod synth;
 mod train;
 
@@ -70,6 +71,7 @@ enum Command {
     Eval(eval::Args),
     Export(export::Args),
     Demo(demo::Args),
+    Study(study::Args),
     Bench(bench::Args),
 }
 
@@ -177,6 +179,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Eval(a) => eval::run(a),
         Command::Export(a) => export::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Study(a) => study::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

@@ -5,8 +5,8 @@ use std::process::{Command, Stdio};
 
 use super::{fails, ok, spatialsv, tiny};
 
-const COMMANDS: [&str; 10] = [
-    "synth", "ingest", "sql", "log", "migrate", "train", "label", "eval", "export", "demo",
+const COMMANDS: [&str; 11] = [
+    "synth", "ingest", "sql", "log", "migrate", "train", "label", "eval", "export", "demo", "study",
 ];
 
 #[test]

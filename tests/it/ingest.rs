@@ -342,7 +342,9 @@ fn ingest_and_synth_commands() {
         "32x24",
     ]);
     assert!(
-        text.starts_with("rendered 2 scan scenes (1 train, 1 test) and 1 videos"),
+        text.starts_with(
+            "rendered 2 scan scenes (1 train, 1 test) of 4 frames, 1 unlabeled videos of 4 frames and 0 test videos"
+        ),
         "{text}"
     );
     let text = ok(&[

@@ -264,6 +264,81 @@ fn pseudo_label_quality_against_the_hidden_ground_truth() {
 }
 
 #[test]
+fn fused_labels_cover_every_frame_once_in_one_frame_per_video_and_a_student_uses_them() {
+    let l = labelled();
+    let out = tempfile::tempdir().unwrap();
+    let ds_dir = out.path().join("ds");
+    copy_dir(std::path::Path::new(&l.ds), &ds_dir);
+    let ds = ds_dir.to_str().unwrap().to_string();
+    let cfg = out.path().join("fused.toml");
+    std::fs::write(
+        &cfg,
+        "[fusion]\nenabled = true\n[acceptance]\nmin_kept_fraction = 0.0\n",
+    )
+    .unwrap();
+    let label = || {
+        ok(&[
+            "label",
+            "--dataset",
+            &ds,
+            "--teacher",
+            &l.teacher,
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+    };
+    let first = label();
+    assert!(first.contains("24 frames labelled"), "{first}");
+    // One row per unlabeled frame for this labelling (the default one is there too), and
+    // each video is one group: one reference frame, its first.
+    let fused =
+        "config_hash = (SELECT config_hash FROM pseudo_labels ORDER BY labeled_at DESC LIMIT 1)";
+    assert_eq!(
+        csv(
+            &ds,
+            &format!(
+                "SELECT count(*) AS n, count(DISTINCT scene_id || '/' || CAST(frame_idx AS VARCHAR)) AS k, \
+                 count(DISTINCT scene_id || '/' || CAST(reference_frame_idx AS VARCHAR)) AS groups, \
+                 max(reference_frame_idx) AS r FROM pseudo_labels WHERE {fused}"
+            )
+        ),
+        "n,k,groups,r\n24,24,2,0\n"
+    );
+    // Every frame's pixel counts add up; the spread filter's removals count as geometric.
+    assert_eq!(
+        csv(
+            &ds,
+            &format!(
+                "SELECT count(*) AS bad FROM pseudo_labels WHERE {fused} AND \
+                 px_removed_confidence + px_removed_geometric + px_kept <> px_total"
+            )
+        ),
+        "bad\n0\n"
+    );
+    assert!(label().contains("0 labelled now"), "a rerun labels nothing");
+    // A student trains on them (the newest labelling).
+    let scfg = out.path().join("student.toml");
+    std::fs::write(
+        &scfg,
+        format!(
+            "image_height = 16\nimage_width = 24\nsteps = 2\nwarmup_steps = 1\nbatch_size = 3\n\
+             pseudo_labels = \"latest\"\ninit_from = \"{}\"\n",
+            l.teacher
+        ),
+    )
+    .unwrap();
+    ok(&[
+        "train",
+        "--dataset",
+        &ds,
+        "--config",
+        scfg.to_str().unwrap(),
+        "--out",
+        out.path().join("student").to_str().unwrap(),
+    ]);
+}
+
+#[test]
 fn a_student_trains_on_labeled_scans_and_the_newest_pseudo_labels() {
     let l = labelled();
     let dir = tempfile::tempdir().unwrap();
@@ -339,18 +414,27 @@ fn demo_runs_end_to_end_and_writes_its_report() {
         "--steps",
         "2",
         "--world",
-        "3,2,9,64x48",
+        "3,2,9,64x48,1,1,9",
         "--label-config",
         lax.to_str().unwrap(),
     ];
     let text = ok(&args);
-    assert!(text.contains("demo step 10/10"), "{text}");
+    assert!(text.contains("demo step 12/12"), "{text}");
+    assert!(
+        text.contains("the go/no-go asks for at most 0.85x"),
+        "{text}"
+    );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     for needle in [
         "| teacher |",
         "| baseline |",
         "| baseline_labeled |",
-        "student against baseline:",
+        "| baseline_strong |",
+        "Test set A: held-out scan rooms (1 rooms)",
+        "Test set B: held-out video rooms (1 rooms)",
+        "test set B, student against baseline_strong:",
+        "Go/no-go: fused labels against one teacher pass",
+        "single pass on the fused kept pixels",
         "| student |",
         "trivial baselines",
         "kept pixels of accepted frames",
@@ -365,6 +449,7 @@ fn demo_runs_end_to_end_and_writes_its_report() {
         "export/student/pred.ply",
         "export/baseline/gt.ply",
         "eval/student/eval.json",
+        "eval/labels/single_vs_fused.json",
     ] {
         assert!(out.join(f).exists(), "{f}");
     }
