@@ -91,16 +91,17 @@ pub fn require_checkpoint(out: &Path) -> Result<PathBuf> {
 /// Loads the model of a run's newest checkpoint (for evaluation and labelling).
 pub fn load_model(out: &Path) -> Result<(SpatialSv<B>, SpatialSvConfig)> {
     let dir = require_checkpoint(out)?;
+    let weights = weights_file(&dir);
     let cfg_path = out.join("model.json");
     let cfg = SpatialSvConfig::load(&cfg_path)
         .map_err(|e| TrainError::corrupt(&cfg_path, "unreadable model config", e))?;
     let device = default_device();
     let model = cfg
         .init::<B>(&device)
-        .load_file(dir.join("model"), &DefaultRecorder::new(), &device)
+        .load_file(weights.with_extension(""), &DefaultRecorder::new(), &device)
         .map_err(|e| {
             TrainError::corrupt(
-                dir.join("model.mpk"),
+                weights.clone(),
                 "checkpoint does not load into this run's model (damaged, or written for another model config)",
                 e,
             )
@@ -108,11 +109,23 @@ pub fn load_model(out: &Path) -> Result<(SpatialSv<B>, SpatialSvConfig)> {
     Ok((model, cfg))
 }
 
+/// The weights a checkpoint directory is used with: the moving average (`ema.mpk`) of a run
+/// trained with `ema_decay > 0`, else the trained weights (`model.mpk`).
+pub fn weights_file(checkpoint: &Path) -> std::path::PathBuf {
+    let ema = checkpoint.join("ema.mpk");
+    if ema.exists() {
+        ema
+    } else {
+        checkpoint.join("model.mpk")
+    }
+}
+
 /// Saves a checkpoint of step `state.step` atomically: weights, optimiser record and state
 /// into a temporary directory renamed into place, then the `latest` pointer.
 pub(crate) fn save_checkpoint<R: Record<B>>(
     out: &Path,
     model: &SpatialSv<B>,
+    ema: Option<&SpatialSv<B>>,
     optim: R,
     state: &TrainState,
 ) -> Result<()> {
@@ -125,6 +138,11 @@ pub(crate) fn save_checkpoint<R: Record<B>>(
         .clone()
         .save_file(tmp.join("model"), &recorder)
         .map_err(|e| io_err("saving a checkpoint", &tmp, e))?;
+    if let Some(ema) = ema {
+        ema.clone()
+            .save_file(tmp.join("ema"), &recorder)
+            .map_err(|e| io_err("saving a checkpoint", &tmp, e))?;
+    }
     recorder
         .record(optim, tmp.join("optim"))
         .map_err(|e| io_err("saving a checkpoint", &tmp, e))?;

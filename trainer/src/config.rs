@@ -124,6 +124,13 @@ pub struct TrainConfig {
     /// between the batch's labeled clips): the supervised-only control that tells a
     /// semi-supervised gain from an augmentation gain.
     pub strong_labeled: bool,
+    /// Probability of mirroring a strongly perturbed clip left-right (images, depth, and the
+    /// point and ray maps' x axis), as one more perturbation of pseudo-labelled clips (and of
+    /// labeled ones with `strong_labeled`).
+    pub strong_flip: f64,
+    /// Exponential moving average of the weights after every step (0 = off); checkpoints
+    /// keep it as `ema.mpk`, and evaluation, labelling, export and `init_from` use it.
+    pub ema_decay: f64,
     /// What pseudo-labels supervise: `depth` (depth and its gradients only) or `all` (also
     /// the point and ray maps built from the teacher's cameras).
     pub pseudo_targets: PseudoTargets,
@@ -159,6 +166,8 @@ impl Default for TrainConfig {
             cutmix: 0.5,
             pseudo_trim: 0.1,
             strong_labeled: false,
+            strong_flip: 0.0,
+            ema_decay: 0.0,
             pseudo_targets: PseudoTargets::Depth,
             init_from: None,
         }
@@ -235,10 +244,14 @@ impl TrainConfig {
             ("augment_blur", self.augment_blur),
             ("strong_blur", self.strong_blur),
             ("cutmix", self.cutmix),
+            ("strong_flip", self.strong_flip),
         ] {
             if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
                 return bad(key, &v, "a probability in [0, 1]");
             }
+        }
+        if !(self.ema_decay.is_finite() && (0.0..1.0).contains(&self.ema_decay)) {
+            return bad("ema_decay", &self.ema_decay, "in [0, 1); 0 = off");
         }
         if !(self.pseudo_trim.is_finite() && (0.0..1.0).contains(&self.pseudo_trim)) {
             return bad("pseudo_trim", &self.pseudo_trim, "a share in [0, 1)");

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData};
 use nalgebra::{Matrix3, Vector3};
 use serde::Serialize;
@@ -22,7 +23,7 @@ use spatialsv_pipeline::Dataset;
 use spatialsv_pipeline::geometry::{Rigid, invert_rigid, mul};
 use spatialsv_schemas::Split;
 
-use crate::backend::{TrainBackend as B, default_device};
+use crate::backend::{Backend as B, default_device};
 use crate::checkpoint::load_model;
 use crate::config::TrainConfig;
 use crate::data::{Augment, FrameStore, load_clip};
@@ -370,7 +371,8 @@ pub(crate) fn train_median_depth(
 
 /// Evaluates the run in `run_dir` on `split` of `dataset`.
 pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalReport> {
-    let (model, _) = load_model(run_dir)?;
+    // Inference on the inner backend: the autodiff one would keep every forward pass's graph.
+    let model = load_model(run_dir)?.0.valid();
     let cfg: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
     let manifest = dataset.latest()?;
     let store = FrameStore::new(dataset.clone(), &manifest, cfg.cache_row_groups);

@@ -13,6 +13,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData};
 use image::{ImageBuffer, Rgb};
 use nalgebra::Vector3;
@@ -20,7 +21,7 @@ use spatialsv_pipeline::Dataset;
 use spatialsv_pipeline::geometry::Rigid;
 use spatialsv_schemas::Split;
 
-use crate::backend::{TrainBackend as B, default_device};
+use crate::backend::{Backend as B, default_device};
 use crate::checkpoint::load_model;
 use crate::config::TrainConfig;
 use crate::data::{Augment, FrameStore, load_clip};
@@ -84,7 +85,8 @@ pub fn export_scene(
     scene: &str,
     out: &Path,
 ) -> Result<ExportSummary> {
-    let (model, _) = load_model(run_dir)?;
+    // Inference on the inner backend: the autodiff one would keep every forward pass's graph.
+    let model = load_model(run_dir)?.0.valid();
     let cfg: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
     let manifest = dataset.latest()?;
     let store = FrameStore::new(dataset.clone(), &manifest, cfg.cache_row_groups);

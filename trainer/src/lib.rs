@@ -20,6 +20,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod ema;
 mod error;
 pub mod eval;
 pub mod experiment;

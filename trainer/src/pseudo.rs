@@ -220,6 +220,8 @@ pub struct PseudoBatch {
     pub geometry: bool,
     /// Probability of CutMix with another pseudo clip of the batch.
     pub cutmix: f64,
+    /// Probability of mirroring a clip left-right ([`flip_clip`]).
+    pub flip: f64,
     /// Seed of this step's augmentation.
     pub seed: u64,
 }
@@ -270,6 +272,9 @@ pub fn pseudo_batch(
                 b.strong,
                 b.seed ^ (0xC0FFEE + k as u64),
             )?;
+            if b.flip > 0.0 && sampler.next_f64() < b.flip {
+                flip_clip(&mut s, v, w, h);
+            }
             if !b.geometry || !cameras_ok {
                 s.geometry.iter_mut().for_each(|g| *g = 0.0);
             }
@@ -292,6 +297,37 @@ pub fn pseudo_batch(
         }
     }
     Ok(extra)
+}
+
+/// Mirrors every view of a clip left-right: images, depth and masks are flipped, and the x
+/// axis of the point maps and of the ray origins and directions changes sign, which is the
+/// same mirroring of the scene seen by cameras whose principal point is the image centre
+/// (the targets stay consistent with each other and with the images).
+pub fn flip_clip(s: &mut ClipSample, v: usize, w: usize, h: usize) {
+    let hw = w * h;
+    let flip = |x: &mut [f32]| {
+        for row in x.chunks_exact_mut(w) {
+            row.reverse();
+        }
+    };
+    flip(&mut s.images);
+    flip(&mut s.depth);
+    flip(&mut s.valid);
+    flip(&mut s.geometry);
+    flip(&mut s.points);
+    flip(&mut s.rays);
+    for k in 0..v {
+        s.points[(k * 3) * hw..(k * 3 + 1) * hw]
+            .iter_mut()
+            .for_each(|x| *x = -*x);
+        for c in [0, 3] {
+            s.rays[(k * 6 + c) * hw..(k * 6 + c + 1) * hw]
+                .iter_mut()
+                .for_each(|x| *x = -*x);
+        }
+    }
+    debug_assert_eq!(s.depth.len(), v * hw);
+    let _ = h;
 }
 
 /// CutMix between two clips of the same shape: a random box (10% to 50% of the image) of
@@ -360,6 +396,40 @@ mod tests {
             w.iter().for_each(|i| seen[*i] += 1);
         }
         assert!(seen.iter().all(|c| *c > 0), "{seen:?}");
+    }
+
+    #[test]
+    fn a_flipped_clip_is_the_mirrored_scene() {
+        let (v, w, h) = (2, 4, 3);
+        let hw = w * h;
+        let mut s = sample(1.0, v, hw);
+        // Pixel (x=0, y=1) of view 1: depth 5, point (2, 3, 5), ray origin (1, 0, 0),
+        // direction (0.6, 0, 0.8).
+        let i = w;
+        s.depth[hw + i] = 5.0;
+        for (c, val) in [2.0, 3.0, 5.0].iter().enumerate() {
+            s.points[(3 + c) * hw + i] = *val;
+        }
+        for (c, val) in [1.0, 0.0, 0.0, 0.6, 0.0, 0.8].iter().enumerate() {
+            s.rays[(6 + c) * hw + i] = *val;
+        }
+        let mut f = s.clone();
+        flip_clip(&mut f, v, w, h);
+        let j = w + (w - 1); // (x = w - 1, y = 1)
+        assert_eq!(f.depth[hw + j], 5.0);
+        assert_eq!(
+            [0, 1, 2].map(|c| f.points[(3 + c) * hw + j]),
+            [-2.0, 3.0, 5.0]
+        );
+        assert_eq!(
+            [0, 1, 2, 3, 4, 5].map(|c| f.rays[(6 + c) * hw + j]),
+            [-1.0, 0.0, 0.0, -0.6, 0.0, 0.8]
+        );
+        // Twice is the identity.
+        flip_clip(&mut f, v, w, h);
+        assert_eq!(f.points, s.points);
+        assert_eq!(f.rays, s.rays);
+        assert_eq!(f.images, s.images);
     }
 
     #[test]

@@ -165,6 +165,7 @@ pub fn train(
         .init::<B, SpatialSv<B>>();
     let mut sampler = SplitMix64::new(config.seed ^ 0x5A3B_1E5D);
     let mut start = 0;
+    let mut ema: Option<SpatialSv<B>> = None;
     let recorder = DefaultRecorder::new();
     if resume && let Some(dir) = latest_checkpoint(out) {
         let state: TrainState = serde_json::from_str(
@@ -183,6 +184,19 @@ pub fn train(
         optim = optim.load_record(record);
         sampler = SplitMix64::new(state.sampler_state);
         start = state.step;
+        if config.ema_decay > 0.0 && dir.join("ema.mpk").exists() {
+            ema = Some(
+                model
+                    .clone()
+                    .load_file(dir.join("ema"), &recorder, &device)
+                    .map_err(|e| {
+                        TrainError::corrupt(dir.join("ema.mpk"), "unloadable weight average", e)
+                    })?,
+            );
+        }
+    }
+    if config.ema_decay > 0.0 && ema.is_none() {
+        ema = Some(model.clone());
     }
 
     let run_id = out
@@ -212,6 +226,13 @@ pub fn train(
         let mut samples: Vec<ClipSample> = (0..data.len())
             .map(|i| data.try_get(i))
             .collect::<Result<_>>()?;
+        if config.strong_labeled && config.strong_flip > 0.0 {
+            for s in samples.iter_mut() {
+                if sampler.next_f64() < config.strong_flip {
+                    crate::pseudo::flip_clip(s, v, w, h);
+                }
+            }
+        }
         if config.strong_labeled && samples.len() > 1 {
             for k in 0..samples.len() {
                 if sampler.next_f64() < config.cutmix {
@@ -234,6 +255,7 @@ pub fn train(
                     strong,
                     geometry: pseudo_geometry,
                     cutmix: config.cutmix,
+                    flip: config.strong_flip,
                     seed: step_seed,
                 },
                 &mut sampler,
@@ -243,6 +265,9 @@ pub fn train(
         let lr = config.lr_at(step);
         let (m, losses) = train_step(model, &mut optim, images, &targets, &loss_cfg, lr, step)?;
         model = m;
+        if let Some(e) = ema.take() {
+            ema = Some(crate::ema::ema_update(e, &model, config.ema_decay));
+        }
         for (name, value) in &losses.terms {
             pending.push((step, name, f64::from(*value)));
         }
@@ -265,7 +290,7 @@ pub fn train(
                 sampler_state: sampler.state(),
                 dataset_version: manifest.version,
             };
-            save_checkpoint(out, &model, optim.to_record(), &state)?;
+            save_checkpoint(out, &model, ema.as_ref(), optim.to_record(), &state)?;
             commit_metrics(&metrics_ds, &run_id, std::mem::take(&mut pending))?;
         }
     }

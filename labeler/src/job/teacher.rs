@@ -38,7 +38,10 @@ pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
     let train_config: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
     let dir = require_checkpoint(run_dir)?;
     let mut h = blake3::Hasher::new();
-    for path in [run_dir.join("model.json"), dir.join("model.mpk")] {
+    for path in [
+        run_dir.join("model.json"),
+        spatialsv_trainer::checkpoint::weights_file(&dir),
+    ] {
         let bytes = std::fs::read(&path).map_err(|e| LabelError::Io {
             action: "reading the teacher",
             path: path.clone(),
