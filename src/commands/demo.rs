@@ -325,7 +325,7 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
     ] {
         let a = label::Args {
             dataset: ds_dir.clone(),
-            teacher: teacher_dir.clone(),
+            teacher: vec![teacher_dir.clone()],
             config: Some(path.clone()),
             shard: "0/1".into(),
         };

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use spatialsv_labeler::LabelConfig;
-use spatialsv_labeler::job::{Shard, label, load_teacher};
+use spatialsv_labeler::job::{Shard, label, load_teachers};
 use spatialsv_pipeline::Dataset;
 
 use super::{CliError, CliResult, CommandLine, quote};
@@ -18,6 +18,7 @@ use super::{CliError, CliResult, CommandLine, quote};
 ///
 /// Example:
 ///   spatialsv label --dataset ds --teacher runs/teacher --config configs/label.toml --shard 0/4
+///   spatialsv label --dataset ds --teacher runs/t0 --teacher runs/t1 --config fused.toml
 ///   spatialsv sql --dataset ds "SELECT scene_id, avg(CAST(accepted AS INT)) AS accepted, sum(px_removed_geometric) AS geo FROM pseudo_labels GROUP BY scene_id"
 #[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -25,9 +26,11 @@ pub struct Args {
     /// Dataset directory.
     #[arg(long)]
     pub(crate) dataset: PathBuf,
-    /// Run directory of the teacher (its newest checkpoint is used).
-    #[arg(long)]
-    pub(crate) teacher: PathBuf,
+    /// Run directory of the teacher (its newest checkpoint is used). Repeat it for an
+    /// ensemble (same image size and clip length; needs [fusion] enabled): every member
+    /// runs every pass and all passes are fused.
+    #[arg(long, required = true)]
+    pub(crate) teacher: Vec<PathBuf>,
     /// Labelling config (TOML; keys of configs/label.toml). Defaults when omitted.
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
@@ -38,11 +41,10 @@ pub struct Args {
 
 impl CommandLine for Args {
     fn command_line(&self) -> String {
-        let mut line = format!(
-            "spatialsv label --dataset {} --teacher {}",
-            quote(&self.dataset),
-            quote(&self.teacher)
-        );
+        let mut line = format!("spatialsv label --dataset {}", quote(&self.dataset));
+        for t in &self.teacher {
+            line.push_str(&format!(" --teacher {}", quote(t)));
+        }
         if let Some(c) = &self.config {
             line.push_str(&format!(" --config {}", quote(c)));
         }
@@ -60,7 +62,7 @@ pub fn run(args: Args) -> CliResult {
         None => LabelConfig::default(),
     };
     let ds = Dataset::open(&args.dataset)?;
-    let teacher = load_teacher(&args.teacher)?;
+    let teacher = load_teachers(&args.teacher)?;
     let t = std::time::Instant::now();
     let bar = spatialsv_pipeline::bar(0, "frames");
     let report = label(&ds, &teacher, &config, shard, |p| {

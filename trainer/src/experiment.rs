@@ -24,7 +24,10 @@ pub fn budget(quick: bool) -> (usize, usize) {
     if quick { (400, 270) } else { (1200, 800) }
 }
 
-/// The four training configs of one experiment.
+/// Decay of the weight average of every run of the recipe (a horizon of about 100 steps).
+pub const EMA_DECAY: f64 = 0.99;
+
+/// The training configs of one experiment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recipe {
     /// Trained from scratch on the labeled scans.
@@ -47,10 +50,15 @@ impl Recipe {
         student_steps: usize,
         teacher_dir: &Path,
     ) -> Result<Self> {
+        // Every run keeps an EMA of its weights and is used through it (Noisy Student, Depth
+        // Anything); mirrored clips join the strong perturbations of the student's pseudo
+        // clips and of baseline_strong's labeled ones.
         let teacher = TrainConfig {
             steps: teacher_steps,
             seed,
             checkpoint_every: 100.min(teacher_steps.max(1)),
+            ema_decay: EMA_DECAY,
+            strong_flip: 0.5,
             ..TrainConfig::default()
         };
         let baseline = TrainConfig {

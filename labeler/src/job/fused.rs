@@ -63,11 +63,12 @@ pub(super) fn segments(todo: &[Work], max_segment: usize) -> Vec<Segment> {
     out
 }
 
-/// One teacher pass: a window of the segment, plain or flipped.
+/// One teacher pass: a window of the segment, plain or flipped, by one ensemble member.
 #[derive(Debug, Clone)]
 struct Pass {
     frames: Vec<usize>,
     flipped: bool,
+    member: usize,
 }
 
 /// Labels one segment: every frame gets one row.
@@ -101,17 +102,23 @@ pub(super) fn label_segment(
     } else {
         Vec::new()
     };
+    let members: Vec<&spatialsv_trainer::model::SpatialSv<spatialsv_trainer::Backend>> =
+        std::iter::once(&teacher.model)
+            .chain(&teacher.ensemble)
+            .collect();
     let mut passes = Vec::new();
-    for win in sliding_windows(n, cfg.clip_len, &cfg.fusion.gaps) {
-        passes.push(Pass {
-            frames: win.clone(),
-            flipped: false,
-        });
-        if cfg.fusion.flips {
-            passes.push(Pass {
-                frames: win,
-                flipped: true,
-            });
+    for member in 0..members.len() {
+        for win in sliding_windows(n, cfg.clip_len, &cfg.fusion.gaps) {
+            for flipped in [false, true] {
+                if flipped && !cfg.fusion.flips {
+                    continue;
+                }
+                passes.push(Pass {
+                    frames: win.clone(),
+                    flipped,
+                    member,
+                });
+            }
         }
     }
     let v = passes.first().map_or(0, |p| p.frames.len());
@@ -121,7 +128,16 @@ pub(super) fn label_segment(
     let mut conf_passes: Vec<Vec<Vec<f32>>> = Vec::with_capacity(passes.len());
     let mut cameras: Vec<Option<Vec<(spatialsv_pipeline::geometry::Rigid, f64)>>> =
         Vec::with_capacity(passes.len());
-    for batch in passes.chunks(cfg.batch_size.max(1)) {
+    // Batches never mix members (passes are ordered by member).
+    let mut batches: Vec<&[Pass]> = Vec::new();
+    for m in 0..members.len() {
+        let (lo, hi) = (
+            passes.partition_point(|p| p.member < m),
+            passes.partition_point(|p| p.member <= m),
+        );
+        batches.extend(passes[lo..hi].chunks(cfg.batch_size.max(1)));
+    }
+    for batch in batches {
         let mut input = Vec::with_capacity(batch.len() * v * per);
         for p in batch {
             let src = if p.flipped { &flipped_images } else { &images };
@@ -129,7 +145,7 @@ pub(super) fn label_segment(
                 input.extend_from_slice(&src[*f]);
             }
         }
-        let out = infer(&teacher.model, input, batch.len(), v, h, w)?;
+        let out = infer(members[batch[0].member], input, batch.len(), v, h, w)?;
         let results: Vec<_> = batch
             .par_iter()
             .enumerate()

@@ -26,7 +26,7 @@ mod rows;
 mod teacher;
 
 pub use plan::{Shard, shard_of, windows};
-pub use teacher::{Teacher, load_teacher, resolve_config};
+pub use teacher::{Teacher, load_teacher, load_teachers, resolve_config};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -16,6 +16,9 @@ use crate::error::{LabelError, Result};
 pub struct Teacher {
     /// The model on the inference backend.
     pub model: SpatialSv<B>,
+    /// More members of an ensemble (same size and training image size), run beside `model`
+    /// on every pass of a fused labelling.
+    pub ensemble: Vec<SpatialSv<B>>,
     /// Its size.
     pub model_config: SpatialSvConfig,
     /// The config it was trained with (image size, clip length).
@@ -52,10 +55,48 @@ pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
     }
     Ok(Teacher {
         model: model.valid(),
+        ensemble: Vec::new(),
         model_config,
         train_config,
         hash: h.finalize().to_hex().to_string(),
     })
+}
+
+/// An ensemble of trained runs as one teacher: the first run's model, config and image size,
+/// the others run beside it on every pass of a fused labelling. Its hash is the BLAKE3 of the
+/// members' hashes in order (one run: that run's hash).
+pub fn load_teachers(run_dirs: &[std::path::PathBuf]) -> Result<Teacher> {
+    let Some((first, rest)) = run_dirs.split_first() else {
+        return Err(LabelError::User("give at least one --teacher".into()));
+    };
+    let mut t = load_teacher(first)?;
+    if rest.is_empty() {
+        return Ok(t);
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(b"ensemble");
+    h.update(t.hash.as_bytes());
+    for dir in rest {
+        let m = load_teacher(dir)?;
+        let size = |t: &Teacher| {
+            (
+                t.train_config.image_height,
+                t.train_config.image_width,
+                t.train_config.clip_len,
+            )
+        };
+        if size(&m) != size(&t) || m.model_config.max_frames != t.model_config.max_frames {
+            return Err(LabelError::User(format!(
+                "teacher {} was trained at another image size or clip length than {}; an ensemble needs the same",
+                dir.display(),
+                first.display()
+            )));
+        }
+        h.update(m.hash.as_bytes());
+        t.ensemble.push(m.model);
+    }
+    t.hash = h.finalize().to_hex().to_string();
+    Ok(t)
 }
 
 /// The labelling config with `clip_len` resolved against the teacher, and its TOML and hash.
@@ -64,6 +105,12 @@ pub fn resolve_config(
     teacher: &Teacher,
 ) -> Result<(LabelConfig, String, String)> {
     cfg.validate().map_err(LabelError::User)?;
+    if !teacher.ensemble.is_empty() && !cfg.fusion.enabled {
+        return Err(LabelError::User(format!(
+            "an ensemble of {} teachers labels only with [fusion] enabled = true (its passes are fused)",
+            teacher.ensemble.len() + 1
+        )));
+    }
     let mut resolved = cfg.clone();
     if resolved.clip_len == 0 {
         resolved.clip_len = teacher.train_config.clip_len;
