@@ -95,10 +95,26 @@ fn main() {
     cameras_off.camera.enabled = false;
     let mut geometry_off = cameras_off.clone();
     geometry_off.geometric.enabled = false;
-    for (name, cfg, runs) in [
-        ("label, all filters", LabelConfig::default(), v),
-        ("label, no pose cycles", cameras_off, 1),
-        ("label, confidence only", geometry_off, 1),
+    let mut fused = LabelConfig::default();
+    fused.fusion.enabled = true;
+    let mut fused_no_flips = fused.clone();
+    fused_no_flips.fusion.flips = false;
+    // Teacher runs per labelled frame, as frames of forward passes: a single pass runs each
+    // window (of v frames) once, or v times with the pose cycles; fused runs one window per
+    // start and gap (about one per frame per gap), twice with flips.
+    let passes = |f: &LabelConfig| {
+        (f.fusion.gaps.len() as f64) * if f.fusion.flips { 2.0 } else { 1.0 }
+    };
+    for (name, runs, cfg) in [
+        ("label, all filters", v as f64, LabelConfig::default()),
+        ("label, no pose cycles", 1.0, cameras_off),
+        ("label, confidence only", 1.0, geometry_off),
+        ("label, fused", passes(&fused) * v as f64, fused),
+        (
+            "label, fused, no flips",
+            passes(&fused_no_flips) * v as f64,
+            fused_no_flips,
+        ),
     ] {
         let ds = Dataset::create(dir.path().join(name.replace([' ', ','], "_"))).expect("dataset");
         ingest_videos(&ds, &videos, &VideoOptions::default(), "bench").expect("video ingest");
@@ -106,8 +122,8 @@ fn main() {
         let r = label(&ds, &teacher, &cfg, Shard::ALL, |_| {}).expect("label");
         let fps = r.frames_labeled as f64 / t.elapsed().as_secs_f64();
         println!(
-            "  {name:<24} {fps:8.1} frames/s  {:6.1} GFLOP/s  {:.2}x forward-only  ({} frames, {runs} teacher run(s) per window)",
-            fps * per_frame * runs as f64 / 1e9,
+            "  {name:<24} {fps:8.1} frames/s  {:6.1} GFLOP/s  {:.2}x forward-only  ({} frames, {runs} teacher frame-passes per frame)",
+            fps * per_frame * runs / 1e9,
             fps / forward,
             r.frames_labeled
         );

@@ -425,14 +425,16 @@ fn pair_errors(rows: &[&PseudoLabelRow], truths: &HashMap<String, Truth>, gap: i
     }
 }
 
-/// The labelling of `teacher` whose config hash starts with `config_prefix`.
+/// The labelling whose config hash starts with `config_prefix`: `teacher`'s own when it has
+/// one, else the only teacher's that does (an ensemble compared with its first member's single
+/// pass).
 pub fn labelling_by_config(
     ds: &Dataset,
     teacher: &str,
     config_prefix: &str,
 ) -> Result<(String, String)> {
     let m = ds.latest()?;
-    let mut found: Vec<String> = Vec::new();
+    let mut found: Vec<(String, String)> = Vec::new();
     for b in ds.read_table(
         &m,
         Table::PseudoLabels,
@@ -441,23 +443,29 @@ pub fn labelling_by_config(
         let cols = spatialsv_schemas::Columns::new(Table::PseudoLabels, &b)?;
         let (t, c) = (cols.strings("teacher_hash")?, cols.strings("config_hash")?);
         for r in 0..b.num_rows() {
-            if t.value(r) == teacher && c.value(r).starts_with(config_prefix) {
-                found.push(c.value(r).to_string());
+            if c.value(r).starts_with(config_prefix) {
+                found.push((t.value(r).to_string(), c.value(r).to_string()));
             }
         }
     }
     found.sort();
     found.dedup();
-    match &found[..] {
-        [one] => Ok((teacher.to_string(), one.clone())),
+    let own: Vec<&(String, String)> = found.iter().filter(|(t, _)| t == teacher).collect();
+    let pick: Vec<&(String, String)> = if own.is_empty() {
+        found.iter().collect()
+    } else {
+        own
+    };
+    let short = |h: &str| h[..12.min(h.len())].to_string();
+    match &pick[..] {
+        [one] => Ok((*one).clone()),
         [] => Err(LabelError::User(format!(
-            "no labelling of teacher {} has a config hash starting with '{config_prefix}'",
-            &teacher[..12.min(teacher.len())]
+            "no labelling has a config hash starting with '{config_prefix}'"
         ))),
         many => Err(LabelError::User(format!(
             "config hash prefix '{config_prefix}' is ambiguous: {}",
             many.iter()
-                .map(|c| &c[..12.min(c.len())])
+                .map(|(t, c)| format!("teacher {} config {}", short(t), short(c)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),

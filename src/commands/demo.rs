@@ -100,6 +100,7 @@ pub(crate) fn demo_world(out: &Path, seed: u64) -> synth::Args {
         test_videos: 6,
         frames: d.frames,
         video_frames: 24,
+        codec_check: false,
         resolution: format!("{}x{}", d.width, d.height),
     }
 }

@@ -49,6 +49,10 @@ pub struct Args {
     /// Frames per unlabeled video (0: --frames).
     #[arg(long, default_value_t = 0)]
     pub(crate) video_frames: usize,
+    /// Also film the test scan rooms as H.264 (scans/test_h264/*: same rooms and
+    /// trajectories, colour decoded from the video) to measure the codec's effect.
+    #[arg(long)]
+    pub(crate) codec_check: bool,
     /// Resolution as WIDTHxHEIGHT (even numbers).
     #[arg(long, default_value = "160x120")]
     pub(crate) resolution: String,
@@ -74,6 +78,9 @@ impl CommandLine for Args {
                 s.push_str(&format!(" {flag} {n}"));
             }
         }
+        if self.codec_check {
+            s.push_str(" --codec-check");
+        }
         s
     }
 }
@@ -97,6 +104,7 @@ pub fn run(args: Args) -> CliResult {
         test_videos: args.test_videos,
         frames: args.frames,
         video_frames: args.video_frames,
+        codec_check: args.codec_check,
         width: w,
         height: h,
         ..SynthOptions::default()

@@ -54,6 +54,10 @@ pub struct SynthOptions {
     pub frames: usize,
     /// Frames per unlabeled video (0 = `frames`).
     pub video_frames: usize,
+    /// Also film the test scan rooms as H.264 (`scans/test_h264/<id>/`: the same rooms and
+    /// trajectories, colour decoded from the video), to measure the codec's effect on a
+    /// model with everything else equal.
+    pub codec_check: bool,
     /// Image width (even, for H.264).
     pub width: u32,
     /// Image height (even).
@@ -72,6 +76,7 @@ impl Default for SynthOptions {
             test_videos: 0,
             frames: 48,
             video_frames: 0,
+            codec_check: false,
             width: 160,
             height: 120,
             jpeg_quality: 95,
@@ -344,7 +349,7 @@ pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
             o.test_scenes, o.scenes
         )));
     }
-    if o.videos + o.test_videos > 0 {
+    if o.videos + o.test_videos > 0 || o.codec_check {
         crate::ingest::video::check_ffmpeg()?;
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
@@ -376,6 +381,13 @@ pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
         let rel = format!("scans/{split}/{id}");
         bar.set_message(id.clone());
         write_scan(&out.join(&rel), &room, &poses, o, k)?;
+        if o.codec_check && split == "test" {
+            let dir = out.join(format!("scans/test_h264/{id}"));
+            let file = out.join(format!("videos_codec/{id}.mp4"));
+            std::fs::create_dir_all(out.join("videos_codec")).map_err(io(out))?;
+            write_video(&file, &dir, &room, &poses, o, k)?;
+            video_as_scan(&file, &dir, &poses, k)?;
+        }
         bar.inc(o.frames as u64);
         manifest.scans.push((id, split.into(), rel));
     }
