@@ -102,9 +102,8 @@ fn main() {
     // Teacher runs per labelled frame, as frames of forward passes: a single pass runs each
     // window (of v frames) once, or v times with the pose cycles; fused runs one window per
     // start and gap (about one per frame per gap), twice with flips.
-    let passes = |f: &LabelConfig| {
-        (f.fusion.gaps.len() as f64) * if f.fusion.flips { 2.0 } else { 1.0 }
-    };
+    let passes =
+        |f: &LabelConfig| (f.fusion.gaps.len() as f64) * if f.fusion.flips { 2.0 } else { 1.0 };
     for (name, runs, cfg) in [
         ("label, all filters", v as f64, LabelConfig::default()),
         ("label, no pose cycles", 1.0, cameras_off),

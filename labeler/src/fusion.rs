@@ -315,13 +315,12 @@ pub fn fuse_poses(passes: &[PosePass], n: usize) -> FusedPoses {
             }
         }
     }
-    for (f, p) in pose.iter_mut().enumerate() {
-        if p.is_none() && f > 0 {
-            *p = Some(Rigid::identity());
-        }
-    }
-    let mut rot: Vec<Matrix3<f64>> = pose.iter().map(|p| p.unwrap().rotation).collect();
-    let mut centre: Vec<Vector3<f64>> = pose.iter().map(|p| p.unwrap().translation).collect();
+    let start: Vec<Rigid> = pose
+        .into_iter()
+        .map(|p| p.unwrap_or_else(Rigid::identity))
+        .collect();
+    let mut rot: Vec<Matrix3<f64>> = start.iter().map(|p| p.rotation).collect();
+    let mut centre: Vec<Vector3<f64>> = start.iter().map(|p| p.translation).collect();
     // Rotation averaging: R_b ~ R_a R_ab for every edge; frame 0 fixes the gauge.
     for _ in 0..20 {
         for f in 1..n {
@@ -366,9 +365,9 @@ pub fn fuse_poses(passes: &[PosePass], n: usize) -> FusedPoses {
     };
     let mut rotation_residual_deg = Vec::with_capacity(n);
     let mut direction_residual_deg = Vec::with_capacity(n);
-    for f in 0..n {
+    for inc in &incident {
         let (mut rs, mut ds) = (Vec::new(), Vec::new());
-        for &e in &incident[f] {
+        for &e in inc {
             let edge = edges[e];
             let predicted = rot[edge.a] * edge.rel.rotation;
             rs.push(rotation_angle_deg(&(predicted.transpose() * rot[edge.b])));
@@ -395,6 +394,7 @@ pub fn fuse_poses(passes: &[PosePass], n: usize) -> FusedPoses {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // index loops read like the maths here
 mod tests {
     use nalgebra::Rotation3;
     use proptest::prelude::*;
@@ -458,9 +458,9 @@ mod tests {
         }
         // Fused depth is the truth up to one global scale, with no spread.
         let g = f64::from(fused.depth[0][0]) / f64::from(truth[0][0]);
-        for f in 0..n {
+        for (f, t) in truth.iter().enumerate() {
             for i in 0..hw {
-                let r = f64::from(fused.depth[f][i]) / f64::from(truth[f][i]);
+                let r = f64::from(fused.depth[f][i]) / f64::from(t[i]);
                 assert!(
                     (r / g - 1.0).abs() < 1e-4,
                     "frame {f} pixel {i}: {r} vs {g}"

@@ -337,20 +337,30 @@ pub fn read_pseudo_labels(batch: &RecordBatch) -> Result<Vec<PseudoLabelRow>> {
 }
 
 /// The labelling (teacher hash, config hash) `selector` names among `rows`: `latest` (or
-/// empty) for the most recently committed one, else a teacher-hash prefix (its newest config).
+/// empty) for the most recently committed one, a teacher-hash prefix (its newest config), or
+/// `TEACHER:CONFIG` prefixes (either may be empty: `:765c7f` is the newest labelling whose
+/// config hash starts with 765c7f).
 pub fn select_labelling(rows: &[PseudoLabelRow], selector: &str) -> Result<(String, String)> {
-    let prefix = match selector {
-        "" | "latest" => None,
-        p => Some(p),
+    // `latest`, `TEACHER_PREFIX`, or `TEACHER_PREFIX:CONFIG_PREFIX` (either part may be empty).
+    let (teacher, config) = match selector {
+        "" | "latest" => (None, None),
+        s => match s.split_once(':') {
+            Some((t, c)) => (Some(t), Some(c)),
+            None => (Some(s), None),
+        },
     };
     rows.iter()
-        .filter(|r| prefix.is_none_or(|p| r.teacher_hash.starts_with(p)))
+        .filter(|r| teacher.is_none_or(|p| r.teacher_hash.starts_with(p)))
+        .filter(|r| config.is_none_or(|p| r.config_hash.starts_with(p)))
         .max_by_key(|r| r.labeled_at)
         .map(|r| (r.teacher_hash.clone(), r.config_hash.clone()))
         .ok_or_else(|| {
-            Error::User(match prefix {
-                Some(p) => format!("no pseudo-labels from a teacher whose hash starts with '{p}'"),
-                None => "the dataset has no pseudo-labels; run `spatialsv label` first".into(),
+            Error::User(match (teacher, config) {
+                (Some(t), Some(c)) => format!(
+                    "no pseudo-labels from a teacher whose hash starts with '{t}' and a config whose hash starts with '{c}'"
+                ),
+                (Some(p), None) => format!("no pseudo-labels from a teacher whose hash starts with '{p}'"),
+                _ => "the dataset has no pseudo-labels; run `spatialsv label` first".into(),
             })
         })
 }
@@ -479,5 +489,24 @@ mod tests {
         assert_eq!(b.reject_kind, row.reject_kind);
         assert_eq!(b.reference_from_camera, row.reference_from_camera);
         assert!((b.confidence[4] - 9.0).abs() < 1e-4);
+
+        // Selecting a labelling: newest, by teacher prefix, by teacher and config prefixes.
+        let with = |t: &str, c: &str, at: i64| PseudoLabelRow {
+            teacher_hash: t.into(),
+            config_hash: c.into(),
+            labeled_at: at,
+            ..row.clone()
+        };
+        let rows = [
+            with("aa1", "c1", 1),
+            with("aa1", "c2", 3),
+            with("bb2", "c1", 2),
+        ];
+        let pick = |s: &str| select_labelling(&rows, s).map(|(t, c)| format!("{t}/{c}"));
+        assert_eq!(pick("latest").unwrap(), "aa1/c2");
+        assert_eq!(pick("bb").unwrap(), "bb2/c1");
+        assert_eq!(pick("aa:c1").unwrap(), "aa1/c1");
+        assert_eq!(pick(":c1").unwrap(), "bb2/c1");
+        assert!(pick("aa:c9").unwrap_err().to_string().contains("'c9'"));
     }
 }

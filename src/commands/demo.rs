@@ -123,7 +123,7 @@ pub(crate) const ARMS: [&str; 5] = [
     "student",
 ];
 
-fn write_config(path: &Path, config: &TrainConfig) -> CliResult {
+pub(crate) fn write_config(path: &Path, config: &TrainConfig) -> CliResult {
     let text = spatialsv_pipeline::to_toml(config)?;
     std::fs::write(path, text)
         .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))

@@ -14,11 +14,13 @@ use super::{CliError, CliResult, write_json};
 /// labels, the student and three supervised-only controls) once per seed into OUT/seed-N;
 /// then, per test set (A: scan rooms, B: video rooms) and metric, each arm's mean and spread
 /// over seeds, and the paired difference student - arm per seed with its mean and a 95%
-/// t-interval. Writes OUT/study.md and OUT/study.json. Reruns skip finished steps (each seed
+/// t-interval. With --ablations, the student is also trained without one stage at a time and
+/// compared the same way. Writes OUT/study.md and OUT/study.json. Reruns skip finished steps (each seed
 /// is a resumable demo). A quick seed takes about 10 minutes on a 2-core CPU.
 ///
 /// Example:
 ///   spatialsv study semi --seeds 0,1,2 --quick --out out/study
+///   spatialsv study semi --seeds 0,1,2 --quick --ablations --out out/study
 #[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -36,6 +38,11 @@ pub struct Args {
     /// Output directory.
     #[arg(long, default_value = "out/study")]
     out: PathBuf,
+    /// Also train, per seed, the student without one of its stages, each compared with the
+    /// student like the controls: `ablation_single_pass` (the single-pass labels instead of
+    /// the fused ones) and `ablation_no_noise` (no strong perturbation of its pseudo clips).
+    #[arg(long)]
+    ablations: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -111,6 +118,69 @@ struct Study {
     minutes_per_seed: Vec<f64>,
 }
 
+/// The student without one stage each (`--ablations`).
+const ABLATIONS: [&str; 2] = ["ablation_single_pass", "ablation_no_noise"];
+
+/// Trains and evaluates the ablated students of one finished seed in `dir` (resumable: a
+/// finished run is only evaluated).
+fn ablations(
+    dir: &std::path::Path,
+    report: &crate::report::Report,
+) -> Result<Vec<(String, spatialsv_trainer::eval::EvalReport)>, CliError> {
+    let ds_dir = dir.join("ds");
+    let student: spatialsv_trainer::TrainConfig =
+        spatialsv_pipeline::load_toml(&dir.join("configs/student.toml"))?;
+    let single = report
+        .comparison
+        .as_ref()
+        .map(|c| c.single.1.clone())
+        .ok_or_else(|| CliError::User("the seed has no single-pass labelling".into()))?;
+    let variants = [
+        (
+            ABLATIONS[0],
+            spatialsv_trainer::TrainConfig {
+                pseudo_labels: Some(format!(":{}", &single[..16.min(single.len())])),
+                ..student.clone()
+            },
+        ),
+        (
+            ABLATIONS[1],
+            spatialsv_trainer::TrainConfig {
+                strong_colour: 0.0,
+                strong_blur: 0.0,
+                cutmix: 0.0,
+                strong_flip: 0.0,
+                ..student.clone()
+            },
+        ),
+    ];
+    let ds = spatialsv_pipeline::Dataset::open(&ds_dir)?;
+    let mut out = Vec::new();
+    for (name, cfg) in variants {
+        let config = dir.join("configs").join(format!("{name}.toml"));
+        super::demo::write_config(&config, &cfg)?;
+        let run = dir.join("runs").join(name);
+        let finished = spatialsv_trainer::latest_checkpoint(&run).is_some_and(|c| {
+            c.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n == format!("step-{:08}", cfg.steps))
+        });
+        out!("== ablation {name}");
+        if !finished {
+            super::train::run(super::train::Args {
+                dataset: ds_dir.clone(),
+                config: Some(config),
+                out: run.clone(),
+                resume: spatialsv_trainer::latest_checkpoint(&run).is_some(),
+            })?;
+        }
+        let e = spatialsv_trainer::eval::evaluate(&ds, &run, spatialsv_schemas::Split::Test)?;
+        write_json(&dir.join("eval").join(name), "eval.json", &e)?;
+        out.push((name.to_string(), e));
+    }
+    Ok(out)
+}
+
 pub fn run(args: Args) -> CliResult {
     let Kind::Semi = args.kind;
     if args.seeds.is_empty() {
@@ -141,8 +211,12 @@ pub fn run(args: Args) -> CliResult {
         if let Some(c) = &report.comparison {
             label_ratio.push(c.kept_ratio());
         }
+        let mut evals = report.evals.clone();
+        if args.ablations {
+            evals.extend(ablations(&args.out.join(format!("seed-{seed}")), &report)?);
+        }
         let mut per = Vec::new();
-        for (arm, e) in &report.evals {
+        for (arm, e) in &evals {
             for set in ['A', 'B'] {
                 if let Some(s) = e.subset(|s| test_set(s) == set) {
                     per.push((arm.clone(), set, s));
@@ -160,9 +234,18 @@ pub fn run(args: Args) -> CliResult {
     let n = args.seeds.len();
     let mut arms = Vec::new();
     let mut paired = Vec::new();
+    let all_arms: Vec<&str> = ARMS
+        .iter()
+        .copied()
+        .chain(
+            if args.ablations { &ABLATIONS[..] } else { &[] }
+                .iter()
+                .copied(),
+        )
+        .collect();
     for set in ['A', 'B'] {
         for m in &METRICS {
-            for arm in ARMS {
+            for arm in all_arms.iter().copied() {
                 let v: Option<Vec<f64>> = (0..n).map(|k| value(k, arm, set, m)).collect();
                 let Some(v) = v else { continue };
                 let (mean, sd, _) = mean_interval(&v);
@@ -175,7 +258,7 @@ pub fn run(args: Args) -> CliResult {
                     sd,
                 });
             }
-            for arm in ARMS.iter().filter(|a| **a != "student") {
+            for arm in all_arms.iter().filter(|a| **a != "student") {
                 let pairs: Option<Vec<(f64, f64)>> = (0..n)
                     .map(|k| Some((value(k, "student", set, m)?, value(k, arm, set, m)?)))
                     .collect();

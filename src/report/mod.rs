@@ -193,7 +193,7 @@ fn build(r: &Report) -> Result<Document, CliError> {
                 .filter(|s| crate::commands::demo::test_set(s) == set)
                 .count()
         });
-        d.heading(2, &format!("{title} ({rooms} rooms)"));
+        d.heading(2, format!("{title} ({rooms} rooms)"));
         let mut rows: Vec<Vec<String>> = scores
             .iter()
             .map(|(name, o)| {

@@ -106,8 +106,8 @@ pub struct TrainConfig {
     pub augment_blur: f64,
     /// Decoded row groups kept in memory by the loader.
     pub cache_row_groups: usize,
-    /// Semi-supervised training: the pseudo-labels to mix in, `latest` or a teacher-hash
-    /// prefix; absent trains on labeled scans only.
+    /// Semi-supervised training: the pseudo-labels to mix in, `latest`, a teacher-hash
+    /// prefix, or `TEACHER:CONFIG` hash prefixes; absent trains on labeled scans only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pseudo_labels: Option<String>,
     /// Pseudo-labelled clips per labeled clip in a batch (1:2 by default).

@@ -39,7 +39,8 @@ pub(super) struct Segment {
 /// The segments of the clips in `todo`: each scene's frames in order, cut every
 /// `max_segment` frames.
 pub(super) fn segments(todo: &[Work], max_segment: usize) -> Vec<Segment> {
-    let mut by_scene: HashMap<&str, (Split, Vec<(FrameRef, String)>)> = HashMap::new();
+    type SceneFrames = (Split, Vec<(FrameRef, String)>);
+    let mut by_scene: HashMap<&str, SceneFrames> = HashMap::new();
     for w in todo {
         let e = by_scene
             .entry(w.scene_id.as_str())
