@@ -40,7 +40,8 @@ pub struct Args {
     out: PathBuf,
     /// Also train, per seed, the student without one of its stages, each compared with the
     /// student like the controls: `ablation_single_pass` (the single-pass labels instead of
-    /// the fused ones) and `ablation_no_noise` (no strong perturbation of its pseudo clips).
+    /// the fused ones), `ablation_no_noise` (no strong perturbation of its pseudo clips) and
+    /// `ablation_fewer_videos` (the labels of 6 of the unlabeled videos only).
     #[arg(long)]
     ablations: bool,
 }
@@ -119,7 +120,11 @@ struct Study {
 }
 
 /// The student without one stage each (`--ablations`).
-const ABLATIONS: [&str; 2] = ["ablation_single_pass", "ablation_no_noise"];
+const ABLATIONS: [&str; 3] = [
+    "ablation_single_pass",
+    "ablation_no_noise",
+    "ablation_fewer_videos",
+];
 
 /// Trains and evaluates the ablated students of one finished seed in `dir` (resumable: a
 /// finished run is only evaluated).
@@ -150,6 +155,13 @@ fn ablations(
                 strong_blur: 0.0,
                 cutmix: 0.0,
                 strong_flip: 0.0,
+                ..student.clone()
+            },
+        ),
+        (
+            ABLATIONS[2],
+            spatialsv_trainer::TrainConfig {
+                pseudo_max_scenes: 6,
                 ..student.clone()
             },
         ),
@@ -314,7 +326,7 @@ fn markdown(s: &Study) -> String {
         s.world_seed,
         if s.quick { "quick" } else { "full" }
     );
-    md.push_str("Every seed trains the teacher, labels, and trains every arm again on the same world; differences are paired by seed. Interval: 95% Student t over seeds (a single seed has none).\n\n");
+    md.push_str("Every seed trains the teacher, labels, and trains every arm again on the same world; differences are paired by seed. Interval: 95% Student t over seeds (a single seed has none). Against an `ablation_*` arm (the student without one stage), \"student better\" means the stage helps.\n\n");
     md.push_str("## Paired differences, student - arm\n\n| set | metric | against | per seed | mean | 95% interval | relative | student better? |\n|---|---|---|---|---|---|---|---|\n");
     for p in &s.paired {
         let better = if lower(p.metric) {

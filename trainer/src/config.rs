@@ -112,6 +112,9 @@ pub struct TrainConfig {
     pub pseudo_labels: Option<String>,
     /// Pseudo-labelled clips per labeled clip in a batch (1:2 by default).
     pub pseudo_ratio: f64,
+    /// Use the pseudo-labels of the first N labelled scenes (by id) only; 0 = all (the
+    /// "fewer unlabeled videos" ablation).
+    pub pseudo_max_scenes: usize,
     /// Strong perturbation of pseudo-labelled inputs: colour jitter.
     pub strong_colour: f32,
     /// Strong perturbation: probability of a blur.
@@ -161,6 +164,7 @@ impl Default for TrainConfig {
             cache_row_groups: 8,
             pseudo_labels: None,
             pseudo_ratio: 2.0,
+            pseudo_max_scenes: 0,
             strong_colour: 0.4,
             strong_blur: 0.5,
             cutmix: 0.5,

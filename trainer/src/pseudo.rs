@@ -71,7 +71,8 @@ pub struct PseudoSet {
 }
 
 /// Loads the usable groups of the labelling `selector` names (`latest` or a teacher-hash
-/// prefix): at least `clip_len` frames at `w` x `h`, one of them accepted.
+/// prefix): at least `clip_len` frames at `w` x `h`, one of them accepted; with
+/// `max_scenes > 0`, of the first `max_scenes` scenes (by id) only.
 pub fn load_pseudo_set(
     ds: &Dataset,
     manifest: &Manifest,
@@ -80,10 +81,28 @@ pub fn load_pseudo_set(
     clip_len: usize,
     w: usize,
     h: usize,
+    max_scenes: usize,
 ) -> Result<PseudoSet> {
     let mut rows = Vec::new();
     for b in ds.read_table(manifest, Table::PseudoLabels, None)? {
         rows.extend(read_pseudo_labels(&b)?);
+    }
+    if max_scenes > 0 {
+        // The first `max_scenes` scenes (by id) that this labelling covers.
+        let (t, c) = select_labelling(&rows, selector)?;
+        let mut scenes: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.teacher_hash == t && r.config_hash == c)
+            .map(|r| r.scene_id.as_str())
+            .collect();
+        scenes.sort_unstable();
+        scenes.dedup();
+        let keep: std::collections::HashSet<String> = scenes
+            .iter()
+            .take(max_scenes)
+            .map(|s| s.to_string())
+            .collect();
+        rows.retain(|r| keep.contains(&r.scene_id));
     }
     let (teacher_hash, config_hash) = select_labelling(&rows, selector)?;
     let index = store.frame_index()?;

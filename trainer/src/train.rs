@@ -138,6 +138,7 @@ pub fn train(
             config.clip_len,
             config.image_width,
             config.image_height,
+            config.pseudo_max_scenes,
         )?)
     } else {
         None
