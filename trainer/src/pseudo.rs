@@ -73,6 +73,7 @@ pub struct PseudoSet {
 /// Loads the usable groups of the labelling `selector` names (`latest` or a teacher-hash
 /// prefix): at least `clip_len` frames at `w` x `h`, one of them accepted; with
 /// `max_scenes > 0`, of the first `max_scenes` scenes (by id) only.
+#[allow(clippy::too_many_arguments)]
 pub fn load_pseudo_set(
     ds: &Dataset,
     manifest: &Manifest,
