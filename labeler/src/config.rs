@@ -162,6 +162,14 @@ pub struct CameraFilter {
     pub max_direction_deg: f64,
 }
 
+impl CameraFilter {
+    /// Whether a frame with these camera errors passes (always, when the filter is off).
+    pub fn consistent(&self, rotation_deg: f64, direction_deg: f64) -> bool {
+        !self.enabled
+            || (rotation_deg <= self.max_rotation_deg && direction_deg <= self.max_direction_deg)
+    }
+}
+
 impl Default for CameraFilter {
     fn default() -> Self {
         Self {

@@ -3,7 +3,6 @@
 //!
 //! - [`sliding_windows`]: teacher windows at every start position and several frame gaps, so
 //!   each frame is seen by many windows, at every position inside them.
-//! - [`unflip`]: a pass over horizontally flipped images, mapped back to the stored pixels.
 //! - [`fuse_depth`]: each pass has its own scale (the teacher's depth is only known up to
 //!   one per window); the scales are aligned by least squares in log depth over the frames
 //!   passes share (on per-frame medians), then every pixel takes the median over the passes that saw
@@ -45,20 +44,6 @@ pub fn sliding_windows(n: usize, len: usize, gaps: &[usize]) -> Vec<Vec<usize>> 
         }
     }
     out
-}
-
-/// Flips a `[c, h, w]` planar image (or map) left-right, in place.
-pub fn flip_planes(x: &mut [f32], w: usize) {
-    for row in x.chunks_exact_mut(w.max(1)) {
-        row.reverse();
-    }
-}
-
-/// A depth map predicted on a flipped image, mapped back to the stored pixels.
-pub fn unflip(depth: &[f32], w: usize) -> Vec<f32> {
-    let mut d = depth.to_vec();
-    flip_planes(&mut d, w);
-    d
 }
 
 /// One teacher pass over a window: the frames it saw (indices into the fused sequence) and
@@ -506,20 +491,6 @@ mod tests {
         assert!(one.spread[0].iter().all(|s| s.is_infinite()));
     }
 
-    #[test]
-    fn flipped_passes_are_unflipped() {
-        let (w, h) = (4, 2);
-        let d: Vec<f32> = (0..w * h).map(|i| i as f32).collect();
-        let mut flipped = d.clone();
-        flip_planes(&mut flipped, w);
-        assert_eq!(flipped, [3.0, 2.0, 1.0, 0.0, 7.0, 6.0, 5.0, 4.0]);
-        assert_eq!(unflip(&flipped, w), d);
-        // A multi-plane image flips every row of every plane.
-        let mut img: Vec<f32> = (0..3 * w * h).map(|i| i as f32).collect();
-        flip_planes(&mut img, w);
-        assert_eq!(img[w * h], (w * h + w - 1) as f32);
-    }
-
     fn trajectory(n: usize) -> Vec<Rigid> {
         (0..n)
             .map(|i| {
@@ -568,17 +539,22 @@ mod tests {
         }
     }
 
+    /// Windows of 3 at gaps 1 and 2 over the whole trajectory, each in a scale of its own.
+    fn overlapping_passes(truth: &[Rigid], noise_deg: f64) -> Vec<PosePass> {
+        sliding_windows(truth.len(), 3, &[1, 2])
+            .into_iter()
+            .enumerate()
+            .map(|(k, w)| pose_pass(truth, w, 0.5 + 0.1 * (k % 5) as f64, noise_deg, k))
+            .collect()
+    }
+
     #[test]
     fn pose_fusion_recovers_a_trajectory_from_noisy_overlapping_windows() {
         let n = 20;
         let truth = trajectory(n);
         let first = truth[0].inverse();
         // Without noise, exact whatever each pass's scale.
-        let exact: Vec<PosePass> = sliding_windows(n, 3, &[1, 2])
-            .into_iter()
-            .enumerate()
-            .map(|(k, w)| pose_pass(&truth, w, 0.5 + 0.1 * (k % 5) as f64, 0.0, k))
-            .collect();
+        let exact = overlapping_passes(&truth, 0.0);
         let fused = fuse_poses(&exact, n);
         for f in 0..n {
             let want = first.compose(&truth[f]);
@@ -589,11 +565,7 @@ mod tests {
                 "frame {f}"
             );
         }
-        let passes: Vec<PosePass> = sliding_windows(n, 3, &[1, 2])
-            .into_iter()
-            .enumerate()
-            .map(|(k, w)| pose_pass(&truth, w, 0.5 + 0.1 * (k % 5) as f64, 1.0, k))
-            .collect();
+        let passes = overlapping_passes(&truth, 1.0);
         let fused = fuse_poses(&passes, n);
         for f in 0..n {
             let want = first.compose(&truth[f]);

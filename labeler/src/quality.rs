@@ -239,17 +239,9 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         };
         let (w, h) = (r.width as usize, r.height as usize);
         let gt = true_depth(truth, r.frame_idx, w, h)?;
-        let mut ratios: Vec<f64> = gt
-            .iter()
-            .zip(&r.depth)
-            .filter(|(g, p)| **g > 0.0 && **p > 0.0)
-            .map(|(g, p)| g / f64::from(*p))
-            .collect();
-        if ratios.is_empty() {
+        let Some(scale) = median_scale(&gt, &r.depth) else {
             continue;
-        }
-        ratios.sort_by(f64::total_cmp);
-        let scale = ratios[ratios.len() / 2];
+        };
         q.frames += 1;
         if r.accepted {
             q.frames_accepted += 1;

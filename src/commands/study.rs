@@ -172,11 +172,7 @@ fn ablations(
         let config = dir.join("configs").join(format!("{name}.toml"));
         super::demo::write_config(&config, &cfg)?;
         let run = dir.join("runs").join(name);
-        let finished = spatialsv_trainer::latest_checkpoint(&run).is_some_and(|c| {
-            c.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n == format!("step-{:08}", cfg.steps))
-        });
+        let finished = spatialsv_trainer::checkpoint::finished(&run, cfg.steps);
         out!("== ablation {name}");
         if !finished {
             super::train::run(super::train::Args {
@@ -318,6 +314,11 @@ pub fn run(args: Args) -> CliResult {
     Ok(())
 }
 
+/// Values formatted one by one, space-separated.
+fn list(values: &[f64], fmt: fn(f64) -> String) -> String {
+    values.iter().map(|v| fmt(*v)).collect::<Vec<_>>().join(" ")
+}
+
 fn markdown(s: &Study) -> String {
     let lower = |metric: &str| METRICS.iter().find(|m| m.0 == metric).is_some_and(|m| m.2);
     let mut md = format!(
@@ -344,11 +345,7 @@ fn markdown(s: &Study) -> String {
             p.test_set,
             p.metric,
             p.against,
-            p.per_seed
-                .iter()
-                .map(|v| format!("{v:+.4}"))
-                .collect::<Vec<_>>()
-                .join(" "),
+            list(&p.per_seed, |v| format!("{v:+.4}")),
             p.mean,
             p.mean - p.ci95,
             p.mean + p.ci95,
@@ -371,11 +368,7 @@ fn markdown(s: &Study) -> String {
             a.test_set,
             a.metric,
             a.arm,
-            a.per_seed
-                .iter()
-                .map(|v| format!("{v:.4}"))
-                .collect::<Vec<_>>()
-                .join(" "),
+            list(&a.per_seed, |v| format!("{v:.4}")),
             a.mean,
             a.sd
         ));
@@ -383,16 +376,8 @@ fn markdown(s: &Study) -> String {
     let (m, sd, ci) = mean_interval(&s.label_ratio);
     md.push_str(&format!(
         "\n## Labels\n\nFused kept-pixel AbsRel over the single pass's on the same pixels, per seed: {} (mean {m:.3}, sd {sd:.3}, 95% interval ±{ci:.3}; the go/no-go asks for at most 0.85).\n\nMinutes per seed: {}.\n",
-        s.label_ratio
-            .iter()
-            .map(|v| format!("{v:.3}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        s.minutes_per_seed
-            .iter()
-            .map(|v| format!("{v:.1}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        list(&s.label_ratio, |v| format!("{v:.3}")),
+        list(&s.minutes_per_seed, |v| format!("{v:.1}"))
     ));
     md
 }

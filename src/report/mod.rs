@@ -12,7 +12,7 @@ mod plot;
 
 use std::path::{Path, PathBuf};
 
-use spatialsv_labeler::quality::{LabelComparison, LabelQuality};
+use spatialsv_labeler::quality::{DepthScore, LabelComparison, LabelQuality, PoseScore};
 use spatialsv_trainer::eval::{EvalReport, Scores};
 
 use crate::commands::CliError;
@@ -65,6 +65,34 @@ pub struct Report {
 
 fn f(v: f64) -> String {
     format!("{v:.4}")
+}
+
+/// Table rows of named depth scores: name, pixels, AbsRel, delta1.
+fn depth_rows(rows: &[(&str, &DepthScore)]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|(name, s)| {
+            vec![
+                name.to_string(),
+                s.pixels.to_string(),
+                f(s.abs_rel),
+                format!("{:.3}", s.delta1),
+            ]
+        })
+        .collect()
+}
+
+/// Table rows of named camera scores: name, count, rotation and direction error.
+fn pose_rows(rows: &[(&str, &PoseScore)]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|(name, p)| {
+            vec![
+                name.to_string(),
+                p.frames.to_string(),
+                format!("{:.2}", p.rotation_deg),
+                format!("{:.2}", p.direction_deg),
+            ]
+        })
+        .collect()
 }
 
 /// Writes `report.md`, `report.html` and the images they show into `out`.
@@ -271,17 +299,7 @@ fn build(r: &Report) -> Result<Document, CliError> {
         ));
         d.table(
             &["labels and pixels", "count", "AbsRel", "delta1"],
-            c.depth_rows()
-                .iter()
-                .map(|(name, s)| {
-                    vec![
-                        name.to_string(),
-                        s.pixels.to_string(),
-                        f(s.abs_rel),
-                        format!("{:.3}", s.delta1),
-                    ]
-                })
-                .collect(),
+            depth_rows(&c.depth_rows()),
         );
         d.table(
             &[
@@ -290,17 +308,7 @@ fn build(r: &Report) -> Result<Document, CliError> {
                 "rotation error (deg)",
                 "direction error (deg)",
             ],
-            [("single pass", &c.single_pairs), ("fused", &c.fused_pairs)]
-                .iter()
-                .map(|(name, p)| {
-                    vec![
-                        name.to_string(),
-                        p.frames.to_string(),
-                        format!("{:.2}", p.rotation_deg),
-                        format!("{:.2}", p.direction_deg),
-                    ]
-                })
-                .collect(),
+            pose_rows(&[("single pass", &c.single_pairs), ("fused", &c.fused_pairs)]),
         );
     }
     if let Some(q) = &r.quality {
@@ -311,17 +319,7 @@ fn build(r: &Report) -> Result<Document, CliError> {
         d.paragraph(format!("Pseudo-labels of {}.", q.summary()));
         d.table(
             &["pixels", "count", "AbsRel", "delta1"],
-            q.depth_rows()
-                .iter()
-                .map(|(name, s)| {
-                    vec![
-                        name.to_string(),
-                        s.pixels.to_string(),
-                        f(s.abs_rel),
-                        format!("{:.3}", s.delta1),
-                    ]
-                })
-                .collect(),
+            depth_rows(&q.depth_rows()),
         );
         d.table(
             &[
@@ -330,17 +328,7 @@ fn build(r: &Report) -> Result<Document, CliError> {
                 "rotation error (deg)",
                 "direction error (deg)",
             ],
-            q.pose_rows()
-                .iter()
-                .map(|(name, p)| {
-                    vec![
-                        name.to_string(),
-                        p.frames.to_string(),
-                        format!("{:.2}", p.rotation_deg),
-                        format!("{:.2}", p.direction_deg),
-                    ]
-                })
-                .collect(),
+            pose_rows(&q.pose_rows()),
         );
         for (reason, n) in &q.reject_reasons {
             d.paragraph(format!("Rejected by {reason}: {n} frames."));

@@ -317,24 +317,29 @@ fn fused_labels_cover_every_frame_once_in_one_frame_per_video_and_a_student_uses
     );
     assert!(label().contains("0 labelled now"), "a rerun labels nothing");
     // A student trains on them (the newest labelling).
-    let scfg = out.path().join("student.toml");
+    train_student(&ds, &l.teacher, out.path(), &out.path().join("student"));
+}
+
+/// Trains a 2-step student from `teacher` on the newest pseudo-labels of `ds` into `run`
+/// (its config written in `dir`).
+fn train_student(ds: &str, teacher: &str, dir: &std::path::Path, run: &std::path::Path) {
+    let cfg = dir.join("student.toml");
     std::fs::write(
-        &scfg,
+        &cfg,
         format!(
             "image_height = 16\nimage_width = 24\nsteps = 2\nwarmup_steps = 1\nbatch_size = 3\n\
-             pseudo_labels = \"latest\"\ninit_from = \"{}\"\n",
-            l.teacher
+             pseudo_labels = \"latest\"\ninit_from = \"{teacher}\"\n"
         ),
     )
     .unwrap();
     ok(&[
         "train",
         "--dataset",
-        &ds,
+        ds,
         "--config",
-        scfg.to_str().unwrap(),
+        cfg.to_str().unwrap(),
         "--out",
-        out.path().join("student").to_str().unwrap(),
+        run.to_str().unwrap(),
     ]);
 }
 
@@ -342,27 +347,9 @@ fn fused_labels_cover_every_frame_once_in_one_frame_per_video_and_a_student_uses
 fn a_student_trains_on_labeled_scans_and_the_newest_pseudo_labels() {
     let l = labelled();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("student.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "image_height = 16\nimage_width = 24\nsteps = 2\nwarmup_steps = 1\nbatch_size = 3\n\
-             pseudo_labels = \"latest\"\ninit_from = \"{}\"\n",
-            l.teacher
-        ),
-    )
-    .unwrap();
     let student = dir.path().join("runs/student");
+    train_student(&l.ds, &l.teacher, dir.path(), &student);
     let s = student.to_str().unwrap();
-    ok(&[
-        "train",
-        "--dataset",
-        &l.ds,
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        s,
-    ]);
     assert_eq!(
         csv(s, "SELECT role FROM runs"),
         "role\nstudent\n",

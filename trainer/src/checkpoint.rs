@@ -45,6 +45,11 @@ pub fn latest_checkpoint(out: &Path) -> Option<PathBuf> {
     dir.join("state.json").exists().then_some(dir)
 }
 
+/// Whether the run in `out` has its checkpoint of step `steps` as its newest (it finished).
+pub fn finished(out: &Path, steps: usize) -> bool {
+    latest_checkpoint(out).is_some_and(|dir| dir == checkpoint_dir(out, steps))
+}
+
 /// The checkpoints a run directory holds (complete ones: with their `state.json`), oldest
 /// first.
 fn checkpoints(out: &Path) -> Vec<String> {
@@ -88,7 +93,19 @@ pub fn require_checkpoint(out: &Path) -> Result<PathBuf> {
     }))
 }
 
-/// Loads the model of a run's newest checkpoint (for evaluation and labelling).
+/// Loads the model of a run's newest checkpoint on the inference backend: what evaluation,
+/// export and labelling run. (Forward passes on the autodiff backend without a backward keep
+/// their graphs alive: an evaluation grew by about 24 MB per clip.)
+pub fn load_inference_model(
+    out: &Path,
+) -> Result<(SpatialSv<crate::backend::Backend>, SpatialSvConfig)> {
+    use burn::module::AutodiffModule as _;
+    let (model, cfg) = load_model(out)?;
+    Ok((model.valid(), cfg))
+}
+
+/// Loads the model of a run's newest checkpoint on the training backend (to start a run from
+/// it, `init_from`); inference wants [`load_inference_model`].
 pub fn load_model(out: &Path) -> Result<(SpatialSv<B>, SpatialSvConfig)> {
     let dir = require_checkpoint(out)?;
     let weights = weights_file(&dir);

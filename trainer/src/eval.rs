@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData};
 use nalgebra::{Matrix3, Vector3};
 use serde::Serialize;
@@ -24,7 +23,7 @@ use spatialsv_pipeline::geometry::{Rigid, invert_rigid, mul};
 use spatialsv_schemas::Split;
 
 use crate::backend::{Backend as B, default_device};
-use crate::checkpoint::load_model;
+use crate::checkpoint::load_inference_model;
 use crate::config::TrainConfig;
 use crate::data::{Augment, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
@@ -371,8 +370,7 @@ pub(crate) fn train_median_depth(
 
 /// Evaluates the run in `run_dir` on `split` of `dataset`.
 pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalReport> {
-    // Inference on the inner backend: the autodiff one would keep every forward pass's graph.
-    let model = load_model(run_dir)?.0.valid();
+    let (model, _) = load_inference_model(run_dir)?;
     let cfg: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
     let manifest = dataset.latest()?;
     let store = FrameStore::new(dataset.clone(), &manifest, cfg.cache_row_groups);

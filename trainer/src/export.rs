@@ -13,7 +13,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData};
 use image::{ImageBuffer, Rgb};
 use nalgebra::Vector3;
@@ -22,7 +21,7 @@ use spatialsv_pipeline::geometry::Rigid;
 use spatialsv_schemas::Split;
 
 use crate::backend::{Backend as B, default_device};
-use crate::checkpoint::load_model;
+use crate::checkpoint::load_inference_model;
 use crate::config::TrainConfig;
 use crate::data::{Augment, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
@@ -85,8 +84,7 @@ pub fn export_scene(
     scene: &str,
     out: &Path,
 ) -> Result<ExportSummary> {
-    // Inference on the inner backend: the autodiff one would keep every forward pass's graph.
-    let model = load_model(run_dir)?.0.valid();
+    let (model, _) = load_inference_model(run_dir)?;
     let cfg: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
     let manifest = dataset.latest()?;
     let store = FrameStore::new(dataset.clone(), &manifest, cfg.cache_row_groups);

@@ -33,6 +33,6 @@ pub mod train;
 pub mod training;
 
 pub use backend::{BACKEND_NAME, Backend, TrainBackend, default_device};
-pub use checkpoint::{latest_checkpoint, load_model, require_checkpoint};
+pub use checkpoint::{latest_checkpoint, load_inference_model, load_model, require_checkpoint};
 pub use config::{Preset, PseudoTargets, TrainConfig};
 pub use error::{Result, TrainError};

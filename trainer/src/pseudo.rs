@@ -23,7 +23,10 @@ use spatialsv_pipeline::labels::{read_pseudo_labels, select_labelling};
 use spatialsv_pipeline::{Dataset, Manifest};
 use spatialsv_schemas::Table;
 
-use crate::data::{Augment, ClipSample, FrameRef, FrameStore, Prepared, clip_targets, load_images};
+use crate::data::{
+    Augment, ClipSample, FrameRef, FrameStore, Prepared, clip_targets, draw_window, flip_rows,
+    load_images,
+};
 use crate::error::{Result, TrainError};
 
 /// One frame of a pseudo clip.
@@ -252,15 +255,7 @@ pub fn window_of(n: usize, len: usize, max_gap: usize, rng: &mut SplitMix64) -> 
     if n <= len {
         return (0..n.min(len)).collect();
     }
-    let most_gap = if len > 1 {
-        ((n - 1) / (len - 1)).clamp(1, max_gap.max(1))
-    } else {
-        1
-    };
-    let gap = 1 + (rng.next_u64() % most_gap as u64) as usize;
-    let span = (len - 1) * gap;
-    let start = (rng.next_u64() % (n - span) as u64) as usize;
-    (0..len).map(|k| start + k * gap).collect()
+    draw_window(n, len, max_gap, rng)
 }
 
 /// The pseudo-labelled clips of one training batch: `b.clips` windows drawn from the groups
@@ -325,17 +320,16 @@ pub fn pseudo_batch(
 /// (the targets stay consistent with each other and with the images).
 pub fn flip_clip(s: &mut ClipSample, v: usize, w: usize, h: usize) {
     let hw = w * h;
-    let flip = |x: &mut [f32]| {
-        for row in x.chunks_exact_mut(w) {
-            row.reverse();
-        }
-    };
-    flip(&mut s.images);
-    flip(&mut s.depth);
-    flip(&mut s.valid);
-    flip(&mut s.geometry);
-    flip(&mut s.points);
-    flip(&mut s.rays);
+    for x in [
+        &mut s.images,
+        &mut s.depth,
+        &mut s.valid,
+        &mut s.geometry,
+        &mut s.points,
+        &mut s.rays,
+    ] {
+        flip_rows(x, w);
+    }
     for k in 0..v {
         s.points[(k * 3) * hw..(k * 3 + 1) * hw]
             .iter_mut()
@@ -347,7 +341,6 @@ pub fn flip_clip(s: &mut ClipSample, v: usize, w: usize, h: usize) {
         }
     }
     debug_assert_eq!(s.depth.len(), v * hw);
-    let _ = h;
 }
 
 /// CutMix between two clips of the same shape: a random box (10% to 50% of the image) of

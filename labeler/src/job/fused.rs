@@ -14,17 +14,17 @@ use spatialsv_pipeline::labels::PseudoLabelRow;
 use spatialsv_pipeline::rows::now_ns;
 use spatialsv_pipeline::{CODE_VERSION, FrameRef, FrameStore};
 use spatialsv_schemas::Split;
-use spatialsv_trainer::data::{Augment, load_images};
+use spatialsv_trainer::data::{Augment, flip_rows, load_images};
 use spatialsv_trainer::eval::camera_of_view;
 
 use crate::config::LabelConfig;
 use crate::error::Result;
 use crate::filters::{accept, confidence_keep};
-use crate::fusion::{DepthPass, PosePass, flip_planes, fuse_depth, fuse_poses, sliding_windows};
+use crate::fusion::{DepthPass, PosePass, fuse_depth, fuse_poses, sliding_windows};
 
 use super::Teacher;
 use super::plan::Work;
-use super::rows::Provenance;
+use super::rows::{Provenance, combine, mean, positive_median};
 use super::teacher::infer;
 
 /// A run of frames of one scene fused together.
@@ -96,7 +96,7 @@ pub(super) fn label_segment(
             .par_iter()
             .map(|im| {
                 let mut im = im.clone();
-                flip_planes(&mut im, w);
+                flip_rows(&mut im, w);
                 im
             })
             .collect()
@@ -154,7 +154,7 @@ pub(super) fn label_segment(
                 let slot = |buf: &[f32], j: usize| {
                     let mut x = buf[(b * v + j) * hw..(b * v + j + 1) * hw].to_vec();
                     if p.flipped {
-                        flip_planes(&mut x, w);
+                        flip_rows(&mut x, w);
                     }
                     x
                 };
@@ -221,37 +221,21 @@ pub(super) fn label_segment(
                 .zip(&fused.depth[f])
                 .map(|(s, d)| *s <= cfg.fusion.max_spread && *d > 0.0)
                 .collect();
-            let keep: Vec<bool> = conf_keep
-                .iter()
-                .zip(&spread_keep)
-                .map(|(a, b)| *a && *b)
-                .collect();
-            let removed_conf = conf_keep.iter().filter(|k| !**k).count();
-            let removed_spread = conf_keep
-                .iter()
-                .zip(&spread_keep)
-                .filter(|(a, b)| **a && !**b)
-                .count();
-            let kept = keep.iter().filter(|k| **k).count();
+            let px = combine(&conf_keep, &spread_keep);
             let (rot, dir) = (
                 poses.rotation_residual_deg[f],
                 poses.direction_residual_deg[f],
             );
-            let consistent = !cfg.camera.enabled
-                || (rot <= cfg.camera.max_rotation_deg && dir <= cfg.camera.max_direction_deg);
-            let verdict = accept(kept, hw, consistent, &cfg.acceptance);
+            let consistent = cfg.camera.consistent(rot, dir);
+            let verdict = accept(px.kept, hw, consistent, &cfg.acceptance);
             let mut fl = focals[f].clone();
             fl.sort_by(f64::total_cmp);
             let focal = fl.get(fl.len() / 2).copied().unwrap_or(0.9 * w as f64);
             let depth = fused.depth[f].clone();
-            let mut sorted: Vec<f32> = depth.iter().copied().filter(|d| *d > 0.0).collect();
-            sorted.sort_by(f32::total_cmp);
             let confidence: Vec<f32> = fused.spread[f]
                 .iter()
                 .map(|s| (1.0 / s.max(1e-3)).max(1.0))
                 .collect();
-            let conf_mean =
-                confidence.iter().map(|c| f64::from(*c)).sum::<f64>() / hw.max(1) as f64;
             let (frame, clip) = &seg.frames[f];
             PseudoLabelRow {
                 scene_id: seg.scene_id.clone(),
@@ -261,16 +245,16 @@ pub(super) fn label_segment(
                 split: seg.split,
                 width: w as i32,
                 height: h as i32,
-                depth_median: sorted.get(sorted.len() / 2).map_or(0.0, |d| f64::from(*d)),
+                depth_median: positive_median(&depth),
                 metres_per_unit: None,
                 depth,
-                confidence_mean: conf_mean,
+                confidence_mean: mean(&confidence),
                 confidence,
-                keep,
+                keep: px.keep,
                 intrinsics: [focal, focal, w as f64 / 2.0, h as f64 / 2.0],
                 reference_from_camera: poses.poses[f].to_row_major(),
-                px_removed_confidence: removed_conf as i64,
-                px_removed_geometric: removed_spread as i64,
+                px_removed_confidence: px.removed_first as i64,
+                px_removed_geometric: px.removed_second as i64,
                 camera_rotation_error_deg: rot,
                 camera_direction_error_deg: dir,
                 camera_consistent: consistent,

@@ -91,6 +91,29 @@ fn commit(ds: &Dataset, rows: &[PseudoLabelRow], what: &str) -> Result<Option<u6
     Ok(o.published.then_some(o.version))
 }
 
+/// Commits the pending rows (`N <what> (shard K/N)` in the log), records the version and
+/// empties `pending`.
+fn flush(
+    ds: &Dataset,
+    pending: &mut Vec<PseudoLabelRow>,
+    what: &str,
+    shard: Shard,
+    versions: &mut Vec<u64>,
+) -> Result<()> {
+    let message = format!(
+        "{} {what} (shard {}/{})",
+        pending.len(),
+        shard.index,
+        shard.count
+    );
+    if let Some(v) = commit(ds, pending, &message)? {
+        versions.push(v);
+        spatialsv_pipeline::crash_point("label-after-commit");
+    }
+    pending.clear();
+    Ok(())
+}
+
 /// Labels this shard's clips of `ds` with `teacher`. `on_progress` is called after every
 /// batch.
 pub fn label(
@@ -156,17 +179,13 @@ pub fn label(
                 frames_total,
             });
             if (i + 1) % cfg.commit_every == 0 || i + 1 == segs.len() {
-                let what = format!(
-                    "{} fused frames (shard {}/{})",
-                    pending.len(),
-                    shard.index,
-                    shard.count
-                );
-                if let Some(v) = commit(ds, &pending, &what)? {
-                    report.versions.push(v);
-                    spatialsv_pipeline::crash_point("label-after-commit");
-                }
-                pending.clear();
+                flush(
+                    ds,
+                    &mut pending,
+                    "fused frames",
+                    shard,
+                    &mut report.versions,
+                )?;
             }
         }
         report.clips_labeled = todo.len();
@@ -283,17 +302,7 @@ pub fn label(
                 frames_total,
             });
             if *chunk_end {
-                let what = format!(
-                    "{} frames (shard {}/{})",
-                    pending.len(),
-                    shard.index,
-                    shard.count
-                );
-                if let Some(v) = commit(ds, &pending, &what)? {
-                    report.versions.push(v);
-                    spatialsv_pipeline::crash_point("label-after-commit");
-                }
-                pending.clear();
+                flush(ds, &mut pending, "frames", shard, &mut report.versions)?;
             }
         }
         Ok(())

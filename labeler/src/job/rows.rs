@@ -25,6 +25,46 @@ pub(super) struct Provenance<'a> {
     pub(super) config_toml: &'a str,
 }
 
+/// A frame's pixels after two filters in turn.
+pub(super) struct Filtered {
+    /// Kept by both.
+    pub(super) keep: Vec<bool>,
+    /// Removed by the first.
+    pub(super) removed_first: usize,
+    /// Kept by the first, removed by the second.
+    pub(super) removed_second: usize,
+    /// Kept by both, counted.
+    pub(super) kept: usize,
+}
+
+/// Combines the confidence filter's mask (`first`) with the next filter's (`second`: the
+/// geometric round trip, or the fused spread), counting what each removed.
+pub(super) fn combine(first: &[bool], second: &[bool]) -> Filtered {
+    let keep: Vec<bool> = first.iter().zip(second).map(|(a, b)| *a && *b).collect();
+    Filtered {
+        removed_first: first.iter().filter(|k| !**k).count(),
+        removed_second: first
+            .iter()
+            .zip(second)
+            .filter(|(a, b)| **a && !**b)
+            .count(),
+        kept: keep.iter().filter(|k| **k).count(),
+        keep,
+    }
+}
+
+/// Median of a depth map's valid (positive) values; 0 without any.
+pub(super) fn positive_median(depth: &[f32]) -> f64 {
+    let mut sorted: Vec<f32> = depth.iter().copied().filter(|d| *d > 0.0).collect();
+    sorted.sort_by(f32::total_cmp);
+    sorted.get(sorted.len() / 2).map_or(0.0, |d| f64::from(*d))
+}
+
+/// Mean of a map.
+pub(super) fn mean(x: &[f32]) -> f64 {
+    x.iter().map(|c| f64::from(*c)).sum::<f64>() / x.len().max(1) as f64
+}
+
 /// Filters one window's outputs into rows. `runs`: how many reference runs were made (1, or
 /// `v` with the camera filter); the outputs hold `runs` consecutive clips of `v` views.
 #[allow(clippy::too_many_arguments)]
@@ -94,34 +134,19 @@ pub(super) fn window_rows(
     let now = now_ns();
     (0..v)
         .map(|j| {
-            let keep: Vec<bool> = conf_keep[j]
-                .iter()
-                .zip(&geo_keep[j])
-                .map(|(a, b)| *a && *b)
-                .collect();
-            let removed_conf = conf_keep[j].iter().filter(|k| !**k).count();
-            let removed_geo = conf_keep[j]
-                .iter()
-                .zip(&geo_keep[j])
-                .filter(|(a, b)| **a && !**b)
-                .count();
-            let kept = keep.iter().filter(|k| **k).count();
+            let px = combine(&conf_keep[j], &geo_keep[j]);
             let (rot, dir) = errors[j];
-            let consistent = !cfg.camera.enabled
-                || (rot <= cfg.camera.max_rotation_deg && dir <= cfg.camera.max_direction_deg);
+            let consistent = cfg.camera.consistent(rot, dir);
             let verdict = if v == 1 && cfg.geometric.enabled {
                 Err(Rejection {
                     kind: RejectKind::SingleView,
                     detail: "window of one frame: no other view to check against".into(),
                 })
             } else {
-                accept(kept, hw, consistent, &cfg.acceptance)
+                accept(px.kept, hw, consistent, &cfg.acceptance)
             };
             let depth = depth_of(j).to_vec();
-            let mut sorted = depth.clone();
-            sorted.sort_by(f32::total_cmp);
             let conf = conf_of(j).to_vec();
-            let conf_mean = conf.iter().map(|c| f64::from(*c)).sum::<f64>() / hw.max(1) as f64;
             PseudoLabelRow {
                 scene_id: work.scene_id.clone(),
                 frame_idx: frames[j].frame_idx,
@@ -130,17 +155,17 @@ pub(super) fn window_rows(
                 split: work.split,
                 width: w as i32,
                 height: h as i32,
-                depth_median: f64::from(sorted[sorted.len() / 2]),
+                depth_median: positive_median(&depth),
                 // The built-in teacher's scale is unknown on video.
                 metres_per_unit: None,
                 depth,
-                confidence_mean: conf_mean,
+                confidence_mean: mean(&conf),
                 confidence: conf,
-                keep,
+                keep: px.keep,
                 intrinsics: k_of(j),
                 reference_from_camera: cams[j].0,
-                px_removed_confidence: removed_conf as i64,
-                px_removed_geometric: removed_geo as i64,
+                px_removed_confidence: px.removed_first as i64,
+                px_removed_geometric: px.removed_second as i64,
                 camera_rotation_error_deg: rot,
                 camera_direction_error_deg: dir,
                 camera_consistent: consistent,

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData};
+use spatialsv_trainer::checkpoint::load_inference_model;
 use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
 use spatialsv_trainer::{Backend as B, default_device};
-use spatialsv_trainer::{TrainConfig, load_model, require_checkpoint};
+use spatialsv_trainer::{TrainConfig, require_checkpoint};
 
 use crate::config::LabelConfig;
 use crate::error::{LabelError, Result};
@@ -37,7 +37,7 @@ impl std::fmt::Debug for Teacher {
 
 /// Loads the newest checkpoint of the run in `run_dir`.
 pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
-    let (model, model_config) = load_model(run_dir)?;
+    let (model, model_config) = load_inference_model(run_dir)?;
     let train_config: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
     let dir = require_checkpoint(run_dir)?;
     let mut h = blake3::Hasher::new();
@@ -54,7 +54,7 @@ pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
         h.update(&bytes);
     }
     Ok(Teacher {
-        model: model.valid(),
+        model,
         ensemble: Vec::new(),
         model_config,
         train_config,

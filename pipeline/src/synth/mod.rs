@@ -167,6 +167,26 @@ fn jpeg(view: &View, width: u32, height: u32, quality: u8) -> Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
+/// A ScanNet scene's `intrinsic/intrinsic_{color,depth}.txt` (4x4, the colour and depth
+/// cameras are the same here).
+fn write_intrinsics(dir: &Path, k: [f64; 4]) -> Result<()> {
+    let kmat = format!(
+        "{} 0 {} 0\n0 {} {} 0\n0 0 1 0\n0 0 0 1\n",
+        k[0], k[2], k[1], k[3]
+    );
+    for name in ["intrinsic_color.txt", "intrinsic_depth.txt"] {
+        let p = dir.join("intrinsic").join(name);
+        std::fs::write(&p, &kmat).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// A ScanNet scene's `pose/{i}.txt` (camera-to-world, 4x4).
+fn write_pose(dir: &Path, i: usize, pose: &Mat4) -> Result<()> {
+    let p = dir.join(format!("pose/{i}.txt"));
+    std::fs::write(&p, format_matrix4(pose, 9)).map_err(io(&p))
+}
+
 /// Writes one scan scene in the ScanNet exported layout.
 fn write_scan(
     dir: &Path,
@@ -178,22 +198,14 @@ fn write_scan(
     for sub in ["color", "depth", "pose", "intrinsic"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(io(dir))?;
     }
-    let kmat = format!(
-        "{} 0 {} 0\n0 {} {} 0\n0 0 1 0\n0 0 0 1\n",
-        k[0], k[2], k[1], k[3]
-    );
-    for name in ["intrinsic_color.txt", "intrinsic_depth.txt"] {
-        let p = dir.join("intrinsic").join(name);
-        std::fs::write(&p, &kmat).map_err(io(&p))?;
-    }
+    write_intrinsics(dir, k)?;
     for (i, pose) in poses.iter().enumerate() {
         let view = render(room, pose, k, o.width, o.height);
         let p = dir.join(format!("color/{i}.jpg"));
         std::fs::write(&p, jpeg(&view, o.width, o.height, o.jpeg_quality)?).map_err(io(&p))?;
         let p = dir.join(format!("depth/{i}.png"));
         std::fs::write(&p, depth_png(&view, o.width, o.height)?).map_err(io(&p))?;
-        let p = dir.join(format!("pose/{i}.txt"));
-        std::fs::write(&p, format_matrix4(pose, 9)).map_err(io(&p))?;
+        write_pose(dir, i, pose)?;
     }
     Ok(())
 }
@@ -296,17 +308,9 @@ fn video_as_scan(file: &Path, dir: &Path, poses: &[Mat4], k: [f64; 4]) -> Result
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let kmat = format!(
-        "{} 0 {} 0\n0 {} {} 0\n0 0 1 0\n0 0 0 1\n",
-        k[0], k[2], k[1], k[3]
-    );
-    for name in ["intrinsic_color.txt", "intrinsic_depth.txt"] {
-        let p = dir.join("intrinsic").join(name);
-        std::fs::write(&p, &kmat).map_err(io(&p))?;
-    }
+    write_intrinsics(dir, k)?;
     for (i, pose) in poses.iter().enumerate() {
-        let p = dir.join(format!("pose/{i}.txt"));
-        std::fs::write(&p, format_matrix4(pose, 9)).map_err(io(&p))?;
+        write_pose(dir, i, pose)?;
     }
     Ok(())
 }

@@ -25,17 +25,26 @@ pub fn sample_clips(
     (0..n)
         .map(|_| {
             let frames = usable[(rng.next_u64() % usable.len() as u64) as usize];
-            let most_gap = if len > 1 {
-                ((frames.len() - 1) / (len - 1)).clamp(1, max_gap.max(1))
-            } else {
-                1
-            };
-            let gap = 1 + (rng.next_u64() % most_gap as u64) as usize;
-            let span = (len - 1) * gap;
-            let start = (rng.next_u64() % (frames.len() - span) as u64) as usize;
-            (0..len).map(|k| frames[start + k * gap]).collect()
+            draw_window(frames.len(), len, max_gap, rng)
+                .into_iter()
+                .map(|i| frames[i])
+                .collect()
         })
         .collect()
+}
+
+/// Positions of a clip of `len` frames drawn from `n >= len` frames in order: a gap from 1 to
+/// `max_gap` (at most what fits), then a start where the clip fits.
+pub fn draw_window(n: usize, len: usize, max_gap: usize, rng: &mut SplitMix64) -> Vec<usize> {
+    let most_gap = if len > 1 {
+        ((n - 1) / (len - 1)).clamp(1, max_gap.max(1))
+    } else {
+        1
+    };
+    let gap = 1 + (rng.next_u64() % most_gap as u64) as usize;
+    let span = (len - 1) * gap;
+    let start = (rng.next_u64() % (n - span) as u64) as usize;
+    (0..len).map(|k| start + k * gap).collect()
 }
 
 /// A burn [`Dataset`](burn::data::dataset::Dataset) of clips over the store: item `i` is clip

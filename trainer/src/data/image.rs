@@ -118,3 +118,32 @@ pub fn load_images(
         .collect();
     Ok(views.into_iter().collect::<Result<Vec<_>>>()?.concat())
 }
+
+/// Mirrors planar maps left-right in place: every row of `w` values of every plane
+/// (`[.., h, w]`: images, depth, masks, point and ray maps) is reversed.
+pub fn flip_rows(x: &mut [f32], w: usize) {
+    for row in x.chunks_exact_mut(w.max(1)) {
+        row.reverse();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flipping_mirrors_every_row_and_twice_is_the_identity() {
+        let (w, h) = (4, 2);
+        let d: Vec<f32> = (0..w * h).map(|i| i as f32).collect();
+        let mut flipped = d.clone();
+        flip_rows(&mut flipped, w);
+        assert_eq!(flipped, [3.0, 2.0, 1.0, 0.0, 7.0, 6.0, 5.0, 4.0]);
+        let mut back = flipped.clone();
+        flip_rows(&mut back, w);
+        assert_eq!(back, d);
+        // A multi-plane image flips every row of every plane.
+        let mut img: Vec<f32> = (0..3 * w * h).map(|i| i as f32).collect();
+        flip_rows(&mut img, w);
+        assert_eq!(img[w * h], (w * h + w - 1) as f32);
+    }
+}

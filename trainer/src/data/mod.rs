@@ -10,8 +10,8 @@ mod batch;
 mod image;
 mod targets;
 
-pub use batch::{ClipBatch, ClipBatcher, ClipDataset, sample_clips};
-pub use image::{Augment, load_images};
+pub use batch::{ClipBatch, ClipBatcher, ClipDataset, draw_window, sample_clips};
+pub use image::{Augment, flip_rows, load_images};
 pub use spatialsv_pipeline::{FrameRef, FrameStore, SceneFrames};
 pub use targets::{ClipSample, Prepared, clip_targets, load_clip};
 
