@@ -8,6 +8,7 @@ use spatialsv_schemas::Split;
 use spatialsv_trainer::eval::{EvalReport, Scores, evaluate};
 
 use super::{CliError, CliResult, write_json};
+use crate::report::maybe;
 
 /// Evaluate a checkpoint on held-out scenes: depth AbsRel / delta1 / RMSE (median-scaled and
 /// least-squares scale-and-shift), camera RRA@15, RTA@15 and AUC@30 over frame pairs (cameras
@@ -57,19 +58,19 @@ pub struct Args {
 
 fn row(name: &str, s: &Scores) -> String {
     format!(
-        "{name:<20} {:>5} {:>8.4} {:>7.3} {:>7.4} {:>8.4} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>8.4} | {:>8.4} {:>7.3}",
+        "{name:<20} {:>5} {:>8.4} {:>7.3} {:>7.4} {:>8.4} {:>7} {:>7} {:>7} {:>7.3} {:>8.4} | {:>8.4} {:>7}",
         s.clips,
         s.abs_rel,
         s.delta1,
         s.rmse,
         s.abs_rel_lsq,
-        s.rra15,
-        s.rta15,
-        s.auc30,
+        maybe(s.rra15, 3),
+        maybe(s.rta15, 3),
+        maybe(s.auc30, 3),
         s.accuracy,
         s.chamfer,
         s.baseline_abs_rel,
-        s.baseline_auc30
+        maybe(s.baseline_auc30, 3)
     )
 }
 
@@ -94,6 +95,18 @@ fn print(r: &EvalReport) -> CliResult {
         out!("{}", row(scene, s));
     }
     out!("{}", row("overall", &r.overall));
+    let single: Vec<&str> = r
+        .scenes
+        .iter()
+        .filter(|(_, s)| s.camera_clips == 0)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !single.is_empty() {
+        out!(
+            "n/a: not measured; camera metrics need two views and these scenes have one: {}",
+            single.join(", ")
+        );
+    }
     for (scene, why) in &r.skipped {
         out!("not evaluated: {scene} ({why})");
     }

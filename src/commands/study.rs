@@ -80,7 +80,7 @@ type Metric = (&'static str, fn(&Scores) -> f64, bool);
 const METRICS: [Metric; 4] = [
     ("AbsRel", |s| s.abs_rel, true),
     ("delta1", |s| s.delta1, false),
-    ("AUC@30", |s| s.auc30, false),
+    ("AUC@30", |s| s.auc30.unwrap_or(f64::NAN), false),
     ("Chamfer (m)", |s| s.chamfer, true),
 ];
 

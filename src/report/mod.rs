@@ -67,6 +67,12 @@ fn f(v: f64) -> String {
     format!("{v:.4}")
 }
 
+/// A metric that may not have been measured (camera metrics of single-view clips): its value
+/// to `digits` places, or "n/a", never a zero.
+pub fn maybe(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.digits$}"))
+}
+
 /// Table rows of named depth scores: name, pixels, AbsRel, delta1.
 fn depth_rows(rows: &[(&str, &DepthScore)]) -> Vec<Vec<String>> {
     rows.iter()
@@ -230,9 +236,9 @@ fn build(r: &Report) -> Result<Document, CliError> {
                     f(o.abs_rel),
                     format!("{:.3}", o.delta1),
                     f(o.abs_rel_lsq),
-                    format!("{:.3}", o.rra15),
-                    format!("{:.3}", o.rta15),
-                    format!("{:.3}", o.auc30),
+                    maybe(o.rra15, 3),
+                    maybe(o.rta15, 3),
+                    maybe(o.auc30, 3),
                     f(o.chamfer),
                 ]
             })
@@ -245,7 +251,7 @@ fn build(r: &Report) -> Result<Document, CliError> {
                 String::new(),
                 String::new(),
                 String::new(),
-                format!("{:.3} (identity motion)", o.baseline_auc30),
+                format!("{} (identity motion)", maybe(o.baseline_auc30, 3)),
                 String::new(),
             ]);
         }
@@ -268,7 +274,7 @@ fn build(r: &Report) -> Result<Document, CliError> {
                 let wins = [
                     ("AbsRel", a.abs_rel < b.abs_rel),
                     ("delta1", a.delta1 > b.delta1),
-                    ("AUC@30", a.auc30 > b.auc30),
+                    ("AUC@30", a.auc30.zip(b.auc30).is_some_and(|(a, b)| a > b)),
                     ("Chamfer", a.chamfer < b.chamfer),
                 ];
                 let better: Vec<&str> = wins.iter().filter(|w| w.1).map(|w| w.0).collect();

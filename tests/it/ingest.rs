@@ -720,30 +720,44 @@ fn export_writes_clouds_frames_and_trajectories_and_refuses_an_unknown_scene() {
     assert!(err.contains("no labeled scene 'nope'"), "{err}");
 }
 
-/// A scene shorter than the run's clip length (the one-frame Middlebury RGB-D scene; clip
-/// length 2) is not evaluated and says so, never scored as zeros; an eval or export that
-/// selects nothing is one line and exit 2, and writes nothing.
+/// Scenes shorter than the run's clip length (clip length 2): the one-frame Middlebury RGB-D
+/// scene is scored on depth and points with its camera metrics null and the reason given (never
+/// a zero), a two-frame scene cut from a synthetic room gets camera metrics too, both export;
+/// an eval or export that selects nothing is one line and exit 2, and writes nothing.
 #[test]
-fn a_scene_shorter_than_a_clip_is_named_not_scored_and_selecting_nothing_is_an_error() {
+fn short_scenes_are_scored_and_exported_with_only_what_they_measure() {
     let t = trained();
     let dir = tempfile::tempdir().unwrap();
-    let middlebury = repo().join("tests/fixtures/scans/middlebury_motorcycle");
-    let copy_with = |name: &str, split: &str| {
-        let ds = dir.path().join(name);
-        copy_dir(Path::new(&t.ds), &ds);
-        let ds = ds.to_str().unwrap().to_string();
+    // A two-frame scene: the first two frames of a held-out synthetic room, ScanNet layout.
+    let room = t.dir.join("world/scans/test/synth_scan_001");
+    let two = dir.path().join("scans/two_frames");
+    for sub in ["color", "depth", "pose"] {
+        std::fs::create_dir_all(two.join(sub)).unwrap();
+        for e in std::fs::read_dir(room.join(sub)).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("0.") || name.starts_with("1.") {
+                std::fs::copy(e.path(), two.join(sub).join(&name)).unwrap();
+            }
+        }
+    }
+    copy_dir(&room.join("intrinsic"), &two.join("intrinsic"));
+    let ds = dir.path().join("ds-test");
+    copy_dir(Path::new(&t.ds), &ds);
+    let ds = ds.to_str().unwrap().to_string();
+    for scene in [
+        repo().join("tests/fixtures/scans/middlebury_motorcycle"),
+        two.clone(),
+    ] {
         ok(&[
             "ingest",
             "scannet",
-            middlebury.to_str().unwrap(),
+            scene.to_str().unwrap(),
             "--dataset",
             &ds,
             "--split",
-            split,
+            "test",
         ]);
-        ds
-    };
-    let ds = copy_with("ds-test", "test");
+    }
     let ev = dir.path().join("eval");
     let table = ok(&[
         "eval",
@@ -754,24 +768,102 @@ fn a_scene_shorter_than_a_clip_is_named_not_scored_and_selecting_nothing_is_an_e
         "--out",
         ev.to_str().unwrap(),
     ]);
-    assert!(
-        table.contains("not evaluated: middlebury_motorcycle (1 labeled frame(s), fewer than the run's clip length 2)"),
+    let line = |scene: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{scene} ")))
+            .unwrap_or_else(|| panic!("no row for {scene}: {table}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("middlebury_motorcycle").matches("n/a").count(),
+        4,
         "{table}"
     );
-    assert!(!table.contains("\nmiddlebury_motorcycle "), "{table}");
+    assert!(!line("two_frames").contains("n/a"), "{table}");
+    assert!(
+        table.contains(
+            "camera metrics need two views and these scenes have one: middlebury_motorcycle"
+        ),
+        "{table}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ev.join("eval.json")).unwrap()).unwrap();
-    assert!(
-        json["scenes"].get("middlebury_motorcycle").is_none(),
-        "{json}"
+    let one = &json["scenes"]["middlebury_motorcycle"];
+    assert_eq!(one["clips"], 1, "{json}");
+    assert_eq!(one["camera_clips"], 0, "{json}");
+    for key in ["rra15", "rta15", "auc30", "baseline_auc30"] {
+        assert!(one[key].is_null(), "{key}: {json}");
+    }
+    assert!(one["not_measured"].as_str().unwrap().contains("two views"));
+    for key in ["abs_rel", "delta1", "chamfer", "baseline_abs_rel"] {
+        let x = one[key].as_f64().unwrap();
+        assert!(x.is_finite() && x > 0.0, "{key}: {json}");
+    }
+    let pair = &json["scenes"]["two_frames"];
+    assert_eq!(
+        (&pair["clips"], &pair["camera_clips"]),
+        (&1.into(), &1.into())
     );
     assert!(
-        json["skipped"]["middlebury_motorcycle"].is_string(),
+        pair["auc30"].is_f64() && pair["not_measured"].is_null(),
         "{json}"
     );
-    assert!(json["overall"]["clips"].as_u64().unwrap() > 0, "{json}");
+    // Overall: depth over every clip, cameras over the clips with pairs.
+    let o = &json["overall"];
+    assert_eq!(
+        o["camera_clips"].as_u64().unwrap() + 1,
+        o["clips"].as_u64().unwrap(),
+        "{json}"
+    );
+    assert!(o["auc30"].is_f64() && o["not_measured"].is_null(), "{json}");
+    assert!(json["skipped"].as_object().unwrap().is_empty(), "{json}");
 
-    let ex = dir.path().join("export");
+    for (scene, frames) in [("middlebury_motorcycle", 1), ("two_frames", 2)] {
+        let ex = dir.path().join(format!("export-{scene}"));
+        let text = ok(&[
+            "export",
+            "--dataset",
+            &ds,
+            "--checkpoint",
+            &t.run,
+            "--scene",
+            scene,
+            "--out",
+            ex.to_str().unwrap(),
+        ]);
+        assert!(text.contains(&format!("exported {frames} frame")), "{text}");
+        let traj = std::fs::read_to_string(ex.join("trajectory_pred.txt")).unwrap();
+        assert_eq!(traj.lines().count(), 1 + frames, "{traj}");
+        assert_eq!(
+            std::fs::read_dir(ex.join("frames")).unwrap().count(),
+            frames
+        );
+        let ply = std::fs::read(ex.join("pred.ply")).unwrap();
+        let header = String::from_utf8_lossy(&ply[..200.min(ply.len())]).to_string();
+        assert!(!header.contains("element vertex 0\n"), "{header}");
+    }
+
+    // Selecting nothing: an empty split, an unknown scene.
+    let (code, err) = fails(&[
+        "eval",
+        "--dataset",
+        &ds,
+        "--checkpoint",
+        &t.run,
+        "--split",
+        "val",
+        "--out",
+        dir.path().join("eval-val").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the val split of") && err.contains("has no labeled scenes"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!dir.path().join("eval-val").exists());
+    let ex = dir.path().join("export-nope");
     let (code, err) = fails(&[
         "export",
         "--dataset",
@@ -779,15 +871,12 @@ fn a_scene_shorter_than_a_clip_is_named_not_scored_and_selecting_nothing_is_an_e
         "--checkpoint",
         &t.run,
         "--scene",
-        "middlebury_motorcycle",
+        "middlebury",
         "--out",
         ex.to_str().unwrap(),
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("nothing to export: scene 'middlebury_motorcycle'"),
-        "{err}"
-    );
+    assert!(err.contains("no labeled scene 'middlebury'"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         !ex.exists(),
@@ -827,26 +916,6 @@ fn a_scene_shorter_than_a_clip_is_named_not_scored_and_selecting_nothing_is_an_e
     }
     let acc = |j: &serde_json::Value| j["scenes"]["synth_scan_001"]["accuracy"].as_f64().unwrap();
     assert!((acc(&json2) - acc(&json)).abs() < 1e-9);
-
-    let only_short = copy_with("ds-val", "val");
-    let (code, err) = fails(&[
-        "eval",
-        "--dataset",
-        &only_short,
-        "--checkpoint",
-        &t.run,
-        "--split",
-        "val",
-        "--out",
-        dir.path().join("eval-val").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("nothing to evaluate in the val split")
-            && err.contains("middlebury_motorcycle: 1 labeled frame(s)"),
-        "{err}"
-    );
-    assert_eq!(err.lines().count(), 1, "{err}");
 }
 
 #[test]

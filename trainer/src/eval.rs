@@ -1,11 +1,13 @@
 //! Evaluation of a checkpoint on held-out labeled scenes (`spatialsv eval`).
 //!
-//! Each scene of the split is cut into consecutive clips of the training clip length. For
-//! every clip the model predicts depth, rays and points, and we score:
+//! Each scene of the split is cut into consecutive clips of the training clip length; a scene
+//! shorter than that (a single real RGB-D frame, say) is one clip of all its views
+//! ([`clips_of`]). For every clip the model predicts depth, rays and points, and we score:
 //! - depth (DOMAIN.md section 6) after median scaling and after least-squares scale and
 //!   shift: AbsRel, delta1, RMSE;
 //! - cameras recovered from the predicted ray maps ([`pose_from_rays`]) against the true
-//!   relative poses over all frame pairs of the clip: RRA@15, RTA@15, AUC@30;
+//!   relative poses over all frame pairs of the clip: RRA@15, RTA@15, AUC@30 (clips of two
+//!   views or more; for single-view clips these are `None`, never zero);
 //! - point maps after Umeyama Sim(3) alignment to the true points: accuracy, completeness,
 //!   Chamfer.
 //!
@@ -29,11 +31,16 @@ use crate::data::{Augment, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
 use crate::metrics::{DepthAlignment, chamfer, depth_metrics, pose_metrics, umeyama};
 
-/// Scores of one scene (or of all scenes), averaged over its clips.
+/// Scores of one scene (or of all scenes), averaged over its clips. Depth and point metrics
+/// are measured on every clip (down to a single view); camera metrics need a pair of views, so
+/// they average over the clips of at least two views and are `None` (null in eval.json, with
+/// the reason in `not_measured`) where there is none: nothing measured is never a zero.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Scores {
     /// Clips scored.
     pub clips: usize,
+    /// Clips of at least two views, over which the camera metrics are averaged.
+    pub camera_clips: usize,
     /// Depth AbsRel after median scaling.
     pub abs_rel: f64,
     /// Depth delta1 after median scaling.
@@ -47,11 +54,11 @@ pub struct Scores {
     /// Depth RMSE (m) after least-squares scale and shift.
     pub rmse_lsq: f64,
     /// Relative rotation accuracy at 15 degrees.
-    pub rra15: f64,
+    pub rra15: Option<f64>,
     /// Relative translation-direction accuracy at 15 degrees.
-    pub rta15: f64,
+    pub rta15: Option<f64>,
     /// Pose AUC at 30 degrees.
-    pub auc30: f64,
+    pub auc30: Option<f64>,
     /// Point accuracy (m) after Sim(3) alignment.
     pub accuracy: f64,
     /// Point completeness (m).
@@ -61,18 +68,19 @@ pub struct Scores {
     /// Baseline: training median depth everywhere, median-scaled AbsRel.
     pub baseline_abs_rel: f64,
     /// Baseline: identity motion, AUC@30.
-    pub baseline_auc30: f64,
+    pub baseline_auc30: Option<f64>,
+    /// Why a metric is `None`, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_measured: Option<String>,
 }
 
-impl Scores {
-    fn add(&mut self, o: &Scores) {
-        self.clips += o.clips;
-        for (a, b) in self.fields_mut().into_iter().zip(o.fields()) {
-            *a += b;
-        }
-    }
+/// Why the camera metrics of a single-view clip (or scene) are absent.
+pub const NO_CAMERA_PAIRS: &str =
+    "camera metrics need two views; every clip here has one (depth and point metrics are measured)";
 
-    fn fields(&self) -> [f64; 14] {
+impl Scores {
+    /// Depth and point metrics (every clip has them).
+    fn dense(&self) -> [f64; 10] {
         [
             self.abs_rel,
             self.delta1,
@@ -80,42 +88,92 @@ impl Scores {
             self.abs_rel_lsq,
             self.delta1_lsq,
             self.rmse_lsq,
-            self.rra15,
-            self.rta15,
-            self.auc30,
             self.accuracy,
             self.completeness,
             self.chamfer,
             self.baseline_abs_rel,
-            self.baseline_auc30,
         ]
     }
 
-    fn fields_mut(&mut self) -> [&mut f64; 14] {
-        [
-            &mut self.abs_rel,
-            &mut self.delta1,
-            &mut self.rmse,
-            &mut self.abs_rel_lsq,
-            &mut self.delta1_lsq,
-            &mut self.rmse_lsq,
-            &mut self.rra15,
-            &mut self.rta15,
-            &mut self.auc30,
-            &mut self.accuracy,
-            &mut self.completeness,
-            &mut self.chamfer,
-            &mut self.baseline_abs_rel,
-            &mut self.baseline_auc30,
-        ]
+    /// Camera metrics (clips of two views or more have them).
+    fn camera(&self) -> [Option<f64>; 4] {
+        [self.rra15, self.rta15, self.auc30, self.baseline_auc30]
     }
 
-    fn mean(mut self) -> Scores {
-        let n = self.clips.max(1) as f64;
-        for f in self.fields_mut() {
-            *f /= n;
+    fn from_parts(clips: usize, camera_clips: usize, d: [f64; 10], c: [Option<f64>; 4]) -> Self {
+        let [
+            abs_rel,
+            delta1,
+            rmse,
+            abs_rel_lsq,
+            delta1_lsq,
+            rmse_lsq,
+            accuracy,
+            completeness,
+            chamfer,
+            baseline_abs_rel,
+        ] = d;
+        let [rra15, rta15, auc30, baseline_auc30] = c;
+        Scores {
+            clips,
+            camera_clips,
+            abs_rel,
+            delta1,
+            rmse,
+            abs_rel_lsq,
+            delta1_lsq,
+            rmse_lsq,
+            rra15,
+            rta15,
+            auc30,
+            accuracy,
+            completeness,
+            chamfer,
+            baseline_abs_rel,
+            baseline_auc30,
+            not_measured: (camera_clips == 0).then(|| NO_CAMERA_PAIRS.to_string()),
         }
-        self
+    }
+}
+
+/// A running sum of [`Scores`], each weighted by its clips (dense metrics) and by its clips of
+/// two views or more (camera metrics), so means over scenes are means over clips.
+#[derive(Debug, Default)]
+struct ScoreSum {
+    clips: usize,
+    camera_clips: usize,
+    dense: [f64; 10],
+    camera: [f64; 4],
+}
+
+impl ScoreSum {
+    fn add(&mut self, s: &Scores) {
+        for (a, b) in self.dense.iter_mut().zip(s.dense()) {
+            *a += b * s.clips as f64;
+        }
+        if s.camera_clips > 0 {
+            for (a, b) in self.camera.iter_mut().zip(s.camera()) {
+                *a += b.unwrap_or(0.0) * s.camera_clips as f64;
+            }
+        }
+        self.clips += s.clips;
+        self.camera_clips += s.camera_clips;
+    }
+
+    /// The means; `None` when nothing was added.
+    fn mean(&self) -> Option<Scores> {
+        if self.clips == 0 {
+            return None;
+        }
+        let n = self.clips as f64;
+        let m = self.camera_clips as f64;
+        Some(Scores::from_parts(
+            self.clips,
+            self.camera_clips,
+            self.dense.map(|x| x / n),
+            self.camera
+                .map(|x| (self.camera_clips > 0).then_some(x / m)),
+        ))
     }
 }
 
@@ -123,15 +181,11 @@ impl EvalReport {
     /// The scores of the evaluated scenes that `keep` selects, over all their clips (as
     /// `overall` is over every scene); `None` when it selects none.
     pub fn subset(&self, keep: impl Fn(&str) -> bool) -> Option<Scores> {
-        let mut sum = Scores::default();
+        let mut sum = ScoreSum::default();
         for (_, sc) in self.scenes.iter().filter(|(s, _)| keep(s)) {
-            let mut weighted = sc.clone();
-            for f in weighted.fields_mut() {
-                *f *= sc.clips as f64;
-            }
-            sum.add(&weighted);
+            sum.add(sc);
         }
-        (sum.clips > 0).then(|| sum.mean())
+        sum.mean()
     }
 }
 
@@ -144,9 +198,9 @@ pub struct EvalReport {
     pub overall: Scores,
     /// Per scene.
     pub scenes: BTreeMap<String, Scores>,
-    /// Scenes of the split that were not evaluated, with the reason (fewer labeled frames than
-    /// the model's clip length). They are in neither `scenes` nor `overall`: nothing measured
-    /// is never reported as a zero.
+    /// Scenes of the split that were not evaluated, with the reason (no clip with enough valid
+    /// depth to align). They are in neither `scenes` nor `overall`: nothing measured is never
+    /// reported as a zero.
     pub skipped: BTreeMap<String, String>,
 }
 
@@ -247,7 +301,7 @@ pub fn corresponding_points(
     (src, dst)
 }
 
-/// Scores one clip. `v`, `h`, `w`: clip length and image size.
+/// Scores one clip. `v`, `h`, `w`: clip length (one view or more) and image size.
 #[allow(clippy::too_many_arguments)]
 fn score_clip(
     pred_depth: &[f32],
@@ -271,9 +325,10 @@ fn score_clip(
     let poses: Vec<Rigid> = (0..v)
         .map(|k| camera_of_view(pred_rays, k, h, w, step).0)
         .collect();
-    let pm = pose_metrics(&poses, gt_poses)?;
+    // Cameras need pairs: a single-view clip has depth and point metrics only.
+    let pm = pose_metrics(&poses, gt_poses);
     let still: Vec<Rigid> = (0..v).map(|_| Rigid::identity()).collect();
-    let bm = pose_metrics(&still, gt_poses)?;
+    let bm = pose_metrics(&still, gt_poses);
     // Points: Sim(3) from corresponding valid pixels, then Chamfer on subsamples.
     let (src, dst) = corresponding_points(pred_points, gt_points, gt_depth, v, hw);
     let sim = umeyama(&src, &dst)?;
@@ -281,23 +336,28 @@ fn score_clip(
     let aligned: Vec<Vector3<f64>> = src.iter().step_by(stride).map(|p| sim.apply(p)).collect();
     let truth: Vec<Vector3<f64>> = dst.iter().step_by(stride).copied().collect();
     let ch = chamfer(&aligned, &truth)?;
-    Some(Scores {
-        clips: 1,
-        abs_rel: med.abs_rel,
-        delta1: med.delta1,
-        rmse: med.rmse,
-        abs_rel_lsq: lsq.abs_rel,
-        delta1_lsq: lsq.delta1,
-        rmse_lsq: lsq.rmse,
-        rra15: pm.rra15,
-        rta15: pm.rta15,
-        auc30: pm.auc30,
-        accuracy: ch.accuracy,
-        completeness: ch.completeness,
-        chamfer: ch.overall,
-        baseline_abs_rel: base.abs_rel,
-        baseline_auc30: bm.auc30,
-    })
+    Some(Scores::from_parts(
+        1,
+        usize::from(pm.is_some()),
+        [
+            med.abs_rel,
+            med.delta1,
+            med.rmse,
+            lsq.abs_rel,
+            lsq.delta1,
+            lsq.rmse,
+            ch.accuracy,
+            ch.completeness,
+            ch.overall,
+            base.abs_rel,
+        ],
+        [
+            pm.as_ref().map(|p| p.rra15),
+            pm.as_ref().map(|p| p.rta15),
+            pm.as_ref().map(|p| p.auc30),
+            bm.map(|p| p.auc30),
+        ],
+    ))
 }
 
 /// What the trivial baselines need from a run's training data, saved in the run directory
@@ -368,6 +428,19 @@ pub(crate) fn train_median_depth(
     Ok(values[values.len() / 2])
 }
 
+/// The clips a scene is cut into: consecutive clips of the run's clip length `v` (frames after
+/// the last whole clip are left out), or, for a scene shorter than that, one clip of all its
+/// frames: the trunk alternates frame and global attention, so it takes any number of views.
+pub fn clips_of<T>(frames: &[T], v: usize) -> Vec<&[T]> {
+    if frames.len() >= v {
+        frames.chunks_exact(v.max(1)).collect()
+    } else if frames.is_empty() {
+        Vec::new()
+    } else {
+        vec![frames]
+    }
+}
+
 /// Evaluates the run in `run_dir` on `split` of `dataset`.
 pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalReport> {
     let (model, _) = load_inference_model(run_dir)?;
@@ -388,23 +461,14 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
         split: split.to_string(),
         ..EvalReport::default()
     };
-    let mut overall = Scores::default();
+    let mut overall = ScoreSum::default();
     for (scene, frames) in &scenes {
-        if frames.len() < v {
-            report.skipped.insert(
-                scene.clone(),
-                format!(
-                    "{} labeled frame(s), fewer than the run's clip length {v}",
-                    frames.len()
-                ),
-            );
-            continue;
-        }
-        let mut sum = Scores::default();
-        for clip in frames.chunks_exact(v) {
+        let mut sum = ScoreSum::default();
+        for clip in clips_of(frames, v) {
+            let n = clip.len();
             let s = load_clip(&store, clip, w, h, Augment::NONE, 0)?;
             let images = Tensor::<B, 5>::from_data(
-                TensorData::new(s.images.clone(), [1, v, 3, h, w]),
+                TensorData::new(s.images.clone(), [1, n, 3, h, w]),
                 &device,
             );
             let p = model.forward(images);
@@ -433,24 +497,24 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
                 &s.points,
                 &gt_poses,
                 train_median,
-                v,
+                n,
                 h,
                 w,
             ) {
                 sum.add(&sc);
             }
         }
-        if sum.clips == 0 {
+        let Some(scores) = sum.mean() else {
             report.skipped.insert(
                 scene.clone(),
                 "no clip had enough valid depth to score".into(),
             );
             continue;
-        }
-        overall.add(&sum);
-        report.scenes.insert(scene.clone(), sum.mean());
+        };
+        overall.add(&scores);
+        report.scenes.insert(scene.clone(), scores);
     }
-    if overall.clips == 0 {
+    let Some(overall) = overall.mean() else {
         let why: Vec<String> = report
             .skipped
             .iter()
@@ -461,8 +525,8 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
             dataset.location(),
             why.join("; ")
         )));
-    }
-    report.overall = overall.mean();
+    };
+    report.overall = overall;
     Ok(report)
 }
 
@@ -471,6 +535,45 @@ mod tests {
     use nalgebra::Rotation3;
 
     use super::*;
+
+    #[test]
+    fn short_scenes_are_one_clip_of_all_their_views() {
+        let frames: Vec<u32> = (0..7).collect();
+        assert_eq!(clips_of(&frames, 3), vec![&[0, 1, 2][..], &[3, 4, 5][..]]);
+        assert_eq!(clips_of(&frames[..2], 3), vec![&[0, 1][..]]);
+        assert_eq!(clips_of(&frames[..1], 3), vec![&[0][..]]);
+        assert!(clips_of(&frames[..0], 3).is_empty());
+    }
+
+    fn clip(value: f64, camera: Option<f64>) -> Scores {
+        Scores::from_parts(1, usize::from(camera.is_some()), [value; 10], [camera; 4])
+    }
+
+    #[test]
+    fn camera_metrics_average_over_clips_with_pairs_and_are_absent_without() {
+        let mut single = ScoreSum::default();
+        single.add(&clip(0.2, None));
+        let single = single.mean().unwrap();
+        assert_eq!((single.clips, single.camera_clips), (1, 0));
+        assert_eq!(single.auc30, None);
+        assert_eq!(single.not_measured.as_deref(), Some(NO_CAMERA_PAIRS));
+        assert!(ScoreSum::default().mean().is_none());
+
+        // A scene of two clips with pairs and a one-view scene: depth over 3 clips, cameras
+        // over 2.
+        let mut scene = ScoreSum::default();
+        scene.add(&clip(0.1, Some(0.5)));
+        scene.add(&clip(0.4, Some(0.9)));
+        let scene = scene.mean().unwrap();
+        let mut all = ScoreSum::default();
+        all.add(&scene);
+        all.add(&single);
+        let all = all.mean().unwrap();
+        assert_eq!((all.clips, all.camera_clips), (3, 2));
+        assert!((all.abs_rel - 0.7 / 3.0).abs() < 1e-12);
+        assert!((all.auc30.unwrap() - 0.7).abs() < 1e-12);
+        assert_eq!(all.not_measured, None);
+    }
 
     #[test]
     fn cameras_come_back_from_ray_maps() {

@@ -1,5 +1,6 @@
 //! What the model believes, as files (`spatialsv export`): the method's interpretability made
-//! usable. For one scene, clip by clip:
+//! usable. For one scene, clip by clip (clips as `eval` cuts them, [`clips_of`]: a scene
+//! shorter than the clip length, down to one view, is one clip):
 //!
 //! - `pred.ply`, `gt.ply`: coloured binary point clouds (MeshLab, CloudCompare, Open3D) of the
 //!   predicted point maps (Sim(3)-aligned to the truth per clip, then placed in the world with
@@ -25,7 +26,7 @@ use crate::checkpoint::load_inference_model;
 use crate::config::TrainConfig;
 use crate::data::{Augment, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
-use crate::eval::{camera_of_view, corresponding_points};
+use crate::eval::{camera_of_view, clips_of, corresponding_points};
 use crate::metrics::umeyama;
 
 /// What an export wrote.
@@ -101,13 +102,6 @@ pub fn export_scene(
         ))
     })?;
     let (v, h, w) = (cfg.clip_len, cfg.image_height, cfg.image_width);
-    if frames.len() < v {
-        return Err(TrainError::User(format!(
-            "nothing to export: scene '{scene}' of {} has {} labeled frame(s), fewer than the run's clip length {v}",
-            dataset.location(),
-            frames.len()
-        )));
-    }
     std::fs::create_dir_all(out.join("frames"))
         .map_err(TrainError::io("creating the export directory", out))?;
     let hw = h * w;
@@ -115,7 +109,8 @@ pub fn export_scene(
     let (mut pred_pts, mut gt_pts) = (Vec::new(), Vec::new());
     let (mut traj_gt, mut traj_pred) = (String::new(), String::new());
     let mut summary = ExportSummary::default();
-    for clip in frames.chunks_exact(v) {
+    for clip in clips_of(&frames, v) {
+        let v = clip.len();
         let s = load_clip(&store, clip, w, h, Augment::NONE, 0)?;
         let p = model.forward(Tensor::<B, 5>::from_data(
             TensorData::new(s.images.clone(), [1, v, 3, h, w]),
