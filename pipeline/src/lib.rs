@@ -18,6 +18,7 @@ pub mod labels;
 pub mod manifest;
 pub mod media;
 mod migrate;
+pub mod objects;
 mod progress;
 pub mod rows;
 mod sql;

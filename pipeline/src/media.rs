@@ -137,7 +137,7 @@ pub fn check_dims(w: u32, h: u32) -> Result<(), String> {
 }
 
 /// Decoding limits matching [`check_dims`], with room for 16-bit RGBA.
-fn limits() -> image::Limits {
+pub(crate) fn limits() -> image::Limits {
     let mut l = image::Limits::default();
     l.max_image_width = Some(MAX_IMAGE_SIDE);
     l.max_image_height = Some(MAX_IMAGE_SIDE);

@@ -26,12 +26,12 @@ pub use columns::{Columns, Poses};
 pub use doc::{render_markdown, render_snapshot};
 pub use table::{RejectKind, SourceKind, Split, Table};
 pub use tables::{
-    clips_schema, frames_schema, metrics_schema, pseudo_labels_schema, quarantine_schema,
-    runs_schema, scenes_schema,
+    clips_schema, frames_schema, metrics_schema, object_views_schema, objects_schema,
+    pseudo_labels_schema, qa_schema, quarantine_schema, runs_schema, scenes_schema,
 };
 pub use validate::{
-    ClipsBatch, FramesBatch, MAX_TRANSLATION_M, MetricsBatch, PseudoLabelsBatch, QuarantineBatch,
-    RunsBatch, ScenesBatch, SchemaError, check_pose,
+    ClipsBatch, FramesBatch, MAX_TRANSLATION_M, MetricsBatch, ObjectViewsBatch, ObjectsBatch,
+    PseudoLabelsBatch, QaBatch, QuarantineBatch, RunsBatch, ScenesBatch, SchemaError, check_pose,
 };
 
 pub use arrow::datatypes::SchemaRef;
@@ -48,12 +48,14 @@ pub use arrow::datatypes::SchemaRef;
 ///   added, and `reject_kind` (`camera`, `pixels`, `single_view`) says why a frame was
 ///   rejected without parsing `reject_reason`. Every other table is unchanged, so a version-1 dataset without `pseudo_labels` is
 ///   read as it is; one with them is upgraded by `spatialsv migrate`.
-pub const SCHEMA_VERSION: &str = "2";
+/// - `3`: three new tables, `objects`, `object_views` and `qa` (spatial questions); no
+///   existing table changed, so a version-2 dataset is read as it is.
+pub const SCHEMA_VERSION: &str = "3";
 
 /// The older schema versions this build still reads, each with the tables whose layout
 /// changed since: a dataset at such a version is read as it is when it has no files of those
 /// tables, and is upgraded by `spatialsv migrate` otherwise.
-pub const CHANGED_SINCE: &[(&str, &[Table])] = &[("1", &[Table::PseudoLabels])];
+pub const CHANGED_SINCE: &[(&str, &[Table])] = &[("1", &[Table::PseudoLabels]), ("2", &[])];
 
 /// Schema metadata key: the table's name.
 pub const META_TABLE: &str = "spatialsv.table";

@@ -24,11 +24,17 @@ pub enum Table {
     Runs,
     /// Per-step and per-evaluation metrics of runs.
     Metrics,
+    /// Annotated objects of scenes, with world-frame boxes.
+    Objects,
+    /// Which objects each frame sees (from instance images).
+    ObjectViews,
+    /// Spatial questions and answers generated from geometry.
+    Qa,
 }
 
 impl Table {
     /// All tables, in a stable order.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 10] = [
         Table::Scenes,
         Table::Frames,
         Table::Clips,
@@ -36,6 +42,9 @@ impl Table {
         Table::PseudoLabels,
         Table::Runs,
         Table::Metrics,
+        Table::Objects,
+        Table::ObjectViews,
+        Table::Qa,
     ];
 
     /// The table's name as used in manifests, directories and SQL.
@@ -48,13 +57,16 @@ impl Table {
             Table::PseudoLabels => "pseudo_labels",
             Table::Runs => "runs",
             Table::Metrics => "metrics",
+            Table::Objects => "objects",
+            Table::ObjectViews => "object_views",
+            Table::Qa => "qa",
         }
     }
 
     /// The canonical schema of the table.
     pub fn schema(self) -> SchemaRef {
         // Built once per table: readers ask for it per batch and per frame.
-        static SCHEMAS: std::sync::OnceLock<[SchemaRef; 7]> = std::sync::OnceLock::new();
+        static SCHEMAS: std::sync::OnceLock<[SchemaRef; 10]> = std::sync::OnceLock::new();
         let all = SCHEMAS.get_or_init(|| Table::ALL.map(Table::build_schema));
         all[Table::ALL.iter().position(|t| *t == self).unwrap_or(0)].clone()
     }
@@ -68,6 +80,9 @@ impl Table {
             Table::PseudoLabels => tables::pseudo_labels_schema(),
             Table::Runs => tables::runs_schema(),
             Table::Metrics => tables::metrics_schema(),
+            Table::Objects => tables::objects_schema(),
+            Table::ObjectViews => tables::object_views_schema(),
+            Table::Qa => tables::qa_schema(),
         }
     }
 
@@ -82,6 +97,9 @@ impl Table {
             Table::PseudoLabels => &["scene_id", "frame_idx", "teacher_hash", "config_hash"],
             Table::Runs => &["run_id"],
             Table::Metrics => &["run_id", "step", "split", "scene_id", "name"],
+            Table::Objects => &["scene_id", "object_id"],
+            Table::ObjectViews => &["scene_id", "frame_idx", "object_id"],
+            Table::Qa => &["qa_id"],
         }
     }
 
@@ -90,7 +108,12 @@ impl Table {
     /// Parquet reader sees every column without knowing the directory layout.
     pub fn partition_columns(self) -> &'static [&'static str] {
         match self {
-            Table::Frames | Table::Clips | Table::Scenes => &["split"],
+            Table::Frames
+            | Table::Clips
+            | Table::Scenes
+            | Table::Objects
+            | Table::ObjectViews
+            | Table::Qa => &["split"],
             Table::Quarantine => &["stage"],
             Table::PseudoLabels => &["teacher_hash"],
             Table::Runs | Table::Metrics => &[],
@@ -108,6 +131,9 @@ impl Table {
             Table::PseudoLabels => &["scene_id", "frame_idx"],
             Table::Runs => &["run_id"],
             Table::Metrics => &["run_id", "step"],
+            Table::Objects => &["scene_id", "object_id"],
+            Table::ObjectViews => &["scene_id", "frame_idx", "object_id"],
+            Table::Qa => &["scene_id", "family", "qa_id"],
         }
     }
 

@@ -729,3 +729,214 @@ pub fn metrics_schema() -> SchemaRef {
         ],
     )
 }
+
+fn vec3() -> DataType {
+    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float64, false)), 3)
+}
+
+fn vec4() -> DataType {
+    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float64, false)), 4)
+}
+
+/// `objects`: the annotated objects of a scene, with their world-frame boxes.
+pub fn objects_schema() -> SchemaRef {
+    use DataType::*;
+    schema(
+        "objects",
+        "One row per annotated object of a scene: its name, category and world-frame box.",
+        vec![
+            col("scene_id", Utf8, false, "", "Scene of the object"),
+            col("split", Utf8, false, "", SPLIT_DOC),
+            col(
+                "object_id",
+                Int64,
+                false,
+                "",
+                "Id of the object within its scene, as in its instance images (`object_views`); 1-based for synthetic scenes, ScanNet's `objectId + 1` for ScanNet",
+            ),
+            col(
+                "name",
+                Utf8,
+                false,
+                "",
+                "The shortest of `category`, `colour category`, `size colour category` that no other object of the scene shares (the full description when none is unique); questions name only objects whose name is unique",
+            ),
+            col(
+                "category",
+                Utf8,
+                false,
+                "",
+                "Category word (synthetic: `cabinet`, `chest`, `crate`, `ball`, `column`; ScanNet: the annotation's label)",
+            ),
+            col(
+                "colour",
+                Utf8,
+                true,
+                "",
+                "Colour word from the object's base colour (null when not annotated)",
+            ),
+            col(
+                "size",
+                Utf8,
+                true,
+                "",
+                "`small`, `medium` or `large` within its category (null when not annotated)",
+            ),
+            col(
+                "centre",
+                vec3(),
+                false,
+                "m",
+                "Centre of the object's axis-aligned world-frame box, x y z",
+            ),
+            col(
+                "extent",
+                vec3(),
+                false,
+                "m",
+                "Full size of the axis-aligned world-frame box along x y z",
+            ),
+            col(
+                "source",
+                Utf8,
+                false,
+                "",
+                "Where the annotation came from: `synthetic` (the generator's geometry) or `scannet_aggregation` (ScanNet's *.aggregation.json and segments over the mesh)",
+            ),
+        ],
+    )
+}
+
+/// `object_views`: which objects each frame sees, from its instance (object-id) image.
+pub fn object_views_schema() -> SchemaRef {
+    use DataType::*;
+    schema(
+        "object_views",
+        "One row per object visible in a frame, measured on the frame's instance (object-id) image.",
+        vec![
+            col("scene_id", Utf8, false, "", "Scene of the frame"),
+            col("split", Utf8, false, "", SPLIT_DOC),
+            col("frame_idx", Int64, false, "", "`frames.frame_idx`"),
+            col("object_id", Int64, false, "", "`objects.object_id`"),
+            col(
+                "pixels",
+                Int64,
+                false,
+                "px",
+                "Pixels of the instance image showing the object",
+            ),
+            col(
+                "fraction",
+                Float64,
+                false,
+                "",
+                "`pixels` over the instance image's pixel count",
+            ),
+            col(
+                "bbox",
+                vec4(),
+                false,
+                "",
+                "2D box x0 y0 x1 y1 as fractions of the image width and height (resolution-free)",
+            ),
+            col(
+                "depth_median_m",
+                Float64,
+                true,
+                "m",
+                "Median true depth over the object's pixels with valid depth (null without depth)",
+            ),
+        ],
+    )
+}
+
+/// `qa`: spatial questions generated from geometry, with their answers.
+pub fn qa_schema() -> SchemaRef {
+    use DataType::*;
+    schema(
+        "qa",
+        "One row per spatial question about a set of views of one scene, answered from geometry (never by a model).",
+        vec![
+            col(
+                "qa_id",
+                Utf8,
+                false,
+                "",
+                "Key: hash of the generator version, scene, views, family, template, objects and points",
+            ),
+            col("scene_id", Utf8, false, "", "Scene of the views"),
+            col("split", Utf8, false, "", SPLIT_DOC),
+            col(
+                "frame_indices",
+                list_of(Int64),
+                false,
+                "",
+                "`frames.frame_idx` of the views shown, in order (view 1 is the first)",
+            ),
+            col(
+                "family",
+                Utf8,
+                false,
+                "",
+                "Question family, e.g. `camera_motion`, `relative_depth`, `object_distance` (docs/qa.md)",
+            ),
+            col(
+                "template_id",
+                Int64,
+                false,
+                "",
+                "Which of the family's templates phrased the question",
+            ),
+            col("question", Utf8, false, "", "The question text"),
+            col(
+                "options",
+                list_of(Utf8),
+                false,
+                "",
+                "Answer options of a multiple-choice question (empty for numeric ones)",
+            ),
+            col(
+                "answer",
+                Utf8,
+                false,
+                "",
+                "The answer text: one of `options`, or the number as written",
+            ),
+            col(
+                "answer_numeric",
+                Float64,
+                true,
+                "",
+                "The answer as a number for numeric questions (metres, counts); null for multiple choice",
+            ),
+            col(
+                "object_ids",
+                list_of(Int64),
+                false,
+                "",
+                "`objects.object_id` of the objects the question names",
+            ),
+            col(
+                "margin",
+                Float64,
+                false,
+                "",
+                "How far from ambiguous the answer is, in the family's own measure (relative depth difference, degrees from a boundary, ...; docs/qa.md)",
+            ),
+            col(
+                "source",
+                Utf8,
+                false,
+                "",
+                "`gt` (true geometry) or `pseudo:{teacher_hash}` (a teacher's pseudo-labels)",
+            ),
+            col(
+                "generator_version",
+                Utf8,
+                false,
+                "",
+                "Version of the question generator (templates and rules)",
+            ),
+        ],
+    )
+}

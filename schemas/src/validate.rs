@@ -402,9 +402,34 @@ impl Table {
             Table::PseudoLabels => PseudoLabelsBatch::try_from(b).map(drop),
             Table::Runs => RunsBatch::try_from(b).map(drop),
             Table::Metrics => MetricsBatch::try_from(b).map(drop),
+            Table::Objects => ObjectsBatch::try_from(b).map(drop),
+            Table::ObjectViews => ObjectViewsBatch::try_from(b).map(drop),
+            Table::Qa => QaBatch::try_from(b).map(drop),
         }
     }
 }
+
+validated!(
+    /// A validated batch of the `objects` table.
+    ObjectsBatch, Table::Objects, |batch| {
+        check_enum::<Split>(Table::Objects, &batch, "split")?;
+    }
+);
+
+validated!(
+    /// A validated batch of the `object_views` table.
+    ObjectViewsBatch, Table::ObjectViews, |batch| {
+        check_enum::<Split>(Table::ObjectViews, &batch, "split")?;
+        check_positive_f64(Table::ObjectViews, &batch, "depth_median_m")?;
+    }
+);
+
+validated!(
+    /// A validated batch of the `qa` table.
+    QaBatch, Table::Qa, |batch| {
+        check_enum::<Split>(Table::Qa, &batch, "split")?;
+    }
+);
 
 #[cfg(test)]
 mod tests {

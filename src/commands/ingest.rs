@@ -253,6 +253,12 @@ fn print_report(r: &IngestReport, ds: &Dataset) -> CliResult {
                 c.overlap * 100.0
             ));
         }
+        if s.objects > 0 {
+            line.push_str(&format!(
+                "; {} objects, {} object sightings",
+                s.objects, s.object_views
+            ));
+        }
         out!("{line}");
     }
     let q = r.quarantined();

@@ -272,6 +272,13 @@ fn ensure_fixtures() {
             let _ = std::fs::remove_dir_all(root.join(d));
         }
         write_scannet(&root.join("scannet/scene0000_00"), &room, &poses);
+        // ScanNet's object annotation files beside it (standard-library Python).
+        let script = root.join("make_scannet_objects.py");
+        let ok = std::process::Command::new("python3")
+            .arg(&script)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "{} failed", script.display());
         write_tum(
             &root.join("tum/rgbd_dataset_freiburg3_synthetic"),
             &room,
@@ -433,6 +440,96 @@ fn scannet_traps() {
     assert_eq!(reasons.len(), 3);
     let uris = strings("source_uri");
     assert!(uris.iter().any(|u| u.ends_with("color/4.jpg")), "{uris:?}");
+}
+
+/// ScanNet's object annotation (aggregation + segments over the mesh, `instance-filt/`
+/// images; written by `tests/fixtures/scans/make_scannet_objects.py`) lands in `objects` and
+/// `object_views`; a damaged annotation loses the objects with a note, never the frames.
+#[test]
+fn scannet_objects_from_the_aggregation_and_instance_images() {
+    let r = ingest(
+        Some(ScanFormat::Scannet),
+        &fixtures().join("scannet"),
+        IngestOptions::default(),
+    );
+    let scene = &r.report.scenes[0];
+    assert_eq!((scene.objects, scene.object_views), (2, 4), "{scene:?}");
+    assert!(
+        scene
+            .warnings
+            .iter()
+            .any(|w| w.contains("1 object sightings") && w.contains("ids the annotation lacks")),
+        "{:?}",
+        scene.warnings
+    );
+    let m = r.ds.latest().unwrap();
+    let objects = r.ds.read_table(&m, Table::Objects, None).unwrap();
+    let b = arrow::compute::concat_batches(&Table::Objects.schema(), &objects).unwrap();
+    let c = Columns::new(Table::Objects, &b).unwrap();
+    let names: Vec<&str> = c.strings("name").unwrap().iter().flatten().collect();
+    assert_eq!(names, ["chair", "table"]);
+    let boxes = b.column_by_name("centre").unwrap().as_fixed_size_list();
+    let centre = |row: usize| -> Vec<f64> {
+        boxes
+            .value(row)
+            .as_primitive::<Float64Type>()
+            .values()
+            .to_vec()
+    };
+    for (got, want) in centre(0).iter().zip([1.25, 1.25, 0.45]) {
+        assert!((got - want).abs() < 1e-6, "{:?}", centre(0));
+    }
+    for (got, want) in centre(1).iter().zip([2.5, 0.5, 0.375]) {
+        assert!((got - want).abs() < 1e-6, "{:?}", centre(1));
+    }
+    let views = r.ds.read_table(&m, Table::ObjectViews, None).unwrap();
+    let b = arrow::compute::concat_batches(&Table::ObjectViews.schema(), &views).unwrap();
+    let col = |name: &str| -> Vec<i64> {
+        b.column_by_name(name)
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
+    };
+    let mut seen: Vec<(i64, i64, i64)> = col("frame_idx")
+        .into_iter()
+        .zip(col("object_id"))
+        .zip(col("pixels"))
+        .map(|((f, o), p)| (f, o, p))
+        .collect();
+    seen.sort();
+    // Frames 2, 4 and 5 were quarantined; their instance images add nothing.
+    assert_eq!(seen, [(0, 1, 16), (0, 2, 30), (1, 2, 30), (3, 2, 30)]);
+    let depth = b
+        .column_by_name("depth_median_m")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    assert_eq!(depth.null_count(), 0);
+
+    // A damaged aggregation: the frames land, the objects do not, and a note says why.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("scene0000_00");
+    super::copy_dir(&fixtures().join("scannet/scene0000_00"), &copy);
+    std::fs::write(
+        copy.join("scene0000_00.aggregation.json"),
+        "{\"segGroups\": [",
+    )
+    .unwrap();
+    let r = ingest(Some(ScanFormat::Scannet), &copy, IngestOptions::default());
+    let scene = &r.report.scenes[0];
+    assert_eq!((scene.ingested, scene.objects), (3, 0));
+    assert!(
+        scene
+            .notes
+            .iter()
+            .any(|n| n.starts_with("objects not ingested")
+                && n.contains("scene0000_00.aggregation.json")
+                && n.contains("not a ScanNet aggregation")),
+        "{:?}",
+        scene.notes
+    );
+    let m = r.ds.latest().unwrap();
+    assert_eq!(m.rows("objects"), 0);
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub use detect::{ScanFormat, detect_format};
 use crate::error::{Error, Result};
 use crate::geometry::Mat4;
 use crate::media::{self, DepthImage};
+use crate::objects::ObjectView;
 use crate::rows::{
     DepthMap, FrameRow, QuarantineRow, SceneRow, frames_batch, now_ns, quarantine_batch,
     scenes_batch,
@@ -149,6 +150,17 @@ pub struct SourceScene {
     /// Why the scene could not be listed at all (a malformed pose list or intrinsics
     /// file): the scene is quarantined as a whole while the other scenes go on.
     pub failure: Option<Refusal>,
+    /// The scene's annotated objects, when the layout has them.
+    pub annotations: Option<Annotations>,
+}
+
+/// A scene's objects and where its per-frame instance (object-id) images are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Annotations {
+    /// The objects (`objects` rows).
+    pub objects: crate::objects::SceneObjects,
+    /// Directory of `{frame_idx}.png` instance images (`object_views` rows), when present.
+    pub instance_dir: Option<PathBuf>,
 }
 
 /// How scenes get their split.
@@ -233,6 +245,10 @@ pub struct SceneReport {
     pub warnings: Vec<String>,
     /// Notes from the layout reader.
     pub notes: Vec<String>,
+    /// Annotated objects of the scene (`objects` rows).
+    pub objects: usize,
+    /// Object sightings (`object_views` rows).
+    pub object_views: usize,
 }
 
 /// What an ingest run did.
@@ -271,6 +287,31 @@ impl IngestReport {
 struct Loaded {
     row: FrameRow,
     depth_for_check: Option<DepthImage>,
+    /// Objects seen, from the frame's instance image (when the scene has them); an unreadable
+    /// instance image costs the frame its object rows, not the frame.
+    object_views: Option<std::result::Result<Vec<ObjectView>, String>>,
+}
+
+/// Smallest share of an instance image's pixels an object must cover to count as seen
+/// (0.1%: 19 pixels at 160x120, 307 at ScanNet's 640x480; at least one pixel).
+const MIN_OBJECT_FRACTION: f64 = 0.001;
+
+/// The objects an instance image shows, with their true depth from `depth`.
+fn frame_object_views(
+    path: &Path,
+    depth: Option<(&DepthImage, f64)>,
+) -> std::result::Result<Vec<ObjectView>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (w, h, ids) =
+        crate::objects::decode_instance(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    media::check_dims(w, h).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(crate::objects::object_views(
+        &ids,
+        w,
+        h,
+        depth.map(|(d, scale)| (d.values.as_slice(), d.width, d.height, scale)),
+        ((f64::from(w) * f64::from(h) * MIN_OBJECT_FRACTION) as usize).max(1),
+    ))
 }
 
 fn read(path: &Path) -> std::result::Result<Vec<u8>, Refusal> {
@@ -337,7 +378,14 @@ fn load_frame(
             format!("fx fy cx cy = {k:?}"),
         ));
     }
+    let instance = scene
+        .annotations
+        .as_ref()
+        .and_then(|a| a.instance_dir.as_ref())
+        .map(|d| d.join(format!("{}.png", f.frame_idx)))
+        .filter(|p| p.exists());
     let mut depth_for_check = None;
+    let mut decoded_depth: Option<(DepthImage, f64)> = None;
     let depth = match &f.depth {
         None => None,
         Some(d) => {
@@ -405,6 +453,9 @@ fn load_frame(
                     ),
                 ));
             }
+            if instance.is_some() {
+                decoded_depth = decoded.clone().map(|img| (img, d.scale_m));
+            }
             if want_depth {
                 depth_for_check = decoded;
             }
@@ -437,6 +488,8 @@ fn load_frame(
             source_uri: f.image_path.display().to_string(),
         },
         depth_for_check,
+        object_views: instance
+            .map(|p| frame_object_views(&p, decoded_depth.as_ref().map(|(d, s)| (d, *s)))),
     })
 }
 
@@ -531,6 +584,7 @@ pub fn list_scenes(
                         frames: Vec::new(),
                         notes: Vec::new(),
                         failure: Some(failure),
+                        annotations: None,
                     }
                 }
                 Err(e) => return Err(e),
@@ -659,6 +713,7 @@ fn ingest_scene(
         return Ok((rep, 0));
     }
     let mut quarantine = Vec::new();
+    let mut object_views: Vec<(i64, ObjectView)> = Vec::new();
     let mut check_views: BTreeMap<usize, PairView> = BTreeMap::new();
     let chunk = 64;
     for (c, frames) in scene.frames.chunks(chunk).enumerate() {
@@ -673,6 +728,14 @@ fn ingest_scene(
         for (i, (f, r)) in frames.iter().zip(results).enumerate() {
             match r {
                 Ok(l) => {
+                    match l.object_views {
+                        Some(Ok(v)) => object_views.extend(v.into_iter().map(|v| (f.frame_idx, v))),
+                        Some(Err(e)) => rep.warnings.push(format!(
+                            "instance image not read, frame {} keeps no object rows: {e}",
+                            f.frame_idx
+                        )),
+                        None => {}
+                    }
                     if let (Some(d), Some(dm)) = (l.depth_for_check, &l.row.depth) {
                         check_views.insert(
                             c * chunk + i,
@@ -717,6 +780,32 @@ fn ingest_scene(
         tx.append(Table::Quarantine, quarantine_batch(&quarantine)?)?;
     }
     let present = rep.ingested + rep.duplicates;
+    if let (Some(a), true) = (&scene.annotations, present > 0) {
+        // Views only of annotated objects: an id the annotation lacks is label noise.
+        let known: BTreeSet<i64> = a.objects.objects.iter().map(|o| o.object_id).collect();
+        let unknown = object_views
+            .iter()
+            .filter(|(_, v)| !known.contains(&v.object_id))
+            .count();
+        object_views.retain(|(_, v)| known.contains(&v.object_id));
+        if unknown > 0 {
+            rep.warnings.push(format!(
+                "{unknown} object sightings in instance images name ids the annotation lacks; left out"
+            ));
+        }
+        tx.append(
+            Table::Objects,
+            crate::objects::objects_batch(&scene.scene_id, split, &a.objects)?,
+        )?;
+        if !object_views.is_empty() {
+            tx.append(
+                Table::ObjectViews,
+                crate::objects::object_views_batch(&scene.scene_id, split, &object_views)?,
+            )?;
+        }
+        rep.objects = a.objects.objects.len();
+        rep.object_views = object_views.len();
+    }
     if present > 0 {
         tx.append(
             Table::Scenes,

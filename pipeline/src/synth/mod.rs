@@ -5,10 +5,13 @@
 //! trajectories and writes:
 //! - labeled scans in the ScanNet exported layout (`scans/{train,test}/<id>/color/{i}.jpg`,
 //!   `depth/{i}.png` uint16 mm, `pose/{i}.txt` camera-to-world, `intrinsic/`), so they go
-//!   through the real importer;
+//!   through the real importer, with their objects: `objects.json` (names, categories,
+//!   colours, sizes, world boxes; [`world::Room::describe`]) and `instance-filt/{i}.png`, the
+//!   per-pixel object ids (16-bit, 0 = no object);
 //! - unlabeled videos of other rooms, `videos/<id>.mp4` (H.264 through ffmpeg, 30 fps);
-//! - the videos' true depth, poses and intrinsics in `groundtruth/<id>/`, which ingestion and
-//!   training never read: only evaluation does, to score pseudo-labels honestly;
+//! - the videos' true depth, poses, intrinsics, objects and object-id images in
+//!   `groundtruth/<id>/`, which ingestion and training never read: only evaluation does, to
+//!   score pseudo-labels honestly;
 //! - held-out *video* test rooms (`--test-videos`): `videos_test/<id>.mp4`, and the same rooms
 //!   in the ScanNet layout under `scans/test_video/<id>/` with the colour frames *decoded from
 //!   that H.264 file* (as `ingest video` stores them) beside the true depth and poses, so the
@@ -30,6 +33,7 @@ use crate::datagen::SplitMix64;
 use crate::error::{Error, Result};
 use crate::geometry::{Mat4, format_matrix4};
 use crate::media::{DepthImage, encode_png16};
+use crate::objects::{INSTANCE_DIR, write_objects_file};
 use world::{Room, View, render, trajectory};
 
 /// Frame rate of the synthetic videos (and the time step of the scans).
@@ -137,6 +141,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// The view's object-id buffer as a 16-bit PNG (ScanNet's `instance-filt` convention: value =
+/// object id, 0 = no object).
+fn instance_png(view: &View, width: u32, height: u32) -> Result<Vec<u8>> {
+    encode_png16(&DepthImage {
+        width,
+        height,
+        values: view.object_id.clone(),
+    })
+    .map_err(Error::Internal)
+}
+
 fn depth_png(view: &View, width: u32, height: u32) -> Result<Vec<u8>> {
     let values = view
         .depth_m
@@ -195,16 +210,19 @@ fn write_scan(
     o: &SynthOptions,
     k: [f64; 4],
 ) -> Result<()> {
-    for sub in ["color", "depth", "pose", "intrinsic"] {
+    for sub in ["color", "depth", "pose", "intrinsic", INSTANCE_DIR] {
         std::fs::create_dir_all(dir.join(sub)).map_err(io(dir))?;
     }
     write_intrinsics(dir, k)?;
+    write_objects_file(dir, &room.describe())?;
     for (i, pose) in poses.iter().enumerate() {
         let view = render(room, pose, k, o.width, o.height);
         let p = dir.join(format!("color/{i}.jpg"));
         std::fs::write(&p, jpeg(&view, o.width, o.height, o.jpeg_quality)?).map_err(io(&p))?;
         let p = dir.join(format!("depth/{i}.png"));
         std::fs::write(&p, depth_png(&view, o.width, o.height)?).map_err(io(&p))?;
+        let p = dir.join(format!("{INSTANCE_DIR}/{i}.png"));
+        std::fs::write(&p, instance_png(&view, o.width, o.height)?).map_err(io(&p))?;
         write_pose(dir, i, pose)?;
     }
     Ok(())
@@ -219,7 +237,10 @@ fn write_video(
     o: &SynthOptions,
     k: [f64; 4],
 ) -> Result<()> {
-    std::fs::create_dir_all(gt.join("depth")).map_err(io(gt))?;
+    for sub in ["depth", INSTANCE_DIR] {
+        std::fs::create_dir_all(gt.join(sub)).map_err(io(gt))?;
+    }
+    write_objects_file(gt, &room.describe())?;
     let mut child = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s"])
         .arg(format!("{}x{}", o.width, o.height))
@@ -243,6 +264,8 @@ fn write_video(
         stdin.write_all(&view.rgb).map_err(io(file))?;
         let p = gt.join(format!("depth/{i}.png"));
         std::fs::write(&p, depth_png(&view, o.width, o.height)?).map_err(io(&p))?;
+        let p = gt.join(format!("{INSTANCE_DIR}/{i}.png"));
+        std::fs::write(&p, instance_png(&view, o.width, o.height)?).map_err(io(&p))?;
         let ts = i as i64 * 1_000_000_000 / FPS;
         pose_lines.push_str(&format!(
             "{i} {ts} {}\n",

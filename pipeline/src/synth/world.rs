@@ -110,6 +110,9 @@ pub struct Hit {
     pub material: Material,
     /// Point in the object's own frame, for textures.
     pub local: [f64; 3],
+    /// Index into [`Room::objects`] of the object hit; `None` for the room's walls, floor and
+    /// ceiling.
+    pub object: Option<usize>,
 }
 
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
@@ -448,6 +451,87 @@ impl Room {
         }
     }
 
+    /// The room's objects as annotations: `object_id` = index + 1 (as in the object-id buffer
+    /// of [`render`]), a category from the shape (boxes by height: `cabinet` from 1.3 m,
+    /// `chest` from 0.8 m, else `crate`; spheres `ball`; cylinders `column`), the colour word
+    /// of the base colour, a size word within the category, and the axis-aligned world box.
+    /// Derived from the geometry alone: it draws no random numbers, so a seed's world is the
+    /// same with or without it.
+    pub fn describe(&self) -> crate::objects::SceneObjects {
+        use crate::objects::{SceneObject, SceneObjects, colour_word, name_objects};
+        let size_word = |x: f64, small: f64, large: f64| {
+            if x < small {
+                "small"
+            } else if x > large {
+                "large"
+            } else {
+                "medium"
+            }
+        };
+        let mut objects: Vec<SceneObject> = self
+            .objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let (category, size, centre, extent) = match o.shape {
+                    Shape::Box { centre, half, yaw } => {
+                        let (s, c) = (yaw.sin().abs(), yaw.cos().abs());
+                        let height = 2.0 * half[2];
+                        let category = if height >= 1.3 {
+                            "cabinet"
+                        } else if height >= 0.8 {
+                            "chest"
+                        } else {
+                            "crate"
+                        };
+                        let footprint = 4.0 * half[0] * half[1];
+                        (
+                            category,
+                            size_word(footprint, 0.35, 0.7),
+                            centre,
+                            [
+                                2.0 * (c * half[0] + s * half[1]),
+                                2.0 * (s * half[0] + c * half[1]),
+                                height,
+                            ],
+                        )
+                    }
+                    Shape::Sphere { centre, radius } => (
+                        "ball",
+                        size_word(radius, 0.18, 0.24),
+                        centre,
+                        [2.0 * radius; 3],
+                    ),
+                    Shape::Cylinder {
+                        axis,
+                        radius,
+                        z0,
+                        z1,
+                    } => (
+                        "column",
+                        size_word(z1 - z0, 0.65, 0.95),
+                        [axis[0], axis[1], (z0 + z1) / 2.0],
+                        [2.0 * radius, 2.0 * radius, z1 - z0],
+                    ),
+                };
+                SceneObject {
+                    object_id: i as i64 + 1,
+                    name: String::new(),
+                    category: category.into(),
+                    colour: Some(colour_word(o.material.albedo).into()),
+                    size: Some(size.into()),
+                    centre,
+                    extent,
+                }
+            })
+            .collect();
+        name_objects(&mut objects);
+        SceneObjects {
+            source: "synthetic".into(),
+            objects,
+        }
+    }
+
     /// Nearest hit of the ray `o + t d` (t > 1e-6), the room's inner walls included.
     pub fn intersect(&self, o: [f64; 3], d: [f64; 3]) -> Option<Hit> {
         // Inside the room box: the exit point is the wall hit.
@@ -482,9 +566,10 @@ impl Room {
                 normal,
                 material,
                 local,
+                object: None,
             });
         }
-        for obj in &self.objects {
+        for (i, obj) in self.objects.iter().enumerate() {
             let limit = best.map_or(f64::INFINITY, |b| b.t);
             if let Some((t, n, local)) = obj.shape.intersect(o, d, 1e-6, limit) {
                 let n = if dot(n, d) > 0.0 { n.map(|v| -v) } else { n };
@@ -493,6 +578,7 @@ impl Room {
                     normal: n,
                     material: obj.material,
                     local,
+                    object: Some(i),
                 });
             }
         }
@@ -543,13 +629,16 @@ impl Room {
     }
 }
 
-/// A rendered view: linear RGB 0-255 and z-depth in metres.
+/// A rendered view: linear RGB 0-255, z-depth in metres and the object-id buffer.
 #[derive(Debug, Clone)]
 pub struct View {
     /// Row-major RGB bytes.
     pub rgb: Vec<u8>,
     /// Row-major z-depth, metres (0 where nothing was hit).
     pub depth_m: Vec<f32>,
+    /// Row-major object ids: `i + 1` where the pixel sees `room.objects[i]` (the `object_id`
+    /// of [`Room::describe`]), 0 for walls, floor, ceiling and nothing.
+    pub object_id: Vec<u16>,
 }
 
 /// Renders `room` from `world_from_camera` (OpenCV axes) with pinhole `k`.
@@ -557,11 +646,12 @@ pub fn render(room: &Room, world_from_camera: &Mat4, k: [f64; 4], width: u32, he
     use rayon::prelude::*;
     let origin = transform_point(world_from_camera, [0.0, 0.0, 0.0]);
     let k = Intrinsics::from_k(k);
-    let rows: Vec<(Vec<u8>, Vec<f32>)> = (0..height)
+    let rows: Vec<(Vec<u8>, Vec<f32>, Vec<u16>)> = (0..height)
         .into_par_iter()
         .map(|v| {
             let mut rgb = Vec::with_capacity(width as usize * 3);
             let mut depth = Vec::with_capacity(width as usize);
+            let mut ids = Vec::with_capacity(width as usize);
             for u in 0..width {
                 // Camera ray with z = 1, so the hit parameter t is the z-depth.
                 let c = k.unproject(f64::from(u) + 0.5, f64::from(v) + 0.5, 1.0);
@@ -572,23 +662,27 @@ pub fn render(room: &Room, world_from_camera: &Mat4, k: [f64; 4], width: u32, he
                         // Gamma for display.
                         rgb.extend(col.map(|c| (c.powf(1.0 / 2.2) * 255.0).round() as u8));
                         depth.push(hit.t as f32);
+                        ids.push(hit.object.map_or(0, |i| i as u16 + 1));
                     }
                     None => {
                         rgb.extend([0, 0, 0]);
                         depth.push(0.0);
+                        ids.push(0);
                     }
                 }
             }
-            (rgb, depth)
+            (rgb, depth, ids)
         })
         .collect();
     let mut view = View {
         rgb: Vec::new(),
         depth_m: Vec::new(),
+        object_id: Vec::new(),
     };
-    for (rgb, d) in rows {
+    for (rgb, d, ids) in rows {
         view.rgb.extend(rgb);
         view.depth_m.extend(d);
+        view.object_id.extend(ids);
     }
     view
 }
@@ -669,6 +763,23 @@ mod tests {
         let k = [40.0, 40.0, 24.0, 18.0];
         let view = render(&room, &poses[0], k, 48, 36);
         assert!(view.depth_m.iter().all(|d| *d > 0.0));
+        // The object-id buffer names the object each pixel's depth lands on (0: the room).
+        let objects = room.describe().objects;
+        assert_eq!(objects.len(), room.objects.len());
+        assert!(view.object_id.iter().any(|i| *i > 0), "no object in view");
+        for (idx, id) in view.object_id.iter().enumerate() {
+            let (u, v) = ((idx % 48) as f64 + 0.5, (idx / 48) as f64 + 0.5);
+            let z = f64::from(view.depth_m[idx]);
+            let p = transform_point(&poses[0], Intrinsics::from_k(k).unproject(u, v, z));
+            if *id > 0 {
+                let o = &objects[*id as usize - 1];
+                assert!(
+                    (0..3).all(|a| (p[a] - o.centre[a]).abs() <= o.extent[a] / 2.0 + 1e-3),
+                    "pixel {idx} of object {id} lies outside its box"
+                );
+                assert!(room.objects[*id as usize - 1].shape.surface_distance(p) < 1e-4);
+            }
+        }
         // Unprojecting any pixel's depth lands on a surface.
         for (idx, d) in view.depth_m.iter().enumerate().step_by(37) {
             let (u, v) = ((idx % 48) as f64 + 0.5, (idx / 48) as f64 + 0.5);
