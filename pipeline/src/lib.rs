@@ -20,6 +20,7 @@ pub mod media;
 mod migrate;
 pub mod objects;
 mod progress;
+pub mod qa;
 pub mod rows;
 mod sql;
 mod storage;

@@ -89,6 +89,7 @@ impl<'a> Columns<'a> {
                 | ("timestamp", Some(DataType::Timestamp(..)))
                 | ("list", Some(DataType::List(_)))
                 | ("pose", Some(DataType::FixedSizeList(_, 16)))
+                | ("vector", Some(DataType::FixedSizeList(..)))
         );
         if !fits {
             return Err(SchemaError {
@@ -148,9 +149,32 @@ impl<'a> Columns<'a> {
         Ok(self.column(name, "list")?.as_list::<i32>())
     }
 
+    /// A fixed-length `f64` vector column.
+    pub fn vectors(&self, name: &str) -> Result<Vectors<'a>, SchemaError> {
+        Ok(Vectors(self.column(name, "vector")?.as_fixed_size_list()))
+    }
+
     /// A pose column (16 `f64`, row-major).
     pub fn poses(&self, name: &str) -> Result<Poses<'a>, SchemaError> {
         Ok(Poses(self.column(name, "pose")?.as_fixed_size_list()))
+    }
+}
+
+/// A fixed-length `f64` vector column (e.g. `objects.centre`, `object_views.bbox`).
+#[derive(Debug, Clone, Copy)]
+pub struct Vectors<'a>(&'a FixedSizeListArray);
+
+impl Vectors<'_> {
+    /// The values of `row` (empty when null).
+    pub fn get(&self, row: usize) -> Vec<f64> {
+        if self.0.is_null(row) {
+            return Vec::new();
+        }
+        self.0
+            .value(row)
+            .as_primitive::<Float64Type>()
+            .values()
+            .to_vec()
     }
 }
 

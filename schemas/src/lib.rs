@@ -22,7 +22,7 @@ mod table;
 mod tables;
 mod validate;
 
-pub use columns::{Columns, Poses};
+pub use columns::{Columns, Poses, Vectors};
 pub use doc::{render_markdown, render_snapshot};
 pub use table::{RejectKind, SourceKind, Split, Table};
 pub use tables::{

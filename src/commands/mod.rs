@@ -35,6 +35,7 @@ mod ingest;
 mod label;
 mod log;
 mod migrate;
+pub(crate) mod qa;
 mod sql;
 mod study;
 mod synth;
@@ -66,6 +67,7 @@ enum Command {
     Sql(sql::Args),
     Log(log::Args),
     Migrate(migrate::Args),
+    Qa(qa::Args),
     Train(train::Args),
     Label(label::Args),
     Eval(eval::Args),
@@ -174,6 +176,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Sql(a) => sql::run(a),
         Command::Log(a) => log::run(a),
         Command::Migrate(a) => migrate::run(a),
+        Command::Qa(a) => qa::run(a),
         Command::Train(a) => train::run(a),
         Command::Label(a) => label::run(a),
         Command::Eval(a) => eval::run(a),

@@ -4,6 +4,7 @@ mod hostile;
 mod ingest;
 mod label;
 mod layouts;
+mod qa;
 mod readers;
 
 use std::path::PathBuf;
