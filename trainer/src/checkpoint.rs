@@ -107,6 +107,12 @@ pub fn load_inference_model(
 /// Loads the model of a run's newest checkpoint on the training backend (to start a run from
 /// it, `init_from`); inference wants [`load_inference_model`].
 pub fn load_model(out: &Path) -> Result<(SpatialSv<B>, SpatialSvConfig)> {
+    if out.join(crate::mllm::MODEL_FILE).exists() {
+        return Err(TrainError::User(format!(
+            "run {} is a multimodal (mllm) run: evaluate it with `eval --qa` or `ask`",
+            out.display()
+        )));
+    }
     let dir = require_checkpoint(out)?;
     let weights = weights_file(&dir);
     let cfg_path = out.join("model.json");
@@ -139,10 +145,10 @@ pub fn weights_file(checkpoint: &Path) -> std::path::PathBuf {
 
 /// Saves a checkpoint of step `state.step` atomically: weights, optimiser record and state
 /// into a temporary directory renamed into place, then the `latest` pointer.
-pub(crate) fn save_checkpoint<R: Record<B>>(
+pub(crate) fn save_checkpoint<R: Record<B>, M: Module<B>>(
     out: &Path,
-    model: &SpatialSv<B>,
-    ema: Option<&SpatialSv<B>>,
+    model: &M,
+    ema: Option<&M>,
     optim: R,
     state: &TrainState,
 ) -> Result<()> {

@@ -10,6 +10,7 @@
 //! - [`train`]: `spatialsv train` (supervised or semi-supervised); [`training`]: one step.
 //! - [`metrics`], [`eval`]: `spatialsv eval`; [`export`]: PLY, PNG and trajectory exports.
 //! - [`experiment`]: the semi-supervised recipe the demo runs (teacher, student, baselines).
+//! - [`mllm`]: the small multimodal model in the SpatialSV regime (text + 3D losses).
 //! - [`bench`]: `spatialsv bench`: clips/s and GFLOP/s against a matmul through the backend.
 //!
 //! Backends: burn's pure-Rust CPU backend `flex` by default; built with `--features cuda`,
@@ -27,6 +28,7 @@ pub mod experiment;
 pub mod export;
 pub mod loss;
 pub mod metrics;
+pub mod mllm;
 pub mod model;
 pub mod pseudo;
 pub mod train;

@@ -178,21 +178,10 @@ impl SpatialSvConfig {
         let tokens = gh * gw;
         let d = self.width;
         let blocks = (0..self.depth.max(4))
-            .map(|_| Block {
-                norm1: LayerNormConfig::new(d).init(device),
-                attn: MultiHeadAttentionConfig::new(d, self.heads)
-                    .with_dropout(0.0)
-                    .init(device),
-                norm2: LayerNormConfig::new(d).init(device),
-                fc1: LinearConfig::new(d, d * self.mlp_ratio).init(device),
-                fc2: LinearConfig::new(d * self.mlp_ratio, d).init(device),
-            })
+            .map(|_| Block::new(d, self.heads, self.mlp_ratio, device))
             .collect();
         let projectors = (0..4)
-            .map(|_| Projector {
-                fc1: LinearConfig::new(d, d).init(device),
-                fc2: LinearConfig::new(d, self.head_width).init(device),
-            })
+            .map(|_| Projector::new(d, self.head_width, device))
             .collect();
         let small = Initializer::Normal {
             mean: 0.0,
@@ -228,11 +217,37 @@ pub struct Block<B: Backend> {
 }
 
 impl<B: Backend> Block<B> {
+    /// A pre-norm layer of `width` with `heads` heads and an MLP of `mlp_ratio` x `width`.
+    pub fn new(width: usize, heads: usize, mlp_ratio: usize, device: &B::Device) -> Self {
+        Block {
+            norm1: LayerNormConfig::new(width).init(device),
+            attn: MultiHeadAttentionConfig::new(width, heads)
+                .with_dropout(0.0)
+                .init(device),
+            norm2: LayerNormConfig::new(width).init(device),
+            fc1: LinearConfig::new(width, width * mlp_ratio).init(device),
+            fc2: LinearConfig::new(width * mlp_ratio, width).init(device),
+        }
+    }
+
     fn forward(&self, x: Tensor<B, 3>, attention: &'static str, mark: Mark<'_>) -> Tensor<B, 3> {
-        let h = self
-            .attn
-            .forward(MhaInput::self_attn(self.norm1.forward(x.clone())))
-            .context;
+        self.forward_masked(x, None, attention, mark)
+    }
+
+    /// [`Self::forward`] with an attention mask (`true` = may not attend), e.g. causal.
+    pub fn forward_masked(
+        &self,
+        x: Tensor<B, 3>,
+        mask: Option<Tensor<B, 3, burn::tensor::Bool>>,
+        attention: &'static str,
+        mark: Mark<'_>,
+    ) -> Tensor<B, 3> {
+        let input = MhaInput::self_attn(self.norm1.forward(x.clone()));
+        let input = match mask {
+            Some(m) => input.mask_attn(m),
+            None => input,
+        };
+        let h = self.attn.forward(input).context;
         let x = x + h;
         mark(attention);
         let h = self
@@ -255,7 +270,16 @@ pub struct Projector<B: Backend> {
 }
 
 impl<B: Backend> Projector<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// `inp` -> `inp` (GELU) -> `out`.
+    pub fn new(inp: usize, out: usize, device: &B::Device) -> Self {
+        Projector {
+            fc1: LinearConfig::new(inp, inp).init(device),
+            fc2: LinearConfig::new(inp, out).init(device),
+        }
+    }
+
+    /// Applies it to `[n, tokens, inp]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         self.fc2.forward(gelu(self.fc1.forward(x)))
     }
 }
@@ -348,7 +372,8 @@ fn bilinear_weights<B: Backend>(inp: usize, out: usize, device: &B::Device) -> T
 }
 
 impl<B: Backend> DptHead<B> {
-    fn new(width: usize, channels: usize, device: &B::Device) -> Self {
+    /// A head of `width` channels predicting `channels` values and a confidence per pixel.
+    pub fn new(width: usize, channels: usize, device: &B::Device) -> Self {
         Self {
             reassemble: (0..4).map(|_| conv(width, width, 1, device)).collect(),
             fuse: (0..4).map(|_| conv(width, width, 3, device)).collect(),
@@ -433,6 +458,53 @@ fn confidence<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x.clamp(-20.0, 20.0).exp() + 1.0
 }
 
+/// The dense predictions from four projected tap maps (`[b * v, head_width, gh, gw]` each,
+/// shallow to deep) through the depth, ray and point heads, with the output activations:
+/// shared by [`SpatialSv`] and the multimodal model ([`crate::mllm`]), whose taps come from its
+/// language model's hidden states at the visual tokens.
+pub fn predict_from_taps<B: Backend>(
+    heads: [&DptHead<B>; 3],
+    maps: &[Tensor<B, 4>; 4],
+    [b, v]: [usize; 2],
+    [h, w]: [usize; 2],
+    mark: Mark<'_>,
+) -> Prediction<B> {
+    let image = [h, w];
+    let depth_raw = heads[0].forward(maps, image, mark); // [bv, 2, h, w]
+    let ray_raw = heads[1].forward(maps, image, mark); // [bv, 7, h, w]
+    let point_raw = heads[2].forward(maps, image, mark); // [bv, 4, h, w]
+
+    let depth = depth_raw
+        .clone()
+        .narrow(1, 0, 1)
+        .clamp(-10.0, 10.0)
+        .exp()
+        .reshape([b, v, h, w]);
+    let depth_conf = confidence(depth_raw.narrow(1, 1, 1)).reshape([b, v, h, w]);
+    let origin = ray_raw.clone().narrow(1, 0, 3);
+    let dir = ray_raw.clone().narrow(1, 3, 3);
+    let norm = dir
+        .clone()
+        .powf_scalar(2.0)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(1e-6);
+    let dir = dir / norm;
+    let rays = Tensor::cat(vec![origin, dir], 1).reshape([b, v, 6, h, w]);
+    let ray_conf = confidence(ray_raw.narrow(1, 6, 1)).reshape([b, v, h, w]);
+    let points = point_raw.clone().narrow(1, 0, 3).reshape([b, v, 3, h, w]);
+    let point_conf = confidence(point_raw.narrow(1, 3, 1)).reshape([b, v, h, w]);
+    mark(part::OUTPUTS);
+    Prediction {
+        depth,
+        depth_conf,
+        rays,
+        ray_conf,
+        points,
+        point_conf,
+    }
+}
+
 impl<B: Backend> SpatialSv<B> {
     /// Runs the model on `images`, `[b, v, 3, h, w]`, normalised to about zero mean and unit
     /// variance; `h` and `w` must be the configured image size.
@@ -501,40 +573,52 @@ impl<B: Backend> SpatialSv<B> {
         ];
         mark(part::PROJECTORS);
 
-        let image = [h, w];
-        let depth_raw = self.depth_head.forward(&maps, image, mark); // [bv, 2, h, w]
-        let ray_raw = self.ray_head.forward(&maps, image, mark); // [bv, 7, h, w]
-        let point_raw = self.point_head.forward(&maps, image, mark); // [bv, 4, h, w]
+        predict_from_taps(
+            [&self.depth_head, &self.ray_head, &self.point_head],
+            &maps,
+            [b, v],
+            [h, w],
+            mark,
+        )
+    }
 
-        let depth = depth_raw
-            .clone()
-            .narrow(1, 0, 1)
-            .clamp(-10.0, 10.0)
-            .exp()
-            .reshape([b, v, h, w]);
-        let depth_conf = confidence(depth_raw.narrow(1, 1, 1)).reshape([b, v, h, w]);
-        let origin = ray_raw.clone().narrow(1, 0, 3);
-        let dir = ray_raw.clone().narrow(1, 3, 3);
-        let norm = dir
-            .clone()
-            .powf_scalar(2.0)
-            .sum_dim(1)
-            .sqrt()
-            .clamp_min(1e-6);
-        let dir = dir / norm;
-        let rays = Tensor::cat(vec![origin, dir], 1).reshape([b, v, 6, h, w]);
-        let ray_conf = confidence(ray_raw.narrow(1, 6, 1)).reshape([b, v, h, w]);
-        let points = point_raw.clone().narrow(1, 0, 3).reshape([b, v, 3, h, w]);
-        let point_conf = confidence(point_raw.narrow(1, 3, 1)).reshape([b, v, h, w]);
-        mark(part::OUTPUTS);
-        Prediction {
-            depth,
-            depth_conf,
-            rays,
-            ray_conf,
-            points,
-            point_conf,
+    /// The last trunk layer's patch tokens mean-pooled per frame, `[b, v, width]`: the 3D
+    /// teacher's features that the multimodal model's optional distillation aligns with.
+    pub fn pooled_features(&self, images: Tensor<B, 5>) -> Tensor<B, 3> {
+        let [b, v, _, h, w] = images.dims();
+        let [gh, gw] = self.grid;
+        let n = gh * gw;
+        let frames = images.reshape([b * v, 3, h, w]);
+        let tokens = self
+            .patch_embed
+            .forward(frames)
+            .flatten::<3>(2, 3)
+            .swap_dims(1, 2);
+        let [_, _, d] = tokens.dims();
+        let tokens = tokens + self.pos_embed.val();
+        let camera = self.camera_token.val().expand([b * v, 1, d]);
+        let mut x = Tensor::cat(vec![camera, tokens], 1);
+        let marker = self.reference_marker.val().reshape([1, 1, 1, d]);
+        let first = Tensor::<B, 1>::from_floats(
+            (0..v)
+                .map(|i| if i == 0 { 1.0 } else { 0.0 })
+                .collect::<Vec<f32>>()
+                .as_slice(),
+            &x.device(),
+        )
+        .reshape([1, v, 1, 1]);
+        x = (x.reshape([b, v, 1 + n, d]) + marker * first).reshape([b * v, 1 + n, d]);
+        let mark: Mark<'_> = &mut |_| {};
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = if i % 2 == 0 {
+                block.forward(x, part::FRAME_ATTENTION, mark)
+            } else {
+                block
+                    .forward(x.reshape([b, v * (1 + n), d]), part::GLOBAL_ATTENTION, mark)
+                    .reshape([b * v, 1 + n, d])
+            };
         }
+        x.narrow(1, 1, n).mean_dim(1).reshape([b, v, d])
     }
 
     /// The configured input size (height, width).

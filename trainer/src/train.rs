@@ -312,7 +312,11 @@ pub fn train(
     Ok(model)
 }
 
-fn commit_metrics(ds: &Dataset, run_id: &str, rows: Vec<(usize, &'static str, f64)>) -> Result<()> {
+pub(crate) fn commit_metrics(
+    ds: &Dataset,
+    run_id: &str,
+    rows: Vec<(usize, &'static str, f64)>,
+) -> Result<()> {
     use std::sync::Arc;
 
     use arrow::array::{
@@ -342,7 +346,7 @@ fn commit_metrics(ds: &Dataset, run_id: &str, rows: Vec<(usize, &'static str, f6
 }
 
 #[allow(clippy::too_many_arguments)]
-fn commit_run(
+pub(crate) fn commit_run(
     ds: &Dataset,
     run_id: &str,
     role: &str,
