@@ -6,6 +6,7 @@ use spatialsv_labeler::quality::{LabelComparison, LabelQuality};
 use spatialsv_pipeline::Dataset;
 use spatialsv_schemas::Split;
 use spatialsv_trainer::eval::{EvalReport, Scores, evaluate};
+use spatialsv_trainer::mllm::eval::{FamilyScore, QaEvalReport};
 
 use super::{CliError, CliResult, write_json};
 use crate::report::maybe;
@@ -25,6 +26,7 @@ use crate::report::maybe;
 ///   spatialsv eval --dataset ds --checkpoint runs/teacher --split test --out eval/teacher
 ///   spatialsv eval --dataset ds --pseudo-labels --groundtruth world/groundtruth --out eval/labels
 ///   spatialsv eval --dataset ds --pseudo-labels --groundtruth world/groundtruth --against 765c7f --out eval/go
+///   spatialsv eval --qa --dataset ds --checkpoint runs/mllm --out eval/qa
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -48,6 +50,12 @@ pub struct Args {
     /// go/no-go table; writes DIR/single_vs_fused.json).
     #[arg(long, requires = "pseudo_labels")]
     against: Option<String>,
+    /// With --checkpoint of a multimodal run: answer the split's spatial questions (`qa`
+    /// table) and score them per family beside chance, the most frequent training answer and
+    /// the same model blind (images zeroed), with the 3D probe of its taps and accuracy by
+    /// depth quality. Writes DIR/qa_eval.json.
+    #[arg(long, requires = "checkpoint", conflicts_with = "pseudo_labels")]
+    qa: bool,
     /// Split to evaluate on.
     #[arg(long, default_value = "test")]
     split: String,
@@ -112,6 +120,62 @@ fn print(r: &EvalReport) -> CliResult {
     }
     out!(
         "AbsRel/d1/RMSE median-scaled; AbsRel* least-squares scale and shift; acc and chamfer in metres after Sim(3); base_*: trivial baselines"
+    );
+    Ok(())
+}
+
+/// Prints a multimodal evaluation as a table.
+pub fn print_qa(r: &QaEvalReport) -> CliResult {
+    out!(
+        "{:<20} {:>9} {:>8} {:>7} {:>7} {:>9} {:>7}",
+        "family",
+        "questions",
+        "measure",
+        "model",
+        "blind",
+        "frequent",
+        "chance"
+    );
+    let row = |name: &str, s: &FamilyScore| {
+        format!(
+            "{name:<20} {:>9} {:>8} {:>7.3} {:>7.3} {:>9.3} {:>7}",
+            s.questions,
+            s.measure,
+            s.model,
+            s.blind,
+            s.most_frequent,
+            maybe(s.chance, 3)
+        )
+    };
+    for (f, s) in &r.families {
+        out!("{}", row(f, s));
+    }
+    out!("{}", row("all multiple choice", &r.multiple_choice));
+    out!("{}", row("all numeric", &r.numeric));
+    out!(
+        "3D probe of the taps over {} clips: depth AbsRel {:.4}, pose AUC@30 {}, Chamfer {:.4} m",
+        r.probe.clips,
+        r.probe.abs_rel,
+        maybe(r.probe.auc30, 3),
+        r.probe.chamfer
+    );
+    for b in &r.by_depth_quality {
+        out!(
+            "clips with depth AbsRel {:.3}-{:.3}: {} multiple-choice questions, accuracy {:.3}",
+            b.abs_rel[0],
+            b.abs_rel[1],
+            b.questions,
+            b.accuracy
+        );
+    }
+    if r.skipped > 0 {
+        out!(
+            "{} questions skipped (their views are not the model's count or not labeled)",
+            r.skipped
+        );
+    }
+    out!(
+        "accuracy: exact match of the option; mra: VSI-Bench mean relative accuracy; frequent: the most frequent training answer (numbers: the training median)"
     );
     Ok(())
 }
@@ -228,6 +292,13 @@ pub fn run(args: Args) -> CliResult {
         .checkpoint
         .as_deref()
         .ok_or_else(|| CliError::User("--checkpoint RUN_DIR is required".into()))?;
+    if args.qa {
+        let report = spatialsv_trainer::mllm::eval::evaluate_qa(&ds, checkpoint, split)?;
+        print_qa(&report)?;
+        let path = write_json(&args.out, "qa_eval.json", &report)?;
+        out!("wrote {}", path.display());
+        return Ok(());
+    }
     let report = evaluate(&ds, checkpoint, split)?;
     print(&report)?;
     let path = write_json(&args.out, "eval.json", &report)?;

@@ -27,6 +27,7 @@ macro_rules! out {
     };
 }
 
+mod ask;
 mod bench;
 pub(crate) mod demo;
 mod eval;
@@ -38,6 +39,7 @@ mod migrate;
 pub(crate) mod qa;
 mod sql;
 mod study;
+mod study_mllm;
 mod synth;
 mod train;
 
@@ -71,6 +73,7 @@ enum Command {
     Train(train::Args),
     Label(label::Args),
     Eval(eval::Args),
+    Ask(ask::Args),
     Export(export::Args),
     Demo(demo::Args),
     Study(study::Args),
@@ -180,6 +183,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Train(a) => train::run(a),
         Command::Label(a) => label::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Ask(a) => ask::run(a),
         Command::Export(a) => export::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Study(a) => study::run(a),

@@ -38,6 +38,16 @@ pub struct Args {
     /// Output directory.
     #[arg(long, default_value = "out/study")]
     out: PathBuf,
+    /// `spatialsv` only: use at most this many training questions per run (0 = all).
+    #[arg(long, default_value_t = 0)]
+    max_questions: usize,
+    /// `spatialsv` only: instead of the study, the QA set size pilot: text only and text +
+    /// 3D on the first seed at each of these question caps.
+    #[arg(long, value_delimiter = ',')]
+    pilot: Vec<usize>,
+    /// Steps of every run, overriding the budget (smoke tests).
+    #[arg(long, hide = true)]
+    steps: Option<usize>,
     /// Also train, per seed, the student without one of its stages, each compared with the
     /// student like the controls: `ablation_single_pass` (the single-pass labels instead of
     /// the fused ones), `ablation_no_noise` (no strong perturbation of its pseudo clips) and
@@ -50,6 +60,9 @@ pub struct Args {
 enum Kind {
     /// The semi-supervised protocol of `demo`.
     Semi,
+    /// The SpatialSV regime: the small multimodal model with text and 3D losses, its controls
+    /// and the semi-supervised rows (the paper's tables in miniature; docs/mllm.md).
+    Spatialsv,
 }
 
 /// Two-sided 95% Student-t critical values for 1..=30 degrees of freedom.
@@ -190,9 +203,18 @@ fn ablations(
 }
 
 pub fn run(args: Args) -> CliResult {
-    let Kind::Semi = args.kind;
     if args.seeds.is_empty() {
         return Err(CliError::User("--seeds: give at least one seed".into()));
+    }
+    if let Kind::Spatialsv = args.kind {
+        return super::study_mllm::run(
+            &args.seeds,
+            args.quick,
+            &args.out,
+            args.max_questions,
+            args.steps,
+            &args.pilot,
+        );
     }
     std::fs::create_dir_all(&args.out).map_err(|e| {
         CliError::User(format!("cannot create --out ({e}): {}", args.out.display()))

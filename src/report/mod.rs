@@ -5,10 +5,10 @@
 //! Rooms: [`document`] is the report as blocks, built once here; [`markdown`] and [`html`]
 //! render it; [`plot`] draws the loss curves.
 
-mod document;
+pub(crate) mod document;
 mod html;
 mod markdown;
-mod plot;
+pub(crate) mod plot;
 
 use std::path::{Path, PathBuf};
 
@@ -103,7 +103,12 @@ fn pose_rows(rows: &[(&str, &PoseScore)]) -> Vec<Vec<String>> {
 
 /// Writes `report.md`, `report.html` and the images they show into `out`.
 pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
-    let doc = build(r)?;
+    write_document(out, "report", &build(r)?)
+}
+
+/// Writes a document as `STEM.md` and self-contained `STEM.html` into `out`, its images under
+/// `out/report_images/`.
+pub fn write_document(out: &Path, stem: &str, doc: &Document) -> Result<(), CliError> {
     let img_dir = out.join("report_images");
     std::fs::create_dir_all(&img_dir)
         .map_err(|e| CliError::User(format!("cannot create ({e}): {}", img_dir.display())))?;
@@ -114,8 +119,14 @@ pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
     for (file, png) in doc.images() {
         write(img_dir.join(file), png)?;
     }
-    write(out.join("report.md"), markdown::render(&doc).as_bytes())?;
-    write(out.join("report.html"), html::render(&doc).as_bytes())?;
+    write(
+        out.join(format!("{stem}.md")),
+        markdown::render(doc).as_bytes(),
+    )?;
+    write(
+        out.join(format!("{stem}.html")),
+        html::render(doc).as_bytes(),
+    )?;
     Ok(())
 }
 

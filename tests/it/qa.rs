@@ -220,3 +220,172 @@ fn a_dataset_without_objects_gets_the_families_that_need_none_and_bad_requests_a
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("has no labeled scenes"), "{err}");
 }
+
+/// The multimodal model end to end on a tiny budget: qa -> train -> eval --qa -> ask, exact
+/// resume, and the one-line refusals (unknown words, a run of the other kind).
+#[test]
+fn a_multimodal_run_trains_answers_lifts_3d_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = world(dir.path());
+    ok(&["qa", "--dataset", &ds, "--per-clip", "2", "--views", "3"]);
+    let cfg = |steps: usize| {
+        format!(
+            "kind = \"mllm\"\nsteps = {steps}\ncheckpoint_every = 2\nwarmup_steps = 1\nbatch_size = 3\nimage_height = 16\nimage_width = 16\nviews = 3\nvision_width = 16\nwidth = 16\nheads = 2\nhead_width = 8\nspatial_only = \"rooms\"\nqa_share = 0.5\nspatial_share = 0.34\n"
+        )
+    };
+    let (c4, c2) = (dir.path().join("m4.toml"), dir.path().join("m2.toml"));
+    std::fs::write(&c4, cfg(4)).unwrap();
+    std::fs::write(&c2, cfg(2)).unwrap();
+    let (a, b) = (dir.path().join("runs/a"), dir.path().join("runs/b"));
+    let text = ok(&[
+        "train",
+        "--dataset",
+        &ds,
+        "--config",
+        c4.to_str().unwrap(),
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains("trained to step 4") && text.contains("from 1 rooms"),
+        "{text}"
+    );
+    for f in ["mllm.json", "vocab.json", "tokenizer.json", "config.toml"] {
+        assert!(a.join(f).exists(), "{f}");
+    }
+    // Interrupted at step 2, then resumed with the full config: the same model.
+    ok(&[
+        "train",
+        "--dataset",
+        &ds,
+        "--config",
+        c2.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    std::fs::copy(a.join("config.toml"), b.join("config.toml")).unwrap();
+    let again = ok(&[
+        "train",
+        "--dataset",
+        &ds,
+        "--config",
+        c4.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert!(again.contains("trained to step 4"), "{again}");
+    let eval = |run: &Path, name: &str| {
+        let out = dir.path().join(name);
+        let table = ok(&[
+            "eval",
+            "--qa",
+            "--dataset",
+            &ds,
+            "--checkpoint",
+            run.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("qa_eval.json")).unwrap())
+                .unwrap();
+        (table, json)
+    };
+    let (table, ja) = eval(&a, "eval-a");
+    assert!(
+        table.contains("all multiple choice") && table.contains("3D probe of the taps"),
+        "{table}"
+    );
+    let (_, jb) = eval(&b, "eval-b");
+    assert_eq!(
+        ja["per_question"], jb["per_question"],
+        "a resumed run answers differently"
+    );
+    let probe = |j: &serde_json::Value| j["probe"]["abs_rel"].as_f64().unwrap();
+    assert!((probe(&ja) - probe(&jb)).abs() < 1e-5);
+    assert!(ja["multiple_choice"]["questions"].as_u64().unwrap() > 0);
+    let mc = &ja["multiple_choice"];
+    for k in ["model", "blind", "most_frequent", "chance"] {
+        let x = mc[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&x), "{k}: {x}");
+    }
+
+    // ask: an answer and the model's 3D lifting of those views.
+    let lift = dir.path().join("ask");
+    let said = ok(&[
+        "ask",
+        "--checkpoint",
+        a.to_str().unwrap(),
+        "--dataset",
+        &ds,
+        "--scene",
+        "synth_scan_002",
+        "--frames",
+        "0,4,8",
+        "From view 1 to view 3, which way did the camera mostly move?",
+        "--out",
+        lift.to_str().unwrap(),
+    ]);
+    assert!(
+        said.contains("wrote the model's 3D lifting of 3 views"),
+        "{said}"
+    );
+    assert!(lift.join("points.ply").exists() && lift.join("depth_4.png").exists());
+    let (code, err) = fails(&[
+        "ask",
+        "--checkpoint",
+        a.to_str().unwrap(),
+        "--dataset",
+        &ds,
+        "--scene",
+        "synth_scan_002",
+        "--frames",
+        "0,4,8",
+        "Which sofa is closer to the fridge?",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("does not have: sofa, fridge"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A 3D run given to eval --qa, and a multimodal run given to eval: one line each.
+    let teacher_cfg = dir.path().join("t.toml");
+    std::fs::write(
+        &teacher_cfg,
+        "image_height = 16\nimage_width = 24\nbatch_size = 1\nclip_len = 2\nsteps = 1\n",
+    )
+    .unwrap();
+    let t = dir.path().join("runs/t");
+    ok(&[
+        "train",
+        "--dataset",
+        &ds,
+        "--config",
+        teacher_cfg.to_str().unwrap(),
+        "--out",
+        t.to_str().unwrap(),
+    ]);
+    let (code, err) = fails(&[
+        "eval",
+        "--qa",
+        "--dataset",
+        &ds,
+        "--checkpoint",
+        t.to_str().unwrap(),
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a 3D model run"), "{err}");
+    let (code, err) = fails(&[
+        "eval",
+        "--dataset",
+        &ds,
+        "--checkpoint",
+        a.to_str().unwrap(),
+        "--out",
+        dir.path().join("y").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a multimodal (mllm) run"), "{err}");
+}

@@ -303,7 +303,7 @@ pub fn corresponding_points(
 
 /// Scores one clip. `v`, `h`, `w`: clip length (one view or more) and image size.
 #[allow(clippy::too_many_arguments)]
-fn score_clip(
+pub(crate) fn score_clip(
     pred_depth: &[f32],
     pred_rays: &[f32],
     pred_points: &[f32],
