@@ -16,6 +16,7 @@ use super::CliResult;
 /// Example:
 ///   spatialsv bench
 ///   spatialsv bench --preset small --batch 8 --matmul 4096 --json bench.json
+///   spatialsv bench --mllm --batch 8 --frames 4
 #[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -34,12 +35,29 @@ pub struct Args {
     /// Side of the square f32 matrix product measured as the peak (0 skips it).
     #[arg(long, default_value_t = 1024)]
     matmul: usize,
+    /// Measure the small multimodal model instead (questions answered and trained per
+    /// second; --batch samples of --frames views).
+    #[arg(long)]
+    mllm: bool,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> CliResult {
+    if args.mllm {
+        let r = spatialsv_trainer::mllm::bench::run(args.batch, args.frames, args.steps);
+        for line in r.lines() {
+            out!("{line}");
+        }
+        if let Some(path) = &args.json {
+            let text = serde_json::to_string_pretty(&r).map_err(anyhow::Error::new)?;
+            std::fs::write(path, text + "\n").map_err(|e| {
+                anyhow::Error::new(e).context(format!("writing {}", path.display()))
+            })?;
+        }
+        return Ok(());
+    }
     let report = run_bench(&BenchOptions {
         preset: args.preset,
         batch: args.batch,

@@ -9,6 +9,7 @@
 //! - [`config`]: `configs/mllm.toml`; [`data`]: questions, samples, the masked text loss;
 //! - [`train`]: the loop; [`eval`]: `eval --qa` and greedy answers for `ask`.
 
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod eval;
