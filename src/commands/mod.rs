@@ -32,6 +32,7 @@ mod bench;
 pub(crate) mod demo;
 mod eval;
 mod export;
+mod export_mllm;
 mod ingest;
 mod label;
 mod log;
@@ -75,6 +76,7 @@ enum Command {
     Eval(eval::Args),
     Ask(ask::Args),
     Export(export::Args),
+    ExportMllm(export_mllm::Args),
     Demo(demo::Args),
     Study(study::Args),
     Bench(bench::Args),
@@ -185,6 +187,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Eval(a) => eval::run(a),
         Command::Ask(a) => ask::run(a),
         Command::Export(a) => export::run(a),
+        Command::ExportMllm(a) => export_mllm::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Study(a) => study::run(a),
         Command::Bench(a) => bench::run(a),

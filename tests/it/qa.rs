@@ -348,6 +348,61 @@ fn a_multimodal_run_trains_answers_lifts_3d_and_resumes_exactly() {
     assert!(err.contains("does not have: sofa, fridge"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
+    // Export for PyTorch trainers, read back with json + numpy + safetensors.
+    let csv = dir.path().join("qa.csv");
+    std::fs::write(
+        &csv,
+        ok(&[
+            "sql",
+            "--dataset",
+            &ds,
+            "--format",
+            "csv",
+            "SELECT qa_id, answer FROM qa",
+        ]),
+    )
+    .unwrap();
+    for format in ["llava", "sharegpt"] {
+        let ex = dir.path().join(format!("export-{format}"));
+        let text = ok(&[
+            "export-mllm",
+            "--dataset",
+            &ds,
+            "--out",
+            ex.to_str().unwrap(),
+            "--format",
+            format,
+            "--size",
+            "32x24",
+        ]);
+        assert!(
+            text.contains("exported") && text.contains("tokenizer.json"),
+            "{text}"
+        );
+        let py = std::process::Command::new("python3")
+            .arg(super::repo().join("tests/export_mllm.py"))
+            .args([ex.to_str().unwrap(), format, csv.to_str().unwrap()])
+            .output()
+            .expect("running python3");
+        let stdout = String::from_utf8_lossy(&py.stdout);
+        assert!(
+            py.status.success() && stdout.starts_with("ok "),
+            "the export does not read back (or numpy/safetensors are missing: pip install numpy safetensors):\n{stdout}\n{}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+    }
+    let (code, err) = fails(&[
+        "export-mllm",
+        "--dataset",
+        &ds,
+        "--out",
+        dir.path().join("z").to_str().unwrap(),
+        "--format",
+        "alpaca",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("expected llava or sharegpt"), "{err}");
+
     // A 3D run given to eval --qa, and a multimodal run given to eval: one line each.
     let teacher_cfg = dir.path().join("t.toml");
     std::fs::write(

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod model;
 pub mod tokenizer;
 pub mod train;
