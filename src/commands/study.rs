@@ -45,6 +45,9 @@ pub struct Args {
     /// 3D on the first seed at each of these question caps.
     #[arg(long, value_delimiter = ',')]
     pilot: Vec<usize>,
+    /// `spatialsv` only: every row of the full table, at the --quick budget.
+    #[arg(long)]
+    all_rows: bool,
     /// Steps of every run, overriding the budget (smoke tests).
     #[arg(long, hide = true)]
     steps: Option<usize>,
@@ -210,6 +213,7 @@ pub fn run(args: Args) -> CliResult {
         return super::study_mllm::run(
             &args.seeds,
             args.quick,
+            args.all_rows || !args.quick,
             &args.out,
             args.max_questions,
             args.steps,

@@ -169,7 +169,7 @@ impl Budget {
     pub fn new(quick: bool) -> Self {
         if quick {
             Self {
-                steps: 200,
+                steps: 500,
                 teacher_steps: 200,
                 per_clip: 6,
                 train_rooms: 8,
@@ -177,7 +177,7 @@ impl Budget {
             }
         } else {
             Self {
-                steps: 600,
+                steps: 1500,
                 teacher_steps: 400,
                 per_clip: 8,
                 train_rooms: 12,
@@ -386,16 +386,28 @@ fn prepare(dir: &Path, seed: u64, b: &Budget) -> CliResult {
         train::run(a)?;
         mark("teacher")?;
     }
-    if !done("label") {
+    // Fused labels: whole video segments in one frame, so clips of 4 views exist (a single
+    // pass labels windows of the teacher's clip length, 3).
+    if !done("label_fused") {
+        let cfg = spatialsv_labeler::config::LabelConfig::default();
+        let cfg = spatialsv_labeler::config::LabelConfig {
+            fusion: spatialsv_labeler::config::Fusion {
+                enabled: true,
+                ..cfg.fusion.clone()
+            },
+            ..cfg
+        };
+        let path = dir.join("label_fused.toml");
+        std::fs::write(&path, spatialsv_pipeline::to_toml(&cfg)?).map_err(io)?;
         let a = label::Args {
             dataset: ds.clone(),
             teacher: vec![teacher],
-            config: None,
+            config: Some(path),
             shard: "0/1".into(),
         };
         out!("   $ {}", a.command_line());
         label::run(a)?;
-        mark("label")?;
+        mark("label_fused")?;
     }
     Ok(())
 }
@@ -442,6 +454,7 @@ fn run_row(dir: &Path, row: &Row, cfg: &MllmConfig) -> Result<QaEvalReport, CliE
 pub fn run(
     seeds: &[u64],
     quick: bool,
+    all_rows: bool,
     out: &Path,
     max_questions: usize,
     steps: Option<usize>,
@@ -457,7 +470,7 @@ pub fn run(
     if !pilot.is_empty() {
         return run_pilot(seeds[0], &b, out, pilot);
     }
-    let rows = rows(!quick);
+    let rows = rows(all_rows);
     let mut reports: Vec<Vec<QaEvalReport>> = Vec::new();
     let mut minutes = Vec::new();
     let mut train_questions = 0;

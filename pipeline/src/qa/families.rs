@@ -826,6 +826,93 @@ mod tests {
         assert_eq!(q31.answer, "left");
     }
 
+    fn object(id: i64, category: &str, centre: [f64; 3]) -> (i64, SceneObject) {
+        (
+            id,
+            SceneObject {
+                object_id: id,
+                name: format!("{category} {id}"),
+                category: category.into(),
+                colour: None,
+                size: None,
+                centre,
+                extent: [0.2; 3],
+            },
+        )
+    }
+
+    fn seen(ids: &[i64]) -> Vec<ObjectView> {
+        ids.iter()
+            .map(|id| ObjectView {
+                object_id: *id,
+                pixels: 50,
+                fraction: 0.01,
+                bbox: [0.0, 0.0, 0.1, 0.1],
+                depth_median_m: Some(2.0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn distances_and_appearance_order_by_hand() {
+        let objects: BTreeMap<i64, SceneObject> = [
+            object(1, "box", [0.0, 0.0, 0.5]),
+            object(2, "box", [3.0, 4.0, 0.5]),
+            object(3, "ball", [0.1, 0.1, 0.5]),
+        ]
+        .into_iter()
+        .collect();
+        let nameable = objects.iter().map(|(k, o)| (*k, o.name.clone())).collect();
+        let pose = |x: f64| looking_north([x, -3.0, 1.5]);
+        // Views: object 2 first, then 1, then 3; the camera moves 1 m then 0.05 m.
+        let views = [
+            ViewGeom {
+                frame_idx: 0,
+                pose: pose(0.0),
+                depth: None,
+                objects: seen(&[2]),
+            },
+            ViewGeom {
+                frame_idx: 1,
+                pose: pose(1.0),
+                depth: None,
+                objects: seen(&[1, 2]),
+            },
+            ViewGeom {
+                frame_idx: 2,
+                pose: pose(1.05),
+                depth: None,
+                objects: seen(&[3]),
+            },
+        ];
+        let scene = Scene {
+            views: &views,
+            objects: &objects,
+            nameable: &nameable,
+        };
+        let mut rng = SplitMix64::new(3);
+        // Object distance: 1-2 is 5 m; 1-3 (0.14 m) is too close to ask.
+        let qs = candidates(Family::ObjectDistance, &scene, &mut rng);
+        let q12 = qs.iter().find(|q| q.object_ids == [1, 2]).unwrap();
+        assert_eq!((q12.answer.as_str(), q12.numeric), ("5.0", Some(5.0)));
+        assert!(qs.iter().all(|q| q.object_ids != [1, 3]));
+        // Camera distance: 1.0 m from view 1 to 2; views 2 and 3 (0.05 m) are not asked.
+        let qs = candidates(Family::CameraDistance, &scene, &mut rng);
+        assert_eq!(qs.len(), 2, "{qs:?}");
+        assert!(
+            qs.iter()
+                .any(|q| q.question.contains("view 1 and view 2") && q.answer == "1.0")
+        );
+        // Appearance order: object 2 (view 1) before 1 (view 2) before 3 (view 3).
+        let qs = candidates(Family::AppearanceOrder, &scene, &mut rng);
+        assert_eq!(qs.len(), 1);
+        assert_eq!(qs[0].answer, "box 2");
+        assert_eq!(qs[0].margin, 1.0);
+        let mut opts = qs[0].options.clone();
+        opts.sort();
+        assert_eq!(opts, ["ball 3", "box 1", "box 2"]);
+    }
+
     #[test]
     fn point_questions_avoid_depth_edges_and_close_calls() {
         // 20x10 depth: left half 2 m, right half 4 m.

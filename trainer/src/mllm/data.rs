@@ -210,6 +210,54 @@ pub fn per_family(items: &[QaItem]) -> BTreeMap<String, usize> {
     m
 }
 
+/// A clip resampled from `from` (width, height) to `to` by nearest neighbour, every plane
+/// alike (images, depth, masks, point and ray maps): pseudo-labels are stored at the teacher's
+/// image size, the multimodal model may train at another.
+pub fn resize_clip(s: &ClipSample, from: (usize, usize), to: (usize, usize)) -> ClipSample {
+    if from == to {
+        return s.clone();
+    }
+    let ((w0, h0), (w, h)) = (from, to);
+    let src: Vec<usize> = (0..h)
+        .flat_map(|y| {
+            let sy = ((y as f64 + 0.5) * h0 as f64 / h as f64) as usize;
+            (0..w).map(move |x| {
+                sy.min(h0 - 1) * w0
+                    + (((x as f64 + 0.5) * w0 as f64 / w as f64) as usize).min(w0 - 1)
+            })
+        })
+        .collect();
+    let planes = |v: &[f32]| -> Vec<f32> {
+        v.chunks_exact(w0 * h0)
+            .flat_map(|plane| src.iter().map(move |i| plane[*i]))
+            .collect()
+    };
+    ClipSample {
+        images: planes(&s.images),
+        depth: planes(&s.depth),
+        points: planes(&s.points),
+        rays: planes(&s.rays),
+        valid: planes(&s.valid),
+        geometry: planes(&s.geometry),
+        pseudo: s.pseudo,
+    }
+}
+
+/// The image size of a dataset's pseudo-labels (the most common one).
+pub fn pseudo_label_size(ds: &Dataset, manifest: &Manifest) -> Result<Option<(usize, usize)>> {
+    let mut count: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for b in ds.read_table(manifest, Table::PseudoLabels, Some(&["width", "height"]))? {
+        let c = Columns::new(Table::PseudoLabels, &b)?;
+        let (w, h) = (c.i32s("width")?, c.i32s("height")?);
+        for r in 0..b.num_rows() {
+            *count
+                .entry((w.value(r) as usize, h.value(r) as usize))
+                .or_default() += 1;
+        }
+    }
+    Ok(count.into_iter().max_by_key(|x| x.1).map(|x| x.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +296,27 @@ mod tests {
             "{loss} vs {}",
             (p2 + p3) / 2.0
         );
+    }
+
+    #[test]
+    fn clips_resize_by_nearest_neighbour() {
+        // One view, 4x2, planes numbered by pixel; to 2x1 picks pixels (1, 1) and (3, 1)
+        // (column centres 0.5 and 1.5 map to 1.0 and 3.0, the row centre 0.5 to 1.0).
+        let plane: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        let s = ClipSample {
+            images: [plane.clone(), plane.clone(), plane.clone()].concat(),
+            depth: plane.clone(),
+            points: [plane.clone(), plane.clone(), plane.clone()].concat(),
+            rays: (0..6).flat_map(|_| plane.clone()).collect(),
+            valid: plane.clone(),
+            geometry: plane.clone(),
+            pseudo: true,
+        };
+        let r = resize_clip(&s, (4, 2), (2, 1));
+        assert_eq!(r.depth, vec![5.0, 7.0]);
+        assert_eq!(r.rays.len(), 12);
+        assert_eq!(&r.images[2..4], &[5.0, 7.0]);
+        assert!(r.pseudo);
     }
 
     #[test]

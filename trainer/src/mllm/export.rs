@@ -292,6 +292,8 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
     }
     bar.finish_and_clear();
     if let Some((views, selector)) = &opts.spatial_only {
+        // Pseudo-labels are exported at their own size (the teacher's).
+        let (w, h) = super::data::pseudo_label_size(ds, &manifest)?.unwrap_or((w, h));
         let set = crate::pseudo::load_pseudo_set(ds, &manifest, &store, selector, *views, w, h, 0)?;
         for (n, clip) in set.clips.iter().enumerate() {
             for (c, chunk) in clip.frames.chunks_exact(*views).enumerate() {

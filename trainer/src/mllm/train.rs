@@ -199,6 +199,8 @@ pub fn train_mllm(
             "spatial_only = \"rooms\": the training rooms outside the QA share have no clip of `views` labeled frames".into(),
         ));
     }
+    // Pseudo-labels are stored at the teacher's image size: loaded there, resampled to ours.
+    let label_size = super::data::pseudo_label_size(dataset, &manifest)?.unwrap_or((w, h));
     let pseudo = if config.spatial_only == SpatialOnly::Videos {
         Some(load_pseudo_set(
             dataset,
@@ -206,8 +208,8 @@ pub fn train_mllm(
             &store,
             &config.pseudo_labels,
             v,
-            w,
-            h,
+            label_size.0,
+            label_size.1,
             0,
         )?)
     } else {
@@ -333,7 +335,7 @@ pub fn train_mllm(
                     &store,
                     &PseudoBatch {
                         clips: n_spatial,
-                        size: (v, h, w),
+                        size: (v, label_size.1, label_size.0),
                         max_gap: 3,
                         strong: light,
                         geometry: false,
@@ -342,7 +344,10 @@ pub fn train_mllm(
                         seed: step_seed,
                     },
                     &mut sampler,
-                )?,
+                )?
+                .iter()
+                .map(|c| super::data::resize_clip(c, label_size, (w, h)))
+                .collect(),
                 None => (0..n_spatial)
                     .map(|k| {
                         let c =
