@@ -206,8 +206,9 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
             if let Some(p) = written_images.get(&(scene.to_string(), f.frame_idx)) {
                 return Ok(p.clone());
             }
-            let raw = store.load(f)?;
-            let ext = if raw.image.starts_with(&[0x89, b'P']) {
+            // The stored bytes as they are (video frames have no intrinsics to load).
+            let bytes = store.with_image(f, |b| b.to_vec())?;
+            let ext = if bytes.starts_with(&[0x89, b'P']) {
                 "png"
             } else {
                 "jpg"
@@ -217,7 +218,7 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io(dir))?;
             }
-            std::fs::write(&path, &raw.image).map_err(io(&path))?;
+            std::fs::write(&path, &bytes).map_err(io(&path))?;
             summary.images += 1;
             written_images.insert((scene.to_string(), f.frame_idx), rel.clone());
             Ok(rel)
