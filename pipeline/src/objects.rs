@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use spatialsv_schemas::{Split, object_views_schema, objects_schema};
 
 use crate::error::{Error, Result};
+use crate::rows::strings;
 
 /// File name of a scene's objects in its directory (spatialsv's own annotation format).
 pub const OBJECTS_FILE: &str = "objects.json";
@@ -296,10 +297,6 @@ fn fixed_list(n: i32, rows: impl Iterator<Item = Vec<f64>>) -> ArrayRef {
         b.append(true);
     }
     Arc::new(b.finish())
-}
-
-fn strings<'a>(it: impl Iterator<Item = &'a str>) -> ArrayRef {
-    Arc::new(arrow::array::StringArray::from_iter_values(it))
 }
 
 /// Builds an `objects` batch for one scene.

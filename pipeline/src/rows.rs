@@ -112,7 +112,7 @@ impl FrameRow {
     }
 }
 
-fn strings<'a>(it: impl Iterator<Item = &'a str>) -> ArrayRef {
+pub(crate) fn strings<'a>(it: impl Iterator<Item = &'a str>) -> ArrayRef {
     Arc::new(StringArray::from_iter_values(it))
 }
 

@@ -16,9 +16,14 @@ fn utc_ns() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
 }
 
+/// A fixed-length list of `n` non-null `f64`.
+fn f64s(n: i32) -> DataType {
+    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float64, false)), n)
+}
+
 /// The 4x4 pose type: 16 `f64`, row-major.
 fn pose16() -> DataType {
-    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float64, false)), 16)
+    f64s(16)
 }
 
 fn list_of(item: DataType) -> DataType {
@@ -730,14 +735,6 @@ pub fn metrics_schema() -> SchemaRef {
     )
 }
 
-fn vec3() -> DataType {
-    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float64, false)), 3)
-}
-
-fn vec4() -> DataType {
-    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float64, false)), 4)
-}
-
 /// `objects`: the annotated objects of a scene, with their world-frame boxes.
 pub fn objects_schema() -> SchemaRef {
     use DataType::*;
@@ -784,14 +781,14 @@ pub fn objects_schema() -> SchemaRef {
             ),
             col(
                 "centre",
-                vec3(),
+                f64s(3),
                 false,
                 "m",
                 "Centre of the object's axis-aligned world-frame box, x y z",
             ),
             col(
                 "extent",
-                vec3(),
+                f64s(3),
                 false,
                 "m",
                 "Full size of the axis-aligned world-frame box along x y z",
@@ -834,7 +831,7 @@ pub fn object_views_schema() -> SchemaRef {
             ),
             col(
                 "bbox",
-                vec4(),
+                f64s(4),
                 false,
                 "",
                 "2D box x0 y0 x1 y1 as fractions of the image width and height (resolution-free)",

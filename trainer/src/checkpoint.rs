@@ -93,6 +93,54 @@ pub fn require_checkpoint(out: &Path) -> Result<PathBuf> {
     }))
 }
 
+/// Prepares `out` for a run whose resolved config is `resolved`: creates `checkpoints/`;
+/// a new run refuses a directory that already holds one, `--resume` refuses a config other
+/// than the run's own. Returns the path of the run's `config.toml` (not written here).
+pub(crate) fn claim_run_dir(out: &Path, resolved: &str, resume: bool) -> Result<PathBuf> {
+    std::fs::create_dir_all(out.join("checkpoints"))
+        .map_err(|e| io_err("creating the run directory", out, e))?;
+    let config_path = out.join("config.toml");
+    if resume {
+        let saved = std::fs::read_to_string(&config_path)
+            .map_err(|e| io_err("--resume: reading the run's config", &config_path, e))?;
+        if saved != resolved {
+            return Err(TrainError::User(format!(
+                "--resume: the config differs from the one the run started with; use the run's own: {}",
+                config_path.display()
+            )));
+        }
+    } else if latest_checkpoint(out).is_some() {
+        return Err(TrainError::User(format!(
+            "{} already holds a run; pass --resume to continue it or choose another --out",
+            out.display()
+        )));
+    }
+    Ok(config_path)
+}
+
+/// Loads checkpoint `dir` into a run's `model` and `optim`: weights, optimiser moments and the
+/// loop's state.
+pub(crate) fn resume_from<M, O>(dir: &Path, model: M, optim: O) -> Result<(M, O, TrainState)>
+where
+    M: burn::module::AutodiffModule<B>,
+    O: burn::optim::Optimizer<M, B>,
+{
+    let device = default_device();
+    let recorder = DefaultRecorder::new();
+    let state: TrainState = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("state.json"))
+            .map_err(|e| io_err("reading checkpoint state", dir, e))?,
+    )
+    .map_err(|e| TrainError::corrupt(dir.join("state.json"), "unreadable checkpoint state", e))?;
+    let model = model
+        .load_file(dir.join("model"), &recorder, &device)
+        .map_err(|e| TrainError::corrupt(dir.join("model.mpk"), "unloadable checkpoint", e))?;
+    let record = recorder
+        .load(dir.join("optim"), &device)
+        .map_err(|e| TrainError::corrupt(dir.join("optim.mpk"), "unloadable optimiser state", e))?;
+    Ok((model, optim.load_record(record), state))
+}
+
 /// Loads the model of a run's newest checkpoint on the inference backend: what evaluation,
 /// export and labelling run. (Forward passes on the autodiff backend without a backward keep
 /// their graphs alive: an evaluation grew by about 24 MB per clip.)

@@ -27,7 +27,7 @@ use spatialsv_schemas::Split;
 use crate::backend::{Backend as B, default_device};
 use crate::checkpoint::load_inference_model;
 use crate::config::TrainConfig;
-use crate::data::{Augment, FrameStore, load_clip};
+use crate::data::{Augment, FrameRef, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
 use crate::metrics::{DepthAlignment, chamfer, depth_metrics, pose_metrics, umeyama};
 
@@ -301,6 +301,23 @@ pub fn corresponding_points(
     (src, dst)
 }
 
+/// The true cameras of `clip` relative to its first camera.
+pub(crate) fn relative_poses(store: &FrameStore, clip: &[FrameRef]) -> Result<Vec<Rigid>> {
+    let raw: Vec<[f64; 16]> = clip
+        .iter()
+        .map(|f| {
+            store
+                .load(f)
+                .map(|r| r.pose.unwrap_or(spatialsv_pipeline::geometry::IDENTITY))
+        })
+        .collect::<Result<_, _>>()?;
+    let first = invert_rigid(&raw[0]);
+    Ok(raw
+        .iter()
+        .map(|m| Rigid::from_row_major(&mul(&first, m)))
+        .collect())
+}
+
 /// Scores one clip. `v`, `h`, `w`: clip length (one view or more) and image size.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn score_clip(
@@ -475,20 +492,7 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
             let to_vec = |t: Tensor<B, 4>| t.into_data().to_vec::<f32>().unwrap_or_default();
             let to_vec5 = |t: Tensor<B, 5>| t.into_data().to_vec::<f32>().unwrap_or_default();
             let (pd, pr, pp) = (to_vec(p.depth), to_vec5(p.rays), to_vec5(p.points));
-            // True poses relative to the clip's first camera.
-            let raw: Vec<[f64; 16]> = clip
-                .iter()
-                .map(|f| {
-                    store
-                        .load(f)
-                        .map(|r| r.pose.unwrap_or(spatialsv_pipeline::geometry::IDENTITY))
-                })
-                .collect::<Result<_, _>>()?;
-            let first = invert_rigid(&raw[0]);
-            let gt_poses: Vec<Rigid> = raw
-                .iter()
-                .map(|m| Rigid::from_row_major(&mul(&first, m)))
-                .collect();
+            let gt_poses = relative_poses(&store, clip)?;
             if let Some(sc) = score_clip(
                 &pd,
                 &pr,

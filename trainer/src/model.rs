@@ -519,6 +519,49 @@ impl<B: Backend> SpatialSv<B> {
         let [b, v, _, h, w] = images.dims();
         let [gh, gw] = self.grid;
         let n = gh * gw;
+        let (_, taps) = self.trunk(images, mark);
+        let maps: Vec<Tensor<B, 4>> = taps
+            .into_iter()
+            .zip(&self.projectors)
+            .map(|(t, p)| {
+                let t = p.forward(t.narrow(1, 1, n)); // drop the camera token
+                let [_, _, f] = t.dims();
+                t.swap_dims(1, 2).reshape([b * v, f, gh, gw])
+            })
+            .collect();
+        let maps: [Tensor<B, 4>; 4] = [
+            maps[0].clone(),
+            maps[1].clone(),
+            maps[2].clone(),
+            maps[3].clone(),
+        ];
+        mark(part::PROJECTORS);
+
+        predict_from_taps(
+            [&self.depth_head, &self.ray_head, &self.point_head],
+            &maps,
+            [b, v],
+            [h, w],
+            mark,
+        )
+    }
+
+    /// The last trunk layer's patch tokens mean-pooled per frame, `[b, v, width]`: the 3D
+    /// teacher's features that the multimodal model's optional distillation aligns with.
+    pub fn pooled_features(&self, images: Tensor<B, 5>) -> Tensor<B, 3> {
+        let [b, v, _, _, _] = images.dims();
+        let n = self.grid[0] * self.grid[1];
+        let (x, _) = self.trunk(images, &mut |_| {});
+        let [_, _, d] = x.dims();
+        x.narrow(1, 1, n).mean_dim(1).reshape([b, v, d])
+    }
+
+    /// The encoder and the trunk: the last layer's tokens `[b * v, 1 + n, width]` (camera
+    /// token first) and the tapped layers' outputs, shallow to deep.
+    fn trunk(&self, images: Tensor<B, 5>, mark: Mark<'_>) -> (Tensor<B, 3>, Vec<Tensor<B, 3>>) {
+        let [b, v, _, h, w] = images.dims();
+        let [gh, gw] = self.grid;
+        let n = gh * gw;
         let frames = images.reshape([b * v, 3, h, w]);
         // [b*v, d, gh, gw] -> [b*v, n, d]
         let tokens = self
@@ -556,69 +599,7 @@ impl<B: Backend> SpatialSv<B> {
                 taps.push(x.clone());
             }
         }
-        let maps: Vec<Tensor<B, 4>> = taps
-            .into_iter()
-            .zip(&self.projectors)
-            .map(|(t, p)| {
-                let t = p.forward(t.narrow(1, 1, n)); // drop the camera token
-                let [_, _, f] = t.dims();
-                t.swap_dims(1, 2).reshape([b * v, f, gh, gw])
-            })
-            .collect();
-        let maps: [Tensor<B, 4>; 4] = [
-            maps[0].clone(),
-            maps[1].clone(),
-            maps[2].clone(),
-            maps[3].clone(),
-        ];
-        mark(part::PROJECTORS);
-
-        predict_from_taps(
-            [&self.depth_head, &self.ray_head, &self.point_head],
-            &maps,
-            [b, v],
-            [h, w],
-            mark,
-        )
-    }
-
-    /// The last trunk layer's patch tokens mean-pooled per frame, `[b, v, width]`: the 3D
-    /// teacher's features that the multimodal model's optional distillation aligns with.
-    pub fn pooled_features(&self, images: Tensor<B, 5>) -> Tensor<B, 3> {
-        let [b, v, _, h, w] = images.dims();
-        let [gh, gw] = self.grid;
-        let n = gh * gw;
-        let frames = images.reshape([b * v, 3, h, w]);
-        let tokens = self
-            .patch_embed
-            .forward(frames)
-            .flatten::<3>(2, 3)
-            .swap_dims(1, 2);
-        let [_, _, d] = tokens.dims();
-        let tokens = tokens + self.pos_embed.val();
-        let camera = self.camera_token.val().expand([b * v, 1, d]);
-        let mut x = Tensor::cat(vec![camera, tokens], 1);
-        let marker = self.reference_marker.val().reshape([1, 1, 1, d]);
-        let first = Tensor::<B, 1>::from_floats(
-            (0..v)
-                .map(|i| if i == 0 { 1.0 } else { 0.0 })
-                .collect::<Vec<f32>>()
-                .as_slice(),
-            &x.device(),
-        )
-        .reshape([1, v, 1, 1]);
-        x = (x.reshape([b, v, 1 + n, d]) + marker * first).reshape([b * v, 1 + n, d]);
-        let mark: Mark<'_> = &mut |_| {};
-        for (i, block) in self.blocks.iter().enumerate() {
-            x = if i % 2 == 0 {
-                block.forward(x, part::FRAME_ATTENTION, mark)
-            } else {
-                block
-                    .forward(x.reshape([b, v * (1 + n), d]), part::GLOBAL_ATTENTION, mark)
-                    .reshape([b * v, 1 + n, d])
-            };
-        }
-        x.narrow(1, 1, n).mean_dim(1).reshape([b, v, d])
+        (x, taps)
     }
 
     /// The configured input size (height, width).

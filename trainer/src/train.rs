@@ -29,7 +29,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset as _;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, Optimizer};
-use burn::record::{DefaultRecorder, Recorder};
+use burn::record::DefaultRecorder;
 use burn::tensor::backend::Backend as _;
 
 use spatialsv_pipeline::datagen::SplitMix64;
@@ -38,7 +38,9 @@ use spatialsv_pipeline::{CODE_VERSION, Dataset};
 use spatialsv_schemas::{Split, Table};
 
 use crate::backend::{BACKEND_NAME, TrainBackend as B, default_device};
-use crate::checkpoint::{TrainState, io_err, latest_checkpoint, load_model, save_checkpoint};
+use crate::checkpoint::{
+    TrainState, claim_run_dir, io_err, latest_checkpoint, load_model, resume_from, save_checkpoint,
+};
 use crate::config::TrainConfig;
 use crate::data::{
     Augment, ClipBatch, ClipBatcher, ClipDataset, ClipSample, FrameStore, sample_clips,
@@ -69,25 +71,8 @@ pub fn train(
 ) -> Result<SpatialSv<B>> {
     let model_cfg = config.model()?;
     let device = default_device();
-    std::fs::create_dir_all(out.join("checkpoints"))
-        .map_err(|e| io_err("creating the run directory", out, e))?;
-    let config_path = out.join("config.toml");
     let resolved = spatialsv_pipeline::to_toml(config)?;
-    if resume {
-        let saved = std::fs::read_to_string(&config_path)
-            .map_err(|e| io_err("--resume: reading the run's config", &config_path, e))?;
-        if saved != resolved {
-            return Err(TrainError::User(format!(
-                "--resume: the config differs from the one the run started with; use the run's own: {}",
-                config_path.display()
-            )));
-        }
-    } else if latest_checkpoint(out).is_some() {
-        return Err(TrainError::User(format!(
-            "{} already holds a run; pass --resume to continue it or choose another --out",
-            out.display()
-        )));
-    }
+    let config_path = claim_run_dir(out, &resolved, resume)?;
     std::fs::write(&config_path, &resolved).map_err(|e| io_err("writing", &config_path, e))?;
     model_cfg
         .save(out.join("model.json"))
@@ -169,20 +154,8 @@ pub fn train(
     let mut ema: Option<SpatialSv<B>> = None;
     let recorder = DefaultRecorder::new();
     if resume && let Some(dir) = latest_checkpoint(out) {
-        let state: TrainState = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("state.json"))
-                .map_err(|e| io_err("reading checkpoint state", &dir, e))?,
-        )
-        .map_err(|e| {
-            TrainError::corrupt(dir.join("state.json"), "unreadable checkpoint state", e)
-        })?;
-        model = model
-            .load_file(dir.join("model"), &recorder, &device)
-            .map_err(|e| TrainError::corrupt(dir.join("model.mpk"), "unloadable checkpoint", e))?;
-        let record = recorder.load(dir.join("optim"), &device).map_err(|e| {
-            TrainError::corrupt(dir.join("optim.mpk"), "unloadable optimiser state", e)
-        })?;
-        optim = optim.load_record(record);
+        let (m, o, state) = resume_from(&dir, model, optim)?;
+        (model, optim) = (m, o);
         sampler = SplitMix64::new(state.sampler_state);
         start = state.step;
         if config.ema_decay > 0.0 && dir.join("ema.mpk").exists() {

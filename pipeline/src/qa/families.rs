@@ -375,6 +375,10 @@ pub fn candidates(family: Family, s: &Scene<'_>, rng: &mut SplitMix64) -> Vec<Qu
         object_ids,
         margin,
     };
+    // A numeric question: the answer written to one decimal, margin the value itself.
+    let numeric = |text: String, x: f64, objects: Vec<i64>| {
+        q(0, text, vec![], metres_text(x), Some(round1(x)), objects, x)
+    };
     let shuffled = |mut v: Vec<String>, rng: &mut SplitMix64| {
         for i in (1..v.len()).rev() {
             let j = (rng.next_u64() % (i as u64 + 1)) as usize;
@@ -443,15 +447,7 @@ pub fn candidates(family: Family, s: &Scene<'_>, rng: &mut SplitMix64) -> Vec<Qu
                     a + 1,
                     b + 1
                 );
-                out.push(q(
-                    0,
-                    text,
-                    vec![],
-                    metres_text(d),
-                    Some(round1(d)),
-                    vec![],
-                    d,
-                ));
+                out.push(numeric(text, d, vec![]));
             }
         }
         Family::PointCloser | Family::PointDepth => {
@@ -473,15 +469,7 @@ pub fn candidates(family: Family, s: &Scene<'_>, rng: &mut SplitMix64) -> Vec<Qu
                             "In view {}, how far from the camera is the point at ({x}, {y}), in metres?",
                             k + 1
                         );
-                        out.push(q(
-                            0,
-                            text,
-                            vec![],
-                            metres_text(d),
-                            Some(round1(d)),
-                            vec![],
-                            d,
-                        ));
+                        out.push(numeric(text, d, vec![]));
                     }
                     continue;
                 }
@@ -562,15 +550,7 @@ pub fn candidates(family: Family, s: &Scene<'_>, rng: &mut SplitMix64) -> Vec<Qu
                         s.name(a),
                         s.name(b)
                     );
-                    out.push(q(
-                        0,
-                        text,
-                        vec![],
-                        metres_text(d),
-                        Some(round1(d)),
-                        vec![a, b],
-                        d,
-                    ));
+                    out.push(numeric(text, d, vec![a, b]));
                 }
             }
         }

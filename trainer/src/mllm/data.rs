@@ -10,6 +10,7 @@ use arrow::datatypes::Int64Type;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use spatialsv_pipeline::media::nearest_source;
 use spatialsv_pipeline::{Dataset, FrameIndex, FrameRef, Manifest};
 use spatialsv_schemas::{Columns, Split, Table};
 
@@ -218,13 +219,11 @@ pub fn resize_clip(s: &ClipSample, from: (usize, usize), to: (usize, usize)) -> 
         return s.clone();
     }
     let ((w0, h0), (w, h)) = (from, to);
+    let (sx, sy) = (w0 as f64 / w as f64, h0 as f64 / h as f64);
     let src: Vec<usize> = (0..h)
         .flat_map(|y| {
-            let sy = ((y as f64 + 0.5) * h0 as f64 / h as f64) as usize;
-            (0..w).map(move |x| {
-                sy.min(h0 - 1) * w0
-                    + (((x as f64 + 0.5) * w0 as f64 / w as f64) as usize).min(w0 - 1)
-            })
+            let row = nearest_source(y, sy, h0 as u32) as usize * w0;
+            (0..w).map(move |x| row + nearest_source(x, sx, w0 as u32) as usize)
         })
         .collect();
     let planes = |v: &[f32]| -> Vec<f32> {

@@ -11,7 +11,6 @@ use std::path::Path;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use spatialsv_pipeline::geometry::{IDENTITY, Rigid, invert_rigid, mul};
 use spatialsv_pipeline::qa::mra;
 use spatialsv_pipeline::{Dataset, FrameStore};
 use spatialsv_schemas::Split;
@@ -289,15 +288,7 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
         if let Some(p) = p {
             let vec4 = |t: Tensor<Inner, 4>| t.into_data().to_vec::<f32>().unwrap_or_default();
             let vec5 = |t: Tensor<Inner, 5>| t.into_data().to_vec::<f32>().unwrap_or_default();
-            let raw: Vec<[f64; 16]> = refs
-                .iter()
-                .map(|f| store.load(f).map(|r| r.pose.unwrap_or(IDENTITY)))
-                .collect::<std::result::Result<_, _>>()?;
-            let first = invert_rigid(&raw[0]);
-            let gt_poses: Vec<Rigid> = raw
-                .iter()
-                .map(|m| Rigid::from_row_major(&mul(&first, m)))
-                .collect();
+            let gt_poses = crate::eval::relative_poses(&store, &refs)?;
             if let Some(s) = crate::eval::score_clip(
                 &vec4(p.depth),
                 &vec5(p.rays),

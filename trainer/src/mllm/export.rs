@@ -24,7 +24,6 @@ use spatialsv_pipeline::geometry::{Mat4, invert_rigid, mul};
 use spatialsv_pipeline::{Dataset, FrameRef, FrameStore};
 
 use super::data::{QaItem, frames_of, read_qa};
-use super::tokenizer::Tokenizer;
 use crate::data::{Augment, ClipSample, Prepared, clip_targets, load_clip};
 use crate::error::{Result, TrainError};
 
@@ -296,6 +295,11 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
         // Pseudo-labels are exported at their own size (the teacher's).
         let (w, h) = super::data::pseudo_label_size(ds, &manifest)?.unwrap_or((w, h));
         let set = crate::pseudo::load_pseudo_set(ds, &manifest, &store, selector, *views, w, h, 0)?;
+        // Each stored frame's scene, looked up once.
+        let scene_of: BTreeMap<(usize, usize, usize), String> = index
+            .iter()
+            .map(|((scene, _), (r, _))| ((r.file, r.row_group, r.row), scene.clone()))
+            .collect();
         for (n, clip) in set.clips.iter().enumerate() {
             for (c, chunk) in clip.frames.chunks_exact(*views).enumerate() {
                 let prepared: Vec<Prepared> = chunk
@@ -305,7 +309,14 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
                 let keep: Vec<Vec<bool>> = chunk.iter().map(|f| f.keep.clone()).collect();
                 let mut s = clip_targets(&prepared, Some(&keep), w, h);
                 s.images.clear();
-                let scene = store_scene(&index, &chunk[0].frame);
+                let scene = scene_of
+                    .get(&(
+                        chunk[0].frame.file,
+                        chunk[0].frame.row_group,
+                        chunk[0].frame.row,
+                    ))
+                    .cloned()
+                    .unwrap_or_else(|| "unknown".into());
                 let images: Vec<String> = chunk
                     .iter()
                     .map(|f| image_file(&scene, &f.frame, &mut summary))
@@ -337,26 +348,9 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
     let text =
         serde_json::to_string_pretty(&samples).map_err(|e| TrainError::Internal(e.to_string()))?;
     std::fs::write(&path, text).map_err(io(&path))?;
-    // The tokenizer of every question, option and answer exported.
-    let texts: Vec<&str> = all
-        .iter()
-        .flat_map(|q| {
-            std::iter::once(q.question.as_str())
-                .chain(std::iter::once(q.answer.as_str()))
-                .chain(q.options.iter().map(String::as_str))
-        })
-        .collect();
-    Tokenizer::build(texts).save(out)?;
+    // The tokenizer of every question, option and answer of the dataset.
+    super::tokenizer_for(&all).save(out)?;
     Ok(summary)
-}
-
-/// The scene id of a frame, from the frame index.
-fn store_scene(index: &spatialsv_pipeline::FrameIndex, f: &FrameRef) -> String {
-    index
-        .iter()
-        .find(|(_, (r, _))| r == f)
-        .map(|((s, _), _)| s.clone())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Where the export of `dir` puts a conversation file.

@@ -47,17 +47,18 @@ pub(crate) fn load_tokenizer_or_build(
     if resume && out.join(tokenizer::VOCAB_FILE).exists() {
         return Tokenizer::load(out);
     }
-    let texts: Vec<&str> = all
-        .iter()
-        .flat_map(|q| {
-            std::iter::once(q.question.as_str())
-                .chain(std::iter::once(q.answer.as_str()))
-                .chain(q.options.iter().map(String::as_str))
-        })
-        .collect();
-    let tok = Tokenizer::build(texts);
+    let tok = tokenizer_for(all);
     tok.save(out)?;
     Ok(tok)
+}
+
+/// A tokenizer over every question, option and answer of `items`.
+pub fn tokenizer_for(items: &[QaItem]) -> Tokenizer {
+    Tokenizer::build(items.iter().flat_map(|q| {
+        [q.question.as_str(), q.answer.as_str()]
+            .into_iter()
+            .chain(q.options.iter().map(String::as_str))
+    }))
 }
 
 /// A multimodal run loaded for inference: model, sizes, tokenizer and training config.

@@ -13,9 +13,7 @@ use std::sync::Arc;
 use burn::config::Config as _;
 use burn::data::dataloader::batcher::Batcher;
 use burn::grad_clipping::GradientClippingConfig;
-use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::record::{DefaultRecorder, Recorder};
 use burn::tensor::backend::Backend as _;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use spatialsv_pipeline::datagen::SplitMix64;
@@ -30,7 +28,9 @@ use super::model::{MllmModelConfig, SpatialMllm};
 use super::tokenizer::PAD;
 use super::{MODEL_FILE, load_tokenizer_or_build};
 use crate::backend::{Backend as Inner, TrainBackend as B, default_device};
-use crate::checkpoint::{TrainState, io_err, latest_checkpoint, save_checkpoint};
+use crate::checkpoint::{
+    TrainState, claim_run_dir, io_err, latest_checkpoint, resume_from, save_checkpoint,
+};
 use crate::data::{Augment, ClipBatch, ClipBatcher, ClipSample, load_clip};
 use crate::error::{Result, TrainError};
 use crate::loss::{LossConfig, spatial_loss};
@@ -105,25 +105,8 @@ pub fn train_mllm(
 ) -> Result<SpatialMllm<B>> {
     config.validate()?;
     let device = default_device();
-    std::fs::create_dir_all(out.join("checkpoints"))
-        .map_err(|e| io_err("creating the run directory", out, e))?;
-    let config_path = out.join("config.toml");
     let resolved = spatialsv_pipeline::to_toml(config)?;
-    if resume {
-        let saved = std::fs::read_to_string(&config_path)
-            .map_err(|e| io_err("--resume: reading the run's config", &config_path, e))?;
-        if saved != resolved {
-            return Err(TrainError::User(format!(
-                "--resume: the config differs from the one the run started with; use the run's own: {}",
-                config_path.display()
-            )));
-        }
-    } else if latest_checkpoint(out).is_some() {
-        return Err(TrainError::User(format!(
-            "{} already holds a run; pass --resume to continue it or choose another --out",
-            out.display()
-        )));
-    }
+    let config_path = claim_run_dir(out, &resolved, resume)?;
 
     let manifest = dataset.latest()?;
     let store = Arc::new(FrameStore::new(
@@ -264,22 +247,9 @@ pub fn train_mllm(
         .init::<B, SpatialMllm<B>>();
     let mut sampler = SplitMix64::new(config.seed ^ 0x0D1A_106E);
     let mut start = 0;
-    let recorder = DefaultRecorder::new();
     if resume && let Some(dir) = latest_checkpoint(out) {
-        let state: TrainState = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("state.json"))
-                .map_err(|e| io_err("reading checkpoint state", &dir, e))?,
-        )
-        .map_err(|e| {
-            TrainError::corrupt(dir.join("state.json"), "unreadable checkpoint state", e)
-        })?;
-        model = model
-            .load_file(dir.join("model"), &recorder, &device)
-            .map_err(|e| TrainError::corrupt(dir.join("model.mpk"), "unloadable checkpoint", e))?;
-        let record = recorder.load(dir.join("optim"), &device).map_err(|e| {
-            TrainError::corrupt(dir.join("optim.mpk"), "unloadable optimiser state", e)
-        })?;
-        optim = optim.load_record(record);
+        let (m, o, state) = resume_from(&dir, model, optim)?;
+        (model, optim) = (m, o);
         sampler = SplitMix64::new(state.sampler_state);
         start = state.step;
     }
