@@ -48,9 +48,18 @@ pub struct Args {
     /// `spatialsv` only: every row of the full table, at the --quick budget.
     #[arg(long)]
     all_rows: bool,
-    /// Steps of every run, overriding the budget (smoke tests).
-    #[arg(long, hide = true)]
+    /// Steps of every run (and, for `spatialsv`, of its 3D teacher), overriding the budget:
+    /// e.g. a longer `spatialsv` study on a GPU. Use a new --out for a new budget (finished
+    /// runs of another budget would be continued, not restarted).
+    #[arg(long)]
     steps: Option<usize>,
+    /// `spatialsv` only: samples per step of every multimodal run (default 8).
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// `spatialsv` only: run only these rows (names as in docs/mllm.md, comma-separated;
+    /// default: the budget's rows). Pairs are compared where both rows ran.
+    #[arg(long, value_delimiter = ',')]
+    rows: Vec<String>,
     /// Also train, per seed, the student without one of its stages, each compared with the
     /// student like the controls: `ablation_single_pass` (the single-pass labels instead of
     /// the fused ones), `ablation_no_noise` (no strong perturbation of its pseudo clips) and
@@ -210,15 +219,17 @@ pub fn run(args: Args) -> CliResult {
         return Err(CliError::User("--seeds: give at least one seed".into()));
     }
     if let Kind::Spatialsv = args.kind {
-        return super::study_mllm::run(
-            &args.seeds,
-            args.quick,
-            args.all_rows || !args.quick,
-            &args.out,
-            args.max_questions,
-            args.steps,
-            &args.pilot,
-        );
+        return super::study_mllm::run(&super::study_mllm::Plan {
+            seeds: args.seeds.clone(),
+            quick: args.quick,
+            all_rows: args.all_rows || !args.quick,
+            rows: args.rows.clone(),
+            out: args.out.clone(),
+            max_questions: args.max_questions,
+            steps: args.steps,
+            batch: args.batch,
+            pilot: args.pilot.clone(),
+        });
     }
     std::fs::create_dir_all(&args.out).map_err(|e| {
         CliError::User(format!("cannot create --out ({e}): {}", args.out.display()))

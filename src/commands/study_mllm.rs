@@ -162,6 +162,8 @@ pub struct Budget {
     pub train_rooms: usize,
     /// Frames per room.
     pub frames: usize,
+    /// Samples per step of every multimodal run.
+    pub batch: usize,
 }
 
 impl Budget {
@@ -174,6 +176,7 @@ impl Budget {
                 per_clip: 6,
                 train_rooms: 8,
                 frames: 32,
+                batch: 8,
             }
         } else {
             Self {
@@ -182,6 +185,7 @@ impl Budget {
                 per_clip: 8,
                 train_rooms: 12,
                 frames: 48,
+                batch: 8,
             }
         }
     }
@@ -192,6 +196,7 @@ pub fn base_config(seed: u64, b: &Budget, max_questions: usize) -> MllmConfig {
     MllmConfig {
         seed,
         steps: b.steps,
+        batch_size: b.batch,
         checkpoint_every: b.steps,
         warmup_steps: 20,
         image_height: 32,
@@ -235,6 +240,7 @@ struct StudyOut {
     quick: bool,
     max_questions: usize,
     steps: usize,
+    batch: usize,
     rows: Vec<RowStat>,
     pairs: Vec<PairStat>,
     test_questions_per_family: std::collections::BTreeMap<String, usize>,
@@ -450,27 +456,77 @@ fn run_row(dir: &Path, row: &Row, cfg: &MllmConfig) -> Result<QaEvalReport, CliE
     Ok(rep)
 }
 
-/// Runs the study.
-pub fn run(
-    seeds: &[u64],
-    quick: bool,
-    all_rows: bool,
-    out: &Path,
-    max_questions: usize,
-    steps: Option<usize>,
-    pilot: &[usize],
-) -> CliResult {
-    let mut b = Budget::new(quick);
-    if let Some(s) = steps {
-        b.steps = s;
-        b.teacher_steps = s;
+/// What `study spatialsv` is asked to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Seeds (one world each).
+    pub seeds: Vec<u64>,
+    /// The quick budget.
+    pub quick: bool,
+    /// Every row of the full table.
+    pub all_rows: bool,
+    /// Only these rows (empty: the budget's rows).
+    pub rows: Vec<String>,
+    /// Output directory.
+    pub out: std::path::PathBuf,
+    /// Cap on the training questions (0 = all).
+    pub max_questions: usize,
+    /// Steps of every run, overriding the budget.
+    pub steps: Option<usize>,
+    /// Samples per step of the multimodal runs.
+    pub batch: usize,
+    /// QA set sizes of the pilot (empty: the study).
+    pub pilot: Vec<usize>,
+}
+
+/// The rows a plan runs, in table order; an unknown name is a one-line error naming the
+/// known ones.
+pub fn select_rows(all_rows: bool, names: &[String]) -> Result<Vec<Row>, CliError> {
+    if names.is_empty() {
+        return Ok(rows(all_rows));
     }
+    let every = rows(true);
+    let unknown: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !every.iter().any(|r| r.name == *n))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(CliError::User(format!(
+            "--rows: unknown row(s) {}; the rows are {}",
+            unknown.join(", "),
+            every.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(every
+        .into_iter()
+        .filter(|r| names.iter().any(|n| n == r.name))
+        .collect())
+}
+
+/// Runs the study.
+pub fn run(plan: &Plan) -> CliResult {
+    let (seeds, quick, out, max_questions) = (
+        &plan.seeds,
+        plan.quick,
+        plan.out.as_path(),
+        plan.max_questions,
+    );
+    let mut b = Budget::new(quick);
+    if let Some(s) = plan.steps {
+        b.steps = s;
+        b.teacher_steps = b.teacher_steps.min(s);
+    }
+    if plan.batch == 0 {
+        return Err(CliError::User("--batch: must be at least 1".into()));
+    }
+    b.batch = plan.batch;
+    let rows = select_rows(plan.all_rows, &plan.rows)?;
     std::fs::create_dir_all(out)
         .map_err(|e| CliError::User(format!("cannot create --out ({e}): {}", out.display())))?;
-    if !pilot.is_empty() {
-        return run_pilot(seeds[0], &b, out, pilot);
+    if !plan.pilot.is_empty() {
+        return run_pilot(seeds[0], &b, out, &plan.pilot);
     }
-    let rows = rows(all_rows);
     let mut reports: Vec<Vec<QaEvalReport>> = Vec::new();
     let mut minutes = Vec::new();
     let mut train_questions = 0;
@@ -554,6 +610,7 @@ pub fn run(
         quick,
         max_questions,
         steps: b.steps,
+        batch: b.batch,
         rows: row_stats,
         pairs,
         test_questions_per_family,
@@ -581,8 +638,9 @@ fn document(s: &StudyOut, reports: &[Vec<QaEvalReport>], rows: &[Row], out: &Pat
         ),
     );
     d.paragraph(format!(
-        "One synthetic world per seed, split by room (6 held-out test rooms); questions from `spatialsv qa`; every row trains the same small multimodal model for {} steps (batch 8, lr 1e-3, 48x32 images, 4 views) and is scored on the test rooms' questions: multiple choice by exact match, numbers by mean relative accuracy (MRA). {} training questions in all (rows use {}). Test questions per family: {}.",
+        "One synthetic world per seed, split by room (6 held-out test rooms); questions from `spatialsv qa`; every row trains the same small multimodal model for {} steps (batch {}, lr 1e-3, 48x32 images, 4 views) and is scored on the test rooms' questions: multiple choice by exact match, numbers by mean relative accuracy (MRA). {} training questions in all (rows use {}). Test questions per family: {}.",
         s.steps,
+        s.batch,
         s.train_questions,
         if s.max_questions == 0 { "all of their rooms'".to_string() } else { format!("at most {}", s.max_questions) },
         s.test_questions_per_family

@@ -66,6 +66,29 @@ fn label_mistakes_are_one_line_with_exit_code_2() {
 }
 
 #[test]
+fn study_mistakes_are_one_line_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("study");
+    let o = out.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["study", "spatialsv", "--rows", "text_only,text_3dd", "--out", o],
+            "--rows: unknown row(s) text_3dd; the rows are text_only, text_3d,",
+        ),
+        (
+            vec!["study", "spatialsv", "--batch", "0", "--out", o],
+            "--batch: must be at least 1",
+        ),
+    ] {
+        let (code, err) = fails(&args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} wrote {o}");
+    }
+}
+
+#[test]
 fn log_lists_versions_newest_first() {
     let out = ok(&["log", "--dataset", tiny().to_str().unwrap()]);
     let lines: Vec<&str> = out.lines().collect();

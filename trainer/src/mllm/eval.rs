@@ -24,7 +24,9 @@ use crate::data::{Augment, load_clip};
 use crate::error::{Result, TrainError};
 
 /// Answers of the model to `prompts` (ids ending with `<answer>`) about `images`
-/// `[b, v, 3, h, w]`, decoded greedily up to `<eos>` or `max_new` tokens.
+/// `[b, v, 3, h, w]` (or `[1, v, 3, h, w]`: one clip every prompt asks about), decoded
+/// greedily up to `<eos>` or `max_new` tokens. The visual tokens are computed once, not at
+/// every decoding step.
 pub fn answer(
     model: &SpatialMllm<Inner>,
     tok: &Tokenizer,
@@ -34,6 +36,11 @@ pub fn answer(
 ) -> Vec<Vec<usize>> {
     let b = prompts.len();
     let device = images.device();
+    let v = images.dims()[1];
+    let mut visual = model.visual_tokens(images);
+    if visual.dims()[0] == 1 && b > 1 {
+        visual = visual.repeat_dim(0, b);
+    }
     let (pad, eos) = (tok.id(PAD).unwrap_or(0), tok.id(EOS).unwrap_or(3));
     let mut rows: Vec<Vec<usize>> = prompts.to_vec();
     let mut done = vec![false; b];
@@ -47,7 +54,9 @@ pub fn answer(
             }
         }
         let tokens = Tensor::<Inner, 2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
-        let logits = model.forward(images.clone(), tokens, false).logits;
+        let logits = model
+            .forward_visual(visual.clone(), v, tokens, false)
+            .logits;
         let [_, _, vocab] = logits.dims();
         let l = logits.into_data().to_vec::<f32>().unwrap_or_default();
         for r in 0..b {
@@ -315,9 +324,8 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
             .iter()
             .map(|q| encode_item(&tok, q).map(|(p, _)| p))
             .collect::<Result<_>>()?;
-        let images = one.clone().repeat_dim(0, qs.len());
-        let said = answer(&model, &tok, images.clone(), &prompts, 6);
-        let blind = answer(&model, &tok, images.zeros_like(), &prompts, 6);
+        let said = answer(&model, &tok, one.clone(), &prompts, 6);
+        let blind = answer(&model, &tok, one.zeros_like(), &prompts, 6);
         for ((q, a), b) in qs.iter().zip(&said).zip(&blind) {
             scored.push(Scored {
                 qa_id: q.qa_id.clone(),

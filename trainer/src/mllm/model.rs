@@ -190,11 +190,16 @@ impl<B: Backend> SpatialMllm<B> {
         tokens: Tensor<B, 2, Int>,
         predict_3d: bool,
     ) -> MllmOutput<B> {
+        let v = images.dims()[1];
+        self.forward_visual(self.visual_tokens(images), v, tokens, predict_3d)
+    }
+
+    /// The visual tokens of `images` `[b, v, 3, h, w]`: the vision tower per frame, the
+    /// connector and the frame-index embedding, `[b, v * n, width]`. They depend on the
+    /// images alone, so decoding computes them once per clip (`forward_visual`).
+    pub fn visual_tokens(&self, images: Tensor<B, 5>) -> Tensor<B, 3> {
         let [b, v, _, h, w] = images.dims();
-        let [_, t] = tokens.dims();
-        let [gh, gw] = self.grid;
-        let n = gh * gw;
-        let device = images.device();
+        let n = self.grid[0] * self.grid[1];
         // Vision tower: per frame.
         let mut x = self
             .patch_embed
@@ -210,7 +215,26 @@ impl<B: Backend> SpatialMllm<B> {
         let x = self.connector.forward(x); // [b*v, n, d]
         let [_, _, d] = x.dims();
         let frame = self.frame_embed.val().narrow(0, 0, v).reshape([1, v, 1, d]);
-        let visual = (x.reshape([b, v, n, d]) + frame).reshape([b, v * n, d]);
+        (x.reshape([b, v, n, d]) + frame).reshape([b, v * n, d])
+    }
+
+    /// The language model and heads over `visual` tokens of `v` views (from
+    /// `visual_tokens`) followed by `tokens` `[b, t]`: exactly `forward`.
+    pub fn forward_visual(
+        &self,
+        visual: Tensor<B, 3>,
+        v: usize,
+        tokens: Tensor<B, 2, Int>,
+        predict_3d: bool,
+    ) -> MllmOutput<B> {
+        let [b, vn, d] = visual.dims();
+        let [_, t] = tokens.dims();
+        let [gh, gw] = self.grid;
+        let [h, w] = self.image;
+        let n = gh * gw;
+        debug_assert_eq!(vn, v * n, "visual tokens of {v} views");
+        let device = visual.device();
+        let mark: crate::model::Mark<'_> = &mut |_| {};
         // Text.
         let text = self.token_embed.forward(tokens)
             + self.text_pos.val().narrow(0, 0, t).reshape([1, t, d]);
@@ -343,5 +367,26 @@ mod tests {
         let empty = Tensor::<B, 2, Int>::zeros([2, 1], &device);
         let pe = m.forward(images, empty, true).prediction.unwrap();
         assert!(diff(p.depth, pe.depth) < 1e-5);
+    }
+
+    #[test]
+    fn one_clips_visual_tokens_serve_every_prompt() {
+        // Decoding computes the visual tokens of a clip once and repeats them for each
+        // question: the logits must be those of a batch of the same images.
+        let device = default_device();
+        let m = tiny().init::<B>(&device);
+        let one =
+            Tensor::<B, 5>::random([1, 2, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+        let tokens = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(vec![1i64, 5, 6, 2, 1, 8, 9, 2], [2, 4]),
+            &device,
+        );
+        let direct = m.forward(one.clone().repeat_dim(0, 2), tokens.clone(), true);
+        let visual = m.visual_tokens(one).repeat_dim(0, 2);
+        let cached = m.forward_visual(visual, 2, tokens, true);
+        let d = (direct.logits - cached.logits).abs().max().into_scalar();
+        assert!(d < 1e-5, "logits differ by {d}");
+        let (pd, pc) = (direct.prediction.unwrap(), cached.prediction.unwrap());
+        assert!((pd.points - pc.points).abs().max().into_scalar() < 1e-5);
     }
 }
