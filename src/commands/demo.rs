@@ -16,10 +16,11 @@ use spatialsv_schemas::Split;
 use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::eval::{EvalReport, evaluate};
 use spatialsv_trainer::experiment::{Recipe, budget};
+use spatialsv_trainer::mllm::eval::evaluate_qa;
 
 use super::ingest::Format;
 use super::{
-    CliError, CliResult, CommandLine, export, ingest, label, quote, synth, train, write_json,
+    CliError, CliResult, CommandLine, export, ingest, label, qa, quote, synth, train, write_json,
 };
 use crate::report::{Report, Step, write_report};
 
@@ -412,6 +413,69 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
             .join(" && "),
         || export_args.iter().try_for_each(|a| export::run(a.clone())),
     )?;
+    // The SpatialSV regime: questions from the scans' geometry, then the multimodal model's
+    // semi-supervised rows (quick) or the whole table (full), each scored on the test rooms.
+    let sv_rows = if args.quick {
+        super::study_mllm::select_rows(
+            false,
+            &["half_text", "half_text_3d", "half_text_3d_videos"].map(String::from),
+        )?
+    } else {
+        super::study_mllm::rows(true)
+    };
+    r.total += 2 + sv_rows.len();
+    let qa_args = qa::Args {
+        dataset: ds_dir.clone(),
+        per_clip: if args.quick { 2 } else { 4 },
+        families: vec![],
+        seed: args.seed,
+        views: 4,
+    };
+    r.step("qa", qa_args.command_line(), || qa::run(qa_args.clone()))?;
+    let sv_base = super::study_mllm::base_config(
+        args.seed,
+        &super::study_mllm::Budget {
+            steps: args.steps.unwrap_or(if args.quick { 150 } else { 1500 }),
+            ..super::study_mllm::Budget::new(args.quick)
+        },
+        0,
+    );
+    for row in &sv_rows {
+        let cfg = row.config(&sv_base, &teacher_dir);
+        let path = config_of(&format!("mllm_{}", row.name));
+        std::fs::write(&path, spatialsv_pipeline::to_toml(&cfg)?)
+            .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
+        let dir = run_dir(row.name);
+        let a = train::Args {
+            dataset: ds_dir.clone(),
+            config: Some(path),
+            out: dir.clone(),
+            resume: spatialsv_trainer::latest_checkpoint(&dir).is_some(),
+        };
+        r.step(&format!("train {}", row.name), a.command_line(), || {
+            train::run(a.clone())
+        })?;
+    }
+    let spatialsv = r.always(
+        "evaluate the multimodal rows",
+        format!(
+            "spatialsv eval --qa --dataset {} --checkpoint {}/ROW --split test --out {}/eval/ROW  (ROW = {})",
+            quote(&ds_dir),
+            quote(&runs),
+            quote(&out),
+            sv_rows.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+        ),
+        || {
+            let ds = Dataset::open(&ds_dir)?;
+            let mut evals = Vec::new();
+            for row in &sv_rows {
+                let rep = evaluate_qa(&ds, &run_dir(row.name), Split::Test)?;
+                write_json(&out.join("eval").join(row.name), "qa_eval.json", &rep)?;
+                evals.push((row.name.to_string(), row.what.to_string(), rep));
+            }
+            Ok(evals)
+        },
+    )?;
     let report = Report {
         seed: args.seed,
         quick: args.quick,
@@ -427,6 +491,8 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
             .iter()
             .map(|(n, p)| (n.clone(), PathBuf::from(p)))
             .collect(),
+        spatialsv,
+        spatialsv_steps: sv_base.steps,
         steps: r.steps.clone(),
         seconds: t0.elapsed().as_secs_f64(),
     };

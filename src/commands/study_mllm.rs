@@ -29,6 +29,16 @@ pub struct Row {
     modify: fn(&mut MllmConfig, &Path),
 }
 
+impl Row {
+    /// This row's config: `base` with the row's targets, shares and sources (`teacher`:
+    /// the 3D run distillation rows distil from).
+    pub fn config(&self, base: &MllmConfig, teacher: &Path) -> MllmConfig {
+        let mut c = base.clone();
+        (self.modify)(&mut c, teacher);
+        c
+    }
+}
+
 const ALL3: [Target3d; 3] = [Target3d::Depth, Target3d::Points, Target3d::Rays];
 
 /// The rows: the quick set (the ordering the paper claims and its controls), then the rest

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use spatialsv_labeler::quality::{DepthScore, LabelComparison, LabelQuality, PoseScore};
 use spatialsv_trainer::eval::{EvalReport, Scores};
+use spatialsv_trainer::mllm::eval::QaEvalReport;
 
 use crate::commands::CliError;
 use document::Document;
@@ -57,6 +58,10 @@ pub struct Report {
     pub runs: Vec<(String, PathBuf)>,
     /// Export directories by model.
     pub exports: Vec<(String, PathBuf)>,
+    /// The multimodal rows (name, what, evaluation on the test rooms' questions).
+    pub spatialsv: Vec<(String, String, QaEvalReport)>,
+    /// Steps of each multimodal row.
+    pub spatialsv_steps: usize,
     /// Steps with timings.
     pub steps: Vec<Step>,
     /// Total wall time.
@@ -350,6 +355,42 @@ fn build(r: &Report) -> Result<Document, CliError> {
         for (reason, n) in &q.reject_reasons {
             d.paragraph(format!("Rejected by {reason}: {n} frames."));
         }
+    }
+    if let Some((_, _, first)) = r.spatialsv.first() {
+        d.heading(2, "The SpatialSV regime: the small multimodal model");
+        d.paragraph(format!(
+            "Questions from the scans' geometry (`spatialsv qa`); each row trains the small multimodal model for {} steps (batch 8) with its text loss and, where it says so, the 3D losses on its visual tokens, and answers the {} test rooms' questions ({} multiple choice, {} numeric). The most frequent training answer scores {:.3} (multiple choice) and {:.3} (numeric MRA); chance is {:.3}. At the demo's budget this shows the regime running end to end, not its effect: the comparison over seeds is `spatialsv study spatialsv` (docs/mllm.md).",
+            r.spatialsv_steps,
+            first.split,
+            first.multiple_choice.questions,
+            first.numeric.questions,
+            first.multiple_choice.most_frequent,
+            first.numeric.most_frequent,
+            first.multiple_choice.chance.unwrap_or(f64::NAN),
+        ));
+        d.table(
+            &[
+                "row",
+                "what",
+                "MC accuracy",
+                "numeric MRA",
+                "blind MC",
+                "3D probe AbsRel",
+            ],
+            r.spatialsv
+                .iter()
+                .map(|(name, what, e)| {
+                    vec![
+                        name.clone(),
+                        what.clone(),
+                        format!("{:.3}", e.multiple_choice.model),
+                        format!("{:.3}", e.numeric.model),
+                        format!("{:.3}", e.multiple_choice.blind),
+                        format!("{:.3}", e.probe.abs_rel),
+                    ]
+                })
+                .collect(),
+        );
     }
     d.heading(2, "Training curves");
     for (file, caption, png) in curves(r) {

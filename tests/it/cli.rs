@@ -72,7 +72,14 @@ fn study_mistakes_are_one_line_and_write_nothing() {
     let o = out.to_str().unwrap();
     for (args, says) in [
         (
-            vec!["study", "spatialsv", "--rows", "text_only,text_3dd", "--out", o],
+            vec![
+                "study",
+                "spatialsv",
+                "--rows",
+                "text_only,text_3dd",
+                "--out",
+                o,
+            ],
             "--rows: unknown row(s) text_3dd; the rows are text_only, text_3d,",
         ),
         (

@@ -394,6 +394,7 @@ fn demo_runs_end_to_end_and_writes_its_report() {
     .unwrap();
     let args = [
         "demo",
+        "--quick",
         "--out",
         out.to_str().unwrap(),
         "--seed",
@@ -406,7 +407,7 @@ fn demo_runs_end_to_end_and_writes_its_report() {
         lax.to_str().unwrap(),
     ];
     let text = ok(&args);
-    assert!(text.contains("demo step 12/12"), "{text}");
+    assert!(text.contains("demo step 17/17"), "{text}");
     assert!(
         text.contains("the go/no-go asks for at most 0.85x"),
         "{text}"
@@ -427,6 +428,10 @@ fn demo_runs_end_to_end_and_writes_its_report() {
         "kept pixels of accepted frames",
         "loss_total.png",
         "frame_student.png",
+        "The SpatialSV regime: the small multimodal model",
+        "| half_text | semi-supervised: 50% of the rooms, text only |",
+        "| half_text_3d |",
+        "| half_text_3d_videos |",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle}:\n{md}");
     }
@@ -437,6 +442,8 @@ fn demo_runs_end_to_end_and_writes_its_report() {
         "export/baseline/gt.ply",
         "eval/student/eval.json",
         "eval/labels/single_vs_fused.json",
+        "eval/half_text_3d_videos/qa_eval.json",
+        "configs/mllm_half_text.toml",
     ] {
         assert!(out.join(f).exists(), "{f}");
     }
