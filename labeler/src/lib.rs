@@ -5,12 +5,15 @@
 //! - [`filters`]: the confidence, geometric, camera and acceptance filters as pure functions.
 //! - [`fusion`]: many teacher passes fused into one label per frame (scale-aligned median
 //!   depth, spread as confidence, pose-graph cameras).
+//! - [`external`]: `spatialsv label export-clips` / `label import`: clips out to a teacher
+//!   run elsewhere (VGGT, Depth Anything 3), its `.npz` files back in as pseudo-labels.
 //! - [`job`]: `spatialsv label`: sharded, resumable, streamed teacher inference and commits.
 //! - [`quality`]: pseudo-labels scored against the hidden ground truth `spatialsv synth`
 //!   writes aside.
 
 pub mod config;
 mod error;
+pub mod external;
 pub mod filters;
 pub mod fusion;
 pub mod job;

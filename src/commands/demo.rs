@@ -326,7 +326,8 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
         ("label fused", &fused_path),
     ] {
         let a = label::Args {
-            dataset: ds_dir.clone(),
+            external: None,
+            dataset: Some(ds_dir.clone()),
             teacher: vec![teacher_dir.clone()],
             config: Some(path.clone()),
             shard: "0/1".into(),

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use spatialsv_labeler::LabelConfig;
+use spatialsv_labeler::external::{export_clips, import};
 use spatialsv_labeler::job::{Shard, label, load_teachers};
 use spatialsv_pipeline::Dataset;
 
@@ -16,16 +17,29 @@ use super::{CliError, CliResult, CommandLine, quote};
 /// hashes to K, so N processes (threads, Slurm array tasks, Kubernetes indexed jobs) share the
 /// work; their commits do not collide.
 ///
+/// A teacher run elsewhere (VGGT, Depth Anything 3): `label export-clips` writes the clips,
+/// the model writes one .npz per clip, `label import` brings them in through the same
+/// filters (docs/labeling.md, "Bring your own teacher").
+///
 /// Example:
 ///   spatialsv label --dataset ds --teacher runs/teacher --config configs/label.toml --shard 0/4
 ///   spatialsv label --dataset ds --teacher runs/t0 --teacher runs/t1 --config fused.toml
+///   spatialsv label export-clips --dataset ds --out clips/
+///   python3 scripts/teacher_vggt.py clips/ && spatialsv label import --from clips/ --dataset ds --teacher-name vggt
 ///   spatialsv sql --dataset ds "SELECT scene_id, avg(CAST(accepted AS INT)) AS accepted, sum(px_removed_geometric) AS geo FROM pseudo_labels GROUP BY scene_id"
 #[derive(Debug, Clone, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Args {
+    /// An external teacher's side of labelling instead.
+    #[command(subcommand)]
+    pub(crate) external: Option<External>,
     /// Dataset directory.
-    #[arg(long)]
-    pub(crate) dataset: PathBuf,
+    #[arg(long, required = true)]
+    pub(crate) dataset: Option<PathBuf>,
     /// Run directory of the teacher (its newest checkpoint is used). Repeat it for an
     /// ensemble (same image size and clip length; needs [fusion] enabled): every member
     /// runs every pass and all passes are fused.
@@ -39,9 +53,60 @@ pub struct Args {
     pub(crate) shard: String,
 }
 
+/// `label export-clips` and `label import`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum External {
+    /// Write the clips of unlabeled frames as image folders plus `manifest.json` (clip id,
+    /// scene, frame ids, files, stored sizes, where the teacher's .npz goes), for a model run
+    /// outside spatialsv. A rerun keeps the images already written.
+    ///
+    /// Example:
+    ///   spatialsv label export-clips --dataset ds --out clips/ --shard 0/4
+    #[command(verbatim_doc_comment)]
+    ExportClips {
+        /// Dataset directory.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Export directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// This process's share of the clips, K/N.
+        #[arg(long, default_value = "0/1", allow_hyphen_values = true)]
+        shard: String,
+    },
+    /// Import an external teacher's .npz files (one per exported clip: depth, depth_conf,
+    /// extrinsic, intrinsic and the preprocessing applied; docs/labeling.md) as
+    /// pseudo-labels: each file is validated (shapes, finite values, rigid extrinsics, the
+    /// clip and its frames exist), mapped back to the stored image geometry, converted to
+    /// camera-to-reference poses, filtered like `label` (the teacher's confidence, the
+    /// multi-view geometric round trip, acceptance) and committed with its provenance. A bad
+    /// file is reported with its name and skipped; a rerun imports only what is new.
+    ///
+    /// Example:
+    ///   spatialsv label import --from clips/ --dataset ds --teacher-name vggt --config configs/label.toml
+    #[command(verbatim_doc_comment)]
+    Import {
+        /// Export directory holding `manifest.json` and the teacher's `labels/*.npz`.
+        #[arg(long)]
+        from: PathBuf,
+        /// Dataset directory.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Name of the teacher (recorded with the labels).
+        #[arg(long)]
+        teacher_name: String,
+        /// Labelling config (its confidence, geometric and acceptance filters apply).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
 impl CommandLine for Args {
     fn command_line(&self) -> String {
-        let mut line = format!("spatialsv label --dataset {}", quote(&self.dataset));
+        let mut line = format!(
+            "spatialsv label --dataset {}",
+            self.dataset.as_deref().map(quote).unwrap_or_default()
+        );
         for t in &self.teacher {
             line.push_str(&format!(" --teacher {}", quote(t)));
         }
@@ -56,12 +121,18 @@ impl CommandLine for Args {
 }
 
 pub fn run(args: Args) -> CliResult {
+    if let Some(e) = args.external {
+        return run_external(e);
+    }
+    let Some(dataset) = args.dataset else {
+        return Err(CliError::User("--dataset is required".into()));
+    };
     let shard: Shard = args.shard.parse().map_err(CliError::User)?;
     let config: LabelConfig = match &args.config {
         Some(p) => spatialsv_pipeline::load_toml(p)?,
         None => LabelConfig::default(),
     };
-    let ds = Dataset::open(&args.dataset)?;
+    let ds = Dataset::open(&dataset)?;
     let teacher = load_teachers(&args.teacher)?;
     let t = std::time::Instant::now();
     let bar = spatialsv_pipeline::bar(0, "frames");
@@ -94,4 +165,74 @@ pub fn run(args: Args) -> CliResult {
         r.versions
     );
     Ok(())
+}
+
+fn run_external(e: External) -> CliResult {
+    match e {
+        External::ExportClips {
+            dataset,
+            out,
+            shard,
+        } => {
+            let shard: Shard = shard.parse().map_err(CliError::User)?;
+            let ds = Dataset::open(&dataset)?;
+            let bar = spatialsv_pipeline::bar(0, "frames");
+            let r = export_clips(&ds, &out, shard, |p| {
+                bar.set_length(p.frames_total as u64);
+                bar.set_position(p.frames_done as u64);
+            });
+            bar.finish_and_clear();
+            let r = r?;
+            out!(
+                "{} clips, {} frames ({} already there) exported; manifest {}",
+                r.clips,
+                r.frames,
+                r.frames_existing,
+                r.manifest.display()
+            );
+            out!(
+                "next: run the teacher so it writes {}/labels/<clip>.npz (scripts/teacher_vggt.py), then `spatialsv label import --from {} --dataset {} --teacher-name NAME`",
+                out.display(),
+                quote(&out),
+                quote(&dataset)
+            );
+            Ok(())
+        }
+        External::Import {
+            from,
+            dataset,
+            teacher_name,
+            config,
+        } => {
+            let config: LabelConfig = match &config {
+                Some(p) => spatialsv_pipeline::load_toml(p)?,
+                None => LabelConfig::default(),
+            };
+            let ds = Dataset::open(&dataset)?;
+            let bar = spatialsv_pipeline::bar(0, "frames");
+            let r = import(&ds, &from, &teacher_name, &config, |p| {
+                bar.set_length(p.frames_total as u64);
+                bar.set_position(p.frames_done as u64);
+            });
+            bar.finish_and_clear();
+            let r = r?;
+            for (file, why) in &r.bad_files {
+                out!("skipped {file}: {why}");
+            }
+            out!(
+                "teacher {teacher_name} ({}) config {}: {} clips in the export, {} without a file, {} already imported, {} imported now ({} frames, {} accepted), {} bad files; versions {:?}",
+                &r.teacher_hash[..12],
+                &r.config_hash[..12],
+                r.clips_total,
+                r.clips_without_file,
+                r.clips_skipped,
+                r.clips_imported,
+                r.frames_imported,
+                r.frames_accepted,
+                r.bad_files.len(),
+                r.versions
+            );
+            Ok(())
+        }
+    }
 }

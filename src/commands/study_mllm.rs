@@ -416,7 +416,8 @@ fn prepare(dir: &Path, seed: u64, b: &Budget) -> CliResult {
         let path = dir.join("label_fused.toml");
         std::fs::write(&path, spatialsv_pipeline::to_toml(&cfg)?).map_err(io)?;
         let a = label::Args {
-            dataset: ds.clone(),
+            external: None,
+            dataset: Some(ds.clone()),
             teacher: vec![teacher],
             config: Some(path),
             shard: "0/1".into(),

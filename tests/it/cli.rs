@@ -57,6 +57,14 @@ fn label_mistakes_are_one_line_with_exit_code_2() {
             ],
             "the dataset has no pseudo-labels",
         ),
+        (
+            vec!["label", "import", "--from", m, "--dataset", d, "--teacher-name", "vggt"],
+            "no manifest.json (made by `spatialsv label export-clips`)",
+        ),
+        (
+            vec!["label", "export-clips", "--dataset", d, "--out", m],
+            "no clips of unlabeled frames (ingest video first)",
+        ),
     ] {
         let (code, err) = fails(&args);
         assert_eq!(code, 2, "{args:?}");

@@ -451,3 +451,144 @@ fn demo_runs_end_to_end_and_writes_its_report() {
     let again = ok(&args);
     assert!(again.contains("done in an earlier run; skipped"), "{again}");
 }
+
+#[test]
+fn an_external_teachers_files_round_trip_through_export_and_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("world");
+    let w = w.to_str().unwrap();
+    ok(&[
+        "synth",
+        "--out",
+        w,
+        "--seed",
+        "4",
+        "--scenes",
+        "1",
+        "--videos",
+        "3",
+        "--frames",
+        "12",
+        "--resolution",
+        "48x36",
+    ]);
+    let ds = dir.path().join("ds").to_str().unwrap().to_string();
+    ok(&["ingest", "video", &format!("{w}/videos"), "--dataset", &ds]);
+    let ex = dir.path().join("clips");
+    let e = ex.to_str().unwrap();
+    let text = ok(&["label", "export-clips", "--dataset", &ds, "--out", e]);
+    assert!(text.contains("frames (0 already there) exported"), "{text}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ex.join("manifest.json")).unwrap()).unwrap();
+    let clips = manifest["clips"].as_array().unwrap();
+    assert!(clips.len() >= 5, "{manifest}");
+    let frames: usize = clips
+        .iter()
+        .map(|c| c["frames"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(frames, 36, "every unlabeled frame once");
+    let first = &clips[0]["frames"][0];
+    assert_eq!(
+        (first["width"].as_u64(), first["height"].as_u64()),
+        (Some(48), Some(36))
+    );
+    assert!(ex.join(first["file"].as_str().unwrap()).exists());
+    let again = ok(&["label", "export-clips", "--dataset", &ds, "--out", e]);
+    assert!(again.contains("(36 already there)"), "{again}");
+
+    // The external teacher: ground truth with VGGT's preprocessing, scale, noise, and three
+    // spoiled clips.
+    let py = Command::new("python3")
+        .arg(super::repo().join("tests/teacher_import.py"))
+        .args([e, &format!("{w}/groundtruth")])
+        .output()
+        .expect("running python3");
+    assert!(
+        py.status.success(),
+        "tests/teacher_import.py failed (pip install numpy pillow):\n{}{}",
+        String::from_utf8_lossy(&py.stdout),
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let made: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    let written = made["written"].as_array().unwrap().len();
+    let import = [
+        "label",
+        "import",
+        "--from",
+        e,
+        "--dataset",
+        &ds,
+        "--teacher-name",
+        "synthetic-vggt",
+    ];
+    let text = ok(&import);
+    let nan = made["nan"].as_str().unwrap();
+    let bad: Vec<&str> = text.lines().filter(|l| l.starts_with("skipped ")).collect();
+    assert_eq!(bad.len(), 2, "{text}");
+    assert!(
+        bad.iter()
+            .any(|l| l.contains("'depth' has 1 non-finite or negative values")),
+        "{text}"
+    );
+    assert!(
+        bad.iter()
+            .any(|l| l.contains("'extrinsic' of view") && l.contains("is not rigid")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{} clips in the export, 1 without a file, 0 already imported, {} imported now",
+            clips.len(),
+            written - 2
+        )),
+        "{text}"
+    );
+    assert!(text.contains("2 bad files"), "{text}");
+    // Provenance, the label grid (the stored image resized to width 518, height 392) and the
+    // poses relative to each clip's first frame.
+    let rows = csv(
+        &ds,
+        "SELECT count(*) AS n, min(width) AS w, max(height) AS h, \
+         count(DISTINCT teacher_hash) AS t, \
+         sum(CASE WHEN config_toml LIKE '%teacher_name = \"synthetic-vggt\"%' THEN 1 ELSE 0 END) AS named \
+         FROM pseudo_labels",
+    );
+    let spoiled = [
+        nan,
+        made["not_rigid"].as_str().unwrap(),
+        made["missing"].as_str().unwrap(),
+    ];
+    let n: usize = clips
+        .iter()
+        .filter(|c| !spoiled.contains(&c["clip_id"].as_str().unwrap()))
+        .map(|c| c["frames"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(rows, format!("n,w,h,t,named\n{n},518,392,1,{n}\n"));
+    // Scored against the truth: depth within the noise after the median scale, cameras
+    // within the rotation noise.
+    let out = dir.path().join("q");
+    ok(&[
+        "eval",
+        "--dataset",
+        &ds,
+        "--pseudo-labels",
+        "--groundtruth",
+        &format!("{w}/groundtruth"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let q: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("pseudo_labels.json")).unwrap())
+            .unwrap();
+    let abs_rel = q["all"]["abs_rel"].as_f64().unwrap();
+    assert!(abs_rel < 0.03, "imported depth AbsRel {abs_rel}: {q}");
+    let rot = q["pose_accepted"]["rotation_deg"].as_f64().unwrap()
+        + q["pose_rejected"]["rotation_deg"].as_f64().unwrap();
+    assert!(rot < 1.5, "imported camera rotation error {rot} deg: {q}");
+    // A rerun imports nothing new.
+    let again = ok(&import);
+    assert!(
+        again.contains(&format!("{} already imported, 0 imported now", written - 2)),
+        "{again}"
+    );
+}

@@ -41,8 +41,10 @@ use spatialsv_trainer::data::load_images;
 use crate::config::LabelConfig;
 use crate::error::Result;
 
-use plan::{Window, Work, already_labeled, work_list};
+use plan::Window;
+pub(crate) use plan::{Work, already_labeled, work_list};
 use rows::{Provenance, window_rows};
+pub(crate) use rows::{combine, positive_median};
 use teacher::{infer, run_order};
 
 /// What a labelling run did.
@@ -89,6 +91,21 @@ fn commit(ds: &Dataset, rows: &[PseudoLabelRow], what: &str) -> Result<Option<u6
         |tx| tx.append(Table::PseudoLabels, batch.clone()),
     )?;
     Ok(o.published.then_some(o.version))
+}
+
+/// Commits the pending rows (`N <what>` in the log), records the version and empties
+/// `pending` (the import's commits).
+pub(crate) fn flush_rows(
+    ds: &Dataset,
+    pending: &mut Vec<PseudoLabelRow>,
+    what: &str,
+    versions: &mut Vec<u64>,
+) -> Result<()> {
+    if let Some(v) = commit(ds, pending, &format!("{} {what}", pending.len()))? {
+        versions.push(v);
+    }
+    pending.clear();
+    Ok(())
 }
 
 /// Commits the pending rows (`N <what> (shard K/N)` in the log), records the version and

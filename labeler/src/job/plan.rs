@@ -81,11 +81,11 @@ pub fn windows(n: usize, len: usize, gap: usize) -> Vec<Vec<usize>> {
 
 /// A clip to label: its id, scene, split and frames in order.
 #[derive(Debug, Clone)]
-pub(super) struct Work {
-    pub(super) clip_id: String,
-    pub(super) scene_id: String,
-    pub(super) split: Split,
-    pub(super) frames: Vec<FrameRef>,
+pub(crate) struct Work {
+    pub(crate) clip_id: String,
+    pub(crate) scene_id: String,
+    pub(crate) split: Split,
+    pub(crate) frames: Vec<FrameRef>,
 }
 
 /// A window of one work item.
@@ -96,7 +96,7 @@ pub(super) struct Window {
 }
 
 /// Clips of unlabeled frames, sorted by id.
-pub(super) fn work_list(ds: &Dataset, store: &FrameStore) -> Result<Vec<Work>> {
+pub(crate) fn work_list(ds: &Dataset, store: &FrameStore) -> Result<Vec<Work>> {
     let m = ds.latest()?;
     let index = store.frame_index()?;
     let batches = ds.read_table(
@@ -148,7 +148,7 @@ pub(super) fn work_list(ds: &Dataset, store: &FrameStore) -> Result<Vec<Work>> {
 }
 
 /// (scene, frame) already labelled by this teacher and config.
-pub(super) fn already_labeled(
+pub(crate) fn already_labeled(
     ds: &Dataset,
     teacher: &str,
     config: &str,

@@ -26,20 +26,20 @@ pub(super) struct Provenance<'a> {
 }
 
 /// A frame's pixels after two filters in turn.
-pub(super) struct Filtered {
+pub(crate) struct Filtered {
     /// Kept by both.
-    pub(super) keep: Vec<bool>,
+    pub(crate) keep: Vec<bool>,
     /// Removed by the first.
-    pub(super) removed_first: usize,
+    pub(crate) removed_first: usize,
     /// Kept by the first, removed by the second.
-    pub(super) removed_second: usize,
+    pub(crate) removed_second: usize,
     /// Kept by both, counted.
-    pub(super) kept: usize,
+    pub(crate) kept: usize,
 }
 
 /// Combines the confidence filter's mask (`first`) with the next filter's (`second`: the
 /// geometric round trip, or the fused spread), counting what each removed.
-pub(super) fn combine(first: &[bool], second: &[bool]) -> Filtered {
+pub(crate) fn combine(first: &[bool], second: &[bool]) -> Filtered {
     let keep: Vec<bool> = first.iter().zip(second).map(|(a, b)| *a && *b).collect();
     Filtered {
         removed_first: first.iter().filter(|k| !**k).count(),
@@ -54,7 +54,7 @@ pub(super) fn combine(first: &[bool], second: &[bool]) -> Filtered {
 }
 
 /// Median of a depth map's valid (positive) values; 0 without any.
-pub(super) fn positive_median(depth: &[f32]) -> f64 {
+pub(crate) fn positive_median(depth: &[f32]) -> f64 {
     let mut sorted: Vec<f32> = depth.iter().copied().filter(|d| *d > 0.0).collect();
     sorted.sort_by(f32::total_cmp);
     sorted.get(sorted.len() / 2).map_or(0.0, |d| f64::from(*d))
