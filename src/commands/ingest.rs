@@ -1,10 +1,11 @@
 //! `spatialsv ingest`: import scans and videos into a dataset.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use spatialsv_pipeline::ingest::video::{Sampling, VideoOptions, ingest_videos, video_files};
 use spatialsv_pipeline::ingest::{
-    IngestOptions, IngestReport, ScanFormat, SplitChoice, ingest_scans, list_scenes,
+    IngestOptions, IngestReport, ScanFormat, SplitChoice, detect, ingest_scans, list_scenes,
 };
 use spatialsv_pipeline::{Dataset, WriteOptions};
 use spatialsv_schemas::Split;
@@ -16,12 +17,17 @@ use super::{CliError, CliResult, CommandLine, quote};
 /// pixels). Bad frames go to the `quarantine` table with their reason; the rest goes on.
 /// Re-running an interrupted or finished ingest adds only what is missing.
 ///
-/// SRC is a scene directory, or a directory whose sub-directories are scenes (scans), or
-/// video files and directories of them (video).
+/// SRC is a scene directory, or a directory with scenes anywhere below it (scans; up to 6
+/// levels, symbolic-link loops walked once), or video files and directories of them
+/// (video). `auto` also takes the videos it finds, lists what it found and the folders it
+/// skipped with why, and on a synthetic world (`world.json`) ingests scans and videos in one
+/// command, leaving out the hidden ground truth. `--split auto` takes the split of a
+/// `train` / `val` / `test` folder on the way below SRC, else hashes the scene id.
 ///
 /// Examples:
 ///   spatialsv ingest scannet /data/scannet/scans --dataset ds
 ///   spatialsv ingest auto /data/tum/rgbd_dataset_freiburg1_desk --dataset ds --split test
+///   spatialsv ingest auto out/demo/world --dataset ds
 ///   spatialsv ingest video clips/ --dataset ds --fps 2 --clip-len 8
 #[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -35,7 +41,8 @@ pub struct Args {
     /// Dataset directory (created if missing).
     #[arg(long)]
     pub(crate) dataset: PathBuf,
-    /// Split of the ingested scenes: `auto` hashes the scene id (80% train, 10% val, 10% test).
+    /// Split of the ingested scenes: `auto` takes a `train` / `val` / `test` folder between SRC
+    /// and the scene, else hashes the scene id (80% train, 10% val, 10% test).
     #[arg(long, default_value = "auto")]
     pub(crate) split: String,
     /// Scans: worker threads reading and checking frames (default: one per core). Video
@@ -201,21 +208,14 @@ pub fn run(args: Args) -> CliResult {
         Some(p) => spatialsv_pipeline::load_toml::<WriteOptions>(p)?,
         None => WriteOptions::default(),
     };
+    if args.format == Format::Auto {
+        return run_auto(&args, split, intrinsics, write);
+    }
     let ds = Dataset::open_or_create(&args.dataset)?;
     let srcs: Vec<String> = args.src.iter().map(|p| p.display().to_string()).collect();
     let operation = format!("ingest {:?} {}", args.format, srcs.join(" ")).to_lowercase();
     let report = if args.format == Format::Video {
-        let opts = VideoOptions {
-            sampling: match (args.fps, args.stride) {
-                (Some(f), _) => Sampling::Fps(f),
-                (None, Some(n)) => Sampling::Stride(n),
-                (None, None) => Sampling::All,
-            },
-            clip_len: args.clip_len,
-            write: write.clone(),
-            jpeg_quality: args.jpeg_quality,
-            split,
-        };
+        let opts = video_options(&args, split, write.clone());
         let files = video_files(&args.src)?;
         // One commit per file, each named after its file.
         ingest_videos(&ds, &files, &opts, "ingest video")?
@@ -233,6 +233,142 @@ pub fn run(args: Args) -> CliResult {
         ingest_scans(&ds, &scenes, &opts, &operation)?
     };
     print_report(&report, &ds)
+}
+
+/// The options of a video ingest from the arguments.
+fn video_options(args: &Args, split: SplitChoice, write: WriteOptions) -> VideoOptions {
+    VideoOptions {
+        sampling: match (args.fps, args.stride) {
+            (Some(f), _) => Sampling::Fps(f),
+            (None, Some(n)) => Sampling::Stride(n),
+            (None, None) => Sampling::All,
+        },
+        clip_len: args.clip_len,
+        write,
+        jpeg_quality: args.jpeg_quality,
+        split,
+    }
+}
+
+/// `ingest auto`: walks every source for scan layouts (any depth up to
+/// `detect::MAX_DEPTH`, symbolic-link loops walked once) and video files, lists what it
+/// found and skipped, then ingests the scans and the videos; `--split auto` takes the split
+/// from `train` / `val` / `test` folders on the way.
+fn run_auto(
+    args: &Args,
+    split: SplitChoice,
+    intrinsics: Option<[f64; 4]>,
+    write: WriteOptions,
+) -> CliResult {
+    let mut scenes = 0;
+    let mut videos: Vec<(PathBuf, Option<Split>)> = Vec::new();
+    for src in &args.src {
+        if !src.exists() {
+            return Err(CliError::User(format!(
+                "source does not exist: {}",
+                src.display()
+            )));
+        }
+        let mut w = detect::walk(None, src, detect::MAX_DEPTH, true);
+        // A synthetic world (`spatialsv synth`): its hidden truth and the test rooms' videos
+        // stay out; its unlabeled videos are training data (as the demo ingests them).
+        let synthetic = src.join("world.json").is_file();
+        if synthetic {
+            for (dir, why) in [
+                (
+                    "groundtruth",
+                    "the videos' hidden ground truth of a synthetic world: never ingested",
+                ),
+                (
+                    "videos_test",
+                    "the test video rooms as H.264: ingested with their truth from scans/test_video",
+                ),
+            ] {
+                let d = src.join(dir);
+                if d.exists() {
+                    w.videos.retain(|v| !v.starts_with(&d));
+                    w.skipped.retain(|(p, _)| !p.starts_with(&d));
+                    w.skipped.push((d, why.to_string()));
+                }
+            }
+        }
+        let mut by_layout: BTreeMap<String, usize> = BTreeMap::new();
+        for (f, root) in &w.scenes {
+            let hint = detect::split_below(src, root)
+                .map_or_else(|| "split by hash".to_string(), |s| format!("{s} by folder"));
+            *by_layout.entry(format!("{f} ({hint})")).or_default() += 1;
+        }
+        for (layout, n) in &by_layout {
+            out!("found {n} {layout} scene(s) below {}", src.display());
+        }
+        if !w.videos.is_empty() {
+            out!(
+                "found {} video file(s) below {}",
+                w.videos.len(),
+                src.display()
+            );
+        }
+        for (dir, why) in &w.skipped {
+            out!("skipped {}: {why}", dir.display());
+        }
+        scenes += w.scenes.len();
+        videos.extend(w.videos.iter().map(|v| {
+            let hint = detect::split_below(src, v);
+            let unlabeled = synthetic && v.starts_with(src.join("videos"));
+            (v.clone(), if unlabeled { Some(Split::Train) } else { hint })
+        }));
+    }
+    if scenes == 0 && videos.is_empty() {
+        let srcs: Vec<String> = args.src.iter().map(|p| p.display().to_string()).collect();
+        return Err(CliError::User(format!(
+            "no known scan layout (scannet, tum, sevenscenes, colmap, nerfstudio) or video found in {} or below",
+            srcs.join(", ")
+        )));
+    }
+    let ds = Dataset::open_or_create(&args.dataset)?;
+    if scenes > 0 {
+        let opts = IngestOptions {
+            split,
+            tum_max_dt_s: args.tum_max_dt,
+            intrinsics,
+            jobs: args.jobs,
+            commit_every_frames: args.commit_every,
+            write: write.clone(),
+            ..IngestOptions::default()
+        };
+        let srcs: Vec<String> = args.src.iter().map(|p| p.display().to_string()).collect();
+        let found = list_scenes(None, &args.src, &opts)?;
+        let r = ingest_scans(
+            &ds,
+            &found,
+            &opts,
+            &format!("ingest auto {}", srcs.join(" ")),
+        )?;
+        print_report(&r, &ds)?;
+    }
+    // Videos, grouped by the split their folder gives (with --split auto).
+    let mut groups: BTreeMap<Option<&'static str>, (SplitChoice, Vec<PathBuf>)> = BTreeMap::new();
+    for (v, hint) in videos {
+        let hint = match split {
+            SplitChoice::Auto => hint,
+            SplitChoice::Fixed(_) => None,
+        };
+        groups
+            .entry(hint.map(|s| s.as_str()))
+            .or_insert((hint.map_or(split, SplitChoice::Fixed), Vec::new()))
+            .1
+            .push(v);
+    }
+    for (choice, files) in groups.into_values() {
+        let r = ingest_videos(
+            &ds,
+            &files,
+            &video_options(args, choice, write.clone()),
+            "ingest video",
+        )?;
+        print_report(&r, &ds)?;
+    }
+    Ok(())
 }
 
 fn print_report(r: &IngestReport, ds: &Dataset) -> CliResult {

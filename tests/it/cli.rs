@@ -58,7 +58,16 @@ fn label_mistakes_are_one_line_with_exit_code_2() {
             "the dataset has no pseudo-labels",
         ),
         (
-            vec!["label", "import", "--from", m, "--dataset", d, "--teacher-name", "vggt"],
+            vec![
+                "label",
+                "import",
+                "--from",
+                m,
+                "--dataset",
+                d,
+                "--teacher-name",
+                "vggt",
+            ],
             "no manifest.json (made by `spatialsv label export-clips`)",
         ),
         (

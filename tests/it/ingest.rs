@@ -980,3 +980,72 @@ fn an_unknown_config_key_names_the_key_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn ingest_auto_takes_a_whole_synthetic_world_with_splits_from_its_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("world");
+    let (w, d) = (
+        w.to_str().unwrap(),
+        dir.path().join("ds").to_str().unwrap().to_string(),
+    );
+    ok(&[
+        "synth",
+        "--out",
+        w,
+        "--seed",
+        "2",
+        "--scenes",
+        "3",
+        "--videos",
+        "2",
+        "--frames",
+        "4",
+        "--resolution",
+        "32x24",
+        "--test-scenes",
+        "1",
+        "--test-videos",
+        "1",
+        "--video-frames",
+        "4",
+    ]);
+    std::fs::create_dir_all(format!("{w}/notes/empty")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("..", format!("{w}/scans/train/loop")).unwrap();
+    let text = ok(&["ingest", "auto", w, "--dataset", &d]);
+    for line in [
+        "found 2 scannet (test by folder) scene(s) below",
+        "found 2 scannet (train by folder) scene(s) below",
+        "found 2 video file(s) below",
+        "/notes: no known scan layout or video in it or below",
+        "/groundtruth: the videos' hidden ground truth of a synthetic world: never ingested",
+        "/videos_test: the test video rooms as H.264",
+    ] {
+        assert!(text.contains(line), "{line}:\n{text}");
+    }
+    #[cfg(unix)]
+    assert!(
+        text.contains("/scans/train/loop: the same directory as one already walked"),
+        "{text}"
+    );
+    let csv = ok(&[
+        "sql",
+        "--dataset",
+        &d,
+        "--format",
+        "csv",
+        "SELECT source, split, count(DISTINCT scene_id) AS scenes, count(*) AS frames FROM frames GROUP BY source, split ORDER BY source, split",
+    ]);
+    assert_eq!(
+        csv,
+        "source,split,scenes,frames\nscan,test,2,8\nscan,train,2,8\nvideo,train,2,8\n"
+    );
+    // Nothing found is one line.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, err) = super::fails(&["ingest", "auto", empty.to_str().unwrap(), "--dataset", &d]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no known scan layout"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

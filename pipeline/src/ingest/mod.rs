@@ -9,7 +9,7 @@
 
 mod check;
 mod colmap;
-mod detect;
+pub mod detect;
 mod nerfstudio;
 mod scannet;
 mod sevenscenes;
@@ -152,6 +152,9 @@ pub struct SourceScene {
     pub failure: Option<Refusal>,
     /// The scene's annotated objects, when the layout has them.
     pub annotations: Option<Annotations>,
+    /// The split of a `train` / `val` / `test` folder between the source and the scene,
+    /// which `--split auto` takes before the hash.
+    pub split_hint: Option<Split>,
 }
 
 /// A scene's objects and where its per-frame instance (object-id) images are.
@@ -166,7 +169,9 @@ pub struct Annotations {
 /// How scenes get their split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SplitChoice {
-    /// From a hash of the scene id: 80% train, 10% val, 10% test, stable across runs.
+    /// From a `train` / `val` / `test` folder between the source and the scene
+    /// (`SourceScene::split_hint`), else a hash of the scene id: 80% train, 10% val, 10% test,
+    /// stable across runs.
     Auto,
     /// Every scene of this run gets this split.
     Fixed(Split),
@@ -516,7 +521,7 @@ pub fn list_scenes(
     // Every scene root of every source, with its real path. A symbolic link (`loop -> .`)
     // or a source given twice names a directory twice: it is listed once, under the path
     // that goes through no link (else the first), and the aliases are named in its notes.
-    let mut found: Vec<(ScanFormat, PathBuf, PathBuf)> = Vec::new();
+    let mut found: Vec<(ScanFormat, PathBuf, PathBuf, Option<Split>)> = Vec::new();
     for src in srcs {
         if !src.exists() {
             return Err(Error::User(format!(
@@ -526,7 +531,8 @@ pub fn list_scenes(
         }
         for (fmt, root) in detect::scene_roots(format, src)? {
             let real = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
-            found.push((fmt, root, real));
+            let hint = detect::split_below(src, &root);
+            found.push((fmt, root, real, hint));
         }
     }
     // Of the paths to one directory, the one with the fewest components goes through no
@@ -540,7 +546,7 @@ pub fn list_scenes(
             .count()
     };
     let mut chosen: BTreeMap<PathBuf, usize> = BTreeMap::new();
-    for (i, (_, root, real)) in found.iter().enumerate() {
+    for (i, (_, root, real, _)) in found.iter().enumerate() {
         match chosen.get(real) {
             Some(&j) if depth(&found[j].1) <= depth(root) => {}
             _ => {
@@ -550,7 +556,7 @@ pub fn list_scenes(
     }
     let mut scenes: Vec<SourceScene> = Vec::new();
     let mut first_failure = None;
-    for (i, (fmt, root, real)) in found.iter().enumerate() {
+    for (i, (fmt, root, real, hint)) in found.iter().enumerate() {
         let (fmt, root) = (*fmt, root.clone());
         if chosen.get(real) != Some(&i) {
             continue;
@@ -558,8 +564,8 @@ pub fn list_scenes(
         let aliases: Vec<String> = found
             .iter()
             .enumerate()
-            .filter(|(j, (_, _, r))| *j != i && r == real)
-            .map(|(_, (_, alias, _))| {
+            .filter(|(j, (_, _, r, _))| *j != i && r == real)
+            .map(|(_, (_, alias, _, _))| {
                 format!(
                     "skipped {}: the same directory as {} (a symbolic link or a repeated source)",
                     alias.display(),
@@ -585,6 +591,7 @@ pub fn list_scenes(
                         notes: Vec::new(),
                         failure: Some(failure),
                         annotations: None,
+                        split_hint: None,
                     }
                 }
                 Err(e) => return Err(e),
@@ -596,6 +603,7 @@ pub fn list_scenes(
                 );
             }
             scene.notes.extend(aliases);
+            scene.split_hint = *hint;
             if let Some(k) = opts.intrinsics {
                 for f in &mut scene.frames {
                     f.intrinsics = SourceIntrinsics::at_stored(k);
@@ -679,7 +687,10 @@ fn ingest_scene(
     opts: &IngestOptions,
     bar: &indicatif::ProgressBar,
 ) -> Result<(SceneReport, usize)> {
-    let split = opts.split.of(&scene.scene_id);
+    let split = match (opts.split, scene.split_hint) {
+        (SplitChoice::Auto, Some(hint)) => hint,
+        (choice, _) => choice.of(&scene.scene_id),
+    };
     let pairs = check::choose_pairs(&scene.frames, opts.check_pairs);
     let want: BTreeSet<usize> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
     let mut rep = SceneReport {

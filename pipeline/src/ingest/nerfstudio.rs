@@ -139,6 +139,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
     Ok(SourceScene {
         failure: None,
         annotations: None,
+        split_hint: None,
         scene_id: scene_id_from(dir, 1),
         root: dir.to_path_buf(),
         format: "nerfstudio",

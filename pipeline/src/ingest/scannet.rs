@@ -162,6 +162,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
         frames,
         notes,
         annotations,
+        split_hint: None,
     })
 }
 

@@ -88,6 +88,7 @@ pub fn list(dir: &Path) -> Result<SourceScene> {
     Ok(SourceScene {
         failure: None,
         annotations: None,
+        split_hint: None,
         scene_id: scene_id_from(dir, 2),
         root: dir.to_path_buf(),
         format: "sevenscenes",

@@ -199,6 +199,7 @@ pub fn list(dir: &Path, max_dt_s: f64) -> Result<SourceScene> {
     Ok(SourceScene {
         failure: None,
         annotations: None,
+        split_hint: None,
         scene_id,
         root: dir.to_path_buf(),
         format: "tum",
