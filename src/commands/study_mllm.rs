@@ -18,7 +18,7 @@ use spatialsv_trainer::mllm::{MllmConfig, SpatialOnly, Target3d};
 use super::ingest::{self, Format};
 use super::{CliError, CliResult, CommandLine, label, qa, synth, train, write_json};
 use crate::report::document::Document;
-use crate::report::plot::{COLOURS, Series, curve, plot, smooth};
+use crate::report::plot::{Axes, COLOURS, Series, curve, plot, smooth};
 
 /// One row of the table: name, what it is, how its config differs from the base.
 pub struct Row {
@@ -762,16 +762,22 @@ fn document(s: &StudyOut, reports: &[Vec<QaEvalReport>], rows: &[Row], out: &Pat
                     .join(r.name),
                 "loss/text",
             );
-            (smooth(&c, 10), COLOURS[k % COLOURS.len()])
+            (
+                r.name.to_string(),
+                smooth(&c, 10),
+                COLOURS[k % COLOURS.len()],
+            )
         })
         .collect();
-    if let Ok((png, _)) = plot(&series, 640, 320) {
+    let axes = Axes {
+        title: "Text loss on answer tokens (first seed)",
+        x: "step",
+        y: "cross-entropy (moving average of 10 steps)",
+    };
+    if let Ok((png, _)) = plot(&series, axes, 720, 360) {
         d.image(
             "study_text_loss.png",
-            format!(
-                "Text loss (answer tokens, moving average of 10 steps), first seed; colours in row order: {}",
-                rows.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
-            ),
+            "Text loss (answer tokens, moving average of 10 steps) of every row, first seed.",
             png,
         );
     }

@@ -18,7 +18,7 @@ use spatialsv_trainer::mllm::eval::QaEvalReport;
 
 use crate::commands::CliError;
 use document::Document;
-use plot::{COLOURS, Series, curve, plot, smooth};
+use plot::{Axes, COLOURS, Series, curve, plot, smooth};
 
 /// One step of the demo as it ran.
 #[derive(Debug, Clone)]
@@ -139,29 +139,36 @@ pub fn write_document(out: &Path, stem: &str, doc: &Document) -> Result<(), CliE
 fn curves(r: &Report) -> Vec<(String, String, Vec<u8>)> {
     let mut images = Vec::new();
     // Curves in COLOURS order: teacher, baseline, baseline_labeled, baseline_strong, student.
-    for (metric, file, caption) in [
+    for (metric, file, title, y) in [
         (
             "loss/total",
             "loss_total.png",
-            "Total training loss (moving average of 10 steps)",
+            "Total training loss",
+            "loss (moving average of 10 steps)",
         ),
         (
             "loss/depth",
             "loss_depth.png",
-            "Confidence-weighted depth loss (moving average of 10 steps)",
+            "Confidence-weighted depth loss",
+            "depth loss (moving average of 10 steps)",
         ),
     ] {
         let series: Vec<Series> = r
             .runs
             .iter()
             .zip(COLOURS)
-            .map(|((_, dir), c)| (smooth(&curve(dir, metric), 10), c))
-            .filter(|(s, _)| !s.is_empty())
+            .map(|((name, dir), c)| (name.clone(), smooth(&curve(dir, metric), 10), c))
+            .filter(|(_, s, _)| !s.is_empty())
             .collect();
-        if let Ok((png, [x0, x1, y0, y1])) = plot(&series, 640, 300) {
+        let axes = Axes {
+            title,
+            x: "step (each run from its own start)",
+            y,
+        };
+        if let Ok((png, _)) = plot(&series, axes, 720, 340) {
             images.push((
                 file.to_string(),
-                format!("{caption}, steps {x0:.0} to {x1:.0} left to right, loss {y0:.3} to {y1:.3} bottom to top (grid at quarters): teacher (blue, steps 1-{}); baseline (orange), baseline_labeled (purple), baseline_strong (brown) and the semi-supervised student (green), fine-tuned from the teacher for {} steps and counted from their own start. The student's loss includes its pseudo-labelled clips.", r.teacher_steps, r.student_steps),
+                format!("{title} (moving average of 10 steps): the teacher trains for {} steps; baseline, baseline_labeled, baseline_strong and the semi-supervised student are fine-tuned from it for {} steps, each counted from its own start. The student's loss includes its pseudo-labelled clips.", r.teacher_steps, r.student_steps),
                 png,
             ));
         }

@@ -1,5 +1,7 @@
 //! Loss curves: a run's metrics read back from its dataset, smoothed, and drawn as PNG line
-//! plots (no plotting dependency: frame, quarter grid, 2-pixel lines).
+//! plots with `plotters` (axes with ticks and labels, a title and a legend), text in the
+//! bundled DejaVu Sans (`assets/fonts/`, its licence beside it), so plots render the same on
+//! any machine, fonts installed or not.
 
 use std::path::Path;
 
@@ -49,28 +51,69 @@ pub fn smooth(points: &[(f64, f64)], k: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// One curve to plot: (x, y) points and an RGB colour.
-pub type Series = (Vec<(f64, f64)>, [u8; 3]);
+/// One curve to plot: its name in the legend, (x, y) points and an RGB colour.
+pub type Series = (String, Vec<(f64, f64)>, [u8; 3]);
 
-/// Colours of the curves, in the order of `Report::runs`: teacher, baseline,
-/// baseline_labeled, baseline_strong, student.
-pub const COLOURS: [[u8; 3]; 5] = [
+/// What a plot shows besides its curves.
+#[derive(Debug, Clone, Copy)]
+pub struct Axes<'a> {
+    /// Title above the plot.
+    pub title: &'a str,
+    /// Label of the x axis.
+    pub x: &'a str,
+    /// Label of the y axis.
+    pub y: &'a str,
+}
+
+/// The bundled font, registered with plotters once.
+fn register_font() -> Result<(), String> {
+    static ONCE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        plotters::style::register_font(
+            "sans-serif",
+            plotters::style::FontStyle::Normal,
+            include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
+        )
+        .map_err(|_| "the bundled font does not load".to_string())
+    })
+    .clone()
+}
+
+/// Colours of the curves, in the order of `Report::runs` (teacher, baseline,
+/// baseline_labeled, baseline_strong, student), then more for longer lists (tab10 and one).
+pub const COLOURS: [[u8; 3]; 11] = [
     [31, 119, 180],
     [255, 127, 14],
     [148, 103, 189],
     [140, 86, 75],
     [44, 160, 44],
+    [214, 39, 40],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
+    [31, 31, 120],
 ];
 
-/// Draws line plots of `series` (x, y) on one set of axes, `w` x `h` pixels: a frame, light
-/// grid lines at the quarter marks, and the series as 2-pixel lines. Returns PNG bytes.
-pub fn plot(series: &[Series], w: u32, h: u32) -> Result<(Vec<u8>, [f64; 4]), String> {
-    let mut img = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
-    let (x0, y0, x1, y1) = (40.0, 10.0, f64::from(w) - 10.0, f64::from(h) - 30.0);
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.0.iter().copied()).collect();
+/// Draws line plots of `series` (x, y) on one set of axes, `w` x `h` pixels, with ticks,
+/// axis labels, a title and a legend. Returns PNG bytes and the data range
+/// (x min, x max, y min, y max).
+pub fn plot(
+    series: &[Series],
+    axes: Axes<'_>,
+    w: u32,
+    h: u32,
+) -> Result<(Vec<u8>, [f64; 4]), String> {
+    use plotters::prelude::*;
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
     if all.is_empty() {
         return Err("nothing to plot".into());
     }
+    register_font()?;
     let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (x, y) in &all {
         xmin = xmin.min(*x);
@@ -78,51 +121,58 @@ pub fn plot(series: &[Series], w: u32, h: u32) -> Result<(Vec<u8>, [f64; 4]), St
         ymin = ymin.min(*y);
         ymax = ymax.max(*y);
     }
+    let range = [xmin, xmax, ymin, ymax];
     if xmax <= xmin {
         xmax = xmin + 1.0;
     }
     if ymax <= ymin {
         ymax = ymin + 1.0;
     }
-    let to_px = |x: f64, y: f64| {
-        (
-            x0 + (x - xmin) / (xmax - xmin) * (x1 - x0),
-            y1 - (y - ymin) / (ymax - ymin) * (y1 - y0),
-        )
-    };
-    let put = |img: &mut image::RgbImage, x: f64, y: f64, c: [u8; 3]| {
-        let (xi, yi) = (x.round() as i64, y.round() as i64);
-        if xi >= 0 && yi >= 0 && (xi as u32) < w && (yi as u32) < h {
-            img.put_pixel(xi as u32, yi as u32, image::Rgb(c));
+    let pad = 0.04 * (ymax - ymin);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(axes.title, ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(34)
+            .y_label_area_size(56)
+            .build_cartesian_2d(xmin..xmax, (ymin - pad)..(ymax + pad))
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.x)
+            .y_desc(axes.y)
+            .label_style(("sans-serif", 12))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (name, points, c) in series {
+            let colour = RGBColor(c[0], c[1], c[2]);
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
         }
-    };
-    for q in 0..=4 {
-        let t = f64::from(q) / 4.0;
-        let (gx, gy) = (x0 + t * (x1 - x0), y0 + t * (y1 - y0));
-        let grey = if q == 0 || q == 4 {
-            [0, 0, 0]
-        } else {
-            [225, 225, 225]
-        };
-        for k in 0..=((x1 - x0) as i64) {
-            put(&mut img, x0 + k as f64, gy, grey);
-        }
-        for k in 0..=((y1 - y0) as i64) {
-            put(&mut img, gx, y0 + k as f64, grey);
-        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .label_font(("sans-serif", 12))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
     }
-    for (points, colour) in series {
-        for pair in points.windows(2) {
-            let (a, b) = (to_px(pair[0].0, pair[0].1), to_px(pair[1].0, pair[1].1));
-            let n = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).max(1);
-            for k in 0..=n {
-                let t = k as f64 / n as f64;
-                let (x, y) = (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
-                put(&mut img, x, y, *colour);
-                put(&mut img, x, y + 1.0, *colour);
-            }
-        }
-    }
+    let img = image::RgbImage::from_raw(w, h, buf).ok_or("plot buffer of the wrong size")?;
     let mut bytes = Vec::new();
     image::DynamicImage::ImageRgb8(img)
         .write_to(
@@ -130,7 +180,7 @@ pub fn plot(series: &[Series], w: u32, h: u32) -> Result<(Vec<u8>, [f64; 4]), St
             image::ImageFormat::Png,
         )
         .map_err(|e| e.to_string())?;
-    Ok((bytes, [xmin, xmax, ymin, ymax]))
+    Ok((bytes, range))
 }
 
 #[cfg(test)]
@@ -138,16 +188,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plot_draws_each_series_in_its_colour() {
+    fn plot_draws_each_series_in_its_colour_with_text() {
         let line: Vec<(f64, f64)> = (0..50).map(|i| (f64::from(i), f64::from(i))).collect();
         let flat: Vec<(f64, f64)> = (0..50).map(|i| (f64::from(i), 10.0)).collect();
-        let (png, range) = plot(&[(line, COLOURS[0]), (flat, COLOURS[2])], 200, 100).unwrap();
+        let axes = Axes {
+            title: "Loss",
+            x: "step",
+            y: "loss",
+        };
+        let series = [
+            ("rising".to_string(), line, COLOURS[0]),
+            ("flat".to_string(), flat, COLOURS[2]),
+        ];
+        let (png, range) = plot(&series, axes, 400, 240).unwrap();
+        if let Ok(path) = std::env::var("SPATIALSV_PLOT_SAMPLE") {
+            // To look at one: SPATIALSV_PLOT_SAMPLE=/tmp/p.png cargo test --bin spatialsv plot
+            std::fs::write(path, &png).unwrap();
+        }
         assert_eq!(range, [0.0, 49.0, 0.0, 49.0]);
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         let count = |c: [u8; 3]| img.pixels().filter(|p| p.0 == c).count();
         assert!(count(COLOURS[0]) > 100, "{}", count(COLOURS[0]));
         assert!(count(COLOURS[2]) > 100);
-        assert!(plot(&[], 10, 10).is_err());
+        // Text (title, ticks, legend) is drawn: anti-aliased dark grey pixels outside the
+        // curves' colours, in the title band above the plot.
+        let dark_in_title = (0..img.width())
+            .flat_map(|x| (0..18).map(move |y| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|v| *v < 100))
+            .count();
+        assert!(
+            dark_in_title > 20,
+            "no title drawn ({dark_in_title} dark pixels)"
+        );
+        assert!(plot(&[], axes, 10, 10).is_err());
         let s = smooth(&[(0.0, 0.0), (1.0, 3.0), (2.0, 6.0)], 3);
         assert_eq!(s[1].1, 3.0);
         assert_eq!(s[0].1, 1.5);
