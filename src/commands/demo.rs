@@ -427,7 +427,7 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
     r.total += 2 + sv_rows.len();
     let qa_args = qa::Args {
         dataset: ds_dir.clone(),
-        per_clip: if args.quick { 2 } else { 4 },
+        per_clip: if args.quick { 1 } else { 4 },
         families: vec![],
         seed: args.seed,
         views: 4,

@@ -38,6 +38,7 @@ mod label;
 mod log;
 mod migrate;
 pub(crate) mod qa;
+mod serve;
 mod sql;
 mod study;
 mod study_mllm;
@@ -80,6 +81,7 @@ enum Command {
     Demo(demo::Args),
     Study(study::Args),
     Bench(bench::Args),
+    Serve(serve::Args),
 }
 
 /// A command's typed arguments as the line a user would type: what the demo prints for each
@@ -184,6 +186,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Qa(a) => qa::run(a),
         Command::Train(a) => train::run(a),
         Command::Label(a) => label::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Ask(a) => ask::run(a),
         Command::Export(a) => export::run(a),

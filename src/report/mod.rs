@@ -366,7 +366,7 @@ fn build(r: &Report) -> Result<Document, CliError> {
     if let Some((_, _, first)) = r.spatialsv.first() {
         d.heading(2, "The SpatialSV regime: the small multimodal model");
         d.paragraph(format!(
-            "Questions from the scans' geometry (`spatialsv qa`); each row trains the small multimodal model for {} steps (batch 8) with its text loss and, where it says so, the 3D losses on its visual tokens, and answers the {} test rooms' questions ({} multiple choice, {} numeric). The most frequent training answer scores {:.3} (multiple choice) and {:.3} (numeric MRA); chance is {:.3}. At the demo's budget this shows the regime running end to end, not its effect: the comparison over seeds is `spatialsv study spatialsv` (docs/mllm.md).",
+            "Questions from the scans' geometry (`spatialsv qa`); each row trains the small multimodal model for {} steps (batch 8) with its text loss and, where it says so, the 3D losses on its visual tokens, and answers the questions of the {} split ({} multiple choice, {} numeric). The most frequent training answer scores {:.3} (multiple choice) and {:.3} (numeric MRA); chance is {:.3}. At the demo's budget this shows the regime running end to end, not its effect: the comparison over seeds is `spatialsv study spatialsv` (docs/mllm.md).",
             r.spatialsv_steps,
             first.split,
             first.multiple_choice.questions,

@@ -5,8 +5,9 @@ use std::process::{Command, Stdio};
 
 use super::{fails, ok, spatialsv, tiny};
 
-const COMMANDS: [&str; 11] = [
-    "synth", "ingest", "sql", "log", "migrate", "train", "label", "eval", "export", "demo", "study",
+const COMMANDS: [&str; 12] = [
+    "synth", "ingest", "sql", "log", "migrate", "train", "label", "eval", "export", "demo",
+    "study", "serve",
 ];
 
 #[test]

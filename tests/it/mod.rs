@@ -6,6 +6,7 @@ mod label;
 mod layouts;
 mod qa;
 mod readers;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
