@@ -228,10 +228,21 @@ pub fn split_below(src: &Path, path: &Path) -> Option<spatialsv_schemas::Split> 
         .find_map(split_of_folder)
 }
 
-/// The scene roots under `src` (any depth up to [`MAX_DEPTH`]; see [`walk`]); an error when
-/// there are none.
-pub fn scene_roots(format: Option<ScanFormat>, src: &Path) -> Result<Vec<(ScanFormat, PathBuf)>> {
-    let found = walk(format, src, MAX_DEPTH, false).scenes;
+/// The scene roots under `src` (any depth up to [`MAX_DEPTH`]; see [`walk`]) and the
+/// directories skipped as the same as one already walked (symbolic links); an error when
+/// there are no scenes.
+#[allow(clippy::type_complexity)]
+pub fn scene_roots(
+    format: Option<ScanFormat>,
+    src: &Path,
+) -> Result<(Vec<(ScanFormat, PathBuf)>, Vec<(PathBuf, String)>)> {
+    let w = walk(format, src, MAX_DEPTH, false);
+    let aliases: Vec<(PathBuf, String)> = w
+        .skipped
+        .into_iter()
+        .filter(|(_, why)| why.starts_with("the same directory"))
+        .collect();
+    let found = w.scenes;
     if found.is_empty() {
         let msg = match format {
             Some(f) => format!(
@@ -246,7 +257,7 @@ pub fn scene_roots(format: Option<ScanFormat>, src: &Path) -> Result<Vec<(ScanFo
         };
         return Err(Error::User(msg));
     }
-    Ok(found)
+    Ok((found, aliases))
 }
 
 /// A scene id from the last `n` components of a path, joined with `-`.

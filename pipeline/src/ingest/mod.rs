@@ -522,6 +522,8 @@ pub fn list_scenes(
     // or a source given twice names a directory twice: it is listed once, under the path
     // that goes through no link (else the first), and the aliases are named in its notes.
     let mut found: Vec<(ScanFormat, PathBuf, PathBuf, Option<Split>)> = Vec::new();
+    // Directories the walk reached again through a symbolic link: noted on the first scene.
+    let mut walk_notes: Vec<String> = Vec::new();
     for src in srcs {
         if !src.exists() {
             return Err(Error::User(format!(
@@ -529,7 +531,13 @@ pub fn list_scenes(
                 src.display()
             )));
         }
-        for (fmt, root) in detect::scene_roots(format, src)? {
+        let (roots, aliases) = detect::scene_roots(format, src)?;
+        walk_notes.extend(
+            aliases
+                .into_iter()
+                .map(|(dir, why)| format!("skipped {}: {why}", dir.display())),
+        );
+        for (fmt, root) in roots {
             let real = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
             let hint = detect::split_below(src, &root);
             found.push((fmt, root, real, hint));
@@ -622,6 +630,9 @@ pub fn list_scenes(
         && scenes.iter().all(|s| s.failure.is_some())
     {
         return Err(e);
+    }
+    if let Some(first) = scenes.first_mut() {
+        first.notes.extend(walk_notes);
     }
     let mut seen = BTreeSet::new();
     for s in &scenes {
