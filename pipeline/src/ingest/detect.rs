@@ -335,7 +335,7 @@ mod tests {
         }
         // An explicit layout: the same walk, its scenes only.
         assert_eq!(
-            scene_roots(Some(ScanFormat::Scannet), src).unwrap().len(),
+            scene_roots(Some(ScanFormat::Scannet), src).unwrap().0.len(),
             2
         );
         assert!(
