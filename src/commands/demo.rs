@@ -33,7 +33,9 @@ use crate::report::{Report, Step, write_report};
 /// pseudo-labels, 1:2) and three supervised-only controls (the student's batch size; the
 /// student's labeled clips alone; the student's batch size with its strong perturbations) ->
 /// evaluate them all on test sets A and B -> score both labellings against the hidden ground
-/// truth (the go/no-go) -> write OUT/report.md and a self-contained OUT/report.html beside PLY
+/// truth (the go/no-go) -> spatial questions (`qa`) and the small multimodal model's
+/// semi-supervised rows (quick: three at 150 steps; full: the whole table), scored by
+/// `eval --qa` -> write OUT/report.md and a self-contained OUT/report.html beside PLY
 /// point clouds. Reruns skip finished steps. --quick takes about 10 minutes on a 2-core CPU
 /// (release build); the full run about 25. The multi-seed comparison is `spatialsv study`.
 ///
