@@ -469,7 +469,6 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
             sv_rows.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
         ),
         || {
-            let ds = Dataset::open(&ds_dir)?;
             let mut evals = Vec::new();
             for row in &sv_rows {
                 let rep = evaluate_qa(&ds, &run_dir(row.name), Split::Test)?;
@@ -496,6 +495,7 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
             .collect(),
         spatialsv,
         spatialsv_steps: sv_base.steps,
+        spatialsv_batch: sv_base.batch_size,
         steps: r.steps.clone(),
         seconds: t0.elapsed().as_secs_f64(),
     };

@@ -220,19 +220,29 @@ pub fn run(args: Args) -> CliResult {
         // One commit per file, each named after its file.
         ingest_videos(&ds, &files, &opts, "ingest video")?
     } else {
-        let opts = IngestOptions {
-            split,
-            tum_max_dt_s: args.tum_max_dt,
-            intrinsics,
-            jobs: args.jobs,
-            commit_every_frames: args.commit_every,
-            write,
-            ..IngestOptions::default()
-        };
+        let opts = scan_options(&args, split, intrinsics, write);
         let scenes = list_scenes(args.format.scan(), &args.src, &opts)?;
         ingest_scans(&ds, &scenes, &opts, &operation)?
     };
     print_report(&report, &ds)
+}
+
+/// The options of a scan ingest from the arguments.
+fn scan_options(
+    args: &Args,
+    split: SplitChoice,
+    intrinsics: Option<[f64; 4]>,
+    write: WriteOptions,
+) -> IngestOptions {
+    IngestOptions {
+        split,
+        tum_max_dt_s: args.tum_max_dt,
+        intrinsics,
+        jobs: args.jobs,
+        commit_every_frames: args.commit_every,
+        write,
+        ..IngestOptions::default()
+    }
 }
 
 /// The options of a video ingest from the arguments.
@@ -327,15 +337,7 @@ fn run_auto(
     }
     let ds = Dataset::open_or_create(&args.dataset)?;
     if scenes > 0 {
-        let opts = IngestOptions {
-            split,
-            tum_max_dt_s: args.tum_max_dt,
-            intrinsics,
-            jobs: args.jobs,
-            commit_every_frames: args.commit_every,
-            write: write.clone(),
-            ..IngestOptions::default()
-        };
+        let opts = scan_options(args, split, intrinsics, write.clone());
         let srcs: Vec<String> = args.src.iter().map(|p| p.display().to_string()).collect();
         let found = list_scenes(None, &args.src, &opts)?;
         let r = ingest_scans(

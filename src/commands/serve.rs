@@ -313,11 +313,27 @@ impl Worker {
     }
 
     fn store(&mut self) -> Result<Arc<FrameStore>, CliError> {
-        if self.store.is_none() {
-            let m = self.ds.manifest(self.session.version())?;
-            self.store = Some(Arc::new(FrameStore::new(self.ds.clone(), &m, 8)));
+        if let Some(s) = &self.store {
+            return Ok(s.clone());
         }
-        Ok(self.store.clone().unwrap_or_else(|| unreachable!()))
+        let m = self.ds.manifest(self.session.version())?;
+        let s = Arc::new(FrameStore::new(self.ds.clone(), &m, 8));
+        self.store = Some(s.clone());
+        Ok(s)
+    }
+
+    /// The store and frame `idx` of `scene`, or the answer that it does not exist.
+    fn frame(
+        &mut self,
+        scene: &str,
+        idx: i64,
+    ) -> Result<Result<(Arc<FrameStore>, spatialsv_pipeline::FrameRef), Answer>, CliError> {
+        let store = self.store()?;
+        let found = store.frame_index()?.get(&(scene.to_string(), idx)).copied();
+        Ok(match found {
+            Some((f, _)) => Ok((store, f)),
+            None => Err(not_found(format!("no frame {idx} in scene {scene}"))),
+        })
     }
 
     fn labels(&mut self) -> Result<&BTreeMap<(String, i64), PseudoLabelRow>, CliError> {
@@ -411,9 +427,9 @@ impl Worker {
                 Answer::Json(json!({ "frames": frames["rows"], "labels": labels }))
             }
             Ask::Image(scene, idx) => {
-                let store = self.store()?;
-                let Some((f, _)) = store.frame_index()?.get(&(scene.clone(), idx)).copied() else {
-                    return Ok(not_found(format!("no frame {idx} in scene {scene}")));
+                let (store, f) = match self.frame(&scene, idx)? {
+                    Ok(found) => found,
+                    Err(missing) => return Ok(missing),
                 };
                 let bytes = store.with_image(&f, <[u8]>::to_vec)?;
                 let kind = if bytes.starts_with(b"\x89PNG") {
@@ -424,9 +440,9 @@ impl Worker {
                 Answer::Bytes(kind, bytes)
             }
             Ask::Depth(scene, idx) => {
-                let store = self.store()?;
-                let Some((f, _)) = store.frame_index()?.get(&(scene.clone(), idx)).copied() else {
-                    return Ok(not_found(format!("no frame {idx} in scene {scene}")));
+                let (store, f) = match self.frame(&scene, idx)? {
+                    Ok(found) => found,
+                    Err(missing) => return Ok(missing),
                 };
                 let raw = store.load(&f)?;
                 let Some((png, scale, _)) = raw.depth else {

@@ -62,6 +62,8 @@ pub struct Report {
     pub spatialsv: Vec<(String, String, QaEvalReport)>,
     /// Steps of each multimodal row.
     pub spatialsv_steps: usize,
+    /// Batch size of each multimodal row.
+    pub spatialsv_batch: usize,
     /// Steps with timings.
     pub steps: Vec<Step>,
     /// Total wall time.
@@ -366,8 +368,9 @@ fn build(r: &Report) -> Result<Document, CliError> {
     if let Some((_, _, first)) = r.spatialsv.first() {
         d.heading(2, "The SpatialSV regime: the small multimodal model");
         d.paragraph(format!(
-            "Questions from the scans' geometry (`spatialsv qa`); each row trains the small multimodal model for {} steps (batch 8) with its text loss and, where it says so, the 3D losses on its visual tokens, and answers the questions of the {} split ({} multiple choice, {} numeric). The most frequent training answer scores {:.3} (multiple choice) and {:.3} (numeric MRA); chance is {:.3}. At the demo's budget this shows the regime running end to end, not its effect: the comparison over seeds is `spatialsv study spatialsv` (docs/mllm.md).",
+            "Questions from the scans' geometry (`spatialsv qa`); each row trains the small multimodal model for {} steps (batch {}) with its text loss and, where it says so, the 3D losses on its visual tokens, and answers the questions of the {} split ({} multiple choice, {} numeric). The most frequent training answer scores {:.3} (multiple choice) and {:.3} (numeric MRA); chance is {:.3}. At the demo's budget this shows the regime running end to end, not its effect: the comparison over seeds is `spatialsv study spatialsv` (docs/mllm.md).",
             r.spatialsv_steps,
+            r.spatialsv_batch,
             first.split,
             first.multiple_choice.questions,
             first.numeric.questions,

@@ -28,16 +28,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use spatialsv_pipeline::geometry::{Intrinsics, Mat4, invert_rigid, mul};
+use spatialsv_pipeline::geometry::{Mat4, invert_rigid, mul};
 use spatialsv_pipeline::labels::PseudoLabelRow;
-use spatialsv_pipeline::rows::now_ns;
-use spatialsv_pipeline::{CODE_VERSION, Dataset, FrameStore};
-use spatialsv_schemas::{RejectKind, Split};
+use spatialsv_pipeline::{Dataset, FrameStore};
 
 use crate::config::LabelConfig;
 use crate::error::{LabelError, Result};
-use crate::filters::{View, accept, confidence_keep, geometric_agreement, geometric_keep};
-use crate::job::{Progress, Shard};
+use crate::filters::confidence_keep;
+use crate::job::{Progress, Provenance, Shard, ViewLabel, filtered_rows};
 
 /// Format name of the manifest.
 pub const MANIFEST_FORMAT: &str = "spatialsv-clips/1";
@@ -537,10 +535,12 @@ pub fn import(
     let mut present = Vec::new();
     for c in &clips {
         let path = from.join(&c.labels);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
+        // Streamed: a teacher's files can be large, and are read again when imported.
+        let mut file_hash = blake3::Hasher::new();
+        match std::fs::File::open(&path).and_then(|f| file_hash.update_reader(f).map(drop)) {
+            Ok(()) => {
                 hasher.update(
-                    format!("{} {}\n", c.clip_id, blake3::hash(&bytes).to_hex()).as_bytes(),
+                    format!("{} {}\n", c.clip_id, file_hash.finalize().to_hex()).as_bytes(),
                 );
                 present.push((c, path));
             }
@@ -605,7 +605,7 @@ pub fn import(
             }
             let arrays = npz::read(&path)?;
             let m = map_teacher_output(&arrays, clip)?;
-            Ok(Some(rows_of(&m, w, &resolved, &report, &toml)))
+            Ok(Some(rows_of(m, w, &resolved, &report, &toml)))
         })();
         match result {
             Ok(None) => report.clips_skipped += 1,
@@ -634,94 +634,46 @@ pub fn import(
 }
 
 /// Pseudo-label rows of one mapped clip: the confidence filter on the teacher's own
-/// confidence, the multi-view geometric round trip with the teacher's cameras, acceptance.
+/// confidence (percentiles over the pixels it saw, never the cropped margins), then the same
+/// geometric round trip and acceptance as `label` ([`crate::job::filtered_rows`]) with the
+/// teacher's cameras; the pose-cycle check needs several passes and is not run.
 fn rows_of(
-    m: &Mapped,
+    m: Mapped,
     w: &crate::job::Work,
     cfg: &LabelConfig,
     report: &ImportReport,
     toml: &str,
 ) -> Vec<PseudoLabelRow> {
-    let (gw, gh) = (m.width, m.height);
-    let hw = gw * gh;
-    let v = m.depth.len();
-    let conf_keep: Vec<Vec<bool>> = (0..v)
+    let hw = m.width * m.height;
+    let views: Vec<ViewLabel> = (0..m.depth.len())
         .map(|j| {
-            // Percentiles over the pixels the teacher saw, never the margins.
+            let valid = &m.valid[j];
             let seen: Vec<f32> = (0..hw)
-                .filter(|p| m.valid[j][*p])
+                .filter(|p| valid[*p])
                 .map(|p| m.conf[j][p])
                 .collect();
-            let keep_seen = confidence_keep(&seen, &cfg.confidence);
-            let mut keep = vec![false; hw];
-            let mut it = keep_seen.into_iter();
-            for (p, k) in keep.iter_mut().enumerate() {
-                if m.valid[j][p] {
-                    *k = it.next().unwrap_or(false);
-                }
+            let mut keep_seen = confidence_keep(&seen, &cfg.confidence).into_iter();
+            let conf_keep: Vec<bool> = valid
+                .iter()
+                .map(|v| *v && keep_seen.next().unwrap_or(false))
+                .collect();
+            ViewLabel {
+                frame_idx: m.frame_idx[j],
+                depth: m.depth[j].clone(),
+                confidence_mean: seen.iter().map(|c| f64::from(*c)).sum::<f64>()
+                    / seen.len().max(1) as f64,
+                confidence: m.conf[j].clone(),
+                conf_keep,
+                k: m.k[j],
+                reference_from_camera: m.reference_from_camera[j],
+                camera_errors_deg: (0.0, 0.0),
             }
-            keep
         })
         .collect();
-    let geo_keep: Vec<Vec<bool>> = if cfg.geometric.enabled && v > 1 {
-        let views: Vec<View<'_>> = (0..v)
-            .map(|j| View {
-                depth: &m.depth[j],
-                k: Intrinsics::from_k(m.k[j]),
-                pose: m.reference_from_camera[j],
-            })
-            .collect();
-        let agree = geometric_agreement(&views, gw, gh, &cfg.geometric);
-        geometric_keep(&agree, cfg.geometric.views_needed(v))
-    } else {
-        vec![vec![true; hw]; v]
+    let prov = Provenance {
+        teacher: &report.teacher_hash,
+        config_hash: &report.config_hash,
+        config_toml: toml,
     };
-    let now = now_ns();
-    let split: Split = w.split;
-    (0..v)
-        .map(|j| {
-            let px = crate::job::combine(&conf_keep[j], &geo_keep[j]);
-            let verdict = if v == 1 && cfg.geometric.enabled {
-                Err(crate::filters::Rejection {
-                    kind: RejectKind::SingleView,
-                    detail: "clip of one frame: no other view to check against".into(),
-                })
-            } else {
-                accept(px.kept, hw, true, &cfg.acceptance)
-            };
-            let depth = m.depth[j].clone();
-            let seen = m.valid[j].iter().filter(|x| **x).count().max(1);
-            let conf_mean = m.conf[j].iter().map(|c| f64::from(*c)).sum::<f64>() / seen as f64;
-            PseudoLabelRow {
-                scene_id: w.scene_id.clone(),
-                frame_idx: m.frame_idx[j],
-                clip_id: w.clip_id.clone(),
-                reference_frame_idx: m.frame_idx[0],
-                split,
-                width: gw as i32,
-                height: gh as i32,
-                depth_median: crate::job::positive_median(&depth),
-                metres_per_unit: m.metres_per_unit,
-                depth,
-                confidence_mean: conf_mean,
-                confidence: m.conf[j].clone(),
-                keep: px.keep,
-                intrinsics: m.k[j],
-                reference_from_camera: m.reference_from_camera[j],
-                px_removed_confidence: px.removed_first as i64,
-                px_removed_geometric: px.removed_second as i64,
-                camera_rotation_error_deg: 0.0,
-                camera_direction_error_deg: 0.0,
-                camera_consistent: true,
-                accepted: verdict.is_ok(),
-                reject_kind: verdict.as_ref().err().map(|r| r.kind),
-                reject_reason: verdict.err().map(|r| r.detail),
-                teacher_hash: report.teacher_hash.clone(),
-                config_hash: report.config_hash.clone(),
-                config_toml: toml.to_string(),
-                code_version: CODE_VERSION.to_string(),
-                labeled_at: now,
-            }
-        })
-        .collect()
+    filtered_rows(views, m.width, m.height, m.metres_per_unit, w, cfg, &prov)
 }

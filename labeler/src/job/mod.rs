@@ -43,8 +43,8 @@ use crate::error::Result;
 
 use plan::Window;
 pub(crate) use plan::{Work, already_labeled, work_list};
-use rows::{Provenance, window_rows};
-pub(crate) use rows::{combine, positive_median};
+use rows::window_rows;
+pub(crate) use rows::{Provenance, ViewLabel, filtered_rows};
 use teacher::{infer, run_order};
 
 /// What a labelling run did.

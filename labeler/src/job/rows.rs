@@ -19,10 +19,10 @@ use super::plan::Work;
 use super::teacher::{Outputs, run_order};
 
 /// Static facts every row of a run shares.
-pub(super) struct Provenance<'a> {
-    pub(super) teacher: &'a str,
-    pub(super) config_hash: &'a str,
-    pub(super) config_toml: &'a str,
+pub(crate) struct Provenance<'a> {
+    pub(crate) teacher: &'a str,
+    pub(crate) config_hash: &'a str,
+    pub(crate) config_toml: &'a str,
 }
 
 /// A frame's pixels after two filters in turn.
@@ -114,28 +114,80 @@ pub(super) fn window_rows(
     let base = first_clip * v * hw;
     let depth_of = |j: usize| &out.depth[base + j * hw..base + (j + 1) * hw];
     let conf_of = |j: usize| &out.conf[base + j * hw..base + (j + 1) * hw];
-    let k_of = |j: usize| [cams[j].1, cams[j].1, w as f64 / 2.0, h as f64 / 2.0];
-    let conf_keep: Vec<Vec<bool>> = (0..v)
-        .map(|j| confidence_keep(conf_of(j), &cfg.confidence))
+    let views: Vec<ViewLabel> = (0..v)
+        .map(|j| {
+            let confidence = conf_of(j).to_vec();
+            ViewLabel {
+                frame_idx: frames[j].frame_idx,
+                depth: depth_of(j).to_vec(),
+                conf_keep: confidence_keep(&confidence, &cfg.confidence),
+                confidence_mean: mean(&confidence),
+                confidence,
+                k: [cams[j].1, cams[j].1, w as f64 / 2.0, h as f64 / 2.0],
+                reference_from_camera: cams[j].0,
+                camera_errors_deg: errors[j],
+            }
+        })
         .collect();
+    // The built-in teacher's scale is unknown on video.
+    filtered_rows(views, w, h, None, work, cfg, prov)
+}
+
+/// One view of a teacher window, ready for the geometric filter and acceptance.
+pub(crate) struct ViewLabel {
+    /// `frames.frame_idx`.
+    pub(crate) frame_idx: i64,
+    /// Depth `[h, w]`, 0 = none.
+    pub(crate) depth: Vec<f32>,
+    /// Confidence `[h, w]`.
+    pub(crate) confidence: Vec<f32>,
+    /// The confidence filter's keep mask.
+    pub(crate) conf_keep: Vec<bool>,
+    /// Mean confidence as recorded.
+    pub(crate) confidence_mean: f64,
+    /// fx, fy, cx, cy at the map size.
+    pub(crate) k: [f64; 4],
+    /// Camera to the window's first camera.
+    pub(crate) reference_from_camera: Mat4,
+    /// Pose-cycle closure errors (rotation, direction), degrees; zeros when not measured.
+    pub(crate) camera_errors_deg: (f64, f64),
+}
+
+/// The rows of one window's views (the first is the pose reference): the multi-view
+/// geometric round trip on top of each view's confidence mask, camera consistency,
+/// acceptance, statistics and provenance. Shared by `label` and `label import`.
+pub(crate) fn filtered_rows(
+    views: Vec<ViewLabel>,
+    w: usize,
+    h: usize,
+    metres_per_unit: Option<f64>,
+    work: &Work,
+    cfg: &LabelConfig,
+    prov: &Provenance<'_>,
+) -> Vec<PseudoLabelRow> {
+    let (v, hw) = (views.len(), w * h);
     let geo_keep: Vec<Vec<bool>> = if cfg.geometric.enabled {
-        let views: Vec<View<'_>> = (0..v)
-            .map(|j| View {
-                depth: depth_of(j),
-                k: Intrinsics::from_k(k_of(j)),
-                pose: cams[j].0,
+        let geo: Vec<View<'_>> = views
+            .iter()
+            .map(|x| View {
+                depth: &x.depth,
+                k: Intrinsics::from_k(x.k),
+                pose: x.reference_from_camera,
             })
             .collect();
-        let agree = geometric_agreement(&views, w, h, &cfg.geometric);
+        let agree = geometric_agreement(&geo, w, h, &cfg.geometric);
         geometric_keep(&agree, cfg.geometric.views_needed(v))
     } else {
         vec![vec![true; hw]; v]
     };
     let now = now_ns();
-    (0..v)
-        .map(|j| {
-            let px = combine(&conf_keep[j], &geo_keep[j]);
-            let (rot, dir) = errors[j];
+    let reference = views.first().map_or(0, |x| x.frame_idx);
+    views
+        .into_iter()
+        .zip(geo_keep)
+        .map(|(x, geo)| {
+            let px = combine(&x.conf_keep, &geo);
+            let (rot, dir) = x.camera_errors_deg;
             let consistent = cfg.camera.consistent(rot, dir);
             let verdict = if v == 1 && cfg.geometric.enabled {
                 Err(Rejection {
@@ -145,25 +197,22 @@ pub(super) fn window_rows(
             } else {
                 accept(px.kept, hw, consistent, &cfg.acceptance)
             };
-            let depth = depth_of(j).to_vec();
-            let conf = conf_of(j).to_vec();
             PseudoLabelRow {
                 scene_id: work.scene_id.clone(),
-                frame_idx: frames[j].frame_idx,
+                frame_idx: x.frame_idx,
                 clip_id: work.clip_id.clone(),
-                reference_frame_idx: frames[0].frame_idx,
+                reference_frame_idx: reference,
                 split: work.split,
                 width: w as i32,
                 height: h as i32,
-                depth_median: positive_median(&depth),
-                // The built-in teacher's scale is unknown on video.
-                metres_per_unit: None,
-                depth,
-                confidence_mean: mean(&conf),
-                confidence: conf,
+                depth_median: positive_median(&x.depth),
+                metres_per_unit,
+                depth: x.depth,
+                confidence_mean: x.confidence_mean,
+                confidence: x.confidence,
                 keep: px.keep,
-                intrinsics: k_of(j),
-                reference_from_camera: cams[j].0,
+                intrinsics: x.k,
+                reference_from_camera: x.reference_from_camera,
                 px_removed_confidence: px.removed_first as i64,
                 px_removed_geometric: px.removed_second as i64,
                 camera_rotation_error_deg: rot,
