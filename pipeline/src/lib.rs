@@ -35,7 +35,10 @@ pub use manifest::{AddedStats, DataFile, Manifest, TableFiles};
 pub use migrate::MigrateOutcome;
 pub use progress::{bar, progress_enabled};
 pub use sql::{OutputFormat, QueryResult, SqlSession, render};
-pub use storage::{LocalStorage, ObjectWriter, Storage};
+pub use storage::{
+    LocalStorage, ObjectWriter, PART_BYTES, S3Storage, Storage, is_object_store_url, open_location,
+    parse_s3_url, set_storage_options,
+};
 pub use store::{
     CODE_VERSION, COMMIT_TRIES, CRASH_ENV, CommitOutcome, Dataset, Transaction, WriteOptions,
     crash_point,

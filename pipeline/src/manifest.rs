@@ -51,6 +51,27 @@ pub struct Manifest {
     pub tables: BTreeMap<String, TableFiles>,
     /// What this commit added, by table name.
     pub added: BTreeMap<String, AddedStats>,
+    /// A random id per commit attempt. On object storage a create that landed and was
+    /// retried reads as "already exists"; reading the manifest back and finding this id
+    /// tells the writer the version is its own. Absent in manifests written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_id: Option<String>,
+}
+
+/// A fresh random commit id (128 bits, hex).
+pub fn new_commit_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // No OS randomness: a hash of what differs between attempts still separates them.
+        let seed = format!(
+            "{}-{:?}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now(),
+            std::thread::current().id()
+        );
+        b.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The files of one table in one version.

@@ -138,6 +138,13 @@ impl SqlSession {
             opts.execution.parquet.reorder_filters = true;
         }
         let ctx = SessionContext::new_with_config(config);
+        // Object storage: the query engine reads the same objects through a client of its
+        // own (its connections live on this session's runtime).
+        if let Some((base, store)) = ds.storage().sql_object_store()? {
+            let url = datafusion::execution::object_store::ObjectStoreUrl::parse(&base)
+                .map_err(|e| Error::Internal(format!("object-store URL {base}: {e}")))?;
+            ctx.register_object_store(url.as_ref(), store);
+        }
         udf::register(&ctx);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -30,7 +30,7 @@ use crate::report::maybe;
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Dataset directory.
+    /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
     #[arg(long)]
     dataset: PathBuf,
     /// Run directory of the checkpoint (its newest checkpoint is used).

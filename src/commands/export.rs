@@ -21,7 +21,7 @@ pub struct Args {
     /// Run directory of the checkpoint (its newest checkpoint is used).
     #[arg(long)]
     pub(crate) checkpoint: PathBuf,
-    /// Dataset directory.
+    /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
     #[arg(long)]
     pub(crate) dataset: PathBuf,
     /// Scene to export (a labeled scene of the dataset).

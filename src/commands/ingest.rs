@@ -38,7 +38,7 @@ pub struct Args {
     /// Scene directories, parents of scene directories, or video files/directories.
     #[arg(required = true)]
     pub(crate) src: Vec<PathBuf>,
-    /// Dataset directory (created if missing).
+    /// Dataset: a directory or s3://bucket/prefix (created if missing).
     #[arg(long)]
     pub(crate) dataset: PathBuf,
     /// Split of the ingested scenes: `auto` takes a `train` / `val` / `test` folder between SRC

@@ -37,7 +37,7 @@ pub struct Args {
     /// An external teacher's side of labelling instead.
     #[command(subcommand)]
     pub(crate) external: Option<External>,
-    /// Dataset directory.
+    /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
     #[arg(long, required = true)]
     pub(crate) dataset: Option<PathBuf>,
     /// Run directory of the teacher (its newest checkpoint is used). Repeat it for an
@@ -48,7 +48,9 @@ pub struct Args {
     /// Labelling config (TOML; keys of configs/label.toml). Defaults when omitted.
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
-    /// This process's share of the clips, K/N (0 <= K < N).
+    /// This process's share of the clips: K/N (0 <= K < N); `slurm` for a Slurm array task
+    /// (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT); `k8s/N` for a
+    /// Kubernetes Indexed Job of N completions (JOB_COMPLETION_INDEX).
     #[arg(long, default_value = "0/1", allow_hyphen_values = true)]
     pub(crate) shard: String,
 }
@@ -64,13 +66,13 @@ pub enum External {
     ///   spatialsv label export-clips --dataset ds --out clips/ --shard 0/4
     #[command(verbatim_doc_comment)]
     ExportClips {
-        /// Dataset directory.
+        /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
         #[arg(long)]
         dataset: PathBuf,
         /// Export directory.
         #[arg(long)]
         out: PathBuf,
-        /// This process's share of the clips, K/N.
+        /// This process's share of the clips: K/N, `slurm` or `k8s/N` (as for `label`).
         #[arg(long, default_value = "0/1", allow_hyphen_values = true)]
         shard: String,
     },
@@ -89,7 +91,7 @@ pub enum External {
         /// Export directory holding `manifest.json` and the teacher's `labels/*.npz`.
         #[arg(long)]
         from: PathBuf,
-        /// Dataset directory.
+        /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
         #[arg(long)]
         dataset: PathBuf,
         /// Name of the teacher (recorded with the labels).
@@ -127,7 +129,7 @@ pub fn run(args: Args) -> CliResult {
     let Some(dataset) = args.dataset else {
         return Err(CliError::User("--dataset is required".into()));
     };
-    let shard: Shard = args.shard.parse().map_err(CliError::User)?;
+    let shard = Shard::resolve(&args.shard, |k| std::env::var(k).ok()).map_err(CliError::User)?;
     let config: LabelConfig = match &args.config {
         Some(p) => spatialsv_pipeline::load_toml(p)?,
         None => LabelConfig::default(),
@@ -174,7 +176,8 @@ fn run_external(e: External) -> CliResult {
             out,
             shard,
         } => {
-            let shard: Shard = shard.parse().map_err(CliError::User)?;
+            let shard =
+                Shard::resolve(&shard, |k| std::env::var(k).ok()).map_err(CliError::User)?;
             let ds = Dataset::open(&dataset)?;
             let bar = spatialsv_pipeline::bar(0, "frames");
             let r = export_clips(&ds, &out, shard, |p| {

@@ -18,7 +18,7 @@ use super::CliResult;
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Dataset directory.
+    /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
     #[arg(long)]
     dataset: PathBuf,
 }

@@ -60,6 +60,13 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// An object-store option for `s3://` datasets, as KEY=VALUE (repeatable): endpoint,
+    /// region, access_key_id, secret_access_key, session_token, allow_http,
+    /// virtual_hosted_style_request, ... (the `object_store` S3 keys; see docs/store.md).
+    /// Applied on top of the standard AWS_* environment variables. Values are never printed.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", global = true, value_parser = parse_storage_option)]
+    pub storage_options: Vec<(String, String)>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -175,8 +182,17 @@ pub fn write_json(
     Ok(path)
 }
 
+/// `KEY=VALUE` of `--storage-option` (the value may contain `=`; it is never echoed back).
+fn parse_storage_option(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE (e.g. endpoint=http://127.0.0.1:8333)".to_string()),
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> CliResult {
+    spatialsv_pipeline::set_storage_options(cli.storage_options);
     match cli.command {
         Command::Synth(a) => synth::run(a),
         Command::Ingest(a) => ingest::run(a),

@@ -27,7 +27,7 @@ use super::{CliError, CliResult, CommandLine, quote};
 #[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Dataset directory.
+    /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
     #[arg(long)]
     pub dataset: PathBuf,
     /// Questions per clip and family (at most).

@@ -39,7 +39,7 @@ use super::{CliError, CliResult};
 #[derive(Debug, Clone, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Dataset directory.
+    /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
     #[arg(long)]
     dataset: PathBuf,
     /// Port (0: any free port; the address is printed).

@@ -48,6 +48,62 @@ impl FromStr for Shard {
     }
 }
 
+impl Shard {
+    /// This process's shard from a `--shard` value: `K/N`; `slurm` (an array task:
+    /// `SLURM_ARRAY_TASK_ID` less `SLURM_ARRAY_TASK_MIN`, of `SLURM_ARRAY_TASK_COUNT`); or
+    /// `k8s/N` (a Kubernetes Indexed Job: `JOB_COMPLETION_INDEX`, of N). `env` reads the
+    /// environment (a parameter so tests need not change the process's).
+    pub fn resolve(
+        spec: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> std::result::Result<Shard, String> {
+        let var = |name: &str| -> std::result::Result<usize, String> {
+            let v = env(name).ok_or_else(|| {
+                format!("--shard {spec}: {name} is not set (is this running as a {spec} task?)")
+            })?;
+            v.trim()
+                .parse()
+                .map_err(|_| format!("--shard {spec}: {name}='{v}' is not a whole number"))
+        };
+        let (index, count, from) = if spec == "slurm" {
+            let id = var("SLURM_ARRAY_TASK_ID")?;
+            let min = match env("SLURM_ARRAY_TASK_MIN") {
+                Some(_) => var("SLURM_ARRAY_TASK_MIN")?,
+                None => 0,
+            };
+            let count = var("SLURM_ARRAY_TASK_COUNT")?;
+            let index = id.checked_sub(min).ok_or_else(|| {
+                format!(
+                    "--shard slurm: SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}"
+                )
+            })?;
+            (
+                index,
+                count,
+                "SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT",
+            )
+        } else if let Some(n) = spec.strip_prefix("k8s") {
+            let n = n.strip_prefix('/').unwrap_or("");
+            let count: usize = n.trim().parse().map_err(|_| {
+                format!(
+                    "--shard {spec}: give the job's completions as k8s/N (e.g. k8s/4); the \
+                     index comes from JOB_COMPLETION_INDEX"
+                )
+            })?;
+            (var("JOB_COMPLETION_INDEX")?, count, "JOB_COMPLETION_INDEX")
+        } else {
+            return spec.parse();
+        };
+        if count == 0 || index >= count {
+            return Err(format!(
+                "--shard {spec}: shard {index} of {count} ({from}) is not 0 <= K < N; use a \
+                 contiguous array (e.g. --array=0-3) with one task per shard"
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
 /// The shard (of `n`) a clip belongs to: its id's BLAKE3, first 8 bytes, modulo `n`. Stable
 /// across runs, machines and dataset growth.
 pub fn shard_of(clip_id: &str, n: usize) -> usize {
@@ -182,6 +238,45 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn shards_come_from_the_scheduler_environment() {
+        let slurm = [
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ];
+        assert_eq!(
+            Shard::resolve("slurm", env(&slurm)),
+            Ok(Shard { index: 2, count: 4 })
+        );
+        let k8s = [("JOB_COMPLETION_INDEX", "3")];
+        assert_eq!(
+            Shard::resolve("k8s/4", env(&k8s)),
+            Ok(Shard { index: 3, count: 4 })
+        );
+        assert_eq!(
+            Shard::resolve("1/2", env(&[])),
+            Ok(Shard { index: 1, count: 2 })
+        );
+        let e = Shard::resolve("slurm", env(&[])).unwrap_err();
+        assert!(e.contains("SLURM_ARRAY_TASK_ID is not set"), "{e}");
+        let e = Shard::resolve("k8s", env(&k8s)).unwrap_err();
+        assert!(e.contains("k8s/N"), "{e}");
+        let e = Shard::resolve("k8s/3", env(&k8s)).unwrap_err();
+        assert!(e.contains("shard 3 of 3"), "{e}");
+        let bad = [("JOB_COMPLETION_INDEX", "x")];
+        let e = Shard::resolve("k8s/3", env(&bad)).unwrap_err();
+        assert!(e.contains("'x' is not a whole number"), "{e}");
+    }
 
     proptest! {
         /// Every frame of a clip is labelled exactly once, by a window of at most `len`

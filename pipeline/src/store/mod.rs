@@ -47,9 +47,9 @@ pub use writer::WriteOptions;
 
 use crate::error::{Error, Result};
 use crate::manifest::{
-    MANIFEST_DIR, MANIFEST_FORMAT, Manifest, manifest_path, parse_manifest_name,
+    MANIFEST_DIR, MANIFEST_FORMAT, Manifest, manifest_path, new_commit_id, parse_manifest_name,
 };
-use crate::storage::{LocalStorage, Storage};
+use crate::storage::{Storage, is_object_store_url, open_location};
 
 /// Version of spatialsv recorded in manifests and provenance.
 pub const CODE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -61,9 +61,10 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Creates a new, empty dataset at `path` (version 0). Fails if one is already there.
+    /// Creates a new, empty dataset at `path` (a directory, or `s3://bucket/prefix`: see
+    /// [`open_location`]) as version 0. Fails if one is already there.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
-        let ds = Self::with_storage(Arc::new(LocalStorage::new(path.as_ref())?));
+        let ds = Self::with_storage(open_location(path.as_ref())?);
         if !ds.versions()?.is_empty() {
             return Err(Error::User(format!(
                 "a dataset already exists at {}",
@@ -74,19 +75,21 @@ impl Dataset {
         Ok(ds)
     }
 
-    /// Opens an existing dataset at `path`.
+    /// Opens an existing dataset at `path` (a directory, or `s3://bucket/prefix`).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let ds = Self::with_storage(Arc::new(LocalStorage::new(path)?));
+        let ds = Self::with_storage(open_location(path)?);
         if ds.versions()?.is_empty() {
-            let why = if path.exists() {
+            let why = if is_object_store_url(path) {
+                "no objects under _spatialsv/manifests/ there"
+            } else if path.exists() {
                 "it has no manifests (_spatialsv/manifests)"
             } else {
                 "the directory does not exist"
             };
             return Err(Error::User(format!(
                 "no spatialsv dataset at {} ({why})",
-                path.display()
+                ds.location()
             )));
         }
         Ok(ds)
@@ -94,7 +97,7 @@ impl Dataset {
 
     /// Opens the dataset at `path`, creating an empty one if there is none.
     pub fn open_or_create(path: impl AsRef<Path>) -> Result<Self> {
-        let ds = Self::with_storage(Arc::new(LocalStorage::new(path.as_ref())?));
+        let ds = Self::with_storage(open_location(path.as_ref())?);
         if ds.versions()?.is_empty() {
             ds.publish_empty()?;
         }
@@ -127,6 +130,7 @@ impl Dataset {
             schema_version: SCHEMA_VERSION.into(),
             tables: BTreeMap::new(),
             added: BTreeMap::new(),
+            commit_id: Some(new_commit_id()),
         };
         let bytes = serde_json::to_vec_pretty(&m).map_err(|e| Error::Internal(e.to_string()))?;
         // Losing this race is fine: someone else created the same empty dataset.

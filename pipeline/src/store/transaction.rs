@@ -12,7 +12,9 @@ use spatialsv_schemas::{SCHEMA_VERSION, Table};
 use super::writer::{PartWriter, WriteOptions, escape_segment, partition_value, writer_properties};
 use super::{CODE_VERSION, Dataset, crash_point, now_rfc3339};
 use crate::error::{Error, Result};
-use crate::manifest::{AddedStats, DataFile, MANIFEST_FORMAT, Manifest, manifest_path};
+use crate::manifest::{
+    AddedStats, DataFile, MANIFEST_FORMAT, Manifest, manifest_path, new_commit_id,
+};
 
 /// How many times [`Dataset::commit_retrying`] tries to publish before giving up.
 pub const COMMIT_TRIES: u64 = 50;
@@ -69,7 +71,7 @@ impl Dataset {
                 Err(Error::Conflict { version }) if tries + 1 < COMMIT_TRIES => {
                     tries += 1;
                     tracing::info!(version, tries, "lost a commit race; staging again");
-                    std::thread::sleep(std::time::Duration::from_millis(20 * tries));
+                    std::thread::sleep(backoff(tries));
                 }
                 Err(e) => return Err(e),
             }
@@ -98,6 +100,19 @@ impl Dataset {
             added: BTreeMap::new(),
         }
     }
+}
+
+/// The pause before commit try `tries + 1`: growing with the tries (capped at 2 s) and
+/// jittered, so that many shards that lost the same race do not collide again in lockstep.
+fn backoff(tries: u64) -> std::time::Duration {
+    let base = (20 * tries).min(2_000);
+    let mut b = [0u8; 8];
+    let jitter = if getrandom::fill(&mut b).is_ok() {
+        u64::from_le_bytes(b) % (base + 1)
+    } else {
+        0
+    };
+    std::time::Duration::from_millis(base + jitter)
 }
 
 /// A 128-bit identity per row from the row's key columns.
@@ -372,15 +387,26 @@ impl Transaction<'_> {
             schema_version: SCHEMA_VERSION.into(),
             tables,
             added: added.clone(),
+            commit_id: Some(new_commit_id()),
         };
         let bytes =
             serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
-        if !self
+        match self
             .ds
             .storage
-            .put_if_absent(&manifest_path(version), &bytes)?
+            .put_if_absent(&manifest_path(version), &bytes)
         {
-            return Err(Error::Conflict { version });
+            Ok(true) => {}
+            // Another writer's manifest is there (read back and compared by the storage):
+            // no manifest lists this commit's files, whose names are its own, so dropping
+            // the transaction deletes them.
+            Ok(false) => return Err(Error::Conflict { version }),
+            // The outcome is unknown (the store kept failing): the manifest may yet be
+            // there and list these files, so they are kept (at worst unlisted orphans).
+            Err(e) => {
+                self.finished.clear();
+                return Err(e);
+            }
         }
         self.finished.clear();
         Ok(CommitOutcome {

@@ -3,14 +3,93 @@
 //! prefix, streaming upload that becomes visible only when finished), so an `object_store`
 //! backend (S3, GCS, Azure) can replace [`LocalStorage`] without touching the commit logic:
 //! `put_if_absent` maps to `PutMode::Create` and [`ObjectWriter`] to a multipart upload.
+//! [`S3Storage`] is that backend for S3-compatible stores; [`open_location`] picks the
+//! backend from what the user typed (`s3://bucket/prefix` or a path).
+
+mod s3;
 
 use std::fmt::Debug;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use object_store::ObjectStore;
+
+pub use s3::{PART_BYTES, S3Storage, parse_s3_url};
 
 use crate::error::{Error, Result};
+
+static OPTIONS: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// Sets the process's object-store options (`--storage-option key=value`), applied on top of
+/// the `AWS_*` environment variables to every object-store dataset this process opens. Set
+/// once, before the first dataset is opened; a second call is ignored.
+pub fn set_storage_options(options: Vec<(String, String)>) {
+    let _ = OPTIONS.set(options);
+}
+
+/// The options set by [`set_storage_options`] (none by default).
+pub(crate) fn storage_options() -> &'static [(String, String)] {
+    OPTIONS.get().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Whether a `--dataset` value names object storage rather than a local path.
+pub fn is_object_store_url(location: &Path) -> bool {
+    location.to_str().is_some_and(|s| s.contains("://"))
+}
+
+/// The storage behind a `--dataset` value: `s3://bucket/prefix` on S3-compatible object
+/// storage (checked to be reachable, with its bucket present and readable), anything else a
+/// local directory.
+pub fn open_location(location: &Path) -> Result<Arc<dyn Storage>> {
+    if !is_object_store_url(location) {
+        return Ok(Arc::new(LocalStorage::new(location)?));
+    }
+    let Some(url) = location.to_str() else {
+        return Err(Error::User("a dataset URL must be UTF-8".into()));
+    };
+    if !url.starts_with("s3://") {
+        let scheme = url.split("://").next().unwrap_or_default();
+        return Err(Error::User(format!(
+            "{url}: '{scheme}://' datasets are not supported; use s3://bucket/prefix \
+             (any S3-compatible store) or a local path"
+        )));
+    }
+    let storage = S3Storage::new(url)?;
+    storage.check_access()?;
+    Ok(Arc::new(storage))
+}
+
+/// Test hooks of the object-store backend, compiled in only with the `failpoints` feature.
+mod failpoints {
+    /// Names a path fragment: a successful create of a matching path reports a lost
+    /// response (the server accepted, the client saw an error), to test how the commit
+    /// resolves it.
+    #[cfg(feature = "failpoints")]
+    pub const LOSE_RESPONSE_ENV: &str = "SPATIALSV_LOSE_RESPONSE";
+
+    #[cfg(feature = "failpoints")]
+    pub fn lose_response<T>(path: &str, res: object_store::Result<T>) -> object_store::Result<T> {
+        match (&res, std::env::var(LOSE_RESPONSE_ENV)) {
+            (Ok(_), Ok(frag)) if !frag.is_empty() && path.contains(&frag) => {
+                tracing::warn!(path, "{LOSE_RESPONSE_ENV}: reporting a lost response");
+                Err(object_store::Error::Generic {
+                    store: "S3",
+                    source: "simulated lost response (the server accepted the request)".into(),
+                })
+            }
+            _ => res,
+        }
+    }
+
+    #[cfg(not(feature = "failpoints"))]
+    #[inline(always)]
+    pub fn lose_response<T>(_path: &str, res: object_store::Result<T>) -> object_store::Result<T> {
+        res
+    }
+}
 
 /// A streaming upload: bytes written are invisible at the destination until [`finish`]
 /// succeeds; dropping it unfinished leaves nothing at the destination.
@@ -42,6 +121,17 @@ pub trait Storage: Debug + Send + Sync {
     fn delete(&self, path: &str) -> Result<()>;
     /// Size of an object in bytes, `None` if it does not exist.
     fn size(&self, path: &str) -> Result<Option<u64>>;
+    /// For object storage: the store's base URL (`s3://bucket`) and a client of its own,
+    /// to register in a query engine so that SQL reads the same objects. `None` for local
+    /// files (query engines read those directly).
+    fn sql_object_store(&self) -> Result<Option<(String, Arc<dyn ObjectStore>)>> {
+        Ok(None)
+    }
+    /// Checks that the location can be reached and read (the endpoint answers, the bucket
+    /// exists, the credentials are accepted), with one clear error if not.
+    fn check_access(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A dataset on the local file system.
