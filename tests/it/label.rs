@@ -61,15 +61,15 @@ fn setup(dir: &std::path::Path) -> (String, String, String) {
 }
 
 /// The shared labelled world: [`setup`], then two shards labelled with the default config.
-struct Labelled {
-    world: String,
-    ds: String,
-    teacher: String,
+pub(super) struct Labelled {
+    pub(super) world: String,
+    pub(super) ds: String,
+    pub(super) teacher: String,
     /// What each shard printed.
     shards: [String; 2],
 }
 
-fn labelled() -> &'static Labelled {
+pub(super) fn labelled() -> &'static Labelled {
     static ONCE: OnceLock<Labelled> = OnceLock::new();
     ONCE.get_or_init(|| {
         let dir = shared_dir("labelled");

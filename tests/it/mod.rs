@@ -6,6 +6,7 @@ mod label;
 mod layouts;
 mod qa;
 mod readers;
+mod s3;
 mod serve;
 
 use std::path::PathBuf;

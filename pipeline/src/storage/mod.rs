@@ -84,6 +84,26 @@ mod failpoints {
         }
     }
 
+    /// Overrides the multipart part size, so a crash test can stop a small file's upload
+    /// between parts (the part-size minimum is only checked when an upload completes).
+    #[cfg(feature = "failpoints")]
+    pub const PART_BYTES_ENV: &str = "SPATIALSV_S3_PART_BYTES";
+
+    #[cfg(feature = "failpoints")]
+    pub fn part_bytes(default: usize) -> usize {
+        std::env::var(PART_BYTES_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(default)
+    }
+
+    #[cfg(not(feature = "failpoints"))]
+    #[inline(always)]
+    pub fn part_bytes(default: usize) -> usize {
+        default
+    }
+
     #[cfg(not(feature = "failpoints"))]
     #[inline(always)]
     pub fn lose_response<T>(_path: &str, res: object_store::Result<T>) -> object_store::Result<T> {

