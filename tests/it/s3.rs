@@ -68,13 +68,15 @@ fn start_watched(cmd: &str, log: &Path) {
         log.display(),
         std::process::id()
     );
-    Command::new("sh")
+    let mut child = Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("starting a shell");
+    // Reaped when it ends (with this process, at the latest).
+    std::thread::spawn(move || child.wait());
 }
 
 fn admin_options(endpoint: &str) -> Vec<(String, String)> {
