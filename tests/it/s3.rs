@@ -599,25 +599,7 @@ fn four_k8s_indexed_workers_label_an_s3_dataset_like_one_local_process() {
     let Some(server) = seaweedfs() else { return };
     let l = super::label::labelled();
     let ds = url("labelled");
-    let w = &l.world;
-    for (sub, split) in [("scans/train", "train"), ("scans/test", "test")] {
-        ok_on(
-            server,
-            &[
-                "ingest",
-                "scannet",
-                &format!("{w}/{sub}"),
-                "--dataset",
-                &ds,
-                "--split",
-                split,
-            ],
-        );
-    }
-    ok_on(
-        server,
-        &["ingest", "video", &format!("{w}/videos"), "--dataset", &ds],
-    );
+    ingest_world(server, &l.world, &ds);
     // The Indexed Job's contract: the same command in every pod, its index in
     // JOB_COMPLETION_INDEX; all four commit at once.
     let outs: Vec<Output> = std::thread::scope(|sc| {
@@ -656,13 +638,162 @@ fn four_k8s_indexed_workers_label_an_s3_dataset_like_one_local_process() {
         );
         assert!(text.contains(&format!("shard {i}/4")), "worker {i}: {text}");
     }
+    assert_labels_equal_the_local_ones(server, &ds, l);
+}
+
+/// The labelled world's scans (train, test) and videos, ingested into `ds`.
+fn ingest_world(server: &S3Server, w: &str, ds: &str) {
+    for (sub, split) in [("scans/train", "train"), ("scans/test", "test")] {
+        let src = format!("{w}/{sub}");
+        ok_on(
+            server,
+            &["ingest", "scannet", &src, "--dataset", ds, "--split", split],
+        );
+    }
+    let videos = format!("{w}/videos");
+    ok_on(server, &["ingest", "video", &videos, "--dataset", ds]);
+}
+
+/// `ds`'s pseudo-labels equal, row for row, those of the local labelled world (labelled by
+/// one process per shard, one after the other).
+fn assert_labels_equal_the_local_ones(server: &S3Server, ds: &str, l: &super::label::Labelled) {
     let cols = "SELECT scene_id, frame_idx, clip_id, split, accepted, px_total, \
                 px_removed_confidence, px_removed_geometric, px_kept, reject_kind, \
                 teacher_hash, config_hash, depth_normalised, keep_mask, fx, cx \
                 FROM pseudo_labels ORDER BY scene_id, frame_idx";
-    let on_s3 = csv_on(server, &ds, cols);
+    let on_s3 = csv_on(server, ds, cols);
     let local = super::ok(&["sql", "--dataset", &l.ds, "--format", "csv", cols]);
     assert_eq!(on_s3.lines().count(), 25, "{on_s3}");
     assert_eq!(on_s3, local);
-    assert_every_manifest_is_whole(&open(server, &ds));
+    assert_every_manifest_is_whole(&open(server, ds));
+}
+
+/// A one-node Slurm cluster (deploy/slurm-one-node.sh), stopped when dropped.
+struct Slurm {
+    dir: PathBuf,
+    conf: String,
+}
+
+impl Slurm {
+    fn start() -> Option<Slurm> {
+        let installed = Path::new("/usr/sbin/slurmctld").exists() && on_path("sbatch");
+        let dir = super::shared_dir("slurm");
+        let why = if installed {
+            let out = Command::new(repo().join("deploy/slurm-one-node.sh"))
+                .arg("start")
+                .arg(&dir)
+                .output()
+                .unwrap();
+            let conf = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("export SLURM_CONF=").map(str::to_string));
+            if let Some(conf) = conf {
+                return Some(Slurm { dir, conf });
+            }
+            format!("did not start: {}", String::from_utf8_lossy(&out.stderr))
+        } else {
+            "is not installed (apt-get install slurmctld slurmd slurm-client munge)".to_string()
+        };
+        let required = std::env::var("SPATIALSV_REQUIRE_SLURM").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "Slurm is required (SPATIALSV_REQUIRE_SLURM=1) but {why}"
+        );
+        eprintln!("skipping: Slurm {why}");
+        None
+    }
+}
+
+impl Drop for Slurm {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("deploy/slurm-one-node.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+#[test]
+fn a_slurm_array_labels_an_s3_dataset_like_one_local_process() {
+    let Some(server) = seaweedfs() else { return };
+    let Some(slurm) = Slurm::start() else { return };
+    let l = super::label::labelled();
+    let ds = url("slurm");
+    ingest_world(server, &l.world, &ds);
+    // The recipe as a user submits it: a 4-task array, credentials in the exported AWS_*.
+    let out = Command::new("sbatch")
+        .args(["--wait", "--array=0-3"])
+        .arg(format!("--output={}/label-%A_%a.out", slurm.dir.display()))
+        .arg(format!(
+            "--export=ALL,DATASET={ds},TEACHER={},SPATIALSV={}",
+            l.teacher,
+            env!("CARGO_BIN_EXE_spatialsv")
+        ))
+        .arg(repo().join("deploy/slurm-label.sbatch"))
+        .env("SLURM_CONF", &slurm.conf)
+        .env("CI", "true")
+        .env("AWS_ACCESS_KEY_ID", ADMIN.0)
+        .env("AWS_SECRET_ACCESS_KEY", ADMIN.1)
+        .env("AWS_ENDPOINT", &server.endpoint)
+        .output()
+        .unwrap();
+    let task_log = |i: usize| -> Option<String> {
+        std::fs::read_dir(&slurm.dir)
+            .ok()?
+            .flatten()
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!("_{i}.out"))
+            })
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+    };
+    let logs: Vec<String> = (0..4).filter_map(task_log).collect();
+    assert!(
+        out.status.success(),
+        "sbatch: {} {}\ntask logs: {logs:#?}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(logs.len(), 4, "{logs:#?}");
+    for (i, log) in logs.iter().enumerate() {
+        assert!(log.contains(&format!("shard {i}/4")), "task {i}: {log}");
+    }
+    assert_labels_equal_the_local_ones(server, &ds, l);
+}
+
+#[test]
+fn the_kubernetes_job_validates_and_its_shards_match_its_completions() {
+    let manifest = repo().join("deploy/k8s-label-job.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let completions = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("completions:"))
+        .map(str::trim)
+        .expect("completions");
+    assert!(text.contains("completionMode: Indexed"), "{text}");
+    assert!(text.contains("backoffLimitPerIndex:"), "{text}");
+    assert!(
+        text.contains(&format!("- k8s/{completions}")),
+        "--shard k8s/N must use N = completions"
+    );
+    if !on_path("kubernetes-validate") {
+        assert!(
+            !required(),
+            "kubernetes-validate is required in CI (pip install kubernetes-validate)"
+        );
+        eprintln!("skipping the schema check: kubernetes-validate is not installed");
+        return;
+    }
+    let out = Command::new("kubernetes-validate")
+        .arg("--strict")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
