@@ -1,8 +1,9 @@
 //! `spatialsv ingest`: import scans and videos into a dataset.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use spatialsv_labeler::job::Shard;
 use spatialsv_pipeline::ingest::video::{Sampling, VideoOptions, ingest_videos, video_files};
 use spatialsv_pipeline::ingest::{
     IngestOptions, IngestReport, ScanFormat, SplitChoice, detect, ingest_scans, list_scenes,
@@ -74,6 +75,11 @@ pub struct Args {
     /// Video: JPEG quality of stored frames (1-100).
     #[arg(long, default_value_t = JPEG_QUALITY, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub(crate) jpeg_quality: u8,
+    /// This process's share of the scenes and video files (by a hash of the scene id or the
+    /// file name): K/N (0 <= K < N); `slurm` for a Slurm array task; `k8s/N` for a
+    /// Kubernetes Indexed Job of N completions (as for `label`).
+    #[arg(long, default_value = "0/1", allow_hyphen_values = true)]
+    pub(crate) shard: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -123,6 +129,7 @@ impl Args {
             stride: None,
             clip_len: CLIP_LEN,
             jpeg_quality: JPEG_QUALITY,
+            shard: "0/1".into(),
         }
     }
 }
@@ -142,6 +149,9 @@ impl CommandLine for Args {
         }
         if let Some(n) = self.stride {
             line.push_str(&format!(" --stride {n}"));
+        }
+        if self.shard != "0/1" {
+            line.push_str(&format!(" --shard {}", self.shard));
         }
         line
     }
@@ -203,28 +213,39 @@ pub fn run(args: Args) -> CliResult {
         return Err(CliError::User("--jobs must be at least 1".into()));
     }
     let intrinsics = args.intrinsics.as_deref().map(intrinsics).transpose()?;
+    let shard = Shard::resolve(&args.shard, |k| std::env::var(k).ok()).map_err(CliError::User)?;
 
     let write = match &args.store_config {
         Some(p) => spatialsv_pipeline::load_toml::<WriteOptions>(p)?,
         None => WriteOptions::default(),
     };
     if args.format == Format::Auto {
-        return run_auto(&args, split, intrinsics, write);
+        return run_auto(&args, split, intrinsics, write, shard);
     }
     let ds = Dataset::open_or_create(&args.dataset)?;
     let srcs: Vec<String> = args.src.iter().map(|p| p.display().to_string()).collect();
     let operation = format!("ingest {:?} {}", args.format, srcs.join(" ")).to_lowercase();
     let report = if args.format == Format::Video {
         let opts = video_options(&args, split, write.clone());
-        let files = video_files(&args.src)?;
+        let mut files = video_files(&args.src)?;
+        files.retain(|f| shard.owns(&video_key(f)));
         // One commit per file, each named after its file.
         ingest_videos(&ds, &files, &opts, "ingest video")?
     } else {
         let opts = scan_options(&args, split, intrinsics, write);
-        let scenes = list_scenes(args.format.scan(), &args.src, &opts)?;
+        let mut scenes = list_scenes(args.format.scan(), &args.src, &opts)?;
+        scenes.retain(|s| shard.owns(&s.scene_id));
         ingest_scans(&ds, &scenes, &opts, &operation)?
     };
     print_report(&report, &ds)
+}
+
+/// What a video file is sharded by: its file name, the same on every machine that mounts
+/// the sources (wherever they are mounted).
+fn video_key(file: &Path) -> String {
+    file.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string())
 }
 
 /// The options of a scan ingest from the arguments.
@@ -269,6 +290,7 @@ fn run_auto(
     split: SplitChoice,
     intrinsics: Option<[f64; 4]>,
     write: WriteOptions,
+    shard: Shard,
 ) -> CliResult {
     let mut scenes = 0;
     let mut videos: Vec<(PathBuf, Option<Split>)> = Vec::new();
@@ -339,7 +361,8 @@ fn run_auto(
     if scenes > 0 {
         let opts = scan_options(args, split, intrinsics, write.clone());
         let srcs: Vec<String> = args.src.iter().map(|p| p.display().to_string()).collect();
-        let found = list_scenes(None, &args.src, &opts)?;
+        let mut found = list_scenes(None, &args.src, &opts)?;
+        found.retain(|s| shard.owns(&s.scene_id));
         let r = ingest_scans(
             &ds,
             &found,
@@ -348,6 +371,7 @@ fn run_auto(
         )?;
         print_report(&r, &ds)?;
     }
+    videos.retain(|(v, _)| shard.owns(&video_key(v)));
     // Videos, grouped by the split their folder gives (with --split auto).
     let mut groups: BTreeMap<Option<&'static str>, (SplitChoice, Vec<PathBuf>)> = BTreeMap::new();
     for (v, hint) in videos {

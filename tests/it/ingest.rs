@@ -1049,3 +1049,76 @@ fn ingest_auto_takes_a_whole_synthetic_world_with_splits_from_its_folders() {
     assert!(err.contains("no known scan layout"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn sharded_ingests_split_the_scenes_and_together_equal_one_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let scans = repo().join("tests/fixtures/scans");
+    let scans = scans.to_str().unwrap();
+    let whole = dir.path().join("whole");
+    let whole = whole.to_str().unwrap();
+    let sharded = dir.path().join("sharded");
+    let sharded = sharded.to_str().unwrap();
+    ok(&["ingest", "auto", scans, "--dataset", whole]);
+    // Shard 0 of 2 by K/N, shard 1 as a Kubernetes indexed pod would run it.
+    ok(&[
+        "ingest",
+        "auto",
+        scans,
+        "--dataset",
+        sharded,
+        "--shard",
+        "0/2",
+    ]);
+    let first = ok(&[
+        "sql",
+        "--dataset",
+        sharded,
+        "--format",
+        "csv",
+        "SELECT count(DISTINCT scene_id) AS n FROM frames",
+    ]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spatialsv"))
+        .args([
+            "ingest",
+            "auto",
+            scans,
+            "--dataset",
+            sharded,
+            "--shard",
+            "k8s/2",
+        ])
+        .env("CI", "true")
+        .env("JOB_COMPLETION_INDEX", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let q = "SELECT scene_id, split, count(*) AS n, min(content_hash) AS h FROM frames \
+             GROUP BY scene_id, split ORDER BY scene_id";
+    let all = ok(&["sql", "--dataset", whole, "--format", "csv", q]);
+    assert_eq!(
+        ok(&["sql", "--dataset", sharded, "--format", "csv", q]),
+        all
+    );
+    // Each shard took some scenes but not all.
+    let n_first: usize = first.lines().nth(1).unwrap().parse().unwrap();
+    assert!(
+        n_first > 0 && n_first < all.lines().count() - 1,
+        "{first} / {all}"
+    );
+    let (code, err) = fails(&[
+        "ingest",
+        "auto",
+        scans,
+        "--dataset",
+        sharded,
+        "--shard",
+        "slurm",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("SLURM_ARRAY_TASK_ID is not set"), "{err}");
+}
