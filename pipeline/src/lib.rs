@@ -10,6 +10,7 @@
 
 mod config;
 pub mod datagen;
+pub mod distributed;
 mod error;
 pub mod frames;
 pub mod geometry;

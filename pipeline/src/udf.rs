@@ -266,16 +266,24 @@ pub const UDF_NAMES: [&str; 5] = [
     "byte_length",
 ];
 
-/// Registers every spatialsv UDF in `ctx`.
-pub fn register(ctx: &SessionContext) {
-    for kind in [
+/// Every spatialsv UDF (for session builders, e.g. a distributed worker's).
+pub fn all() -> Vec<std::sync::Arc<ScalarUDF>> {
+    [
         Kind::RotationAngle,
         Kind::ViewingAngle,
         Kind::CameraDistance,
         Kind::ValidDepthRatio,
         Kind::ByteLength,
-    ] {
-        ctx.register_udf(ScalarUDF::new_from_impl(GeoUdf::new(kind)));
+    ]
+    .into_iter()
+    .map(|kind| std::sync::Arc::new(ScalarUDF::new_from_impl(GeoUdf::new(kind))))
+    .collect()
+}
+
+/// Registers every spatialsv UDF in `ctx`.
+pub fn register(ctx: &SessionContext) {
+    for f in all() {
+        ctx.register_udf(f.as_ref().clone());
     }
 }
 

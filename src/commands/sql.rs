@@ -21,6 +21,11 @@ use super::{CliError, CliResult};
 ///         LAG(world_from_camera) OVER (PARTITION BY scene_id ORDER BY frame_idx)) AS turn_deg
 ///       FROM frames"
 ///   spatialsv sql --dataset ds --version 1 --format json "SELECT * FROM scenes"
+///
+/// Distributed (datafusion-distributed): start `spatialsv worker --listen HOST:PORT` on
+/// each machine (with the same AWS_* / --storage-option access to the dataset), then
+///   spatialsv sql --dataset s3://bucket/ds --workers h1:8500,h2:8500,h3:8500 "SELECT ..."
+/// runs the file scans and partial aggregations on the workers (docs/scale.md).
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -33,6 +38,18 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Run queries across these `spatialsv worker` processes (host:port or URLs,
+    /// comma-separated) instead of in this process alone.
+    #[arg(long, value_delimiter = ',')]
+    workers: Vec<String>,
+    /// With --workers: bytes of Parquet per scan task (smaller spreads a scan over more
+    /// tasks and workers; by default small scans stay in one task).
+    #[arg(long, requires = "workers")]
+    bytes_per_task: Option<usize>,
+    /// Print the physical plan the query would run (with --workers: its stages and tasks)
+    /// instead of running it.
+    #[arg(long, requires = "query")]
+    plan: bool,
     /// The SQL statement; omit it for an interactive prompt.
     query: Option<String>,
 }
@@ -74,9 +91,21 @@ fn describe_tables(session: &SqlSession, format: OutputFormat) -> Result<(), Cli
 
 pub fn run(args: Args) -> CliResult {
     let ds = Dataset::open(&args.dataset)?;
-    let session = SqlSession::open(&ds, args.version)?;
+    let cluster = spatialsv_pipeline::distributed::Cluster {
+        workers: spatialsv_pipeline::distributed::parse_workers(&args.workers)?,
+        bytes_per_task: args.bytes_per_task,
+    };
+    let session = SqlSession::open_on(&ds, args.version, &cluster)?;
     let format = OutputFormat::from(args.format);
     if let Some(q) = &args.query {
+        if args.plan {
+            let text = session.plan(q)?;
+            let mut out = std::io::stdout().lock();
+            return out
+                .write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(super::stdout_error);
+        }
         return run_one(&session, q, format);
     }
     interactive(&session, format)
@@ -162,4 +191,24 @@ fn finish(failed: usize, tty: bool) -> CliResult {
     } else {
         Ok(())
     }
+}
+
+/// Serve SQL plan fragments to `spatialsv sql --workers ...` coordinators
+/// (datafusion-distributed over Arrow Flight). A worker holds no dataset: it reads the files
+/// a coordinator's plan names, from local paths or object storage (with its own AWS_*
+/// environment and --storage-option), and knows the 3D functions. Runs until stopped.
+///
+/// Example:
+///   spatialsv worker --listen 0.0.0.0:8500
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct WorkerArgs {
+    /// Address to listen on (port 0 picks a free port; the line printed at start says which).
+    #[arg(long, default_value = "127.0.0.1:8500")]
+    listen: std::net::SocketAddr,
+}
+
+pub fn run_worker(args: WorkerArgs) -> CliResult {
+    spatialsv_pipeline::distributed::serve_worker(args.listen)?;
+    Ok(())
 }

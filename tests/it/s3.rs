@@ -797,3 +797,140 @@ fn the_kubernetes_job_validates_and_its_shards_match_its_completions() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `spatialsv worker` processes on free ports, killed when dropped.
+struct Workers {
+    children: Vec<std::process::Child>,
+    urls: Vec<String>,
+}
+
+impl Workers {
+    fn start(server: &S3Server, n: usize) -> Workers {
+        use std::io::BufRead;
+        let mut children = Vec::new();
+        let mut urls = Vec::new();
+        for _ in 0..n {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
+                .args(["worker", "--listen", "127.0.0.1:0"])
+                .env("CI", "true")
+                .env("AWS_ACCESS_KEY_ID", ADMIN.0)
+                .env("AWS_SECRET_ACCESS_KEY", ADMIN.1)
+                .env("AWS_ENDPOINT", &server.endpoint)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let url = line
+                .trim()
+                .strip_prefix("spatialsv worker listening on ")
+                .unwrap_or_else(|| panic!("worker said: {line}"))
+                .to_string();
+            children.push(child);
+            urls.push(url);
+        }
+        Workers { children, urls }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn three_workers_answer_the_golden_queries_like_one_process_on_s3() {
+    let Some(server) = seaweedfs() else { return };
+    let ds = url("distributed");
+    let scans = repo().join("tests/fixtures/scans");
+    ok_on(
+        server,
+        &["ingest", "auto", scans.to_str().unwrap(), "--dataset", &ds],
+    );
+    let workers = Workers::start(server, 3);
+    let list = workers.urls.join(",");
+    let golden = [
+        "SELECT split, count(*) AS n, min(frame_idx) AS lo, max(frame_idx) AS hi FROM frames \
+         GROUP BY split ORDER BY split",
+        "SELECT scene_id, count(*) AS n, sum(byte_length(image)) AS bytes, \
+         round(avg(valid_depth_ratio(depth)), 9) AS valid FROM frames GROUP BY scene_id \
+         ORDER BY scene_id",
+        "SELECT a.scene_id, a.frame_idx, \
+         round(rotation_angle_deg(a.world_from_camera, b.world_from_camera), 6) AS turn, \
+         round(camera_distance_m(a.world_from_camera, b.world_from_camera), 6) AS moved, \
+         round(viewing_angle_deg(a.world_from_camera, b.world_from_camera), 6) AS view \
+         FROM frames a JOIN frames b ON a.scene_id = b.scene_id AND b.frame_idx = a.frame_idx + 1 \
+         ORDER BY a.scene_id, a.frame_idx",
+        "SELECT scene_id, frame_idx, round(rotation_angle_deg(world_from_camera, \
+         LAG(world_from_camera) OVER (PARTITION BY scene_id ORDER BY frame_idx)), 6) AS turn \
+         FROM frames ORDER BY scene_id, frame_idx",
+        "SELECT reason, count(*) AS n FROM quarantine GROUP BY reason ORDER BY reason",
+        "SELECT s.dataset_format, count(f.frame_idx) AS frames FROM scenes s \
+         LEFT JOIN frames f ON f.scene_id = s.scene_id GROUP BY s.dataset_format ORDER BY 1",
+        "SELECT count(*) AS n FROM pseudo_labels",
+    ];
+    for q in golden {
+        let local = csv_on(server, &ds, q);
+        let spread = ok_on(
+            server,
+            &[
+                "sql",
+                "--dataset",
+                &ds,
+                "--format",
+                "csv",
+                "--workers",
+                &list,
+                "--bytes-per-task",
+                "1",
+                q,
+            ],
+        );
+        assert_eq!(spread, local, "{q}");
+        assert!(local.lines().count() > 1, "{q}: {local}");
+    }
+    // The plan really runs on the workers: stages of 3 tasks reading the dataset's objects.
+    let plan = ok_on(
+        server,
+        &[
+            "sql",
+            "--dataset",
+            &ds,
+            "--workers",
+            &list,
+            "--bytes-per-task",
+            "1",
+            "--plan",
+            golden[1],
+        ],
+    );
+    assert!(plan.contains("DistributedExec"), "{plan}");
+    assert!(plan.contains("tasks=3"), "{plan}");
+    // Workers that are gone are one clear error, not a hang.
+    let gone = workers.urls.join(",");
+    drop(workers);
+    let out = run_as(
+        server,
+        ADMIN,
+        &[
+            "sql",
+            "--dataset",
+            &ds,
+            "--workers",
+            &gone,
+            "--bytes-per-task",
+            "1",
+            golden[0],
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use object_store::ObjectStore;
 
-pub use s3::{PART_BYTES, S3Storage, parse_s3_url};
+pub use s3::{PART_BYTES, S3Storage, client_for_bucket, parse_s3_url};
 
 use crate::error::{Error, Result};
 

@@ -148,6 +148,15 @@ fn build_store(
     Ok(Arc::new(store))
 }
 
+/// A client for `s3://bucket` configured like every S3 client of this process (the
+/// environment and the process's storage options), without a runtime of its own: for query
+/// engines, which run it on theirs.
+pub fn client_for_bucket(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+    let url = format!("s3://{bucket}/");
+    let config = client_config(&url, storage_options())?;
+    build_store(bucket, &config, &url)
+}
+
 impl S3Storage {
     /// Storage for `url` (`s3://bucket/prefix`), configured from the environment and the
     /// process's storage options. Builds the client only: nothing is contacted yet.
@@ -182,6 +191,14 @@ impl S3Storage {
                 runtime,
             }),
         })
+    }
+
+    /// The bucket's URL (`s3://bucket`) and a new client for it with this storage's
+    /// configuration, for a query engine: a client of its own, so that its connections
+    /// belong to the engine's runtime.
+    pub fn sql_client(&self) -> Result<(String, Arc<dyn ObjectStore>)> {
+        let store = build_store(&self.inner.bucket, &self.inner.config, &self.inner.url)?;
+        Ok((format!("s3://{}", self.inner.bucket), store))
     }
 
     fn key(&self, path: &str) -> Result<ObjectPath> {
@@ -403,9 +420,7 @@ impl Storage for S3Storage {
     }
 
     fn sql_object_store(&self) -> Result<Option<(String, Arc<dyn ObjectStore>)>> {
-        // A client of its own: its connections belong to the SQL session's runtime.
-        let store = build_store(&self.inner.bucket, &self.inner.config, &self.inner.url)?;
-        Ok(Some((format!("s3://{}", self.inner.bucket), store)))
+        self.sql_client().map(Some)
     }
 
     fn check_access(&self) -> Result<()> {
