@@ -415,6 +415,49 @@ mod tests {
     }
 
     #[test]
+    fn files_sorted_only_within_row_groups_still_sort_and_group_right() {
+        // Scenes appended last-first in one commit, one row group per scene: each row group
+        // is sorted (and says so in its metadata), the file is not. Planning must not take
+        // the file for sorted (DataFusion infers file order from the first row group).
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Dataset::create(dir.path().join("ds")).unwrap();
+        let (_, mut frames) = crate::datagen::generate(&crate::datagen::GenSpec {
+            scenes: 3,
+            frames_per_scene: 4,
+            ..Default::default()
+        })
+        .unwrap();
+        frames.sort_by(|a, b| b.scene_id.cmp(&a.scene_id));
+        let options = crate::WriteOptions {
+            row_group_rows: 4,
+            ..Default::default()
+        };
+        let mut tx = ds.begin_with("test", options).unwrap();
+        for scene in frames.chunks(4) {
+            tx.append(Table::Frames, crate::rows::frames_batch(scene).unwrap())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        let s = SqlSession::open(&ds, None).unwrap();
+        let text = |sql: &str| render(&s.query(sql).unwrap(), OutputFormat::Csv).unwrap();
+        let ids: Vec<String> = text("SELECT scene_id FROM frames ORDER BY scene_id, frame_idx")
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        let groups =
+            text("SELECT scene_id, count(*) AS n FROM frames GROUP BY scene_id ORDER BY scene_id");
+        assert_eq!(groups.lines().count(), 4, "{groups}");
+        assert!(
+            groups.lines().skip(1).all(|l| l.ends_with(",4")),
+            "{groups}"
+        );
+    }
+
+    #[test]
     fn every_table_is_registered_even_when_empty() {
         let (_d, s) = session();
         assert_eq!(one_i64(&s, "SELECT count(*) FROM frames"), 20);
