@@ -1,5 +1,7 @@
 //! Store and SQL benchmark. Run: `cargo bench -p spatialsv-pipeline --bench store`
-//! (options: `-- --frames N --sql-rows N --dir PATH`).
+//! (options: `-- --frames N --sql-rows N --dir PATH --workers URL,URL --bytes-per-task N`;
+//! `--frames 0` skips the commit benchmark; `--workers` also times the SQL queries on
+//! `spatialsv worker` processes, as scripts/bench-scale does).
 //!
 //! 1. Commit throughput: frames with image- and depth-sized blobs committed into a new
 //!    dataset (validation, content hashing, de-duplication, sorting, Parquet encoding, fsync),
@@ -28,6 +30,10 @@ struct Opts {
     frames: usize,
     sql_rows: usize,
     dir: Option<PathBuf>,
+    /// `spatialsv worker` URLs: also time the SQL queries on the first one and on all.
+    workers: Vec<String>,
+    /// Bytes of Parquet per distributed scan task.
+    bytes_per_task: Option<usize>,
 }
 
 fn parse_opts() -> Opts {
@@ -35,6 +41,8 @@ fn parse_opts() -> Opts {
         frames: 2000,
         sql_rows: 100_000,
         dir: None,
+        workers: Vec::new(),
+        bytes_per_task: None,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -44,6 +52,8 @@ fn parse_opts() -> Opts {
             "--frames" => o.frames = next.parse().unwrap_or(o.frames),
             "--sql-rows" => o.sql_rows = next.parse().unwrap_or(o.sql_rows),
             "--dir" => o.dir = Some(PathBuf::from(next)),
+            "--workers" => o.workers = next.split(',').map(str::to_string).collect(),
+            "--bytes-per-task" => o.bytes_per_task = next.parse().ok(),
             _ => {
                 i += 1;
                 continue;
@@ -244,7 +254,7 @@ fn median_time(mut f: impl FnMut() -> usize, runs: usize) -> (Duration, usize) {
     (times[times.len() / 2], n)
 }
 
-fn bench_sql(root: &Path, n: usize) {
+fn bench_sql(root: &Path, n: usize, workers: &[String], bytes_per_task: Option<usize>) {
     println!("== SQL latency on a {n}-frame metadata table (median of 5)");
     let per_scene = 100;
     let rows = rows(n, per_scene, 16, 0, 2);
@@ -304,6 +314,12 @@ fn bench_sql(root: &Path, n: usize) {
             "SELECT split, count(*) FROM frames GROUP BY split",
         ),
         (
+            "full scan, UDF per row, by scene",
+            "SELECT scene_id, count(*), avg(timestamp_ns), \
+             max(rotation_angle_deg(world_from_camera, world_from_camera)) FROM frames \
+             GROUP BY scene_id ORDER BY scene_id LIMIT 5",
+        ),
+        (
             "one scene",
             "SELECT frame_idx, timestamp_ns FROM frames WHERE scene_id = 'scene00500'",
         ),
@@ -319,6 +335,7 @@ fn bench_sql(root: &Path, n: usize) {
              WHERE f.split = 'test' GROUP BY s.dataset_format",
         ),
     ];
+    let mut local = Vec::new();
     for (name, sql) in queries {
         let (t, rows) = median_time(|| session.query(sql).expect("query").num_rows(), 5);
         println!(
@@ -326,6 +343,32 @@ fn bench_sql(root: &Path, n: usize) {
             t.as_secs_f64() * 1e3,
             t.as_secs_f64() / scan.as_secs_f64()
         );
+        local.push(t);
+    }
+    if workers.is_empty() {
+        return;
+    }
+    // The same queries on 1 worker and on all of them (datafusion-distributed), against the
+    // one-process times above, measured in this same run.
+    let urls = spatialsv_pipeline::distributed::parse_workers(workers).expect("worker URLs");
+    for n in [1, urls.len()] {
+        let cluster = spatialsv_pipeline::distributed::Cluster {
+            workers: urls[..n].to_vec(),
+            bytes_per_task,
+        };
+        let session = SqlSession::open_on(&ds, None, &cluster).expect("distributed session");
+        println!(
+            "== the same on {n} worker(s) (bytes per task: {})",
+            bytes_per_task.map_or("default".to_string(), |b| b.to_string())
+        );
+        for ((name, sql), base) in queries.iter().zip(&local) {
+            let (t, rows) = median_time(|| session.query(sql).expect("query").num_rows(), 5);
+            println!(
+                "  {name:<34} {:7.1} ms ({rows} rows)  {:5.2}x one process",
+                t.as_secs_f64() * 1e3,
+                t.as_secs_f64() / base.as_secs_f64()
+            );
+        }
     }
 }
 
@@ -342,6 +385,8 @@ fn main() {
             tmp.path().to_path_buf()
         }
     };
-    bench_commit(&root, opts.frames);
-    bench_sql(&root, opts.sql_rows);
+    if opts.frames > 0 {
+        bench_commit(&root, opts.frames);
+    }
+    bench_sql(&root, opts.sql_rows, &opts.workers, opts.bytes_per_task);
 }
