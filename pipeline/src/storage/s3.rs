@@ -559,18 +559,17 @@ mod tests {
 
     #[test]
     fn the_debug_form_shows_the_url_and_no_secret() {
+        let config = vec![
+            (AmazonS3ConfigKey::AccessKeyId, "AKIDTEST".to_string()),
+            (AmazonS3ConfigKey::SecretAccessKey, "hunter2".to_string()),
+        ];
         let s = S3Storage {
             inner: Arc::new(Inner {
                 url: "s3://b/p/".into(),
                 bucket: "b".into(),
                 prefix: "p".into(),
-                config: vec![(AmazonS3ConfigKey::SecretAccessKey, "hunter2".into())],
-                store: build_store(
-                    "b",
-                    &[(AmazonS3ConfigKey::SecretAccessKey, "hunter2".into())],
-                    "s3://b/p/",
-                )
-                .unwrap(),
+                config: config.clone(),
+                store: build_store("b", &config, "s3://b/p/").unwrap(),
                 runtime: tokio::runtime::Builder::new_current_thread()
                     .build()
                     .unwrap(),
