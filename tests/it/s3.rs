@@ -326,8 +326,17 @@ fn a_dataset_on_seaweedfs_commits_reads_and_queries_like_a_local_one() {
             "{sql}"
         );
     }
+    // Spatial questions from the objects and poses on S3, committed there like locally.
+    let qa = ["qa", "--dataset", &ds, "--per-clip", "2", "--seed", "3"];
+    ok_on(server, &qa);
+    super::ok(&["qa", "--dataset", local, "--per-clip", "2", "--seed", "3"]);
+    let q = "SELECT family, question, answer FROM qa ORDER BY qa_id";
+    assert_eq!(
+        csv_on(server, &ds, q),
+        super::ok(&["sql", "--dataset", local, "--format", "csv", q])
+    );
     let log = ok_on(server, &["log", "--dataset", &ds]);
-    assert!(log.contains("(2 versions)"), "{log}");
+    assert!(log.contains("(3 versions)"), "{log}");
     assert_every_manifest_is_whole(&open(server, &ds));
 }
 
