@@ -228,17 +228,9 @@ impl SqlSession {
     /// The physical plan `sql` would run, as text: with workers, its stages and the tasks of
     /// each (datafusion-distributed's rendering), else DataFusion's indented plan.
     pub fn plan(&self, sql: &str) -> Result<String> {
-        let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
         self.runtime.block_on(async {
-            let df = self
-                .ctx
-                .sql_with_options(sql, read_only())
-                .await
-                .map_err(|e| read_only_error(e, sql).unwrap_or_else(|e| sql_error(e, &tables)))?;
-            let plan = df
-                .create_physical_plan()
-                .await
-                .map_err(|e| sql_error(e, &tables))?;
+            let df = self.dataframe(sql).await?;
+            let plan = df.create_physical_plan().await.map_err(table_error)?;
             Ok(datafusion_distributed::display_plan_ascii(
                 plan.as_ref(),
                 false,
@@ -248,18 +240,27 @@ impl SqlSession {
 
     /// Runs one SQL statement and collects its result.
     pub fn query(&self, sql: &str) -> Result<QueryResult> {
-        let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
         self.runtime.block_on(async {
-            let df = self
-                .ctx
-                .sql_with_options(sql, read_only())
-                .await
-                .map_err(|e| read_only_error(e, sql).unwrap_or_else(|e| sql_error(e, &tables)))?;
+            let df = self.dataframe(sql).await?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(|e| sql_error(e, &tables))?;
+            let batches = df.collect().await.map_err(table_error)?;
             Ok(QueryResult { schema, batches })
         })
     }
+
+    /// Plans `sql` under the read-only options, with our errors.
+    async fn dataframe(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
+        self.ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(|e| read_only_error(e, sql).unwrap_or_else(table_error))
+    }
+}
+
+/// A DataFusion error as ours, with the table names for "no such table" hints.
+fn table_error(e: DataFusionError) -> Error {
+    let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+    sql_error(e, &tables)
 }
 
 /// Replaces binary columns by `<N bytes>` (blobs are unreadable in a terminal and huge in

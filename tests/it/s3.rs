@@ -220,16 +220,22 @@ fn url(name: &str) -> String {
     format!("s3://{BUCKET}/{name}-{}", std::process::id())
 }
 
-/// `spatialsv args` with the server's admin credentials in the standard AWS variables.
-fn run_as(server: &S3Server, who: (&str, &str), args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spatialsv"))
-        .args(args)
+/// `spatialsv args` with `who`'s credentials and the server in the standard AWS variables.
+fn command_as(server: &S3Server, who: (&str, &str), args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spatialsv"));
+    c.args(args)
         .env("CI", "true")
         .env_remove("SPATIALSV_LOG")
         .env("AWS_ACCESS_KEY_ID", who.0)
         .env("AWS_SECRET_ACCESS_KEY", who.1)
         .env("AWS_ENDPOINT", &server.endpoint)
-        .env("AWS_REGION", "us-east-1")
+        .env("AWS_REGION", "us-east-1");
+    c
+}
+
+/// Runs [`command_as`] to its end.
+fn run_as(server: &S3Server, who: (&str, &str), args: &[&str]) -> Output {
+    command_as(server, who, args)
         .output()
         .expect("running spatialsv")
 }
@@ -420,12 +426,8 @@ fn a_writer_killed_mid_upload_leaves_the_dataset_at_its_last_version() {
     let video = repo().join("tests/fixtures/video/bikes.mp4");
     // Parts of 256 KiB: the frames file (about 3.7 MB) goes up in many parts; the process
     // aborts itself after the first.
-    let out = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
-        .args(["ingest", "video", video.to_str().unwrap(), "--dataset", &ds])
-        .env("CI", "true")
-        .env("AWS_ACCESS_KEY_ID", ADMIN.0)
-        .env("AWS_SECRET_ACCESS_KEY", ADMIN.1)
-        .env("AWS_ENDPOINT", &server.endpoint)
+    let args = ["ingest", "video", video.to_str().unwrap(), "--dataset", &ds];
+    let out = command_as(server, ADMIN, &args)
         .env("SPATIALSV_S3_PART_BYTES", "262144")
         .env("SPATIALSV_CRASH_AT", "mid-upload")
         .output()
@@ -489,18 +491,14 @@ fn a_lost_response_to_a_manifest_create_resolves_to_the_writer_that_won() {
     // Every manifest create lands but its response is "lost": the writer reads the manifest
     // back, finds its own commit id and carries on.
     let scene = scannet_scene(dir.path(), "scene0400_00");
-    let out = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
-        .args([
-            "ingest",
-            "scannet",
-            scene.to_str().unwrap(),
-            "--dataset",
-            &ds,
-        ])
-        .env("CI", "true")
-        .env("AWS_ACCESS_KEY_ID", ADMIN.0)
-        .env("AWS_SECRET_ACCESS_KEY", ADMIN.1)
-        .env("AWS_ENDPOINT", &server.endpoint)
+    let args = [
+        "ingest",
+        "scannet",
+        scene.to_str().unwrap(),
+        "--dataset",
+        &ds,
+    ];
+    let out = command_as(server, ADMIN, &args)
         .env("SPATIALSV_LOSE_RESPONSE", "_spatialsv/manifests/")
         .output()
         .unwrap();
@@ -616,21 +614,10 @@ fn four_k8s_indexed_workers_label_an_s3_dataset_like_one_local_process() {
             .map(|i| {
                 let ds = ds.clone();
                 sc.spawn(move || {
-                    Command::new(env!("CARGO_BIN_EXE_spatialsv"))
-                        .args([
-                            "label",
-                            "--dataset",
-                            &ds,
-                            "--teacher",
-                            &l.teacher,
-                            "--shard",
-                            "k8s/4",
-                        ])
-                        .env("CI", "true")
+                    let args = ["label", "--dataset", &ds, "--teacher", &l.teacher];
+                    command_as(server, ADMIN, &args)
+                        .args(["--shard", "k8s/4"])
                         .env("JOB_COMPLETION_INDEX", i.to_string())
-                        .env("AWS_ACCESS_KEY_ID", ADMIN.0)
-                        .env("AWS_SECRET_ACCESS_KEY", ADMIN.1)
-                        .env("AWS_ENDPOINT", &server.endpoint)
                         .output()
                         .unwrap()
                 })
@@ -819,12 +806,7 @@ impl Workers {
         let mut children = Vec::new();
         let mut urls = Vec::new();
         for _ in 0..n {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_spatialsv"))
-                .args(["worker", "--listen", "127.0.0.1:0"])
-                .env("CI", "true")
-                .env("AWS_ACCESS_KEY_ID", ADMIN.0)
-                .env("AWS_SECRET_ACCESS_KEY", ADMIN.1)
-                .env("AWS_ENDPOINT", &server.endpoint)
+            let mut child = command_as(server, ADMIN, &["worker", "--listen", "127.0.0.1:0"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
