@@ -356,3 +356,59 @@ fn a_writer_killed_mid_data_file_leaves_the_last_version() {
 fn a_writer_killed_before_the_manifest_leaves_the_last_version() {
     crash_at("before-manifest");
 }
+
+#[test]
+fn a_lost_race_rebases_disjoint_rows_and_restages_overlapping_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = Dataset::create(dir.path()).unwrap();
+    let a = frames(1, 1);
+    let b = frames(2, 1);
+    // Two commits from version 0 with different rows: the second loses, then rebases its
+    // files onto version 1 unchanged and publishes version 2.
+    let mut first = ds.begin("first").unwrap();
+    let mut second = ds.begin("second").unwrap();
+    first.append(Table::Frames, a.clone()).unwrap();
+    second.append(Table::Frames, b.clone()).unwrap();
+    first.commit().unwrap();
+    second.close_files().unwrap();
+    assert!(matches!(
+        second.publish(),
+        Err(Error::Conflict { version: 1 })
+    ));
+    let files_before = data_files(dir.path()).len();
+    assert!(second.rebase().unwrap());
+    let out = second.publish().unwrap();
+    assert_eq!(out.version, 2);
+    assert_eq!(
+        data_files(dir.path()).len(),
+        files_before,
+        "no file was rewritten"
+    );
+    let m = ds.manifest(2).unwrap();
+    assert_eq!(m.parent, Some(1));
+    assert_eq!(rows(&ds, Table::Frames), a.num_rows() + b.num_rows());
+    ds.check_files(&m).unwrap();
+
+    // The same rows offered by a commit that lost to them: no rebase; staged again, they
+    // add nothing.
+    let mut late = ds.begin("late").unwrap();
+    let mut winner = ds.begin("winner").unwrap();
+    let c = frames(3, 1);
+    late.append(Table::Frames, c.clone()).unwrap();
+    winner.append(Table::Frames, c.clone()).unwrap();
+    winner.commit().unwrap();
+    late.close_files().unwrap();
+    assert!(matches!(late.publish(), Err(Error::Conflict { .. })));
+    assert!(!late.rebase().unwrap());
+    drop(late);
+    let (_, again) = ds
+        .commit_retrying("late again", &WriteOptions::default(), |tx| {
+            tx.append(Table::Frames, c.clone())
+        })
+        .unwrap();
+    assert!(!again.published);
+    assert_eq!(
+        rows(&ds, Table::Frames),
+        a.num_rows() + b.num_rows() + c.num_rows()
+    );
+}

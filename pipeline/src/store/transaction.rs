@@ -39,6 +39,8 @@ impl Dataset {
             open: BTreeMap::new(),
             finished: Vec::new(),
             keys: HashMap::new(),
+            staged: HashMap::new(),
+            replacing: false,
             added: BTreeMap::new(),
         })
     }
@@ -59,21 +61,31 @@ impl Dataset {
         loop {
             let mut tx = self.begin_with(operation, options.clone())?;
             let staged = stage(&mut tx)?;
-            match tx.commit() {
-                Ok(outcome) => {
-                    tracing::info!(
-                        version = outcome.version,
-                        published = outcome.published,
-                        "committed"
-                    );
-                    return Ok((staged, outcome));
+            tx.close_files()?;
+            loop {
+                match tx.publish() {
+                    Ok(outcome) => {
+                        tracing::info!(
+                            version = outcome.version,
+                            published = outcome.published,
+                            "committed"
+                        );
+                        return Ok((staged, outcome));
+                    }
+                    Err(Error::Conflict { version }) if tries + 1 < COMMIT_TRIES => {
+                        tries += 1;
+                        std::thread::sleep(backoff(tries));
+                        // The winners' rows do not overlap ours: the same files go on top of
+                        // the new version (a manifest read, the winners' keys, one create).
+                        if tx.rebase()? {
+                            tracing::info!(version, tries, "lost a commit race; rebased");
+                            continue;
+                        }
+                        tracing::info!(version, tries, "lost a commit race; staging again");
+                        break;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(Error::Conflict { version }) if tries + 1 < COMMIT_TRIES => {
-                    tries += 1;
-                    tracing::info!(version, tries, "lost a commit race; staging again");
-                    std::thread::sleep(backoff(tries));
-                }
-                Err(e) => return Err(e),
             }
         }
     }
@@ -97,6 +109,8 @@ impl Dataset {
             open: BTreeMap::new(),
             finished: Vec::new(),
             keys: HashMap::new(),
+            staged: HashMap::new(),
+            replacing: true,
             added: BTreeMap::new(),
         }
     }
@@ -165,6 +179,10 @@ pub struct Transaction<'a> {
     open: BTreeMap<(Table, Vec<String>), PartWriter>,
     finished: Vec<(Table, DataFile)>,
     keys: HashMap<Table, HashSet<u128>>,
+    /// Keys of the rows this commit staged, by table (to rebase onto a winner's version).
+    staged: HashMap<Table, HashSet<u128>>,
+    /// A migration's commit (replaces files): never rebased.
+    replacing: bool,
     added: BTreeMap<Table, AddedStats>,
 }
 
@@ -220,7 +238,17 @@ impl Transaction<'_> {
         self.load_keys(table)?;
         let keys = row_keys(&batch, table)?;
         let set = self.keys.entry(table).or_default();
-        let keep: BooleanArray = keys.iter().map(|k| Some(set.insert(*k))).collect();
+        let staged = self.staged.entry(table).or_default();
+        let keep: BooleanArray = keys
+            .iter()
+            .map(|k| {
+                let new = set.insert(*k);
+                if new {
+                    staged.insert(*k);
+                }
+                Some(new)
+            })
+            .collect();
         let kept = keep.true_count();
         let stats = self.added.entry(table).or_default();
         stats.duplicates += (batch.num_rows() - kept) as u64;
@@ -344,11 +372,23 @@ impl Transaction<'_> {
     /// Finishes every data file and publishes the new version. When every offered row was
     /// already present nothing is published and the outcome says so.
     pub fn commit(mut self) -> Result<CommitOutcome> {
+        self.close_files()?;
+        self.publish()
+    }
+
+    /// Finishes every open data file.
+    pub(super) fn close_files(&mut self) -> Result<()> {
         let open = std::mem::take(&mut self.open);
         for ((table, _), w) in open {
             let f = self.close_file(table, w)?;
             self.finished.push((table, f));
         }
+        Ok(())
+    }
+
+    /// Publishes the finished files as the version after the base: [`Error::Conflict`] when
+    /// another writer took that version (the files stay, for [`Transaction::rebase`]).
+    pub(super) fn publish(&mut self) -> Result<CommitOutcome> {
         let mut added: BTreeMap<String, AddedStats> = self
             .added
             .iter()
@@ -414,6 +454,67 @@ impl Transaction<'_> {
             published: true,
             added,
         })
+    }
+
+    /// After a lost race: moves this commit's finished files on top of the newest version,
+    /// if the versions committed since its base only added files and none of their rows has
+    /// a key this commit staged. Returns false (nothing changed) otherwise, and then the
+    /// rows must be staged again.
+    pub(super) fn rebase(&mut self) -> Result<bool> {
+        if self.replacing || self.finished.is_empty() {
+            return Ok(false);
+        }
+        let latest = self.ds.latest()?;
+        let base_files: HashSet<&str> = self
+            .base
+            .tables
+            .values()
+            .flat_map(|t| t.files.iter().map(|f| f.path.as_str()))
+            .collect();
+        let latest_files: HashSet<&str> = latest
+            .tables
+            .values()
+            .flat_map(|t| t.files.iter().map(|f| f.path.as_str()))
+            .collect();
+        if !base_files.is_subset(&latest_files) {
+            return Ok(false);
+        }
+        for (table, ours) in &self.staged {
+            if ours.is_empty() {
+                continue;
+            }
+            let Some(files) = latest.tables.get(table.name()) else {
+                continue;
+            };
+            let new: Vec<DataFile> = files
+                .files
+                .iter()
+                .filter(|f| !base_files.contains(f.path.as_str()))
+                .cloned()
+                .collect();
+            if new.is_empty() {
+                continue;
+            }
+            let mut only_new = latest.clone();
+            only_new.tables = BTreeMap::from([(
+                table.name().to_string(),
+                crate::manifest::TableFiles { files: new },
+            )]);
+            for b in self
+                .ds
+                .read_table(&only_new, *table, Some(table.key_columns()))?
+            {
+                if row_keys(&b, *table)?.iter().any(|k| ours.contains(k)) {
+                    return Ok(false);
+                }
+            }
+        }
+        let target = latest.version + 1;
+        for (_, f) in &mut self.finished {
+            f.added_in = target;
+        }
+        self.base = latest;
+        Ok(true)
     }
 }
 
