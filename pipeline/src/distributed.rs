@@ -9,9 +9,8 @@
 //! dataset: the coordinator's plan names the manifest's files, so every worker reads exactly
 //! the committed version the coordinator opened.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
@@ -27,11 +26,10 @@ use crate::storage::client_for_bucket;
 use crate::udf;
 
 /// An object-store registry that builds an S3 client on first use of an `s3://bucket` URL
-/// (configured like every spatialsv S3 client), and otherwise behaves as DataFusion's.
+/// (configured like every spatialsv S3 client) and registers it; otherwise DataFusion's.
 #[derive(Debug, Default)]
 pub struct StorageRegistry {
     inner: DefaultObjectStoreRegistry,
-    made: RwLock<HashMap<String, Arc<dyn ObjectStore>>>,
 }
 
 impl ObjectStoreRegistry for StorageRegistry {
@@ -44,27 +42,22 @@ impl ObjectStoreRegistry for StorageRegistry {
     }
 
     fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
-        if url.scheme() != "s3" {
-            return self.inner.get_store(url);
+        match self.inner.get_store(url) {
+            Err(_) if url.scheme() == "s3" => {
+                let bucket = url.host_str().unwrap_or_default();
+                let store = client_for_bucket(bucket)
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                self.inner.register_store(url, store.clone());
+                Ok(store)
+            }
+            found => found,
         }
-        let bucket = url.host_str().unwrap_or_default().to_string();
-        if let Ok(store) = self.inner.get_store(url) {
-            return Ok(store);
-        }
-        if let Some(store) = self.made.read().ok().and_then(|m| m.get(&bucket).cloned()) {
-            return Ok(store);
-        }
-        let store =
-            client_for_bucket(&bucket).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        if let Ok(mut m) = self.made.write() {
-            m.insert(bucket, store.clone());
-        }
-        Ok(store)
     }
 }
 
-/// A runtime environment whose object stores come from [`StorageRegistry`].
-pub fn runtime_env() -> Result<Arc<RuntimeEnv>> {
+/// A worker's runtime environment: its object stores come from [`StorageRegistry`] (a
+/// coordinator registers the store of the dataset it opened instead).
+fn runtime_env() -> Result<Arc<RuntimeEnv>> {
     RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(StorageRegistry::default()))
         .build_arc()
@@ -138,7 +131,6 @@ pub fn coordinator_state(
     let mut builder = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
-        .with_runtime_env(runtime_env()?)
         .with_distributed_worker_resolver(StaticWorkers(cluster.workers.clone()))
         .with_distributed_planner();
     if let Some(n) = cluster.bytes_per_task {

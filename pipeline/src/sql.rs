@@ -154,7 +154,7 @@ impl SqlSession {
             opts.execution.collect_statistics = false;
         }
         let ctx = if cluster.workers.is_empty() {
-            SessionContext::new_with_config_rt(config, crate::distributed::runtime_env()?)
+            SessionContext::new_with_config(config)
         } else {
             SessionContext::new_with_state(crate::distributed::coordinator_state(config, cluster)?)
         };

@@ -1078,17 +1078,16 @@ fn sharded_ingests_split_the_scenes_and_together_equal_one_ingest() {
         "csv",
         "SELECT count(DISTINCT scene_id) AS n FROM frames",
     ]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spatialsv"))
-        .args([
-            "ingest",
-            "auto",
-            scans,
-            "--dataset",
-            sharded,
-            "--shard",
-            "k8s/2",
-        ])
-        .env("CI", "true")
+    let args = [
+        "ingest",
+        "auto",
+        scans,
+        "--dataset",
+        sharded,
+        "--shard",
+        "k8s/2",
+    ];
+    let out = super::command(&args)
         .env("JOB_COMPLETION_INDEX", "1")
         .output()
         .unwrap();

@@ -22,14 +22,17 @@ pub fn tiny() -> PathBuf {
     repo().join("tests/fixtures/tiny")
 }
 
-/// Runs the built `spatialsv` binary with `args`, with `CI` set so no progress is drawn.
+/// The built `spatialsv` binary with `args`, with `CI` set so no progress is drawn, for a
+/// test to add its environment to.
+pub fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spatialsv"));
+    c.args(args).env("CI", "true").env_remove("SPATIALSV_LOG");
+    c
+}
+
+/// Runs the built `spatialsv` binary with `args` (see [`command`]).
 pub fn spatialsv(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spatialsv"))
-        .args(args)
-        .env("CI", "true")
-        .env_remove("SPATIALSV_LOG")
-        .output()
-        .expect("running spatialsv")
+    command(args).output().expect("running spatialsv")
 }
 
 /// Stdout of a run, which must have succeeded.

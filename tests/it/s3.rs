@@ -222,11 +222,8 @@ fn url(name: &str) -> String {
 
 /// `spatialsv args` with `who`'s credentials and the server in the standard AWS variables.
 fn command_as(server: &S3Server, who: (&str, &str), args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_spatialsv"));
-    c.args(args)
-        .env("CI", "true")
-        .env_remove("SPATIALSV_LOG")
-        .env("AWS_ACCESS_KEY_ID", who.0)
+    let mut c = super::command(args);
+    c.env("AWS_ACCESS_KEY_ID", who.0)
         .env("AWS_SECRET_ACCESS_KEY", who.1)
         .env("AWS_ENDPOINT", &server.endpoint)
         .env("AWS_REGION", "us-east-1");

@@ -41,8 +41,9 @@ pub fn is_object_store_url(location: &Path) -> bool {
 }
 
 /// The storage behind a `--dataset` value: `s3://bucket/prefix` on S3-compatible object
-/// storage (checked to be reachable, with its bucket present and readable), anything else a
-/// local directory.
+/// storage, anything else a local directory. Nothing is contacted yet: the dataset's first
+/// read (the manifest listing) names a wrong endpoint, a missing bucket or denied
+/// credentials in one line.
 pub fn open_location(location: &Path) -> Result<Arc<dyn Storage>> {
     if !is_object_store_url(location) {
         return Ok(Arc::new(LocalStorage::new(location)?));
@@ -57,58 +58,7 @@ pub fn open_location(location: &Path) -> Result<Arc<dyn Storage>> {
              (any S3-compatible store) or a local path"
         )));
     }
-    let storage = S3Storage::new(url)?;
-    storage.check_access()?;
-    Ok(Arc::new(storage))
-}
-
-/// Test hooks of the object-store backend, compiled in only with the `failpoints` feature.
-mod failpoints {
-    /// Names a path fragment: a successful create of a matching path reports a lost
-    /// response (the server accepted, the client saw an error), to test how the commit
-    /// resolves it.
-    #[cfg(feature = "failpoints")]
-    pub const LOSE_RESPONSE_ENV: &str = "SPATIALSV_LOSE_RESPONSE";
-
-    #[cfg(feature = "failpoints")]
-    pub fn lose_response<T>(path: &str, res: object_store::Result<T>) -> object_store::Result<T> {
-        match (&res, std::env::var(LOSE_RESPONSE_ENV)) {
-            (Ok(_), Ok(frag)) if !frag.is_empty() && path.contains(&frag) => {
-                tracing::warn!(path, "{LOSE_RESPONSE_ENV}: reporting a lost response");
-                Err(object_store::Error::Generic {
-                    store: "S3",
-                    source: "simulated lost response (the server accepted the request)".into(),
-                })
-            }
-            _ => res,
-        }
-    }
-
-    /// Overrides the multipart part size, so a crash test can stop a small file's upload
-    /// between parts (the part-size minimum is only checked when an upload completes).
-    #[cfg(feature = "failpoints")]
-    pub const PART_BYTES_ENV: &str = "SPATIALSV_S3_PART_BYTES";
-
-    #[cfg(feature = "failpoints")]
-    pub fn part_bytes(default: usize) -> usize {
-        std::env::var(PART_BYTES_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or(default)
-    }
-
-    #[cfg(not(feature = "failpoints"))]
-    #[inline(always)]
-    pub fn part_bytes(default: usize) -> usize {
-        default
-    }
-
-    #[cfg(not(feature = "failpoints"))]
-    #[inline(always)]
-    pub fn lose_response<T>(_path: &str, res: object_store::Result<T>) -> object_store::Result<T> {
-        res
-    }
+    Ok(Arc::new(S3Storage::new(url)?))
 }
 
 /// A streaming upload: bytes written are invisible at the destination until [`finish`]
@@ -146,11 +96,6 @@ pub trait Storage: Debug + Send + Sync {
     /// files (query engines read those directly).
     fn sql_object_store(&self) -> Result<Option<(String, Arc<dyn ObjectStore>)>> {
         Ok(None)
-    }
-    /// Checks that the location can be reached and read (the endpoint answers, the bucket
-    /// exists, the credentials are accepted), with one clear error if not.
-    fn check_access(&self) -> Result<()> {
-        Ok(())
     }
 }
 

@@ -48,7 +48,7 @@ struct Inner {
     /// The prefix without leading or trailing slashes; may be empty.
     prefix: String,
     /// What the client was built from (secrets included: never printed).
-    config: Vec<(AmazonS3ConfigKey, String)>,
+    builder: AmazonS3Builder,
     store: Arc<dyn ObjectStore>,
     runtime: tokio::runtime::Runtime,
 }
@@ -82,21 +82,17 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
     Ok((bucket.to_string(), prefix))
 }
 
-/// The client configuration: the standard `AWS_*` environment variables, then the
-/// `--storage-option key=value` pairs (which win). Unknown keys are a user error naming the
-/// key (never its value).
-fn client_config(
+/// The client for `bucket`, not yet built: the standard `AWS_*` environment variables
+/// (`object_store`'s own `from_env`), then the `--storage-option key=value` pairs, which win.
+/// An unknown key is a user error naming the key, never its value. An `http://` endpoint (a
+/// local S3-compatible server) allows plain HTTP, as AWS's own tools do; the region defaults
+/// to `us-east-1`.
+fn client_builder(
+    bucket: &str,
     url: &str,
     options: &[(String, String)],
-) -> Result<Vec<(AmazonS3ConfigKey, String)>> {
-    let mut config: Vec<(AmazonS3ConfigKey, String)> = Vec::new();
-    for (key, value) in std::env::vars() {
-        if key.starts_with("AWS_")
-            && let Ok(k) = key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>()
-        {
-            config.push((k, value));
-        }
-    }
+) -> Result<AmazonS3Builder> {
+    let mut builder = AmazonS3Builder::from_env();
     for (key, value) in options {
         let k = key
             .to_ascii_lowercase()
@@ -108,41 +104,28 @@ fn client_config(
                  allow_http, virtual_hosted_style_request, ...)"
                 ))
             })?;
-        config.push((k, value.clone()));
+        builder = builder.with_config(k, value.clone());
     }
-    Ok(config)
-}
-
-fn build_store(
-    bucket: &str,
-    config: &[(AmazonS3ConfigKey, String)],
-    url: &str,
-) -> Result<Arc<dyn ObjectStore>> {
-    let mut builder = AmazonS3Builder::new();
-    for (k, v) in config {
-        builder = builder.with_config(*k, v.clone());
-    }
-    // A custom endpoint over plain HTTP (a local S3-compatible server) is allowed when the
-    // endpoint says so, as AWS's own tools do.
-    let http_endpoint = config.iter().any(|(k, v)| {
-        matches!(
-            k,
-            AmazonS3ConfigKey::Endpoint | AmazonS3ConfigKey::S3Endpoint
-        ) && v.starts_with("http://")
-    });
+    let http_endpoint = [AmazonS3ConfigKey::Endpoint, AmazonS3ConfigKey::S3Endpoint]
+        .iter()
+        .filter_map(|k| builder.get_config_value(k))
+        .any(|v| v.starts_with("http://"));
     if http_endpoint {
         builder = builder.with_allow_http(true);
     }
-    if !config.iter().any(|(k, _)| {
-        matches!(
-            k,
-            AmazonS3ConfigKey::Region | AmazonS3ConfigKey::DefaultRegion
-        )
-    }) {
+    if builder
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .is_none()
+    {
         builder = builder.with_region("us-east-1");
     }
+    Ok(builder.with_bucket_name(bucket))
+}
+
+/// A new client from `builder`.
+fn build_store(builder: &AmazonS3Builder, url: &str) -> Result<Arc<dyn ObjectStore>> {
     let store = builder
-        .with_bucket_name(bucket)
+        .clone()
         .build()
         .map_err(|e| Error::User(format!("{url}: {}", one_line(&e.to_string()))))?;
     Ok(Arc::new(store))
@@ -153,8 +136,7 @@ fn build_store(
 /// engines, which run it on theirs.
 pub fn client_for_bucket(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
     let url = format!("s3://{bucket}/");
-    let config = client_config(&url, storage_options())?;
-    build_store(bucket, &config, &url)
+    build_store(&client_builder(bucket, &url, storage_options())?, &url)
 }
 
 impl S3Storage {
@@ -168,8 +150,8 @@ impl S3Storage {
     /// `--storage-option`) instead of the process's options.
     pub fn with_options(url: &str, options: &[(String, String)]) -> Result<Self> {
         let (bucket, prefix) = parse_s3_url(url)?;
-        let config = client_config(url, options)?;
-        let store = build_store(&bucket, &config, url)?;
+        let builder = client_builder(&bucket, url, options)?;
+        let store = build_store(&builder, url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("spatialsv-s3")
@@ -186,7 +168,7 @@ impl S3Storage {
                 url: display,
                 bucket,
                 prefix,
-                config,
+                builder,
                 store,
                 runtime,
             }),
@@ -197,7 +179,7 @@ impl S3Storage {
     /// configuration, for a query engine: a client of its own, so that its connections
     /// belong to the engine's runtime.
     pub fn sql_client(&self) -> Result<(String, Arc<dyn ObjectStore>)> {
-        let store = build_store(&self.inner.bucket, &self.inner.config, &self.inner.url)?;
+        let store = build_store(&self.inner.builder, &self.inner.url)?;
         Ok((format!("s3://{}", self.inner.bucket), store))
     }
 
@@ -324,7 +306,7 @@ impl Storage for S3Storage {
                     .put_opts(&key2, payload, PutOptions::from(PutMode::Create))
                     .await
             })?;
-            let put = super::failpoints::lose_response(path, put);
+            let put = crate::store::lose_response(path, put);
             match put {
                 Ok(_) => return Ok(true),
                 Err(
@@ -369,7 +351,9 @@ impl Storage for S3Storage {
         let listed = self
             .inner
             .run(async move { store.list_with_delimiter(Some(&dir)).await })?
-            .map_err(|e| describe(&self.url_of(prefix), &e))?;
+            // Listing is how a dataset is first read: its errors (no bucket, denied, no
+            // endpoint) are about the dataset, named by its root.
+            .map_err(|e| describe(&self.inner.url, &e))?;
         let mut names: Vec<String> = listed
             .objects
             .iter()
@@ -394,7 +378,7 @@ impl Storage for S3Storage {
             buf: Vec::new(),
             upload: None,
             done: false,
-            part_bytes: super::failpoints::part_bytes(PART_BYTES),
+            part_bytes: crate::store::part_bytes(PART_BYTES),
         }))
     }
 
@@ -422,10 +406,12 @@ impl Storage for S3Storage {
     fn sql_object_store(&self) -> Result<Option<(String, Arc<dyn ObjectStore>)>> {
         self.sql_client().map(Some)
     }
+}
 
-    fn check_access(&self) -> Result<()> {
-        // One listing names a wrong endpoint, a missing bucket or denied credentials before
-        // any work starts.
+impl S3Storage {
+    /// Checks that the location can be reached and read (the endpoint answers, the bucket
+    /// exists, the credentials are accepted) with one listing, with one clear error if not.
+    pub fn check_access(&self) -> Result<()> {
         let store = self.inner.store.clone();
         let prefix = if self.inner.prefix.is_empty() {
             None
@@ -559,17 +545,18 @@ mod tests {
 
     #[test]
     fn the_debug_form_shows_the_url_and_no_secret() {
-        let config = vec![
-            (AmazonS3ConfigKey::AccessKeyId, "AKIDTEST".to_string()),
-            (AmazonS3ConfigKey::SecretAccessKey, "hunter2".to_string()),
-        ];
+        let builder = AmazonS3Builder::new()
+            .with_access_key_id("AKIDTEST")
+            .with_secret_access_key("hunter2")
+            .with_region("us-east-1")
+            .with_bucket_name("b");
         let s = S3Storage {
             inner: Arc::new(Inner {
                 url: "s3://b/p/".into(),
                 bucket: "b".into(),
                 prefix: "p".into(),
-                config: config.clone(),
-                store: build_store("b", &config, "s3://b/p/").unwrap(),
+                store: build_store(&builder, "s3://b/p/").unwrap(),
+                builder,
                 runtime: tokio::runtime::Builder::new_current_thread()
                     .build()
                     .unwrap(),

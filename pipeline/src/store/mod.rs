@@ -42,6 +42,7 @@ use std::sync::Arc;
 use spatialsv_schemas::SCHEMA_VERSION;
 
 pub use failpoints::{CRASH_ENV, crash_point};
+pub(crate) use failpoints::{lose_response, part_bytes};
 pub use transaction::{COMMIT_TRIES, CommitOutcome, Transaction};
 pub use writer::WriteOptions;
 
