@@ -10,11 +10,11 @@
 use std::time::Instant;
 
 use burn::tensor::{Distribution, Tensor};
+use spatialsv_ingest::synth::{SynthOptions, synthesize};
+use spatialsv_ingest::video::{VideoOptions, ingest_videos};
 use spatialsv_labeler::LabelConfig;
 use spatialsv_labeler::job::{Shard, label, load_teacher};
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::ingest::video::{VideoOptions, ingest_videos};
-use spatialsv_pipeline::synth::{SynthOptions, synthesize};
+use spatialsv_store::Dataset;
 use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::train::train;
 use spatialsv_trainer::{BACKEND_NAME, Backend, default_device};
@@ -39,9 +39,7 @@ fn main() {
     // The teacher: the default config, one step on the scan scene (weights are irrelevant).
     let scans = Dataset::create(dir.path().join("scans")).expect("dataset");
     {
-        use spatialsv_pipeline::ingest::{
-            IngestOptions, ScanFormat, SplitChoice, ingest_scans, list_scenes,
-        };
+        use spatialsv_ingest::{IngestOptions, ScanFormat, SplitChoice, ingest_scans, list_scenes};
         let io = IngestOptions {
             split: SplitChoice::Fixed(spatialsv_schemas::Split::Train),
             ..IngestOptions::default()

@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn configs_label_toml_lists_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/label.toml");
-        let parsed: LabelConfig = spatialsv_pipeline::load_toml(&path).unwrap();
+        let parsed: LabelConfig = spatialsv_store::load_toml(&path).unwrap();
         assert_eq!(parsed, LabelConfig::default());
         parsed.validate().unwrap();
     }
@@ -318,7 +318,7 @@ mod tests {
                 "{err}"
             );
         }
-        let err = spatialsv_pipeline::parse_toml::<LabelConfig>(
+        let err = spatialsv_store::parse_toml::<LabelConfig>(
             "[confidence]\nmode = \"median\"\n",
             "x.toml",
         )

@@ -12,7 +12,7 @@ pub type Result<T, E = LabelError> = std::result::Result<T, E>;
 pub enum LabelError {
     /// The dataset could not be read or refused a write.
     #[error(transparent)]
-    Pipeline(#[from] spatialsv_pipeline::Error),
+    Pipeline(#[from] spatialsv_store::Error),
     /// The teacher could not be loaded or run.
     #[error(transparent)]
     Train(#[from] TrainError),

@@ -7,7 +7,7 @@
 //! - [`cycle_errors`]: pose cycles around frame triplets must close.
 //! - [`accept`]: frame acceptance.
 
-use spatialsv_pipeline::geometry::{
+use spatialsv_store::geometry::{
     Intrinsics, Mat4, Rigid, invert_rigid, mul, transform_point, translation, vector_angle_deg,
 };
 
@@ -205,10 +205,10 @@ pub struct Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spatialsv_pipeline::geometry::IDENTITY;
+    use spatialsv_store::geometry::IDENTITY;
 
     fn pose(yaw_deg: f64, t: [f64; 3]) -> Mat4 {
-        spatialsv_pipeline::geometry::from_axis_angle_deg([0.0, 1.0, 0.0], yaw_deg, t)
+        spatialsv_store::geometry::from_axis_angle_deg([0.0, 1.0, 0.0], yaw_deg, t)
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use nalgebra::{Matrix3, Vector3};
 use rayon::prelude::*;
-use spatialsv_pipeline::geometry::{Rigid, rotation_angle_deg, vector_angle_deg};
+use spatialsv_store::geometry::{Rigid, rotation_angle_deg, vector_angle_deg};
 
 /// Teacher windows of `len` frames over `n` frames: for every gap in `gaps`, a window
 /// `[s, s + g, ..., s + (len - 1) g]` at every start `s` that fits. Gap 1 is always included,
@@ -383,7 +383,7 @@ pub fn fuse_poses(passes: &[PosePass], n: usize) -> FusedPoses {
 mod tests {
     use nalgebra::Rotation3;
     use proptest::prelude::*;
-    use spatialsv_pipeline::datagen::SplitMix64;
+    use spatialsv_store::datagen::SplitMix64;
 
     use super::*;
 

@@ -15,12 +15,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::Serialize;
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::geometry::{
+use spatialsv_schemas::Table;
+use spatialsv_store::Dataset;
+use spatialsv_store::geometry::{
     Mat4, invert_rigid, mul, parse_matrix4, relative_rotation_deg, translation, vector_angle_deg,
 };
-use spatialsv_pipeline::labels::{PseudoLabelRow, read_pseudo_labels, select_labelling};
-use spatialsv_schemas::Table;
+use spatialsv_store::labels::{PseudoLabelRow, read_pseudo_labels, select_labelling};
+use spatialsv_store::{Digest, Labelling, Selector};
 
 use crate::error::{LabelError, Result};
 
@@ -76,9 +77,9 @@ pub struct PoseScore {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LabelQuality {
     /// Teacher scored.
-    pub teacher_hash: String,
+    pub teacher_hash: Digest,
     /// Config scored.
-    pub config_hash: String,
+    pub config_hash: Digest,
     /// Frames with ground truth.
     pub frames: u64,
     /// Of those, accepted.
@@ -106,12 +107,20 @@ pub struct LabelQuality {
 }
 
 impl LabelQuality {
+    /// The labelling scored.
+    pub fn labelling(&self) -> Labelling {
+        Labelling {
+            teacher: self.teacher_hash.clone(),
+            config: self.config_hash.clone(),
+        }
+    }
+
     /// One line of summary: hashes, frames, acceptance and kept pixels.
     pub fn summary(&self) -> String {
         format!(
             "teacher {} config {}: {} frames, {} accepted ({:.1}%), {:.1}% of pixels kept",
-            &self.teacher_hash[..12.min(self.teacher_hash.len())],
-            &self.config_hash[..12.min(self.config_hash.len())],
+            self.teacher_hash.short(),
+            self.config_hash.short(),
             self.frames,
             self.frames_accepted,
             100.0 * self.acceptance_rate,
@@ -187,7 +196,7 @@ fn true_depth(t: &Truth, frame: i64, w: usize, h: usize) -> Result<Vec<f64>> {
     let bytes = std::fs::read(&path).map_err(|e| {
         LabelError::User(format!("cannot read ground truth {} ({e})", path.display()))
     })?;
-    let d = spatialsv_pipeline::media::decode_png16(&bytes)
+    let d = spatialsv_store::media::decode_png16(&bytes)
         .map_err(|e| LabelError::User(format!("{}: {e}", path.display())))?;
     Ok(d.resized_nearest(w, h)
         .into_iter()
@@ -197,17 +206,14 @@ fn true_depth(t: &Truth, frame: i64, w: usize, h: usize) -> Result<Vec<f64>> {
 
 /// Scores the pseudo-labels of `ds` against the ground truth under `groundtruth`
 /// (`groundtruth/<scene_id>/`); scenes without ground truth are skipped.
-pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<LabelQuality> {
+pub fn score(ds: &Dataset, groundtruth: &Path, selector: &Selector) -> Result<LabelQuality> {
     let m = ds.latest()?;
     let mut rows = Vec::new();
     for b in ds.read_table(&m, Table::PseudoLabels, None)? {
         rows.extend(read_pseudo_labels(&b)?);
     }
-    let (th, ch) = select_labelling(&rows, teacher.unwrap_or("latest"))?;
-    let rows: Vec<&PseudoLabelRow> = rows
-        .iter()
-        .filter(|r| r.teacher_hash == th && r.config_hash == ch)
-        .collect();
+    let chosen = select_labelling(&rows, selector)?;
+    let rows: Vec<&PseudoLabelRow> = rows.iter().filter(|r| r.labelling() == chosen).collect();
     let mut truths: HashMap<String, Option<Truth>> = HashMap::new();
     let (mut all, mut kept, mut removed) = (
         DepthSum::default(),
@@ -215,8 +221,8 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
         DepthSum::default(),
     );
     let mut q = LabelQuality {
-        teacher_hash: th.clone(),
-        config_hash: ch.clone(),
+        teacher_hash: chosen.teacher.clone(),
+        config_hash: chosen.config.clone(),
         ..LabelQuality::default()
     };
     // accepted, rejected, camera-consistent, inconsistent
@@ -316,9 +322,9 @@ pub fn score(ds: &Dataset, groundtruth: &Path, teacher: Option<&str>) -> Result<
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LabelComparison {
     /// The single-pass labelling (teacher, config).
-    pub single: (String, String),
+    pub single: Labelling,
     /// The fused labelling.
-    pub fused: (String, String),
+    pub fused: Labelling,
     /// Frames both labelled that have ground truth.
     pub frames: u64,
     /// Single pass, every pixel of every frame.
@@ -422,11 +428,11 @@ fn pair_errors(rows: &[&PseudoLabelRow], truths: &HashMap<String, Truth>, gap: i
 /// pass).
 pub fn labelling_by_config(
     ds: &Dataset,
-    teacher: &str,
+    teacher: &Digest,
     config_prefix: &str,
-) -> Result<(String, String)> {
+) -> Result<Labelling> {
     let m = ds.latest()?;
-    let mut found: Vec<(String, String)> = Vec::new();
+    let mut found: Vec<Labelling> = Vec::new();
     for b in ds.read_table(
         &m,
         Table::PseudoLabels,
@@ -436,19 +442,21 @@ pub fn labelling_by_config(
         let (t, c) = (cols.strings("teacher_hash")?, cols.strings("config_hash")?);
         for r in 0..b.num_rows() {
             if c.value(r).starts_with(config_prefix) {
-                found.push((t.value(r).to_string(), c.value(r).to_string()));
+                found.push(Labelling {
+                    teacher: Digest::from_stored(t.value(r)),
+                    config: Digest::from_stored(c.value(r)),
+                });
             }
         }
     }
     found.sort();
     found.dedup();
-    let own: Vec<&(String, String)> = found.iter().filter(|(t, _)| t == teacher).collect();
-    let pick: Vec<&(String, String)> = if own.is_empty() {
+    let own: Vec<&Labelling> = found.iter().filter(|l| &l.teacher == teacher).collect();
+    let pick: Vec<&Labelling> = if own.is_empty() {
         found.iter().collect()
     } else {
         own
     };
-    let short = |h: &str| h[..12.min(h.len())].to_string();
     match &pick[..] {
         [one] => Ok((*one).clone()),
         [] => Err(LabelError::User(format!(
@@ -457,7 +465,7 @@ pub fn labelling_by_config(
         many => Err(LabelError::User(format!(
             "config hash prefix '{config_prefix}' is ambiguous: {}",
             many.iter()
-                .map(|(t, c)| format!("teacher {} config {}", short(t), short(c)))
+                .map(|l| l.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
@@ -469,18 +477,16 @@ pub fn labelling_by_config(
 pub fn compare(
     ds: &Dataset,
     groundtruth: &Path,
-    single: (&str, &str),
-    fused: (&str, &str),
+    single: &Labelling,
+    fused: &Labelling,
 ) -> Result<LabelComparison> {
     let m = ds.latest()?;
     let mut rows = Vec::new();
     for b in ds.read_table(&m, Table::PseudoLabels, None)? {
         rows.extend(read_pseudo_labels(&b)?);
     }
-    let of = |sel: (&str, &str)| -> Vec<&PseudoLabelRow> {
-        rows.iter()
-            .filter(|r| r.teacher_hash == sel.0 && r.config_hash == sel.1)
-            .collect()
+    let of = |sel: &Labelling| -> Vec<&PseudoLabelRow> {
+        rows.iter().filter(|r| &r.labelling() == sel).collect()
     };
     let (a, b) = (of(single), of(fused));
     let b_by: HashMap<(&str, i64), &PseudoLabelRow> = b
@@ -498,8 +504,8 @@ pub fn compare(
     }
     let mut sums: [DepthSum; 5] = Default::default();
     let mut c = LabelComparison {
-        single: (single.0.into(), single.1.into()),
-        fused: (fused.0.into(), fused.1.into()),
+        single: single.clone(),
+        fused: fused.clone(),
         ..LabelComparison::default()
     };
     for ra in &a {
@@ -573,9 +579,9 @@ mod tests {
         assert!((sc.abs_rel - 0.55).abs() < 1e-12);
         assert!((sc.delta1 - 0.5).abs() < 1e-12);
         let yaw = |deg: f64, t: [f64; 3]| {
-            spatialsv_pipeline::geometry::from_axis_angle_deg([0.0, 1.0, 0.0], deg, t)
+            spatialsv_store::geometry::from_axis_angle_deg([0.0, 1.0, 0.0], deg, t)
         };
-        let identity = spatialsv_pipeline::geometry::IDENTITY;
+        let identity = spatialsv_store::geometry::IDENTITY;
         assert!((relative_rotation_deg(&identity, &yaw(30.0, [0.0; 3])) - 30.0).abs() < 1e-9);
         let d = direction_deg(&yaw(0.0, [1.0, 0.0, 0.0]), &yaw(0.0, [0.0, 0.0, 2.0])).unwrap();
         assert!((d - 90.0).abs() < 1e-9);

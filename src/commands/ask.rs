@@ -1,8 +1,9 @@
 //! `spatialsv ask`: ask a multimodal run a spatial question about views of a scene.
 
+use super::Context;
 use std::path::PathBuf;
 
-use spatialsv_pipeline::{Dataset, FrameStore};
+use spatialsv_store::FrameStore;
 use spatialsv_trainer::export::{colour_map, write_ply};
 use spatialsv_trainer::mllm::eval::ask;
 use spatialsv_trainer::mllm::load_mllm;
@@ -39,13 +40,13 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> CliResult {
-    let run = load_mllm(&args.checkpoint)?;
+pub fn run(args: Args, ctx: &Context) -> CliResult {
+    let run = load_mllm(&spatialsv_trainer::RunDir::new(&args.checkpoint))?;
     // Unknown words are refused before anything is read.
     run.tokenizer
         .encode(&args.question)
         .map_err(|w| CliError::from(spatialsv_trainer::mllm::data::unknown_words(&w)))?;
-    let ds = Dataset::open(&args.dataset)?;
+    let ds = ctx.open(&args.dataset)?;
     let m = ds.latest()?;
     let store = FrameStore::new(ds.clone(), &m, 16);
     let index = store.frame_index()?;

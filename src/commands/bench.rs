@@ -1,5 +1,6 @@
 //! `spatialsv bench`: the model's throughput on this machine's backend.
 
+use super::Context;
 use std::path::PathBuf;
 
 use spatialsv_trainer::Preset;
@@ -44,7 +45,7 @@ pub struct Args {
     json: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> CliResult {
+pub fn run(args: Args, _ctx: &Context) -> CliResult {
     if args.mllm {
         let r = spatialsv_trainer::mllm::bench::run(args.batch, args.frames, args.steps);
         for line in r.lines() {

@@ -5,14 +5,15 @@
 //! rerun skips finished ones (training resumes from its last checkpoint, labelling skips
 //! labelled clips), so an interrupted demo continues where it stopped.
 
+use super::Context;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use spatialsv_ingest::synth::SynthOptions;
 use spatialsv_labeler::LabelConfig;
 use spatialsv_labeler::quality::{LabelComparison, LabelQuality, compare, score};
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::synth::SynthOptions;
 use spatialsv_schemas::Split;
+use spatialsv_store::{Digest, Labelling, Selector};
 use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::eval::{EvalReport, evaluate};
 use spatialsv_trainer::experiment::{Recipe, budget};
@@ -127,7 +128,7 @@ pub(crate) const ARMS: [&str; 5] = [
 ];
 
 pub(crate) fn write_config(path: &Path, config: &TrainConfig) -> CliResult {
-    let text = spatialsv_pipeline::to_toml(config)?;
+    let text = spatialsv_store::to_toml(config)?;
     std::fs::write(path, text)
         .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))
 }
@@ -192,12 +193,12 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-pub fn run(args: Args) -> CliResult {
-    run_report(args).map(|_| ())
+pub fn run(args: Args, ctx: &Context) -> CliResult {
+    run_report(args, ctx).map(|_| ())
 }
 
 /// Runs the demo and returns what its report shows.
-pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
+pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> {
     let t0 = Instant::now();
     let out = args.out.clone();
     std::fs::create_dir_all(&out)
@@ -220,7 +221,7 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
     // The two labellings: the given (or default) config, one teacher pass per frame; and the
     // same config fused from many passes.
     let single_cfg: LabelConfig = match &args.label_config {
-        Some(p) => spatialsv_pipeline::load_toml(p)?,
+        Some(p) => spatialsv_store::load_toml(p)?,
         None => LabelConfig::default(),
     };
     let single_cfg = LabelConfig {
@@ -239,7 +240,7 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
     };
     let (single_path, fused_path) = (config_of("label_single"), config_of("label_fused"));
     for (path, cfg) in [(&single_path, &single_cfg), (&fused_path, &fused_cfg)] {
-        std::fs::write(path, spatialsv_pipeline::to_toml(cfg)?)
+        std::fs::write(path, spatialsv_store::to_toml(cfg)?)
             .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
     }
 
@@ -277,7 +278,9 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
             _ => (0, 0, 0),
         };
     }
-    r.step("synth", synth.command_line(), || synth::run(synth.clone()))?;
+    r.step("synth", synth.command_line(), || {
+        synth::run(synth.clone(), ctx)
+    })?;
     let mut ingests = vec![
         ingest::Args::new(
             Format::Scannet,
@@ -308,7 +311,7 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
             .map(CommandLine::command_line)
             .collect::<Vec<_>>()
             .join(" && "),
-        || ingests.iter().try_for_each(|a| ingest::run(a.clone())),
+        || ingests.iter().try_for_each(|a| ingest::run(a.clone(), ctx)),
     )?;
     let train_step = |r: &mut Runner, name: &str| -> CliResult {
         let dir = run_dir(name);
@@ -316,10 +319,10 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
             dataset: ds_dir.clone(),
             config: Some(config_of(name)),
             out: dir.clone(),
-            resume: spatialsv_trainer::latest_checkpoint(&dir).is_some(),
+            resume: spatialsv_trainer::RunDir::new(&dir).latest().is_some(),
         };
         r.step(&format!("train {name}"), a.command_line(), || {
-            train::run(a.clone())
+            train::run(a.clone(), ctx)
         })
     };
     train_step(&mut r, "teacher")?;
@@ -334,13 +337,13 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
             config: Some(path.clone()),
             shard: "0/1".into(),
         };
-        r.step(step, a.command_line(), || label::run(a.clone()))?;
+        r.step(step, a.command_line(), || label::run(a.clone(), ctx))?;
     }
     for name in ["student", "baseline", "baseline_labeled", "baseline_strong"] {
         train_step(&mut r, name)?;
     }
 
-    let ds = Dataset::open(&ds_dir)?;
+    let ds = ctx.open(&ds_dir)?;
     let evals: Vec<(String, EvalReport)> = r.always(
         "evaluate",
         format!(
@@ -362,9 +365,12 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
     )?;
     let gt = world.join("groundtruth");
     let teacher = spatialsv_labeler::job::load_teacher(&teacher_dir)?;
-    let hashes = |cfg: &LabelConfig| -> Result<(String, String), CliError> {
+    let hashes = |cfg: &LabelConfig| -> Result<Labelling, CliError> {
         let (_, _, h) = spatialsv_labeler::job::resolve_config(cfg, &teacher)?;
-        Ok((teacher.hash.clone(), h))
+        Ok(Labelling {
+            teacher: Digest::from_stored(teacher.hash.clone()),
+            config: Digest::from_stored(h),
+        })
     };
     let (single_id, fused_id) = (hashes(&single_cfg)?, hashes(&fused_cfg)?);
     let (quality, comparison): (LabelQuality, LabelComparison) = r.always(
@@ -373,19 +379,21 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
             "spatialsv eval --dataset {} --pseudo-labels --groundtruth {} --against {} --out {}/eval/labels",
             quote(&ds_dir),
             quote(&gt),
-            &single_id.1[..12],
+            single_id.config.short(),
             quote(&out)
         ),
         || {
-            let q = score(&ds, &gt, Some(&fused_id.0))?;
-            write_json(&out.join("eval").join("labels"), "pseudo_labels.json", &q)?;
-            super::eval::print_quality(&q)?;
-            let c = compare(
+            let q = score(
                 &ds,
                 &gt,
-                (&single_id.0, &single_id.1),
-                (&fused_id.0, &fused_id.1),
+                &Selector::Prefix {
+                    teacher: Some(fused_id.teacher.to_string()),
+                    config: None,
+                },
             )?;
+            write_json(&out.join("eval").join("labels"), "pseudo_labels.json", &q)?;
+            super::eval::print_quality(&q)?;
+            let c = compare(&ds, &gt, &single_id, &fused_id)?;
             write_json(&out.join("eval").join("labels"), "single_vs_fused.json", &c)?;
             super::eval::print_comparison(&c)?;
             Ok((q, c))
@@ -414,7 +422,11 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
             .map(CommandLine::command_line)
             .collect::<Vec<_>>()
             .join(" && "),
-        || export_args.iter().try_for_each(|a| export::run(a.clone())),
+        || {
+            export_args
+                .iter()
+                .try_for_each(|a| export::run(a.clone(), ctx))
+        },
     )?;
     // The SpatialSV regime: questions from the scans' geometry, then the multimodal model's
     // semi-supervised rows (quick) or the whole table (full), each scored on the test rooms.
@@ -434,7 +446,9 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
         seed: args.seed,
         views: 4,
     };
-    r.step("qa", qa_args.command_line(), || qa::run(qa_args.clone()))?;
+    r.step("qa", qa_args.command_line(), || {
+        qa::run(qa_args.clone(), ctx)
+    })?;
     let sv_base = super::study_mllm::base_config(
         args.seed,
         &super::study_mllm::Budget {
@@ -446,17 +460,17 @@ pub(crate) fn run_report(args: Args) -> Result<Report, CliError> {
     for row in &sv_rows {
         let cfg = row.config(&sv_base, &teacher_dir);
         let path = config_of(&format!("mllm_{}", row.name));
-        std::fs::write(&path, spatialsv_pipeline::to_toml(&cfg)?)
+        std::fs::write(&path, spatialsv_store::to_toml(&cfg)?)
             .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
         let dir = run_dir(row.name);
         let a = train::Args {
             dataset: ds_dir.clone(),
             config: Some(path),
             out: dir.clone(),
-            resume: spatialsv_trainer::latest_checkpoint(&dir).is_some(),
+            resume: spatialsv_trainer::RunDir::new(&dir).latest().is_some(),
         };
         r.step(&format!("train {}", row.name), a.command_line(), || {
-            train::run(a.clone())
+            train::run(a.clone(), ctx)
         })?;
     }
     let spatialsv = r.always(

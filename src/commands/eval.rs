@@ -1,9 +1,9 @@
 //! `spatialsv eval`: evaluate a checkpoint.
 
+use super::Context;
 use std::path::PathBuf;
 
 use spatialsv_labeler::quality::{LabelComparison, LabelQuality};
-use spatialsv_pipeline::Dataset;
 use spatialsv_schemas::Split;
 use spatialsv_trainer::eval::{EvalReport, Scores, evaluate};
 use spatialsv_trainer::mllm::eval::{FamilyScore, QaEvalReport};
@@ -184,8 +184,8 @@ pub fn print_qa(r: &QaEvalReport) -> CliResult {
 pub fn print_comparison(c: &LabelComparison) -> CliResult {
     out!(
         "config {} (single pass) against {} (fused), {} frames:",
-        &c.single.1[..12.min(c.single.1.len())],
-        &c.fused.1[..12.min(c.fused.1.len())],
+        c.single.config.short(),
+        c.fused.config.short(),
         c.frames
     );
     out!(
@@ -259,25 +259,29 @@ pub fn print_quality(q: &LabelQuality) -> CliResult {
     Ok(())
 }
 
-pub fn run(args: Args) -> CliResult {
-    let ds = Dataset::open(&args.dataset)?;
+pub fn run(args: Args, ctx: &Context) -> CliResult {
+    let ds = ctx.open(&args.dataset)?;
     if args.pseudo_labels {
         let gt = args.groundtruth.as_deref().ok_or_else(|| {
             CliError::User("--pseudo-labels needs --groundtruth WORLD/groundtruth".into())
         })?;
-        let q = spatialsv_labeler::quality::score(&ds, gt, args.teacher_hash.as_deref())?;
+        let q = spatialsv_labeler::quality::score(
+            &ds,
+            gt,
+            &args
+                .teacher_hash
+                .as_deref()
+                .unwrap_or("latest")
+                .parse()
+                .unwrap_or_default(),
+        )?;
         print_quality(&q)?;
         let path = write_json(&args.out, "pseudo_labels.json", &q)?;
         out!("wrote {}", path.display());
         if let Some(prefix) = &args.against {
             let single =
                 spatialsv_labeler::quality::labelling_by_config(&ds, &q.teacher_hash, prefix)?;
-            let c = spatialsv_labeler::quality::compare(
-                &ds,
-                gt,
-                (&single.0, &single.1),
-                (&q.teacher_hash, &q.config_hash),
-            )?;
+            let c = spatialsv_labeler::quality::compare(&ds, gt, &single, &q.labelling())?;
             print_comparison(&c)?;
             let path = write_json(&args.out, "single_vs_fused.json", &c)?;
             out!("wrote {}", path.display());

@@ -1,8 +1,8 @@
 //! `spatialsv export`: 3D exports of what a model believes.
 
+use super::Context;
 use std::path::PathBuf;
 
-use spatialsv_pipeline::Dataset;
 use spatialsv_trainer::export::export_scene;
 
 use super::{CliResult, CommandLine, quote};
@@ -44,8 +44,8 @@ impl CommandLine for Args {
     }
 }
 
-pub fn run(args: Args) -> CliResult {
-    let ds = Dataset::open(&args.dataset)?;
+pub fn run(args: Args, ctx: &Context) -> CliResult {
+    let ds = ctx.open(&args.dataset)?;
     let s = export_scene(&ds, &args.checkpoint, &args.scene, &args.out)?;
     out!(
         "exported {} frames of {}: pred.ply ({} points), gt.ply ({} points), frames/*.png, trajectory_{{gt,pred}}.txt in {}",

@@ -1,8 +1,8 @@
 //! `spatialsv export-mllm`: questions and 3D targets for PyTorch MLLM trainers.
 
+use super::Context;
 use std::path::PathBuf;
 
-use spatialsv_pipeline::Dataset;
 use spatialsv_trainer::mllm::export::{ExportOptions, Format, conversation_file, export};
 
 use super::{CliError, CliResult};
@@ -44,7 +44,7 @@ pub struct Args {
     pseudo_labels: String,
 }
 
-pub fn run(args: Args) -> CliResult {
+pub fn run(args: Args, ctx: &Context) -> CliResult {
     let format = match args.format.as_str() {
         "llava" => Format::Llava,
         "sharegpt" => Format::Sharegpt,
@@ -72,7 +72,7 @@ pub fn run(args: Args) -> CliResult {
         s.parse::<spatialsv_schemas::Split>()
             .map_err(|e| CliError::User(format!("--split: {e}")))?;
     }
-    let ds = Dataset::open(&args.dataset)?;
+    let ds = ctx.open(&args.dataset)?;
     let summary = export(
         &ds,
         &args.out,
@@ -80,7 +80,9 @@ pub fn run(args: Args) -> CliResult {
             format,
             splits: args.split.clone(),
             size,
-            spatial_only: args.spatial_only.map(|v| (v, args.pseudo_labels.clone())),
+            spatial_only: args
+                .spatial_only
+                .map(|v| (v, args.pseudo_labels.parse().unwrap_or_default())),
         },
     )?;
     out!(

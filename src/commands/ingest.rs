@@ -1,15 +1,16 @@
 //! `spatialsv ingest`: import scans and videos into a dataset.
 
+use super::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use spatialsv_labeler::job::Shard;
-use spatialsv_pipeline::ingest::video::{Sampling, VideoOptions, ingest_videos, video_files};
-use spatialsv_pipeline::ingest::{
+use spatialsv_ingest::video::{Sampling, VideoOptions, ingest_videos, video_files};
+use spatialsv_ingest::{
     IngestOptions, IngestReport, ScanFormat, SplitChoice, detect, ingest_scans, list_scenes,
 };
-use spatialsv_pipeline::{Dataset, WriteOptions};
+use spatialsv_labeler::job::Shard;
 use spatialsv_schemas::Split;
+use spatialsv_store::{Dataset, WriteOptions};
 
 use super::{CliError, CliResult, CommandLine, quote};
 
@@ -183,7 +184,7 @@ fn intrinsics(v: &[f64]) -> Result<[f64; 4], CliError> {
     Ok(k)
 }
 
-pub fn run(args: Args) -> CliResult {
+pub fn run(args: Args, ctx: &Context) -> CliResult {
     let split = split_choice(&args.split)?;
     if args.stride == Some(0) {
         return Err(CliError::User("--stride must be at least 1".into()));
@@ -216,13 +217,13 @@ pub fn run(args: Args) -> CliResult {
     let shard = Shard::resolve(&args.shard, |k| std::env::var(k).ok()).map_err(CliError::User)?;
 
     let write = match &args.store_config {
-        Some(p) => spatialsv_pipeline::load_toml::<WriteOptions>(p)?,
+        Some(p) => spatialsv_store::load_toml::<WriteOptions>(p)?,
         None => WriteOptions::default(),
     };
     if args.format == Format::Auto {
-        return run_auto(&args, split, intrinsics, write, shard);
+        return run_auto(ctx, &args, split, intrinsics, write, shard);
     }
-    let ds = Dataset::open_or_create(&args.dataset)?;
+    let ds = ctx.open_or_create(&args.dataset)?;
     let srcs: Vec<String> = args.src.iter().map(|p| p.display().to_string()).collect();
     let operation = format!("ingest {:?} {}", args.format, srcs.join(" ")).to_lowercase();
     let report = if args.format == Format::Video {
@@ -286,6 +287,7 @@ fn video_options(args: &Args, split: SplitChoice, write: WriteOptions) -> VideoO
 /// found and skipped, then ingests the scans and the videos; `--split auto` takes the split
 /// from `train` / `val` / `test` folders on the way.
 fn run_auto(
+    ctx: &Context,
     args: &Args,
     split: SplitChoice,
     intrinsics: Option<[f64; 4]>,
@@ -357,7 +359,7 @@ fn run_auto(
             srcs.join(", ")
         )));
     }
-    let ds = Dataset::open_or_create(&args.dataset)?;
+    let ds = ctx.open_or_create(&args.dataset)?;
     if scenes > 0 {
         let opts = scan_options(args, split, intrinsics, write.clone());
         let srcs: Vec<String> = args.src.iter().map(|p| p.display().to_string()).collect();

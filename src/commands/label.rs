@@ -1,11 +1,11 @@
 //! `spatialsv label`: pseudo-label unlabeled video with a teacher.
 
+use super::Context;
 use std::path::PathBuf;
 
 use spatialsv_labeler::LabelConfig;
 use spatialsv_labeler::external::{export_clips, import};
 use spatialsv_labeler::job::{Shard, label, load_teachers};
-use spatialsv_pipeline::Dataset;
 
 use super::{CliError, CliResult, CommandLine, quote};
 
@@ -122,22 +122,22 @@ impl CommandLine for Args {
     }
 }
 
-pub fn run(args: Args) -> CliResult {
+pub fn run(args: Args, ctx: &Context) -> CliResult {
     if let Some(e) = args.external {
-        return run_external(e);
+        return run_external(e, ctx);
     }
     let Some(dataset) = args.dataset else {
         return Err(CliError::User("--dataset is required".into()));
     };
     let shard = Shard::resolve(&args.shard, |k| std::env::var(k).ok()).map_err(CliError::User)?;
     let config: LabelConfig = match &args.config {
-        Some(p) => spatialsv_pipeline::load_toml(p)?,
+        Some(p) => spatialsv_store::load_toml(p)?,
         None => LabelConfig::default(),
     };
-    let ds = Dataset::open(&dataset)?;
+    let ds = ctx.open(&dataset)?;
     let teacher = load_teachers(&args.teacher)?;
     let t = std::time::Instant::now();
-    let bar = spatialsv_pipeline::bar(0, "frames");
+    let bar = spatialsv_store::bar(0, "frames");
     let report = label(&ds, &teacher, &config, shard, |p| {
         bar.set_length(p.frames_total as u64);
         bar.set_position(p.frames_done as u64);
@@ -149,8 +149,8 @@ pub fn run(args: Args) -> CliResult {
     let secs = t.elapsed().as_secs_f64();
     out!(
         "teacher {} config {}: shard {}/{} holds {} of {} clips; {} already labelled, {} labelled now",
-        &r.teacher_hash[..12],
-        &r.config_hash[..12],
+        spatialsv_store::hash::short(&r.teacher_hash),
+        spatialsv_store::hash::short(&r.config_hash),
         shard.index,
         shard.count,
         r.clips_in_shard,
@@ -169,7 +169,7 @@ pub fn run(args: Args) -> CliResult {
     Ok(())
 }
 
-fn run_external(e: External) -> CliResult {
+fn run_external(e: External, ctx: &Context) -> CliResult {
     match e {
         External::ExportClips {
             dataset,
@@ -178,8 +178,8 @@ fn run_external(e: External) -> CliResult {
         } => {
             let shard =
                 Shard::resolve(&shard, |k| std::env::var(k).ok()).map_err(CliError::User)?;
-            let ds = Dataset::open(&dataset)?;
-            let bar = spatialsv_pipeline::bar(0, "frames");
+            let ds = ctx.open(&dataset)?;
+            let bar = spatialsv_store::bar(0, "frames");
             let r = export_clips(&ds, &out, shard, |p| {
                 bar.set_length(p.frames_total as u64);
                 bar.set_position(p.frames_done as u64);
@@ -208,11 +208,11 @@ fn run_external(e: External) -> CliResult {
             config,
         } => {
             let config: LabelConfig = match &config {
-                Some(p) => spatialsv_pipeline::load_toml(p)?,
+                Some(p) => spatialsv_store::load_toml(p)?,
                 None => LabelConfig::default(),
             };
-            let ds = Dataset::open(&dataset)?;
-            let bar = spatialsv_pipeline::bar(0, "frames");
+            let ds = ctx.open(&dataset)?;
+            let bar = spatialsv_store::bar(0, "frames");
             let r = import(&ds, &from, &teacher_name, &config, |p| {
                 bar.set_length(p.frames_total as u64);
                 bar.set_position(p.frames_done as u64);
@@ -224,8 +224,8 @@ fn run_external(e: External) -> CliResult {
             }
             out!(
                 "teacher {teacher_name} ({}) config {}: {} clips in the export, {} without a file, {} already imported, {} imported now ({} frames, {} accepted), {} bad files; versions {:?}",
-                &r.teacher_hash[..12],
-                &r.config_hash[..12],
+                spatialsv_store::hash::short(&r.teacher_hash),
+                spatialsv_store::hash::short(&r.config_hash),
                 r.clips_total,
                 r.clips_without_file,
                 r.clips_skipped,

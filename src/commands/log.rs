@@ -1,8 +1,9 @@
 //! `spatialsv log`: the version history of a dataset.
 
+use super::Context;
 use std::path::PathBuf;
 
-use spatialsv_pipeline::{Dataset, Manifest};
+use spatialsv_store::Manifest;
 
 use super::CliResult;
 
@@ -59,8 +60,8 @@ fn totals(m: &Manifest) -> String {
     }
 }
 
-pub fn run(args: Args) -> CliResult {
-    let ds = Dataset::open(&args.dataset)?;
+pub fn run(args: Args, ctx: &Context) -> CliResult {
+    let ds = ctx.open(&args.dataset)?;
     let history = ds.history()?;
     if args.json {
         let json = serde_json::to_string_pretty(&history).map_err(anyhow::Error::from)?;

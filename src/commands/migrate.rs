@@ -1,8 +1,7 @@
 //! `spatialsv migrate`: upgrades a dataset to this build's table schema version.
 
+use super::Context;
 use std::path::PathBuf;
-
-use spatialsv_pipeline::Dataset;
 
 use super::CliResult;
 
@@ -23,8 +22,8 @@ pub struct Args {
     dataset: PathBuf,
 }
 
-pub fn run(args: Args) -> CliResult {
-    let ds = Dataset::open(&args.dataset)?;
+pub fn run(args: Args, ctx: &Context) -> CliResult {
+    let ds = ctx.open(&args.dataset)?;
     let out = ds.migrate()?;
     if out.rewritten.is_empty() {
         out!(

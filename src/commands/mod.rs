@@ -151,7 +151,7 @@ macro_rules! user_or_other {
 }
 
 user_or_other!(
-    spatialsv_pipeline::Error,
+    spatialsv_store::Error,
     spatialsv_trainer::TrainError,
     spatialsv_labeler::LabelError,
 );
@@ -191,26 +191,55 @@ fn parse_storage_option(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// What every command takes from the global flags: the object-store options of
+/// `--storage-option`, given to each dataset it opens (the libraries keep no process-wide
+/// settings).
+#[derive(Debug, Default)]
+pub struct Context {
+    /// `--storage-option KEY=VALUE` pairs.
+    pub storage: spatialsv_store::StorageOptions,
+}
+
+impl Context {
+    /// Opens the dataset at `path` (a directory or `s3://...`) with this command's options.
+    pub fn open(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<spatialsv_store::Dataset, spatialsv_store::Error> {
+        spatialsv_store::Dataset::open_with(path, &self.storage)
+    }
+
+    /// Opens the dataset at `path`, creating an empty one if there is none.
+    pub fn open_or_create(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<spatialsv_store::Dataset, spatialsv_store::Error> {
+        spatialsv_store::Dataset::open_or_create_with(path, &self.storage)
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> CliResult {
-    spatialsv_pipeline::set_storage_options(cli.storage_options);
+    let ctx = &Context {
+        storage: spatialsv_store::StorageOptions::new(cli.storage_options),
+    };
     match cli.command {
-        Command::Synth(a) => synth::run(a),
-        Command::Ingest(a) => ingest::run(a),
-        Command::Sql(a) => sql::run(a),
-        Command::Worker(a) => sql::run_worker(a),
-        Command::Log(a) => log::run(a),
-        Command::Migrate(a) => migrate::run(a),
-        Command::Qa(a) => qa::run(a),
-        Command::Train(a) => train::run(a),
-        Command::Label(a) => label::run(a),
-        Command::Serve(a) => serve::run(a),
-        Command::Eval(a) => eval::run(a),
-        Command::Ask(a) => ask::run(a),
-        Command::Export(a) => export::run(a),
-        Command::ExportMllm(a) => export_mllm::run(a),
-        Command::Demo(a) => demo::run(a),
-        Command::Study(a) => study::run(a),
-        Command::Bench(a) => bench::run(a),
+        Command::Synth(a) => synth::run(a, ctx),
+        Command::Ingest(a) => ingest::run(a, ctx),
+        Command::Sql(a) => sql::run(a, ctx),
+        Command::Worker(a) => sql::run_worker(a, ctx),
+        Command::Log(a) => log::run(a, ctx),
+        Command::Migrate(a) => migrate::run(a, ctx),
+        Command::Qa(a) => qa::run(a, ctx),
+        Command::Train(a) => train::run(a, ctx),
+        Command::Label(a) => label::run(a, ctx),
+        Command::Serve(a) => serve::run(a, ctx),
+        Command::Eval(a) => eval::run(a, ctx),
+        Command::Ask(a) => ask::run(a, ctx),
+        Command::Export(a) => export::run(a, ctx),
+        Command::ExportMllm(a) => export_mllm::run(a, ctx),
+        Command::Demo(a) => demo::run(a, ctx),
+        Command::Study(a) => study::run(a, ctx),
+        Command::Bench(a) => bench::run(a, ctx),
     }
 }

@@ -1,9 +1,9 @@
 //! `spatialsv qa`: spatial questions from a dataset's 3D data.
 
+use super::Context;
 use std::path::PathBuf;
 
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::qa::{Family, QaOptions, generate};
+use spatialsv_qa::{Family, QaOptions, generate};
 
 use super::{CliError, CliResult, CommandLine, quote};
 
@@ -60,14 +60,14 @@ impl CommandLine for Args {
     }
 }
 
-pub fn run(args: Args) -> CliResult {
+pub fn run(args: Args, ctx: &Context) -> CliResult {
     let families = args
         .families
         .iter()
         .map(|f| f.trim().parse::<Family>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::User)?;
-    let ds = Dataset::open(&args.dataset)?;
+    let ds = ctx.open(&args.dataset)?;
     let opts = QaOptions {
         per_clip: args.per_clip,
         families,

@@ -7,6 +7,7 @@
 //! the npm registry, `src/web/vendor/three/`, MIT) are embedded in the binary: nothing is
 //! fetched from the internet.
 
+use super::Context;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -19,10 +20,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use spatialsv_pipeline::geometry::{Intrinsics, transform_point};
-use spatialsv_pipeline::labels::{PseudoLabelRow, read_pseudo_labels};
-use spatialsv_pipeline::{Dataset, FrameStore, OutputFormat, SqlSession, render};
 use spatialsv_schemas::Table;
+use spatialsv_sql::{OutputFormat, SqlSession, render};
+use spatialsv_store::geometry::{Intrinsics, transform_point};
+use spatialsv_store::labels::{PseudoLabelRow, read_pseudo_labels};
+use spatialsv_store::{Dataset, FrameStore};
 
 use super::{CliError, CliResult};
 
@@ -124,8 +126,8 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
-pub fn run(args: Args) -> CliResult {
-    let ds = Dataset::open(&args.dataset)?;
+pub fn run(args: Args, ctx: &Context) -> CliResult {
+    let ds = ctx.open(&args.dataset)?;
     // Open the session now so a broken dataset is one line before anything listens.
     let session = SqlSession::open(&ds, None)?;
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
@@ -327,7 +329,7 @@ impl Worker {
         &mut self,
         scene: &str,
         idx: i64,
-    ) -> Result<Result<(Arc<FrameStore>, spatialsv_pipeline::FrameRef), Answer>, CliError> {
+    ) -> Result<Result<(Arc<FrameStore>, spatialsv_store::FrameRef), Answer>, CliError> {
         let store = self.store()?;
         let found = store.frame_index()?.get(&(scene.to_string(), idx)).copied();
         Ok(match found {
@@ -417,7 +419,7 @@ impl Worker {
                             "px_removed_confidence": r.px_removed_confidence,
                             "px_removed_geometric": r.px_removed_geometric,
                             "px_kept": kept,
-                            "teacher": &r.teacher_hash[..12.min(r.teacher_hash.len())],
+                            "teacher": spatialsv_store::hash::short(&r.teacher_hash),
                         })
                     })
                     .collect();
@@ -448,7 +450,7 @@ impl Worker {
                 let Some((png, scale, _)) = raw.depth else {
                     return Ok(not_found(format!("frame {idx} of {scene} has no depth")));
                 };
-                let d = spatialsv_pipeline::media::decode_png16(&png).map_err(CliError::User)?;
+                let d = spatialsv_store::media::decode_png16(&png).map_err(CliError::User)?;
                 let metres: Vec<f32> = d.values.iter().map(|v| (f64::from(*v) * scale) as f32).collect();
                 Answer::Bytes("image/png", colourise(&metres, d.width, d.height, None)?)
             }
@@ -509,7 +511,7 @@ impl Worker {
             let Some((png, scale, dk)) = &raw.depth else {
                 continue;
             };
-            let d = spatialsv_pipeline::media::decode_png16(png).map_err(CliError::User)?;
+            let d = spatialsv_store::media::decode_png16(png).map_err(CliError::User)?;
             let img = image::load_from_memory(&raw.image)
                 .map_err(|e| CliError::User(format!("frame {}: {e}", f.frame_idx)))?
                 .to_rgb8();

@@ -1,9 +1,10 @@
 //! `spatialsv sql`: query a dataset with SQL (DataFusion).
 
+use super::Context;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use spatialsv_pipeline::{Dataset, OutputFormat, SqlSession, render};
+use spatialsv_sql::{OutputFormat, SqlSession, render};
 
 use super::{CliError, CliResult};
 
@@ -89,10 +90,10 @@ fn describe_tables(session: &SqlSession, format: OutputFormat) -> Result<(), Cli
     )
 }
 
-pub fn run(args: Args) -> CliResult {
-    let ds = Dataset::open(&args.dataset)?;
-    let cluster = spatialsv_pipeline::distributed::Cluster {
-        workers: spatialsv_pipeline::distributed::parse_workers(&args.workers)?,
+pub fn run(args: Args, ctx: &Context) -> CliResult {
+    let ds = ctx.open(&args.dataset)?;
+    let cluster = spatialsv_sql::distributed::Cluster {
+        workers: spatialsv_sql::distributed::parse_workers(&args.workers)?,
         bytes_per_task: args.bytes_per_task,
     };
     let session = SqlSession::open_on(&ds, args.version, &cluster)?;
@@ -208,7 +209,7 @@ pub struct WorkerArgs {
     listen: std::net::SocketAddr,
 }
 
-pub fn run_worker(args: WorkerArgs) -> CliResult {
-    spatialsv_pipeline::distributed::serve_worker(args.listen)?;
+pub fn run_worker(args: WorkerArgs, ctx: &Context) -> CliResult {
+    spatialsv_sql::distributed::serve_worker(args.listen, &ctx.storage)?;
     Ok(())
 }

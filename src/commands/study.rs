@@ -1,6 +1,7 @@
 //! `spatialsv study`: an experiment repeated over training seeds on one fixed world, with
 //! paired differences and intervals.
 
+use super::Context;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -154,16 +155,17 @@ const ABLATIONS: [&str; 3] = [
 /// Trains and evaluates the ablated students of one finished seed in `dir` (resumable: a
 /// finished run is only evaluated).
 fn ablations(
+    ctx: &Context,
     dir: &std::path::Path,
     report: &crate::report::Report,
 ) -> Result<Vec<(String, spatialsv_trainer::eval::EvalReport)>, CliError> {
     let ds_dir = dir.join("ds");
     let student: spatialsv_trainer::TrainConfig =
-        spatialsv_pipeline::load_toml(&dir.join("configs/student.toml"))?;
+        spatialsv_store::load_toml(&dir.join("configs/student.toml"))?;
     let single = report
         .comparison
         .as_ref()
-        .map(|c| c.single.1.clone())
+        .map(|c| c.single.config.to_string())
         .ok_or_else(|| CliError::User("the seed has no single-pass labelling".into()))?;
     let variants = [
         (
@@ -191,21 +193,24 @@ fn ablations(
             },
         ),
     ];
-    let ds = spatialsv_pipeline::Dataset::open(&ds_dir)?;
+    let ds = ctx.open(&ds_dir)?;
     let mut out = Vec::new();
     for (name, cfg) in variants {
         let config = dir.join("configs").join(format!("{name}.toml"));
         super::demo::write_config(&config, &cfg)?;
         let run = dir.join("runs").join(name);
-        let finished = spatialsv_trainer::checkpoint::finished(&run, cfg.steps);
+        let finished = spatialsv_trainer::RunDir::new(&run).finished(cfg.steps);
         out!("== ablation {name}");
         if !finished {
-            super::train::run(super::train::Args {
-                dataset: ds_dir.clone(),
-                config: Some(config),
-                out: run.clone(),
-                resume: spatialsv_trainer::latest_checkpoint(&run).is_some(),
-            })?;
+            super::train::run(
+                super::train::Args {
+                    dataset: ds_dir.clone(),
+                    config: Some(config),
+                    out: run.clone(),
+                    resume: spatialsv_trainer::RunDir::new(&run).latest().is_some(),
+                },
+                ctx,
+            )?;
         }
         let e = spatialsv_trainer::eval::evaluate(&ds, &run, spatialsv_schemas::Split::Test)?;
         write_json(&dir.join("eval").join(name), "eval.json", &e)?;
@@ -214,22 +219,25 @@ fn ablations(
     Ok(out)
 }
 
-pub fn run(args: Args) -> CliResult {
+pub fn run(args: Args, ctx: &Context) -> CliResult {
     if args.seeds.is_empty() {
         return Err(CliError::User("--seeds: give at least one seed".into()));
     }
     if let Kind::Spatialsv = args.kind {
-        return super::study_mllm::run(&super::study_mllm::Plan {
-            seeds: args.seeds.clone(),
-            quick: args.quick,
-            all_rows: args.all_rows || !args.quick,
-            rows: args.rows.clone(),
-            out: args.out.clone(),
-            max_questions: args.max_questions,
-            steps: args.steps,
-            batch: args.batch,
-            pilot: args.pilot.clone(),
-        });
+        return super::study_mllm::run(
+            ctx,
+            &super::study_mllm::Plan {
+                seeds: args.seeds.clone(),
+                quick: args.quick,
+                all_rows: args.all_rows || !args.quick,
+                rows: args.rows.clone(),
+                out: args.out.clone(),
+                max_questions: args.max_questions,
+                steps: args.steps,
+                batch: args.batch,
+                pilot: args.pilot.clone(),
+            },
+        );
     }
     std::fs::create_dir_all(&args.out).map_err(|e| {
         CliError::User(format!("cannot create --out ({e}): {}", args.out.display()))
@@ -246,19 +254,21 @@ pub fn run(args: Args) -> CliResult {
             args.world_seed
         );
         let dir = args.out.join(format!("seed-{seed}"));
-        let report = run_report(super::demo::Args::for_study(
-            args.quick,
-            *seed,
-            args.world_seed,
-            dir,
-        ))?;
+        let report = run_report(
+            super::demo::Args::for_study(args.quick, *seed, args.world_seed, dir),
+            ctx,
+        )?;
         minutes.push(report.seconds / 60.0);
         if let Some(c) = &report.comparison {
             label_ratio.push(c.kept_ratio());
         }
         let mut evals = report.evals.clone();
         if args.ablations {
-            evals.extend(ablations(&args.out.join(format!("seed-{seed}")), &report)?);
+            evals.extend(ablations(
+                ctx,
+                &args.out.join(format!("seed-{seed}")),
+                &report,
+            )?);
         }
         let mut per = Vec::new();
         for (arm, e) in &evals {

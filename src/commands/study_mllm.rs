@@ -4,13 +4,13 @@
 //! each scored on the held-out rooms' questions; then means and spreads over seeds and paired
 //! differences with a bootstrap interval over the test questions.
 
+use super::Context;
 use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::datagen::SplitMix64;
 use spatialsv_schemas::Split;
+use spatialsv_store::datagen::SplitMix64;
 use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::mllm::eval::{QaEvalReport, evaluate_qa};
 use spatialsv_trainer::mllm::{MllmConfig, SpatialOnly, Target3d};
@@ -273,7 +273,7 @@ fn paired(
 ) -> (f64, (f64, f64), Vec<f64>) {
     let is_numeric = |family: &str| {
         family
-            .parse::<spatialsv_pipeline::qa::Family>()
+            .parse::<spatialsv_qa::Family>()
             .is_ok_and(|f| f.numeric())
     };
     let diffs: Vec<Vec<f64>> = a
@@ -323,7 +323,7 @@ fn io(e: impl std::fmt::Display) -> CliError {
 
 /// Prepares one seed's world, dataset, questions, teacher and pseudo-labels in `dir`
 /// (each step skipped when its output is there).
-fn prepare(dir: &Path, seed: u64, b: &Budget) -> CliResult {
+fn prepare(ctx: &Context, dir: &Path, seed: u64, b: &Budget) -> CliResult {
     let world = dir.join("world");
     let ds = dir.join("ds");
     let done = |name: &str| dir.join(".done").join(name).exists();
@@ -345,7 +345,7 @@ fn prepare(dir: &Path, seed: u64, b: &Budget) -> CliResult {
             resolution: "160x120".into(),
         };
         out!("   $ {}", a.command_line());
-        synth::run(a)?;
+        synth::run(a, ctx)?;
         mark("synth")?;
     }
     if !done("ingest") {
@@ -365,7 +365,7 @@ fn prepare(dir: &Path, seed: u64, b: &Budget) -> CliResult {
             ingest::Args::new(Format::Video, world.join("videos"), ds.clone(), "train"),
         ] {
             out!("   $ {}", a.command_line());
-            ingest::run(a)?;
+            ingest::run(a, ctx)?;
         }
         mark("ingest")?;
     }
@@ -378,7 +378,7 @@ fn prepare(dir: &Path, seed: u64, b: &Budget) -> CliResult {
             views: 4,
         };
         out!("   $ {}", a.command_line());
-        qa::run(a)?;
+        qa::run(a, ctx)?;
         mark("qa")?;
     }
     let teacher = dir.join("runs/teacher");
@@ -396,10 +396,10 @@ fn prepare(dir: &Path, seed: u64, b: &Budget) -> CliResult {
             dataset: ds.clone(),
             config: Some(path),
             out: teacher.clone(),
-            resume: spatialsv_trainer::latest_checkpoint(&teacher).is_some(),
+            resume: spatialsv_trainer::RunDir::new(&teacher).latest().is_some(),
         };
         out!("   $ {}", a.command_line());
-        train::run(a)?;
+        train::run(a, ctx)?;
         mark("teacher")?;
     }
     // Fused labels: whole video segments in one frame, so clips of 4 views exist (a single
@@ -414,7 +414,7 @@ fn prepare(dir: &Path, seed: u64, b: &Budget) -> CliResult {
             ..cfg
         };
         let path = dir.join("label_fused.toml");
-        std::fs::write(&path, spatialsv_pipeline::to_toml(&cfg)?).map_err(io)?;
+        std::fs::write(&path, spatialsv_store::to_toml(&cfg)?).map_err(io)?;
         let a = label::Args {
             external: None,
             dataset: Some(ds.clone()),
@@ -423,28 +423,33 @@ fn prepare(dir: &Path, seed: u64, b: &Budget) -> CliResult {
             shard: "0/1".into(),
         };
         out!("   $ {}", a.command_line());
-        label::run(a)?;
+        label::run(a, ctx)?;
         mark("label_fused")?;
     }
     Ok(())
 }
 
 /// Trains and evaluates one row of one seed (a finished one is only read back).
-fn run_row(dir: &Path, row: &Row, cfg: &MllmConfig) -> Result<QaEvalReport, CliError> {
+fn run_row(
+    ctx: &Context,
+    dir: &Path,
+    row: &Row,
+    cfg: &MllmConfig,
+) -> Result<QaEvalReport, CliError> {
     let eval_path = dir.join("eval").join(row.name).join("qa_eval.json");
     let run = dir.join("runs").join(row.name);
-    let ds = Dataset::open(dir.join("ds"))?;
-    if !spatialsv_trainer::checkpoint::finished(&run, cfg.steps) {
+    let ds = ctx.open(dir.join("ds"))?;
+    if !spatialsv_trainer::RunDir::new(&run).finished(cfg.steps) {
         let path = dir.join(format!("{}.toml", row.name));
-        std::fs::write(&path, spatialsv_pipeline::to_toml(cfg)?).map_err(io)?;
+        std::fs::write(&path, spatialsv_store::to_toml(cfg)?).map_err(io)?;
         let a = train::Args {
             dataset: dir.join("ds"),
             config: Some(path),
             out: run.clone(),
-            resume: spatialsv_trainer::latest_checkpoint(&run).is_some(),
+            resume: spatialsv_trainer::RunDir::new(&run).latest().is_some(),
         };
         out!("   $ {}", a.command_line());
-        train::run(a)?;
+        train::run(a, ctx)?;
     }
     if let Ok(text) = std::fs::read_to_string(&eval_path)
         && let Ok(r) = serde_json::from_str::<QaEvalReport>(&text)
@@ -516,7 +521,7 @@ pub fn select_rows(all_rows: bool, names: &[String]) -> Result<Vec<Row>, CliErro
 }
 
 /// Runs the study.
-pub fn run(plan: &Plan) -> CliResult {
+pub fn run(ctx: &Context, plan: &Plan) -> CliResult {
     let (seeds, quick, out, max_questions) = (
         &plan.seeds,
         plan.quick,
@@ -536,7 +541,7 @@ pub fn run(plan: &Plan) -> CliResult {
     std::fs::create_dir_all(out)
         .map_err(|e| CliError::User(format!("cannot create --out ({e}): {}", out.display())))?;
     if !plan.pilot.is_empty() {
-        return run_pilot(seeds[0], &b, out, &plan.pilot);
+        return run_pilot(ctx, seeds[0], &b, out, &plan.pilot);
     }
     let mut reports: Vec<Vec<QaEvalReport>> = Vec::new();
     let mut minutes = Vec::new();
@@ -549,17 +554,17 @@ pub fn run(plan: &Plan) -> CliResult {
             i + 1,
             seeds.len()
         );
-        prepare(&dir, *seed, &b)?;
+        prepare(ctx, &dir, *seed, &b)?;
         let teacher = dir.join("runs/teacher");
         let mut per_row = Vec::new();
         for row in &rows {
             out!("== seed {seed}: {} ({})", row.name, row.what);
             let mut cfg = base_config(*seed, &b, max_questions);
             (row.modify)(&mut cfg, &teacher);
-            per_row.push(run_row(&dir, row, &cfg)?);
+            per_row.push(run_row(ctx, &dir, row, &cfg)?);
         }
         if i == 0 {
-            let ds = Dataset::open(dir.join("ds"))?;
+            let ds = ctx.open(dir.join("ds"))?;
             let m = ds.latest()?;
             train_questions =
                 spatialsv_trainer::mllm::data::read_qa(&ds, &m, Some(Split::Train))?.len();
@@ -785,10 +790,10 @@ fn document(s: &StudyOut, reports: &[Vec<QaEvalReport>], rows: &[Row], out: &Pat
 }
 
 /// The QA set size pilot: text only and text + 3D at each size on one seed's world.
-fn run_pilot(seed: u64, b: &Budget, out: &Path, sizes: &[usize]) -> CliResult {
+fn run_pilot(ctx: &Context, seed: u64, b: &Budget, out: &Path, sizes: &[usize]) -> CliResult {
     let dir = out.join(format!("seed-{seed}"));
     out!("== pilot on seed {seed}: world, questions, teacher, labels");
-    prepare(&dir, seed, b)?;
+    prepare(ctx, &dir, seed, b)?;
     let all = rows(false);
     let mut table = Vec::new();
     for &n in sizes {
@@ -804,7 +809,7 @@ fn run_pilot(seed: u64, b: &Budget, out: &Path, sizes: &[usize]) -> CliResult {
                 modify: row.modify,
             };
             out!("== pilot: {} with at most {n} questions", name);
-            let r = run_row(&dir, &pilot_row, &cfg)?;
+            let r = run_row(ctx, &dir, &pilot_row, &cfg)?;
             table.push((
                 n,
                 name,

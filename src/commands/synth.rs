@@ -1,8 +1,9 @@
 //! `spatialsv synth`: render the synthetic world (labeled scans + unlabeled videos).
 
+use super::Context;
 use std::path::PathBuf;
 
-use spatialsv_pipeline::synth::{SynthOptions, synthesize};
+use spatialsv_ingest::synth::{SynthOptions, synthesize};
 
 use super::{CliError, CliResult, CommandLine, quote};
 
@@ -85,7 +86,7 @@ impl CommandLine for Args {
     }
 }
 
-pub fn run(args: Args) -> CliResult {
+pub fn run(args: Args, _ctx: &Context) -> CliResult {
     let (w, h) = args
         .resolution
         .split_once('x')

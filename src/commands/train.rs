@@ -1,8 +1,8 @@
 //! `spatialsv train`: train the SpatialSV model.
 
+use super::Context;
 use std::path::PathBuf;
 
-use spatialsv_pipeline::Dataset;
 use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::mllm::MllmConfig;
 use spatialsv_trainer::mllm::train::train_mllm;
@@ -56,10 +56,10 @@ impl CommandLine for Args {
 }
 
 /// Trains the multimodal model (a config with `kind = "mllm"`).
-fn run_mllm(args: &Args, text: &str, path: &std::path::Path) -> CliResult {
-    let config: MllmConfig = spatialsv_pipeline::parse_toml(text, &path.display().to_string())?;
-    let ds = Dataset::open(&args.dataset)?;
-    let bar = spatialsv_pipeline::bar(config.steps as u64, "steps");
+fn run_mllm(ctx: &Context, args: &Args, text: &str, path: &std::path::Path) -> CliResult {
+    let config: MllmConfig = spatialsv_store::parse_toml(text, &path.display().to_string())?;
+    let ds = ctx.open(&args.dataset)?;
+    let bar = spatialsv_store::bar(config.steps as u64, "steps");
     let t = std::time::Instant::now();
     let mut last = None;
     let mut plan = None;
@@ -108,21 +108,21 @@ fn run_mllm(args: &Args, text: &str, path: &std::path::Path) -> CliResult {
     Ok(())
 }
 
-pub fn run(args: Args) -> CliResult {
+pub fn run(args: Args, ctx: &Context) -> CliResult {
     if let Some(p) = &args.config {
         let text = std::fs::read_to_string(p).map_err(|e| {
             CliError::User(format!("cannot read the config ({e}): {}", p.display()))
         })?;
         if MllmConfig::is_mllm_toml(&text) {
-            return run_mllm(&args, &text, p);
+            return run_mllm(ctx, &args, &text, p);
         }
     }
     let config: TrainConfig = match &args.config {
-        Some(p) => spatialsv_pipeline::load_toml(p)?,
+        Some(p) => spatialsv_store::load_toml(p)?,
         None => TrainConfig::default(),
     };
-    let ds = Dataset::open(&args.dataset)?;
-    let bar = spatialsv_pipeline::bar(config.steps as u64, "steps");
+    let ds = ctx.open(&args.dataset)?;
+    let bar = spatialsv_store::bar(config.steps as u64, "steps");
     let t = std::time::Instant::now();
     let clips_per_step = config.batch_size as f64;
     let mut last = None;

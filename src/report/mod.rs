@@ -323,8 +323,8 @@ fn build(r: &Report) -> Result<Document, CliError> {
         d.heading(2, "Go/no-go: fused labels against one teacher pass");
         d.paragraph(format!(
             "The same teacher labelled the unlabeled videos twice: one pass per frame (config {}) and fused from many passes (config {}: windows at every start and each gap, flipped copies, scale-aligned median, spread as confidence, pose-graph cameras). {} frames, median-scaled per frame against the hidden ground truth (transductive: these are the training videos). On the pixels the fused labels keep, fused AbsRel is {:.2}x the single pass's (the go/no-go asks for at most 0.85x).",
-            &c.single.1[..12.min(c.single.1.len())],
-            &c.fused.1[..12.min(c.fused.1.len())],
+            c.single.config.short(),
+            c.fused.config.short(),
             c.frames,
             c.kept_ratio()
         ));

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use spatialsv_pipeline::Dataset;
 use spatialsv_schemas::{Columns, Table};
+use spatialsv_store::Dataset;
 
 /// (step, value) of `name` in a run's metrics, in step order.
 pub fn curve(run: &Path, name: &str) -> Vec<(f64, f64)> {

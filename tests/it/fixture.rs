@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::datagen::{GenSpec, build_fixture, generate};
 use spatialsv_schemas::{Columns, Table};
+use spatialsv_store::Dataset;
+use spatialsv_store::datagen::{GenSpec, build_fixture, generate};
 
 use super::tiny;
 

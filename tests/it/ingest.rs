@@ -8,15 +8,13 @@ use std::sync::OnceLock;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type};
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::geometry::transform_point;
-use spatialsv_pipeline::ingest::video::{Sampling, VideoOptions, ingest_videos};
-use spatialsv_pipeline::ingest::{
-    IngestOptions, ScanFormat, SplitChoice, ingest_scans, list_scenes,
-};
-use spatialsv_pipeline::media::decode_png16;
-use spatialsv_pipeline::synth::{SynthOptions, scan_geometry, synthesize};
+use spatialsv_ingest::synth::{SynthOptions, scan_geometry, synthesize};
+use spatialsv_ingest::video::{Sampling, VideoOptions, ingest_videos};
+use spatialsv_ingest::{IngestOptions, ScanFormat, SplitChoice, ingest_scans, list_scenes};
 use spatialsv_schemas::{Split, Table};
+use spatialsv_store::Dataset;
+use spatialsv_store::geometry::transform_point;
+use spatialsv_store::media::decode_png16;
 
 use super::{copy_dir, fails, ok, repo, shared_dir};
 

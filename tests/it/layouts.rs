@@ -14,17 +14,17 @@ use std::sync::Once;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type};
 use image::{ImageBuffer, Rgb};
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::datagen::SplitMix64;
-use spatialsv_pipeline::geometry::{
-    Mat4, format_matrix4, invert_rigid, opengl_to_opencv, quat_wxyz_from_rotation, rotation,
-};
-use spatialsv_pipeline::ingest::{
+use spatialsv_ingest::synth::world::{Room, View, render, trajectory};
+use spatialsv_ingest::{
     IngestOptions, IngestReport, ScanFormat, SplitChoice, ingest_scans, list_scenes,
 };
-use spatialsv_pipeline::media::{DepthImage, decode_png16, encode_png16};
-use spatialsv_pipeline::synth::world::{Room, View, render, trajectory};
 use spatialsv_schemas::{Columns, Split, Table};
+use spatialsv_store::Dataset;
+use spatialsv_store::datagen::SplitMix64;
+use spatialsv_store::geometry::{
+    Mat4, format_matrix4, invert_rigid, opengl_to_opencv, quat_wxyz_from_rotation, rotation,
+};
+use spatialsv_store::media::{DepthImage, decode_png16, encode_png16};
 
 use super::repo;
 

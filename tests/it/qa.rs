@@ -6,8 +6,8 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
-use spatialsv_pipeline::Dataset;
 use spatialsv_schemas::{Columns, Table};
+use spatialsv_store::Dataset;
 
 use super::{fails, ok, repo};
 

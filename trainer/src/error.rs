@@ -13,7 +13,7 @@ pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 pub enum TrainError {
     /// The dataset could not be read (missing, corrupt) or refused a write.
     #[error(transparent)]
-    Pipeline(#[from] spatialsv_pipeline::Error),
+    Pipeline(#[from] spatialsv_store::Error),
     /// The user's input does not allow the work: a bad config value, a selection that is
     /// empty, a split without labeled frames.
     #[error("{0}")]

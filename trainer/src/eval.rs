@@ -17,18 +17,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use burn::tensor::{Tensor, TensorData};
-use nalgebra::{Matrix3, Vector3};
+use nalgebra::Vector3;
 use serde::Serialize;
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::geometry::{Rigid, invert_rigid, mul};
 use spatialsv_schemas::Split;
+use spatialsv_store::Dataset;
+use spatialsv_store::geometry::{Rigid, invert_rigid, mul};
 
-use crate::backend::{Backend as B, default_device};
-use crate::checkpoint::load_inference_model;
 use crate::config::TrainConfig;
 use crate::data::{Augment, FrameRef, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
+use crate::infer::{Shape, camera_of_view};
 use crate::metrics::{DepthAlignment, chamfer, depth_metrics, pose_metrics, umeyama};
 
 /// Scores of one scene (or of all scenes), averaged over its clips. Depth and point metrics
@@ -204,83 +202,6 @@ pub struct EvalReport {
     pub skipped: BTreeMap<String, String>,
 }
 
-/// Camera of one view from its ray map: the centre is the mean ray origin; rotation and focal
-/// length (principal point at the image centre, square pixels) are fitted so that
-/// `R [u - cx, v - cy, f] / norm` matches the ray directions (Kabsch for R, a 1-D search
-/// for f). Returns (camera-to-first-camera pose, focal length in pixels).
-pub fn pose_from_rays(
-    origins: &[Vector3<f64>],
-    dirs: &[Vector3<f64>],
-    pixels: &[(f64, f64)],
-    w: usize,
-    h: usize,
-) -> (Rigid, f64) {
-    let n = origins.len().max(1) as f64;
-    let centre = origins.iter().sum::<Vector3<f64>>() / n;
-    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
-    let fit = |f: f64| -> (Matrix3<f64>, f64) {
-        let mut cov = Matrix3::zeros();
-        let qs: Vec<Vector3<f64>> = pixels
-            .iter()
-            .map(|(u, v)| Vector3::new(u - cx, v - cy, f).normalize())
-            .collect();
-        for (q, d) in qs.iter().zip(dirs) {
-            cov += d * q.transpose();
-        }
-        let svd = cov.svd(true, true);
-        let (Some(u), Some(vt)) = (svd.u, svd.v_t) else {
-            return (Matrix3::identity(), f64::INFINITY);
-        };
-        let mut s = Matrix3::identity();
-        if (u * vt).determinant() < 0.0 {
-            s[(2, 2)] = -1.0;
-        }
-        let r = u * s * vt;
-        let err: f64 = qs
-            .iter()
-            .zip(dirs)
-            .map(|(q, d)| (r * q - d).norm_squared())
-            .sum();
-        (r, err)
-    };
-    // Golden-section search of the focal length between 0.2 and 5 image widths.
-    let (mut a, mut b) = ((0.2 * w as f64).ln(), (5.0 * w as f64).ln());
-    let g = 0.618_033_988_75;
-    for _ in 0..40 {
-        let (x1, x2) = (b - g * (b - a), a + g * (b - a));
-        if fit(x1.exp()).1 < fit(x2.exp()).1 {
-            b = x2;
-        } else {
-            a = x1;
-        }
-    }
-    let f = (0.5 * (a + b)).exp();
-    (
-        Rigid {
-            rotation: fit(f).0,
-            translation: centre,
-        },
-        f,
-    )
-}
-
-/// The camera of view `k` of a predicted ray map `rays` (`[v, 6, h, w]`, flattened), fitted
-/// on every `step`-th pixel in x and y (see [`pose_from_rays`]).
-pub fn camera_of_view(rays: &[f32], k: usize, h: usize, w: usize, step: usize) -> (Rigid, f64) {
-    let hw = h * w;
-    let (mut origins, mut dirs, mut pixels) = (Vec::new(), Vec::new(), Vec::new());
-    for y in (0..h).step_by(step.max(1)) {
-        for x in (0..w).step_by(step.max(1)) {
-            let i = y * w + x;
-            let at = |c: usize| f64::from(rays[(k * 6 + c) * hw + i]);
-            origins.push(Vector3::new(at(0), at(1), at(2)));
-            dirs.push(Vector3::new(at(3), at(4), at(5)).normalize());
-            pixels.push((x as f64 + 0.5, y as f64 + 0.5));
-        }
-    }
-    pose_from_rays(&origins, &dirs, &pixels, w, h)
-}
-
 /// Corresponding (predicted, true) points of every pixel with valid true depth, from point
 /// maps `[v, 3, h, w]` (flattened) and depth `[v, h, w]`.
 pub fn corresponding_points(
@@ -308,7 +229,7 @@ pub(crate) fn relative_poses(store: &FrameStore, clip: &[FrameRef]) -> Result<Ve
         .map(|f| {
             store
                 .load(f)
-                .map(|r| r.pose.unwrap_or(spatialsv_pipeline::geometry::IDENTITY))
+                .map(|r| r.pose.unwrap_or(spatialsv_store::geometry::IDENTITY))
         })
         .collect::<Result<_, _>>()?;
     let first = invert_rigid(&raw[0]);
@@ -390,18 +311,15 @@ pub struct BaselineStats {
     pub dataset_version: u64,
 }
 
-/// Name of the baseline statistics file in a run directory.
-pub const BASELINE_FILE: &str = "baseline.json";
-
 /// The training median depth for the baselines: the run's own (`baseline.json`, written by
 /// `train`), else measured on `ds`'s train split (runs trained before the file existed).
 fn baseline_median(
-    run_dir: &Path,
+    run: &crate::run::RunDir,
     store: &FrameStore,
     ds: &Dataset,
     cfg: &TrainConfig,
 ) -> Result<f32> {
-    let path = run_dir.join(BASELINE_FILE);
+    let path = run.baseline_path();
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let stats: BaselineStats = serde_json::from_str(&text)
@@ -460,8 +378,8 @@ pub fn clips_of<T>(frames: &[T], v: usize) -> Vec<&[T]> {
 
 /// Evaluates the run in `run_dir` on `split` of `dataset`.
 pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalReport> {
-    let (model, _) = load_inference_model(run_dir)?;
-    let cfg: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
+    let run = crate::infer::SpatialRun::load(run_dir)?;
+    let cfg = &run.config;
     let manifest = dataset.latest()?;
     let store = FrameStore::new(dataset.clone(), &manifest, cfg.cache_row_groups);
     let scenes = store.labeled_scenes(&manifest, split)?;
@@ -471,9 +389,8 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
             dataset.location()
         )));
     }
-    let train_median = baseline_median(run_dir, &store, dataset, &cfg)?;
+    let train_median = baseline_median(&run.dir, &store, dataset, cfg)?;
     let (v, h, w) = (cfg.clip_len, cfg.image_height, cfg.image_width);
-    let device = default_device();
     let mut report = EvalReport {
         split: split.to_string(),
         ..EvalReport::default()
@@ -484,14 +401,8 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
         for clip in clips_of(frames, v) {
             let n = clip.len();
             let s = load_clip(&store, clip, w, h, Augment::NONE, 0)?;
-            let images = Tensor::<B, 5>::from_data(
-                TensorData::new(s.images.clone(), [1, n, 3, h, w]),
-                &device,
-            );
-            let p = model.forward(images);
-            let to_vec = |t: Tensor<B, 4>| t.into_data().to_vec::<f32>().unwrap_or_default();
-            let to_vec5 = |t: Tensor<B, 5>| t.into_data().to_vec::<f32>().unwrap_or_default();
-            let (pd, pr, pp) = (to_vec(p.depth), to_vec5(p.rays), to_vec5(p.points));
+            let p = run.predict(s.images.clone(), Shape { n: 1, v: n, h, w }, true)?;
+            let (pd, pr, pp) = (p.depth, p.rays, p.points.unwrap_or_default());
             let gt_poses = relative_poses(&store, clip)?;
             if let Some(sc) = score_clip(
                 &pd,
@@ -536,8 +447,6 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
 
 #[cfg(test)]
 mod tests {
-    use nalgebra::Rotation3;
-
     use super::*;
 
     #[test]
@@ -577,26 +486,5 @@ mod tests {
         assert!((all.abs_rel - 0.7 / 3.0).abs() < 1e-12);
         assert!((all.auc30.unwrap() - 0.7).abs() < 1e-12);
         assert_eq!(all.not_measured, None);
-    }
-
-    #[test]
-    fn cameras_come_back_from_ray_maps() {
-        let (w, h, f) = (40usize, 30usize, 35.0);
-        let r = Rotation3::from_euler_angles(0.1, -0.3, 0.2).into_inner();
-        let c = Vector3::new(0.5, -0.2, 1.0);
-        let (mut origins, mut dirs, mut pixels) = (Vec::new(), Vec::new(), Vec::new());
-        for y in (0..h).step_by(3) {
-            for x in (0..w).step_by(3) {
-                let (u, v) = (x as f64 + 0.5, y as f64 + 0.5);
-                pixels.push((u, v));
-                origins.push(c);
-                dirs.push(r * Vector3::new(u - 20.0, v - 15.0, f).normalize());
-            }
-        }
-        let (cam, ff) = pose_from_rays(&origins, &dirs, &pixels, w, h);
-        let (rr, cc) = (cam.rotation, cam.translation);
-        assert!((rr - r).norm() < 1e-6, "{rr}");
-        assert!((cc - c).norm() < 1e-12);
-        assert!((ff - f).abs() < 1e-3, "{ff}");
     }
 }

@@ -14,19 +14,16 @@
 use std::io::Write;
 use std::path::Path;
 
-use burn::tensor::{Tensor, TensorData};
 use image::{ImageBuffer, Rgb};
 use nalgebra::Vector3;
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::geometry::Rigid;
 use spatialsv_schemas::Split;
+use spatialsv_store::Dataset;
+use spatialsv_store::geometry::Rigid;
 
-use crate::backend::{Backend as B, default_device};
-use crate::checkpoint::load_inference_model;
-use crate::config::TrainConfig;
 use crate::data::{Augment, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
-use crate::eval::{camera_of_view, clips_of, corresponding_points};
+use crate::eval::{clips_of, corresponding_points};
+use crate::infer::{Shape, camera_of_view};
 use crate::metrics::umeyama;
 
 /// What an export wrote.
@@ -85,8 +82,8 @@ pub fn export_scene(
     scene: &str,
     out: &Path,
 ) -> Result<ExportSummary> {
-    let (model, _) = load_inference_model(run_dir)?;
-    let cfg: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
+    let run = crate::infer::SpatialRun::load(run_dir)?;
+    let (model, cfg) = (&run.model, &run.config);
     let manifest = dataset.latest()?;
     let store = FrameStore::new(dataset.clone(), &manifest, cfg.cache_row_groups);
     let mut frames = None;
@@ -105,25 +102,19 @@ pub fn export_scene(
     std::fs::create_dir_all(out.join("frames"))
         .map_err(TrainError::io("creating the export directory", out))?;
     let hw = h * w;
-    let device = default_device();
     let (mut pred_pts, mut gt_pts) = (Vec::new(), Vec::new());
     let (mut traj_gt, mut traj_pred) = (String::new(), String::new());
     let mut summary = ExportSummary::default();
     for clip in clips_of(&frames, v) {
         let v = clip.len();
         let s = load_clip(&store, clip, w, h, Augment::NONE, 0)?;
-        let p = model.forward(Tensor::<B, 5>::from_data(
-            TensorData::new(s.images.clone(), [1, v, 3, h, w]),
-            &device,
-        ));
-        let pd = p.depth.into_data().to_vec::<f32>().unwrap_or_default();
-        let pc = p.depth_conf.into_data().to_vec::<f32>().unwrap_or_default();
-        let pp = p.points.into_data().to_vec::<f32>().unwrap_or_default();
-        let pr = p.rays.into_data().to_vec::<f32>().unwrap_or_default();
+        let p = crate::infer::predict(model, s.images.clone(), Shape { n: 1, v, h, w }, true)?;
+        let (pd, pc, pr) = (p.depth, p.conf, p.rays);
+        let pp = p.points.unwrap_or_default();
         let first_pose = store
             .load(&clip[0])?
             .pose
-            .unwrap_or(spatialsv_pipeline::geometry::IDENTITY);
+            .unwrap_or(spatialsv_store::geometry::IDENTITY);
         let world_from_first = Rigid::from_row_major(&first_pose);
         let (r0, t0) = (world_from_first.rotation, world_from_first.translation);
         // Sim(3) from predicted to true points of this clip (first-camera frame).
@@ -152,7 +143,7 @@ pub fn export_scene(
                 &store
                     .load(f)?
                     .pose
-                    .unwrap_or(spatialsv_pipeline::geometry::IDENTITY),
+                    .unwrap_or(spatialsv_store::geometry::IDENTITY),
             );
             traj_gt.push_str(&tum_line(t_s, &world_from_camera));
             // The predicted camera (first-camera frame, predicted units), through the clip's

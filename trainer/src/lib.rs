@@ -6,8 +6,11 @@
 //!   trimming of pseudo-labels' largest losses.
 //! - [`data`]: burn `Dataset`/`Batcher` over the store; [`pseudo`]: pseudo-labelled clips,
 //!   strong perturbations, CutMix.
-//! - [`config`]: the training config; [`checkpoint`]: atomic checkpoints and loading a run.
+//! - [`config`]: the training config; [`run`]: the run directory, the scaffold every
+//!   training loop shares (claim, resume, seeds, optimiser, metrics, checkpoints).
 //! - [`train`]: `spatialsv train` (supervised or semi-supervised); [`training`]: one step.
+//! - [`infer`]: the inference seam (load a run, prepare images, predict, cameras from rays)
+//!   that evaluation, export and the labeller use.
 //! - [`metrics`], [`eval`]: `spatialsv eval`; [`export`]: PLY, PNG and trajectory exports.
 //! - [`experiment`]: the semi-supervised recipe the demo runs (teacher, student, baselines).
 //! - [`mllm`]: the small multimodal model in the SpatialSV regime (text + 3D losses).
@@ -18,7 +21,6 @@
 
 mod backend;
 pub mod bench;
-pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod ema;
@@ -26,15 +28,17 @@ mod error;
 pub mod eval;
 pub mod experiment;
 pub mod export;
+pub mod infer;
 pub mod loss;
 pub mod metrics;
 pub mod mllm;
 pub mod model;
 pub mod pseudo;
+pub mod run;
 pub mod train;
 pub mod training;
 
 pub use backend::{BACKEND_NAME, Backend, TrainBackend, default_device};
-pub use checkpoint::{latest_checkpoint, load_inference_model, load_model, require_checkpoint};
 pub use config::{Preset, PseudoTargets, TrainConfig};
 pub use error::{Result, TrainError};
+pub use run::{RunDir, RunKind, RunRole};

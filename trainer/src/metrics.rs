@@ -8,7 +8,7 @@
 //!   (Chamfer).
 
 use nalgebra::{Matrix3, Vector3};
-use spatialsv_pipeline::geometry::{Rigid, rotation_angle_deg, vector_angle_deg};
+use spatialsv_store::geometry::{Rigid, rotation_angle_deg, vector_angle_deg};
 
 /// Depth metrics over the valid pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -298,7 +298,7 @@ mod tests {
     }
 
     fn yaw_pose(deg: f64, t: [f64; 3]) -> Rigid {
-        Rigid::from_row_major(&spatialsv_pipeline::geometry::from_axis_angle_deg(
+        Rigid::from_row_major(&spatialsv_store::geometry::from_axis_angle_deg(
             [0.0, 1.0, 0.0],
             deg,
             t,

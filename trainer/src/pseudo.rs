@@ -17,11 +17,12 @@
 
 use std::collections::BTreeMap;
 
-use spatialsv_pipeline::datagen::SplitMix64;
-use spatialsv_pipeline::geometry::Mat4;
-use spatialsv_pipeline::labels::{read_pseudo_labels, select_labelling};
-use spatialsv_pipeline::{Dataset, Manifest};
 use spatialsv_schemas::Table;
+use spatialsv_store::datagen::SplitMix64;
+use spatialsv_store::geometry::Mat4;
+use spatialsv_store::labels::{read_pseudo_labels, select_labelling};
+use spatialsv_store::{Dataset, Manifest};
+use spatialsv_store::{Labelling, Selector};
 
 use crate::data::{
     Augment, ClipSample, FrameRef, FrameStore, Prepared, clip_targets, draw_window, flip_rows,
@@ -63,10 +64,8 @@ impl PseudoClip {
 /// The usable pseudo clips of one labelling.
 #[derive(Debug, Clone)]
 pub struct PseudoSet {
-    /// Teacher of the labelling.
-    pub teacher_hash: String,
-    /// Config of the labelling.
-    pub config_hash: String,
+    /// The labelling (teacher and config).
+    pub labelling: Labelling,
     /// Groups of at least `clip_len` frames.
     pub clips: Vec<PseudoClip>,
     /// Frames labelled in total, and accepted, in the usable clips.
@@ -81,7 +80,7 @@ pub fn load_pseudo_set(
     ds: &Dataset,
     manifest: &Manifest,
     store: &FrameStore,
-    selector: &str,
+    selector: &Selector,
     clip_len: usize,
     w: usize,
     h: usize,
@@ -93,10 +92,10 @@ pub fn load_pseudo_set(
     }
     if max_scenes > 0 {
         // The first `max_scenes` scenes (by id) that this labelling covers.
-        let (t, c) = select_labelling(&rows, selector)?;
+        let chosen = select_labelling(&rows, selector)?;
         let mut scenes: Vec<&str> = rows
             .iter()
-            .filter(|r| r.teacher_hash == t && r.config_hash == c)
+            .filter(|r| r.labelling() == chosen)
             .map(|r| r.scene_id.as_str())
             .collect();
         scenes.sort_unstable();
@@ -108,13 +107,10 @@ pub fn load_pseudo_set(
             .collect();
         rows.retain(|r| keep.contains(&r.scene_id));
     }
-    let (teacher_hash, config_hash) = select_labelling(&rows, selector)?;
+    let chosen = select_labelling(&rows, selector)?;
     let index = store.frame_index()?;
     let mut windows: BTreeMap<(String, i64), Vec<_>> = BTreeMap::new();
-    for r in rows
-        .into_iter()
-        .filter(|r| r.teacher_hash == teacher_hash && r.config_hash == config_hash)
-    {
+    for r in rows.into_iter().filter(|r| r.labelling() == chosen) {
         if (r.width as usize, r.height as usize) != (w, h) {
             return Err(TrainError::User(format!(
                 "pseudo-labels of {} are {}x{} but training is at {w}x{h}; train at the teacher's image size",
@@ -161,12 +157,11 @@ pub fn load_pseudo_set(
     if clips.is_empty() {
         return Err(TrainError::User(format!(
             "labelling {} has no usable group of {clip_len} frames (frames sharing a reference, one of them accepted); relax the filters, label with clip_len = {clip_len}, or fuse ([fusion] enabled)",
-            &teacher_hash[..12.min(teacher_hash.len())]
+            chosen.teacher.short()
         )));
     }
     Ok(PseudoSet {
-        teacher_hash,
-        config_hash,
+        labelling: chosen,
         clips,
         frames_accepted: accepted,
     })

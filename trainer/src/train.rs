@@ -1,46 +1,28 @@
-//! The training loop behind `spatialsv train`.
+//! The 3D model's training loop behind `spatialsv train` (supervised or semi-supervised).
 //!
-//! A run directory holds everything about a run:
-//!
-//! ```text
-//! runs/NAME/config.toml                 the resolved training config
-//! runs/NAME/model.json                  the resolved model config
-//! runs/NAME/baseline.json               the training median depth for eval's baselines
-//! runs/NAME/checkpoints/step-NNNNNNNN/  model.mpk, optim.mpk, state.json (written to a
-//!                                       temporary directory, then renamed: atomic)
-//! runs/NAME/latest                      name of the newest complete checkpoint
-//! runs/NAME/_spatialsv, data/           a spatialsv dataset with the `metrics` (one row per
-//!                                       step and loss term) and `runs` tables:
-//!                                       `spatialsv sql --dataset runs/NAME "SELECT ..."`
-//! ```
-//!
-//! AdamW with linear warm-up then cosine decay, gradient-norm clipping, a seed that makes
-//! runs repeatable, and `--resume` that continues exactly (model, optimiser moments, data
-//! sampler state and step are all restored). Repeatability holds for one training per process
-//! (the CLI): the backend's random generator, used for initialisation, is process-global.
+//! The run directory and everything the loops share (claiming, resuming, seeds, the
+//! optimiser, metrics, checkpoints, the run's row) are [`crate::run`]'s; this file holds the
+//! 3D model's batches and step. AdamW with linear warm-up then cosine decay, gradient-norm
+//! clipping, a seed that makes runs repeatable, and `--resume` that continues exactly (model,
+//! optimiser moments, data sampler state and step are all restored). Repeatability holds for
+//! one training per process (the CLI): the backend's random generator, used for
+//! initialisation, is process-global.
 
 use std::path::Path;
-
-use burn::config::Config as _;
-use burn::grad_clipping::GradientClippingConfig;
 use std::sync::Arc;
 
+use burn::config::Config as _;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset as _;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, Optimizer};
+use burn::optim::Optimizer;
 use burn::record::DefaultRecorder;
 use burn::tensor::backend::Backend as _;
 
-use spatialsv_pipeline::datagen::SplitMix64;
-use spatialsv_pipeline::rows::now_ns;
-use spatialsv_pipeline::{CODE_VERSION, Dataset};
-use spatialsv_schemas::{Split, Table};
+use spatialsv_schemas::Split;
+use spatialsv_store::Dataset;
 
-use crate::backend::{BACKEND_NAME, TrainBackend as B, default_device};
-use crate::checkpoint::{
-    TrainState, claim_run_dir, io_err, latest_checkpoint, load_model, resume_from, save_checkpoint,
-};
+use crate::backend::{TrainBackend as B, default_device};
 use crate::config::TrainConfig;
 use crate::data::{
     Augment, ClipBatch, ClipBatcher, ClipDataset, ClipSample, FrameStore, sample_clips,
@@ -49,6 +31,7 @@ use crate::error::{Result, TrainError};
 use crate::loss::LossConfig;
 use crate::model::SpatialSv;
 use crate::pseudo::{PseudoBatch, load_pseudo_set, pseudo_batch};
+use crate::run::{Loop, Run, RunDir, RunKind, RunRole, Schedule, Seeds, adamw, io_err, load_model};
 use crate::training::train_step;
 
 /// Progress reports of a running loop.
@@ -71,12 +54,21 @@ pub fn train(
 ) -> Result<SpatialSv<B>> {
     let model_cfg = config.model()?;
     let device = default_device();
-    let resolved = spatialsv_pipeline::to_toml(config)?;
-    let config_path = claim_run_dir(out, &resolved, resume)?;
-    std::fs::write(&config_path, &resolved).map_err(|e| io_err("writing", &config_path, e))?;
+    let mut run = Run::claim(
+        out,
+        spatialsv_store::to_toml(config)?,
+        resume,
+        Seeds::new(config.seed, Loop::Spatial),
+        Schedule {
+            steps: config.steps,
+            checkpoint_every: config.checkpoint_every,
+        },
+    )?;
+    run.write_config()?;
+    let sizes = run.dir().sizes_path(RunKind::Spatial);
     model_cfg
-        .save(out.join("model.json"))
-        .map_err(|e| io_err("writing", &out.join("model.json"), e))?;
+        .save(&sizes)
+        .map_err(|e| io_err("writing", &sizes, e))?;
 
     let manifest = dataset.latest()?;
     let store = Arc::new(FrameStore::new(
@@ -100,7 +92,7 @@ pub fn train(
 
     // What the trivial baselines of `eval` need from this run's training data (measured once:
     // a resumed run keeps the file it started with).
-    let stats_path = out.join(crate::eval::BASELINE_FILE);
+    let stats_path = run.dir().baseline_path();
     if !(resume && stats_path.exists()) {
         let stats = crate::eval::BaselineStats {
             train_median_depth: crate::eval::train_median_depth(&store, dataset, config)?,
@@ -119,7 +111,7 @@ pub fn train(
             dataset,
             &manifest,
             &store,
-            config.pseudo_labels.as_deref().unwrap_or("latest"),
+            &config.pseudo_label_selector(),
             config.clip_len,
             config.image_width,
             config.image_height,
@@ -136,7 +128,7 @@ pub fn train(
     B::seed(&device, config.seed);
     let mut model = model_cfg.init::<B>(&device);
     if let Some(init_from) = &config.init_from {
-        let (init, init_cfg) = load_model(init_from)?;
+        let (init, init_cfg) = load_model(&RunDir::new(init_from))?;
         if init_cfg != model_cfg {
             return Err(TrainError::User(format!(
                 "init_from {}: its model config differs from this run's (preset or image size)",
@@ -145,40 +137,25 @@ pub fn train(
         }
         model = init;
     }
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
-        .init::<B, SpatialSv<B>>();
-    let mut sampler = SplitMix64::new(config.seed ^ 0x5A3B_1E5D);
-    let mut start = 0;
+    let optim = adamw::<SpatialSv<B>>(config.weight_decay, config.grad_clip_norm);
+    let (m, mut optim, start, mut sampler, resumed) = run.resume(model, optim)?;
+    model = m;
     let mut ema: Option<SpatialSv<B>> = None;
-    let recorder = DefaultRecorder::new();
-    if resume && let Some(dir) = latest_checkpoint(out) {
-        let (m, o, state) = resume_from(&dir, model, optim)?;
-        (model, optim) = (m, o);
-        sampler = SplitMix64::new(state.sampler_state);
-        start = state.step;
-        if config.ema_decay > 0.0 && dir.join("ema.mpk").exists() {
-            ema = Some(
-                model
-                    .clone()
-                    .load_file(dir.join("ema"), &recorder, &device)
-                    .map_err(|e| {
-                        TrainError::corrupt(dir.join("ema.mpk"), "unloadable weight average", e)
-                    })?,
-            );
-        }
+    if let Some(c) = resumed
+        && config.ema_decay > 0.0
+        && c.ema_path().exists()
+    {
+        ema = Some(
+            model
+                .clone()
+                .load_file(c.ema_stem(), &DefaultRecorder::new(), &device)
+                .map_err(|e| TrainError::corrupt(c.ema_path(), "unloadable weight average", e))?,
+        );
     }
     if config.ema_decay > 0.0 && ema.is_none() {
         ema = Some(model.clone());
     }
 
-    let run_id = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into());
-    let metrics_ds = Dataset::open_or_create(out)?;
-    let mut pending: Vec<(usize, &'static str, f64)> = Vec::new();
     let loss_cfg = LossConfig::new().with_trim_fraction(if pseudo.is_some() {
         config.pseudo_trim
     } else {
@@ -193,9 +170,10 @@ pub fn train(
         }
     };
     let (v, h, w) = (config.clip_len, config.image_height, config.image_width);
+    let seeds = run.seeds();
     for step in start..config.steps {
         let clips = sample_clips(&scenes, n_labeled, v, config.max_gap, &mut sampler);
-        let step_seed = config.seed ^ ((step as u64) << 20);
+        let step_seed = seeds.step(step);
         let data = ClipDataset::new(store.clone(), clips, w, h, aug, step_seed);
         let mut samples: Vec<ClipSample> = (0..data.len())
             .map(|i| data.try_get(i))
@@ -242,10 +220,14 @@ pub fn train(
         if let Some(e) = ema.take() {
             ema = Some(crate::ema::ema_update(e, &model, config.ema_decay));
         }
-        for (name, value) in &losses.terms {
-            pending.push((step, name, f64::from(*value)));
-        }
-        pending.push((step, "lr", lr));
+        run.record(
+            step,
+            losses
+                .terms
+                .iter()
+                .map(|(name, value)| (*name, f64::from(*value)))
+                .chain([("lr", lr)]),
+        );
         let total = losses
             .terms
             .iter()
@@ -255,105 +237,22 @@ pub fn train(
             step: step + 1,
             loss: total,
         });
-        let done = step + 1;
-        if done % config.checkpoint_every.max(1) == 0 || done == config.steps {
-            // Weights, optimiser state and sampler state, atomically.
-            let _span = tracing::info_span!("train checkpoint", step = done).entered();
-            let state = TrainState {
-                step: done,
-                sampler_state: sampler.state(),
-                dataset_version: manifest.version,
-            };
-            save_checkpoint(out, &model, ema.as_ref(), optim.to_record(), &state)?;
-            commit_metrics(&metrics_ds, &run_id, std::mem::take(&mut pending))?;
-        }
+        run.end_step(
+            step + 1,
+            &model,
+            ema.as_ref(),
+            || optim.to_record(),
+            &sampler,
+            manifest.version,
+        )?;
     }
-    commit_run(
-        &metrics_ds,
-        &run_id,
-        if pseudo.is_some() {
-            "student"
-        } else {
-            "teacher"
-        },
-        dataset,
-        manifest.version,
-        &resolved,
-        config.seed,
-        out,
-    )?;
-    Ok(model)
-}
-
-pub(crate) fn commit_metrics(
-    ds: &Dataset,
-    run_id: &str,
-    rows: Vec<(usize, &'static str, f64)>,
-) -> Result<()> {
-    use std::sync::Arc;
-
-    use arrow::array::{
-        ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
+    let role = if pseudo.is_some() {
+        RunRole::Student
+    } else {
+        RunRole::Teacher
     };
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let n = rows.len();
-    let now = now_ns();
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec![run_id; n])),
-        Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|r| r.0 as i64),
-        )),
-        Arc::new(StringArray::from(vec![None::<&str>; n])),
-        Arc::new(StringArray::from(vec![None::<&str>; n])),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
-        Arc::new(TimestampNanosecondArray::from(vec![now; n]).with_timezone("UTC")),
-    ];
-    let batch = RecordBatch::try_new(Table::Metrics.schema(), cols)?;
-    let mut tx = ds.begin(format!("train {run_id}: metrics"))?;
-    tx.append(Table::Metrics, batch)?;
-    tx.commit()?;
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn commit_run(
-    ds: &Dataset,
-    run_id: &str,
-    role: &str,
-    data: &Dataset,
-    version: u64,
-    config: &str,
-    seed: u64,
-    out: &Path,
-) -> Result<()> {
-    use std::sync::Arc;
-
-    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
-    let now = now_ns();
-    let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
-    let cols: Vec<ArrayRef> = vec![
-        s(run_id),
-        s(role),
-        s(&data.location()),
-        Arc::new(Int64Array::from(vec![version as i64])),
-        s(config),
-        s(&blake3::hash(config.as_bytes()).to_hex()),
-        s(CODE_VERSION),
-        Arc::new(Int64Array::from(vec![seed as i64])),
-        s(BACKEND_NAME),
-        Arc::new(TimestampNanosecondArray::from(vec![now]).with_timezone("UTC")),
-        Arc::new(TimestampNanosecondArray::from(vec![Some(now)]).with_timezone("UTC")),
-        s("finished"),
-        s(&out.join("latest").display().to_string()),
-    ];
-    let batch = RecordBatch::try_new(Table::Runs.schema(), cols)?;
-    let mut tx = ds.begin(format!("train {run_id}: run"))?;
-    tx.append(Table::Runs, batch)?;
-    tx.commit()?;
-    Ok(())
+    run.finish(role, dataset, manifest.version)?;
+    Ok(model)
 }
 
 #[cfg(test)]
@@ -393,7 +292,7 @@ mod tests {
         // The config of a resumed run must be the run's own: rewrite it to the full length.
         std::fs::write(
             dir.path().join("runs/b/config.toml"),
-            spatialsv_pipeline::to_toml(&cfg).unwrap(),
+            spatialsv_store::to_toml(&cfg).unwrap(),
         )
         .unwrap();
         let mut steps = Vec::new();
@@ -409,7 +308,7 @@ mod tests {
         let b = resumed.forward(images.clone()).depth;
         let diff = (a.clone() - b).abs().max().into_scalar();
         assert!(diff < 1e-5, "resumed run differs by {diff}");
-        let (reloaded, _) = load_model(&dir.path().join("runs/a")).unwrap();
+        let (reloaded, _) = load_model(&RunDir::new(dir.path().join("runs/a"))).unwrap();
         let c = reloaded.forward(images).depth;
         assert!((a - c).abs().max().into_scalar() < 1e-6);
         // The run directory is a dataset: metrics and the run row are queryable.

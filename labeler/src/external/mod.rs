@@ -28,9 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use spatialsv_pipeline::geometry::{Mat4, invert_rigid, mul};
-use spatialsv_pipeline::labels::PseudoLabelRow;
-use spatialsv_pipeline::{Dataset, FrameStore};
+use spatialsv_store::geometry::{Mat4, invert_rigid, mul};
+use spatialsv_store::labels::PseudoLabelRow;
+use spatialsv_store::{Dataset, FrameStore};
 
 use crate::config::LabelConfig;
 use crate::error::{LabelError, Result};
@@ -108,8 +108,9 @@ fn clip_dir(clip_id: &str) -> String {
             }
         })
         .collect();
-    let hash = blake3::hash(clip_id.as_bytes()).to_hex();
-    format!("{}-{}", safe.trim_start_matches('.'), &hash[..8])
+    let hash = spatialsv_store::hash::prefix_u64(clip_id.as_bytes()).to_le_bytes();
+    let hex: String = hash[..4].iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{hex}", safe.trim_start_matches('.'))
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> LabelError {
@@ -349,7 +350,7 @@ pub fn map_teacher_output(
     let mut cam_from_world: Vec<Mat4> = Vec::with_capacity(s);
     for j in 0..s {
         let m = &ext.data[j * rows * 4..(j + 1) * rows * 4];
-        let mut t = spatialsv_pipeline::geometry::IDENTITY;
+        let mut t = spatialsv_store::geometry::IDENTITY;
         t[..12].copy_from_slice(&m[..12]);
         if t.iter().any(|v| !v.is_finite()) {
             return Err(format!("'extrinsic' of view {j} has non-finite values"));
@@ -562,7 +563,7 @@ pub fn import(
     resolved.acceptance.require_cameras = false;
     let toml = format!(
         "{}\n[import]\nteacher_name = {:?}\nfrom = {:?}\nfiles = {}\n",
-        spatialsv_pipeline::to_toml(&resolved)?,
+        spatialsv_store::to_toml(&resolved)?,
         teacher_name,
         from.display().to_string(),
         present.len()

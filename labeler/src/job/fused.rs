@@ -10,12 +10,12 @@
 use std::collections::HashMap;
 
 use rayon::prelude::*;
-use spatialsv_pipeline::labels::PseudoLabelRow;
-use spatialsv_pipeline::rows::now_ns;
-use spatialsv_pipeline::{CODE_VERSION, FrameRef, FrameStore};
 use spatialsv_schemas::Split;
-use spatialsv_trainer::data::{Augment, flip_rows, load_images};
-use spatialsv_trainer::eval::camera_of_view;
+use spatialsv_store::labels::PseudoLabelRow;
+use spatialsv_store::rows::now_ns;
+use spatialsv_store::{CODE_VERSION, FrameRef, FrameStore};
+use spatialsv_trainer::infer::camera_of_view;
+use spatialsv_trainer::infer::{flip_rows, prepare_images};
 
 use crate::config::LabelConfig;
 use crate::error::Result;
@@ -89,7 +89,7 @@ pub(super) fn label_segment(
     let images: Vec<Vec<f32>> = seg
         .frames
         .par_iter()
-        .map(|(f, _)| load_images(store, &[*f], w, h, Augment::NONE, 0))
+        .map(|(f, _)| prepare_images(store, &[*f], w, h))
         .collect::<std::result::Result<_, _>>()?;
     let flipped_images: Vec<Vec<f32>> = if cfg.fusion.flips {
         images
@@ -127,7 +127,7 @@ pub(super) fn label_segment(
     // Per pass: depth and teacher confidence per slot (un-flipped), and cameras (plain only).
     let mut depth_passes: Vec<DepthPass> = Vec::with_capacity(passes.len());
     let mut conf_passes: Vec<Vec<Vec<f32>>> = Vec::with_capacity(passes.len());
-    let mut cameras: Vec<Option<Vec<(spatialsv_pipeline::geometry::Rigid, f64)>>> =
+    let mut cameras: Vec<Option<Vec<(spatialsv_store::geometry::Rigid, f64)>>> =
         Vec::with_capacity(passes.len());
     // Batches never mix members (passes are ordered by member).
     let mut batches: Vec<&[Pass]> = Vec::new();

@@ -32,11 +32,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::FrameStore;
-use spatialsv_pipeline::labels::{PseudoLabelRow, pseudo_labels_batch};
 use spatialsv_schemas::Table;
-use spatialsv_trainer::data::load_images;
+use spatialsv_store::Dataset;
+use spatialsv_store::FrameStore;
+use spatialsv_store::labels::{PseudoLabelRow, pseudo_labels_batch};
+use spatialsv_trainer::infer::prepare_images;
 
 use crate::config::LabelConfig;
 use crate::error::Result;
@@ -87,7 +87,7 @@ fn commit(ds: &Dataset, rows: &[PseudoLabelRow], what: &str) -> Result<Option<u6
     let batch = pseudo_labels_batch(rows)?;
     let (_, o) = ds.commit_retrying(
         &format!("label {what}"),
-        &spatialsv_pipeline::WriteOptions::default(),
+        &spatialsv_store::WriteOptions::default(),
         |tx| tx.append(Table::PseudoLabels, batch.clone()),
     )?;
     Ok(o.published.then_some(o.version))
@@ -125,7 +125,7 @@ fn flush(
     );
     if let Some(v) = commit(ds, pending, &message)? {
         versions.push(v);
-        spatialsv_pipeline::crash_point("label-after-commit");
+        spatialsv_store::crash_point("label-after-commit");
     }
     pending.clear();
     Ok(())
@@ -251,14 +251,7 @@ pub fn label(
                     .par_iter()
                     .map(|win| {
                         let v = win.frames.len();
-                        let imgs = load_images(
-                            &store,
-                            &win.frames,
-                            w,
-                            h,
-                            spatialsv_trainer::data::Augment::NONE,
-                            0,
-                        )?;
+                        let imgs = prepare_images(&store, &win.frames, w, h)?;
                         if !camera || v < 2 {
                             return Ok(imgs);
                         }

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use std::str::FromStr;
 
 use arrow::array::AsArray;
-use spatialsv_pipeline::Dataset;
-use spatialsv_pipeline::{FrameRef, FrameStore};
 use spatialsv_schemas::{Columns, Split, Table};
+use spatialsv_store::Dataset;
+use spatialsv_store::{FrameRef, FrameStore};
 
 use crate::error::{LabelError, Result};
 
@@ -107,10 +107,7 @@ impl Shard {
 /// The shard (of `n`) a clip belongs to: its id's BLAKE3, first 8 bytes, modulo `n`. Stable
 /// across runs, machines and dataset growth.
 pub fn shard_of(clip_id: &str, n: usize) -> usize {
-    let h = blake3::hash(clip_id.as_bytes());
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&h.as_bytes()[..8]);
-    (u64::from_le_bytes(b) % n.max(1) as u64) as usize
+    (spatialsv_store::hash::prefix_u64(clip_id.as_bytes()) % n.max(1) as u64) as usize
 }
 
 /// Teacher windows over `n` frames of a clip (positions into the clip's frames): blocks of

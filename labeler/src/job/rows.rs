@@ -1,12 +1,12 @@
 //! One window's teacher outputs to `pseudo_labels` rows: cameras from the ray maps, the
 //! filters of [`crate::filters`], statistics and provenance.
 
-use spatialsv_pipeline::CODE_VERSION;
-use spatialsv_pipeline::FrameRef;
-use spatialsv_pipeline::geometry::{Intrinsics, Mat4};
-use spatialsv_pipeline::labels::PseudoLabelRow;
-use spatialsv_pipeline::rows::now_ns;
-use spatialsv_trainer::eval::camera_of_view;
+use spatialsv_store::CODE_VERSION;
+use spatialsv_store::FrameRef;
+use spatialsv_store::geometry::{Intrinsics, Mat4};
+use spatialsv_store::labels::PseudoLabelRow;
+use spatialsv_store::rows::now_ns;
+use spatialsv_trainer::infer::camera_of_view;
 
 use crate::config::LabelConfig;
 use spatialsv_schemas::RejectKind;
@@ -16,7 +16,8 @@ use crate::filters::{
 };
 
 use super::plan::Work;
-use super::teacher::{Outputs, run_order};
+use super::teacher::run_order;
+use spatialsv_trainer::infer::Predicted as Outputs;
 
 /// Static facts every row of a run shares.
 pub(crate) struct Provenance<'a> {
@@ -98,7 +99,7 @@ pub(super) fn window_rows(
                     return cams.iter().map(|c| c.0).collect();
                 }
                 let order = run_order(v, r);
-                let mut poses = vec![spatialsv_pipeline::geometry::IDENTITY; v];
+                let mut poses = vec![spatialsv_store::geometry::IDENTITY; v];
                 for (pos, &j) in order.iter().enumerate() {
                     poses[j] = camera_of_view(clip_rays(first_clip + r), pos, h, w, step)
                         .0

@@ -3,11 +3,9 @@
 
 use std::path::Path;
 
-use burn::tensor::{Tensor, TensorData};
-use spatialsv_trainer::checkpoint::load_inference_model;
+use spatialsv_trainer::infer::{Predicted, Shape, SpatialRun, predict};
 use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
-use spatialsv_trainer::{Backend as B, default_device};
-use spatialsv_trainer::{TrainConfig, require_checkpoint};
+use spatialsv_trainer::{Backend as B, TrainConfig};
 
 use crate::config::LabelConfig;
 use crate::error::{LabelError, Result};
@@ -37,28 +35,14 @@ impl std::fmt::Debug for Teacher {
 
 /// Loads the newest checkpoint of the run in `run_dir`.
 pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
-    let (model, model_config) = load_inference_model(run_dir)?;
-    let train_config: TrainConfig = spatialsv_pipeline::load_toml(&run_dir.join("config.toml"))?;
-    let dir = require_checkpoint(run_dir)?;
-    let mut h = blake3::Hasher::new();
-    for path in [
-        run_dir.join("model.json"),
-        spatialsv_trainer::checkpoint::weights_file(&dir),
-    ] {
-        let bytes = std::fs::read(&path).map_err(|e| LabelError::Io {
-            action: "reading the teacher",
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        h.update(&(bytes.len() as u64).to_le_bytes());
-        h.update(&bytes);
-    }
+    let run = SpatialRun::load(run_dir)?;
+    let hash = run.fingerprint()?;
     Ok(Teacher {
-        model,
+        model: run.model,
         ensemble: Vec::new(),
-        model_config,
-        train_config,
-        hash: h.finalize().to_hex().to_string(),
+        model_config: run.sizes,
+        train_config: run.config,
+        hash,
     })
 }
 
@@ -121,16 +105,9 @@ pub fn resolve_config(
             resolved.clip_len, teacher.model_config.max_frames
         )));
     }
-    let toml = spatialsv_pipeline::to_toml(&resolved)?;
+    let toml = spatialsv_store::to_toml(&resolved)?;
     let hash = blake3::hash(toml.as_bytes()).to_hex().to_string();
     Ok((resolved, toml, hash))
-}
-
-/// The teacher's raw outputs for one batch of windows of equal length, flattened.
-pub(super) struct Outputs {
-    pub(super) depth: Vec<f32>,
-    pub(super) conf: Vec<f32>,
-    pub(super) rays: Vec<f32>,
 }
 
 /// Order of the frames of a `v`-frame window in the run with frame `r` as reference: `r`
@@ -149,17 +126,6 @@ pub(super) fn infer(
     v: usize,
     h: usize,
     w: usize,
-) -> Result<Outputs> {
-    let device = default_device();
-    let x = Tensor::<B, 5>::from_data(TensorData::new(images, [n, v, 3, h, w]), &device);
-    let p = model.forward(x);
-    let vec = |d: TensorData| {
-        d.to_vec::<f32>()
-            .map_err(|e| LabelError::Internal(format!("teacher output: {e:?}")))
-    };
-    Ok(Outputs {
-        depth: vec(p.depth.into_data())?,
-        conf: vec(p.depth_conf.into_data())?,
-        rays: vec(p.rays.into_data())?,
-    })
+) -> Result<Predicted> {
+    Ok(predict(model, images, Shape { n, v, h, w }, false)?)
 }

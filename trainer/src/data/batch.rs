@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use spatialsv_pipeline::datagen::SplitMix64;
+use spatialsv_store::datagen::SplitMix64;
 
 use super::image::Augment;
 use super::targets::{ClipSample, load_clip};

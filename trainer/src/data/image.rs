@@ -3,7 +3,7 @@
 
 use image::imageops::FilterType;
 use rayon::prelude::*;
-use spatialsv_pipeline::datagen::SplitMix64;
+use spatialsv_store::datagen::SplitMix64;
 
 use super::{FrameRef, FrameStore};
 use crate::error::{Result, TrainError};

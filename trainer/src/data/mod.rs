@@ -12,21 +12,19 @@ mod targets;
 
 pub use batch::{ClipBatch, ClipBatcher, ClipDataset, draw_window, sample_clips};
 pub use image::{Augment, flip_rows, load_images};
-pub use spatialsv_pipeline::{FrameRef, FrameStore, SceneFrames};
+pub use spatialsv_store::{FrameRef, FrameStore, SceneFrames};
 pub use targets::{ClipSample, Prepared, clip_targets, load_clip};
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use spatialsv_pipeline::Dataset;
-    use spatialsv_pipeline::ingest::{
-        IngestOptions, ScanFormat, SplitChoice, ingest_scans, list_scenes,
-    };
-    use spatialsv_pipeline::synth::{SynthOptions, scan_geometry, synthesize};
+    use spatialsv_ingest::synth::{SynthOptions, scan_geometry, synthesize};
+    use spatialsv_ingest::{IngestOptions, ScanFormat, SplitChoice, ingest_scans, list_scenes};
+    use spatialsv_store::Dataset;
     use std::sync::Arc;
 
-    use spatialsv_pipeline::datagen::SplitMix64;
-    use spatialsv_pipeline::geometry::transform_point;
     use spatialsv_schemas::Split;
+    use spatialsv_store::datagen::SplitMix64;
+    use spatialsv_store::geometry::transform_point;
 
     use super::*;
 

@@ -2,8 +2,8 @@
 //! and ray maps in the first camera's coordinates.
 
 use rayon::prelude::*;
-use spatialsv_pipeline::geometry::{Intrinsics, Mat4, invert_rigid, mul, rotate, transform_point};
-use spatialsv_pipeline::media::nearest_source;
+use spatialsv_store::geometry::{Intrinsics, Mat4, invert_rigid, mul, rotate, transform_point};
+use spatialsv_store::media::nearest_source;
 
 use super::image::{Augment, prepare_image};
 use super::{FrameRef, FrameStore};
@@ -51,7 +51,7 @@ pub fn load_clip(
             let (png, scale, dk) = raw
                 .depth
                 .ok_or_else(|| TrainError::User(format!("frame {} has no depth", f.frame_idx)))?;
-            let d = spatialsv_pipeline::media::decode_png16(&png)
+            let d = spatialsv_store::media::decode_png16(&png)
                 .map_err(|e| TrainError::User(format!("frame {}: {e}", f.frame_idx)))?;
             // Nearest-neighbour resize keeps invalid (0) pixels from bleeding into valid ones.
             // Target pixel x takes source pixel u(x) = floor((x + 0.5) * sx), whose centre is

@@ -249,7 +249,7 @@ mod tests {
     #[test]
     fn the_shipped_config_is_the_defaults_and_bad_values_are_named() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/mllm.toml");
-        let shipped: MllmConfig = spatialsv_pipeline::load_toml(&path).unwrap();
+        let shipped: MllmConfig = spatialsv_store::load_toml(&path).unwrap();
         assert_eq!(shipped, MllmConfig::default());
         assert!(MllmConfig::is_mllm_toml(
             &std::fs::read_to_string(&path).unwrap()

@@ -10,9 +10,9 @@ use arrow::datatypes::Int64Type;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use spatialsv_pipeline::media::nearest_source;
-use spatialsv_pipeline::{Dataset, FrameIndex, FrameRef, Manifest};
 use spatialsv_schemas::{Columns, Split, Table};
+use spatialsv_store::media::nearest_source;
+use spatialsv_store::{Dataset, FrameIndex, FrameRef, Manifest};
 
 use super::tokenizer::{ANSWER, BOS, EOS, Tokenizer};
 use crate::data::ClipSample;

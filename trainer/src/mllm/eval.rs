@@ -11,9 +11,9 @@ use std::path::Path;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use spatialsv_pipeline::qa::mra;
-use spatialsv_pipeline::{Dataset, FrameStore};
+use spatialsv_qa::mra;
 use spatialsv_schemas::Split;
+use spatialsv_store::{Dataset, FrameStore};
 
 use super::data::{QaItem, encode_item, frames_of, read_qa};
 use super::model::SpatialMllm;
@@ -215,7 +215,7 @@ fn most_frequent(train: &[QaItem]) -> impl Fn(&QaItem) -> String + '_ {
 
 fn fixed(family: &str) -> bool {
     family
-        .parse::<spatialsv_pipeline::qa::Family>()
+        .parse::<spatialsv_qa::Family>()
         .is_ok_and(|f| f.fixed_options())
 }
 
@@ -226,7 +226,7 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
         sizes,
         tokenizer: tok,
         config,
-    } = load_mllm(run_dir)?;
+    } = load_mllm(&crate::run::RunDir::new(run_dir))?;
     let manifest = dataset.latest()?;
     let store = FrameStore::new(dataset.clone(), &manifest, config.cache_row_groups);
     let index = store.frame_index()?;
@@ -273,7 +273,7 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
     }
     let mut scored: Vec<Scored> = Vec::new();
     let (mut probe_sum, mut probe_auc, mut probe_n, mut auc_n) = ([0.0f64; 2], 0.0, 0usize, 0usize);
-    let bar = spatialsv_pipeline::bar(by_clip.len() as u64, "clips");
+    let bar = spatialsv_store::bar(by_clip.len() as u64, "clips");
     for ((scene, frames), qs) in &by_clip {
         bar.inc(1);
         let Some(refs) = frames_of(&index, scene, frames) else {
@@ -425,7 +425,7 @@ pub struct Asked {
 pub fn ask(
     run: &LoadedMllm,
     store: &FrameStore,
-    refs: &[spatialsv_pipeline::FrameRef],
+    refs: &[spatialsv_store::FrameRef],
     question: &str,
 ) -> Result<Asked> {
     let tok = &run.tokenizer;

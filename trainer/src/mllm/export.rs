@@ -20,12 +20,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use spatialsv_pipeline::geometry::{Mat4, invert_rigid, mul};
-use spatialsv_pipeline::{Dataset, FrameRef, FrameStore};
+use spatialsv_store::geometry::{Mat4, invert_rigid, mul};
+use spatialsv_store::{Dataset, FrameRef, FrameStore};
 
 use super::data::{QaItem, frames_of, read_qa};
 use crate::data::{Augment, ClipSample, Prepared, clip_targets, load_clip};
 use crate::error::{Result, TrainError};
+
+/// The export's own tokenizer (word ids) and its Hugging Face `tokenizer.json`.
+pub const VOCAB_FILE: &str = "vocab.json";
+/// The Hugging Face tokenizer of an export.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
 /// Conversation format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +53,7 @@ pub struct ExportOptions {
     pub size: (usize, usize),
     /// Also export pseudo-labelled video clips of this many views as `spatial_only` samples
     /// (`None`: none), from the labelling `pseudo_labels` selects.
-    pub spatial_only: Option<(usize, String)>,
+    pub spatial_only: Option<(usize, spatialsv_store::Selector)>,
 }
 
 /// What an export wrote.
@@ -224,7 +229,7 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
         };
     let mut samples = Vec::new();
     let mut targets_written: BTreeMap<String, String> = BTreeMap::new();
-    let bar = spatialsv_pipeline::bar(items.len() as u64, "questions");
+    let bar = spatialsv_store::bar(items.len() as u64, "questions");
     for q in &items {
         bar.inc(1);
         let Some(refs) = frames_of(&index, &q.scene_id, &q.frames) else {
@@ -253,7 +258,7 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
                     let raw = store.load(f)?;
                     let (dk, (dw, dh)) = match &raw.depth {
                         Some((png, _, dk)) => {
-                            let d = spatialsv_pipeline::media::decode_png16(png)
+                            let d = spatialsv_store::media::decode_png16(png)
                                 .map_err(|e| TrainError::Internal(e.to_string()))?;
                             (*dk, (d.width as f64, d.height as f64))
                         }
@@ -261,7 +266,7 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
                     };
                     let (sx, sy) = (dw / w as f64, dh / h as f64);
                     ks.push([dk[0] / sx, dk[1] / sy, dk[2] / sx, dk[3] / sy]);
-                    poses.push(raw.pose.unwrap_or(spatialsv_pipeline::geometry::IDENTITY));
+                    poses.push(raw.pose.unwrap_or(spatialsv_store::geometry::IDENTITY));
                 }
                 let rel = format!("targets/{key}.safetensors");
                 let path = out.join(&rel);
@@ -333,7 +338,7 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
                 if let Some(o) = conv.as_object_mut() {
                     o.insert("sample_kind".into(), json!("spatial_only"));
                     o.insert("targets_3d".into(), json!(rel));
-                    o.insert("teacher_hash".into(), json!(set.teacher_hash));
+                    o.insert("teacher_hash".into(), json!(set.labelling.teacher));
                 }
                 samples.push(conv);
                 summary.spatial_only += 1;
@@ -349,7 +354,7 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
         serde_json::to_string_pretty(&samples).map_err(|e| TrainError::Internal(e.to_string()))?;
     std::fs::write(&path, text).map_err(io(&path))?;
     // The tokenizer of every question, option and answer of the dataset.
-    super::tokenizer_for(&all).save(out)?;
+    super::tokenizer_for(&all).save(&out.join(VOCAB_FILE), &out.join(TOKENIZER_FILE))?;
     Ok(summary)
 }
 

@@ -18,8 +18,6 @@ pub mod model;
 pub mod tokenizer;
 pub mod train;
 
-use std::path::Path;
-
 use burn::config::Config as _;
 use burn::module::Module;
 use burn::record::DefaultRecorder;
@@ -29,26 +27,23 @@ pub use model::{MllmModelConfig, SpatialMllm};
 pub use tokenizer::Tokenizer;
 
 use crate::backend::{Backend as Inner, default_device};
-use crate::checkpoint::require_checkpoint;
 use crate::error::{Result, TrainError};
+use crate::run::{RunDir, RunKind};
 use data::QaItem;
-
-/// The model sizes' file in a multimodal run directory (its presence marks the run's kind).
-pub const MODEL_FILE: &str = "mllm.json";
 
 /// The run's tokenizer when resuming, else one built over every question, option and answer
 /// of the dataset (all splits, so evaluation never meets an unknown word; a word seen only in
 /// test questions keeps its random embedding) and saved into the run.
 pub(crate) fn load_tokenizer_or_build(
-    out: &Path,
+    run: &RunDir,
     resume: bool,
     all: &[QaItem],
 ) -> Result<Tokenizer> {
-    if resume && out.join(tokenizer::VOCAB_FILE).exists() {
-        return Tokenizer::load(out);
+    if resume && run.vocab_path().exists() {
+        return Tokenizer::load(&run.vocab_path());
     }
     let tok = tokenizer_for(all);
-    tok.save(out)?;
+    tok.save(&run.vocab_path(), &run.hf_tokenizer_path())?;
     Ok(tok)
 }
 
@@ -82,33 +77,21 @@ impl std::fmt::Debug for LoadedMllm {
 }
 
 /// Loads a multimodal run's newest checkpoint; a 3D model's run is a one-line user error.
-pub fn load_mllm(out: &Path) -> Result<LoadedMllm> {
-    if !out.join(MODEL_FILE).exists() {
-        if out.join("model.json").exists() {
-            return Err(TrainError::User(format!(
-                "run {} is a 3D model run (spatialsv train with configs/train.toml), not a multimodal one: evaluate it with `eval` without --qa",
-                out.display()
-            )));
-        }
-        require_checkpoint(out)?;
-        return Err(TrainError::User(format!(
-            "run {} has no {MODEL_FILE}: not a multimodal run",
-            out.display()
-        )));
-    }
-    let dir = require_checkpoint(out)?;
-    let path = out.join(MODEL_FILE);
+pub fn load_mllm(run: &RunDir) -> Result<LoadedMllm> {
+    run.require_kind(RunKind::Mllm)?;
+    let c = run.require_checkpoint()?;
+    let path = run.sizes_path(RunKind::Mllm);
     let sizes = MllmModelConfig::load(&path)
         .map_err(|e| TrainError::corrupt(&path, "unreadable model config", e))?;
-    let config: MllmConfig = spatialsv_pipeline::load_toml(&out.join("config.toml"))?;
-    let tokenizer = Tokenizer::load(out)?;
+    let config: MllmConfig = run.load_config()?;
+    let tokenizer = Tokenizer::load(&run.vocab_path())?;
     let device = default_device();
     let model = sizes
         .init::<Inner>(&device)
-        .load_file(dir.join("model"), &DefaultRecorder::new(), &device)
+        .load_file(c.model_stem(), &DefaultRecorder::new(), &device)
         .map_err(|e| {
             TrainError::corrupt(
-                dir.join("model.mpk"),
+                c.model_path(),
                 "checkpoint does not load into this run's model",
                 e,
             )

@@ -143,8 +143,9 @@ impl Tokenizer {
             .join(" ")
     }
 
-    /// Writes `vocab.json` (this tokenizer) and `tokenizer.json` (Hugging Face) into `dir`.
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    /// Writes this tokenizer to `vocab` and its Hugging Face form to `hf` (a run directory's
+    /// or an export's `vocab.json` and `tokenizer.json`).
+    pub fn save(&self, vocab: &Path, hf: &Path) -> Result<()> {
         let io = |p: &Path| {
             let p = p.to_path_buf();
             move |e: std::io::Error| TrainError::Io {
@@ -153,19 +154,17 @@ impl Tokenizer {
                 message: e.to_string(),
             }
         };
-        let vocab = dir.join(VOCAB_FILE);
         let json =
             serde_json::to_string_pretty(self).map_err(|e| TrainError::Internal(e.to_string()))?;
-        std::fs::write(&vocab, json).map_err(io(&vocab))?;
-        let hf = dir.join(HF_FILE);
+        std::fs::write(vocab, json).map_err(io(vocab))?;
         let json = serde_json::to_string_pretty(&self.hugging_face())
             .map_err(|e| TrainError::Internal(e.to_string()))?;
-        std::fs::write(&hf, json).map_err(io(&hf))
+        std::fs::write(hf, json).map_err(io(hf))
     }
 
-    /// Reads `dir/vocab.json`.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join(VOCAB_FILE);
+    /// Reads a tokenizer written by [`Tokenizer::save`] to `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
         let text = std::fs::read_to_string(&path).map_err(|e| TrainError::Io {
             action: "reading the tokenizer",
             path: path.clone(),
@@ -218,11 +217,6 @@ impl Tokenizer {
     }
 }
 
-/// This tokenizer's file in a run directory.
-pub const VOCAB_FILE: &str = "vocab.json";
-/// The Hugging Face tokenizer's file in a run directory (and in exports).
-pub const HF_FILE: &str = "tokenizer.json";
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,15 +262,18 @@ mod tests {
         );
         // Saved and loaded: the same ids; the Hugging Face file maps every word to its id.
         let dir = tempfile::tempdir().unwrap();
-        t.save(dir.path()).unwrap();
-        let back = Tokenizer::load(dir.path()).unwrap();
+        let (vocab, hf) = (
+            dir.path().join("vocab.json"),
+            dir.path().join("tokenizer.json"),
+        );
+        t.save(&vocab, &hf).unwrap();
+        let back = Tokenizer::load(&vocab).unwrap();
         assert_eq!(
             back.encode("the red ball").unwrap(),
             t.encode("the red ball").unwrap()
         );
         let hf: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join(HF_FILE)).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(&hf).unwrap()).unwrap();
         assert_eq!(hf["model"]["vocab"]["cabinet"], t.id("cabinet").unwrap());
         assert_eq!(hf["model"]["type"], "WordLevel");
     }

@@ -12,30 +12,26 @@ use std::sync::Arc;
 
 use burn::config::Config as _;
 use burn::data::dataloader::batcher::Batcher;
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::Backend as _;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use spatialsv_pipeline::datagen::SplitMix64;
-use spatialsv_pipeline::{Dataset, FrameRef, FrameStore};
 use spatialsv_schemas::Split;
+use spatialsv_store::{Dataset, FrameRef, FrameStore};
 
 use super::config::{MllmConfig, SpatialOnly, Target3d};
 use super::data::{
     Sample, encode_item, frames_of, ids_tensor, qa_rooms, read_qa, text_loss, text_rows,
 };
+use super::load_tokenizer_or_build;
 use super::model::{MllmModelConfig, SpatialMllm};
 use super::tokenizer::PAD;
-use super::{MODEL_FILE, load_tokenizer_or_build};
 use crate::backend::{Backend as Inner, TrainBackend as B, default_device};
-use crate::checkpoint::{
-    TrainState, claim_run_dir, io_err, latest_checkpoint, resume_from, save_checkpoint,
-};
 use crate::data::{Augment, ClipBatch, ClipBatcher, ClipSample, load_clip};
 use crate::error::{Result, TrainError};
 use crate::loss::{LossConfig, spatial_loss};
 use crate::model::SpatialSv;
 use crate::pseudo::{PseudoBatch, load_pseudo_set, pseudo_batch};
+use crate::run::{Loop, Run, RunDir, RunKind, RunRole, Schedule, Seeds, adamw, io_err};
 
 /// What a run trained on, reported when it starts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -105,8 +101,16 @@ pub fn train_mllm(
 ) -> Result<SpatialMllm<B>> {
     config.validate()?;
     let device = default_device();
-    let resolved = spatialsv_pipeline::to_toml(config)?;
-    let config_path = claim_run_dir(out, &resolved, resume)?;
+    let mut run = Run::claim(
+        out,
+        spatialsv_store::to_toml(config)?,
+        resume,
+        Seeds::new(config.seed, Loop::Mllm),
+        Schedule {
+            steps: config.steps,
+            checkpoint_every: config.checkpoint_every,
+        },
+    )?;
 
     let manifest = dataset.latest()?;
     let store = Arc::new(FrameStore::new(
@@ -123,7 +127,7 @@ pub fn train_mllm(
             dataset.location()
         )));
     }
-    let tok = load_tokenizer_or_build(out, resume, &all)?;
+    let tok = load_tokenizer_or_build(run.dir(), resume, &all)?;
     // Rooms: the train split's labeled scenes; the QA share of them by hash.
     let train_scenes: Vec<String> = store
         .labeled_scenes(&manifest, Split::Train)?
@@ -167,7 +171,7 @@ pub fn train_mllm(
             .iter()
             .filter(|(s, _)| !rooms.contains(s))
             .flat_map(|(_, frames)| {
-                spatialsv_pipeline::qa::clips(frames.len(), v)
+                spatialsv_qa::clips(frames.len(), v)
                     .into_iter()
                     .filter(|c| c.len() == v)
                     .map(|c| c.iter().map(|i| frames[*i]).collect::<Vec<_>>())
@@ -189,7 +193,7 @@ pub fn train_mllm(
             dataset,
             &manifest,
             &store,
-            &config.pseudo_labels,
+            &config.pseudo_labels.parse().unwrap_or_default(),
             v,
             label_size.0,
             label_size.1,
@@ -206,15 +210,14 @@ pub fn train_mllm(
 
     // The 3D teacher for distillation, on the inference backend (no gradient).
     let teacher: Option<SpatialSv<Inner>> = match (&config.distill, &config.distill_from) {
-        (true, Some(dir)) => Some(crate::checkpoint::load_inference_model(dir)?.0),
+        (true, Some(dir)) => Some(crate::run::load_inference_model(&RunDir::new(dir))?.0),
         _ => None,
     };
     let teacher_width = match &config.distill_from {
         Some(dir) if config.distill => {
-            crate::model::SpatialSvConfig::load(dir.join("model.json"))
-                .map_err(|e| {
-                    TrainError::corrupt(dir.join("model.json"), "unreadable model config", e)
-                })?
+            let sizes = RunDir::new(dir).sizes_path(RunKind::Spatial);
+            crate::model::SpatialSvConfig::load(&sizes)
+                .map_err(|e| TrainError::corrupt(&sizes, "unreadable model config", e))?
                 .width
         }
         _ => 64,
@@ -234,35 +237,20 @@ pub fn train_mllm(
         config.max_text,
     )
     .with_teacher_width(teacher_width);
-    std::fs::write(&config_path, &resolved).map_err(|e| io_err("writing", &config_path, e))?;
+    run.write_config()?;
+    let sizes = run.dir().sizes_path(RunKind::Mllm);
     model_cfg
-        .save(out.join(MODEL_FILE))
-        .map_err(|e| io_err("writing", &out.join(MODEL_FILE), e))?;
+        .save(&sizes)
+        .map_err(|e| io_err("writing", &sizes, e))?;
 
     B::seed(&device, config.seed);
-    let mut model = model_cfg.init::<B>(&device);
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
-        .init::<B, SpatialMllm<B>>();
-    let mut sampler = SplitMix64::new(config.seed ^ 0x0D1A_106E);
-    let mut start = 0;
-    if resume && let Some(dir) = latest_checkpoint(out) {
-        let (m, o, state) = resume_from(&dir, model, optim)?;
-        (model, optim) = (m, o);
-        sampler = SplitMix64::new(state.sampler_state);
-        start = state.step;
-    }
+    let model = model_cfg.init::<B>(&device);
+    let optim = adamw::<SpatialMllm<B>>(config.weight_decay, config.grad_clip_norm);
+    let (mut model, mut optim, start, mut sampler, _) = run.resume(model, optim)?;
     if config.freeze_vision {
         model = model.freeze_vision();
     }
 
-    let run_id = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into());
-    let metrics_ds = Dataset::open_or_create(out)?;
-    let mut pending: Vec<(usize, &'static str, f64)> = Vec::new();
     let use_3d = !config.targets.is_empty();
     let loss_cfg =
         loss_for(&config.targets).with_trim_fraction(if pseudo.is_some() { 0.1 } else { 0.0 });
@@ -276,8 +264,9 @@ pub fn train_mllm(
         colour: 0.1,
         blur: 0.0,
     };
+    let seeds = run.seeds();
     for step in start..config.steps {
-        let step_seed = config.seed ^ ((step as u64) << 20) ^ 0x51;
+        let step_seed = seeds.step(step);
         let n_qa = config.batch_size - n_spatial;
         let picks: Vec<usize> = (0..n_qa)
             .map(|_| (sampler.next_u64() % items.len() as u64) as usize)
@@ -383,36 +372,28 @@ pub fn train_mllm(
         let lr = config.lr_at(step);
         let grads = GradientsParams::from_grads(total.backward(), &model);
         model = optim.step(lr, model, grads);
-        for (name, x) in &values {
-            pending.push((step, name, f64::from(*x)));
-        }
-        pending.push((step, "lr", lr));
+        run.record(
+            step,
+            values
+                .iter()
+                .map(|(name, x)| (*name, f64::from(*x)))
+                .chain([("lr", lr)]),
+        );
         let get = |n: &str| values.iter().find(|v| v.0 == n).map_or(f32::NAN, |v| v.1);
         on_step(&MllmStep {
             step: step + 1,
             loss: get("loss/total"),
             text: get("loss/text"),
         });
-        let done = step + 1;
-        if done % config.checkpoint_every.max(1) == 0 || done == config.steps {
-            let state = TrainState {
-                step: done,
-                sampler_state: sampler.state(),
-                dataset_version: manifest.version,
-            };
-            save_checkpoint(out, &model, None, optim.to_record(), &state)?;
-            crate::train::commit_metrics(&metrics_ds, &run_id, std::mem::take(&mut pending))?;
-        }
+        run.end_step(
+            step + 1,
+            &model,
+            None,
+            || optim.to_record(),
+            &sampler,
+            manifest.version,
+        )?;
     }
-    crate::train::commit_run(
-        &metrics_ds,
-        &run_id,
-        "mllm",
-        dataset,
-        manifest.version,
-        &resolved,
-        config.seed,
-        out,
-    )?;
+    run.finish(RunRole::Mllm, dataset, manifest.version)?;
     Ok(model)
 }
