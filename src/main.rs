@@ -3,7 +3,7 @@
 //! whose fault they are (2: the user's input; 1: anything else).
 
 mod commands;
-mod report;
+mod progress;
 
 use std::process::ExitCode;
 

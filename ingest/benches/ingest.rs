@@ -58,7 +58,7 @@ fn bench_scans(root: &Path, frames: usize, w: u32, h: u32) {
         ..SynthOptions::default()
     };
     let t = Instant::now();
-    synthesize(&world, &opts).expect("synth");
+    synthesize(&world, &opts, &spatialsv_store::Silent).expect("synth");
     println!(
         "== scan ingest: 4 ScanNet-layout scenes x {frames} frames at {w}x{h} (rendered in {:.1}s)",
         t.elapsed().as_secs_f64()
@@ -96,7 +96,8 @@ fn bench_scans(root: &Path, frames: usize, w: u32, h: u32) {
             };
             let scenes = list_scenes(Some(ScanFormat::Scannet), &[world.join("scans")], &iopts)
                 .expect("list");
-            let r = ingest_scans(&ds, &scenes, &iopts, "bench").expect("ingest");
+            let r = ingest_scans(&ds, &scenes, &iopts, "bench", &spatialsv_store::Silent)
+                .expect("ingest");
             assert_eq!(r.ingested(), n_frames);
             times.push(t.elapsed());
         }
@@ -201,7 +202,14 @@ fn bench_video(root: &Path, file: &Path) {
                 ..VideoOptions::default()
             };
             let t = Instant::now();
-            let r = ingest_videos(&ds, &[file.to_path_buf()], &opts, "bench").expect("ingest");
+            let r = ingest_videos(
+                &ds,
+                &[file.to_path_buf()],
+                &opts,
+                "bench",
+                &spatialsv_store::Silent,
+            )
+            .expect("ingest");
             ours.push(t.elapsed());
             frames = r.ingested();
         }

@@ -17,6 +17,7 @@ pub mod synth;
 mod tum;
 pub mod video;
 
+use spatialsv_schemas::Invalid;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -27,8 +28,9 @@ pub use check::{Consistency, PairView, reprojection_consistency};
 pub use detect::{ScanFormat, detect_format};
 
 use spatialsv_store::geometry::Mat4;
-use spatialsv_store::media::{self, DepthImage};
+use spatialsv_store::media::{self, DepthImage, MediaError};
 use spatialsv_store::objects::ObjectView;
+use spatialsv_store::progress::{Position, Progress};
 use spatialsv_store::rows::{
     DepthMap, FrameRow, QuarantineRow, SceneRow, frames_batch, now_ns, quarantine_batch,
     scenes_batch,
@@ -47,10 +49,10 @@ pub struct Refusal {
 
 impl Refusal {
     /// A refusal.
-    pub fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(reason: &'static str, detail: impl std::fmt::Display) -> Self {
         Self {
             reason,
-            detail: detail.into(),
+            detail: detail.to_string(),
         }
     }
 }
@@ -73,7 +75,12 @@ impl SourceIntrinsics {
 
     /// Rescales to an image of `w` x `h`. Refuses when the aspect ratio differs by more than
     /// 1%, which no scaling can explain.
-    pub fn rescaled(&self, w: u32, h: u32) -> std::result::Result<[f64; 4], String> {
+    pub fn rescaled(&self, w: u32, h: u32) -> std::result::Result<[f64; 4], Invalid> {
+        self.rescaled_why(w, h).map_err(Invalid)
+    }
+
+    /// [`Self::rescaled`] with the reason as text.
+    fn rescaled_why(&self, w: u32, h: u32) -> std::result::Result<[f64; 4], String> {
         let Some((cw, ch)) = self.size else {
             return Ok(self.k);
         };
@@ -369,7 +376,7 @@ fn load_frame(
     })?;
     media::check_complete(&image, codec).map_err(|e| Refusal::new("truncated_image", e))?;
     let (w, h) = media::image_dims(&image).map_err(|e| Refusal::new("unreadable_image", e))?;
-    let at = |e: String| format!("{e}: {}", f.image_path.display());
+    let at = |e: MediaError| format!("{e}: {}", f.image_path.display());
     media::check_dims(w, h).map_err(|e| Refusal::new("oversized_image", at(e)))?;
     // Stored bytes must decode: training decodes every frame, and one that does not would
     // fail a whole run far from here.
@@ -400,7 +407,7 @@ fn load_frame(
                 _ => r,
             })?;
             let (dw, dh) = media::check_png16(&bytes).map_err(|e| {
-                let reason = if e.contains("truncated") {
+                let reason = if matches!(e, MediaError::Truncated { .. }) {
                     "truncated_depth"
                 } else {
                     "unreadable_depth"
@@ -408,7 +415,8 @@ fn load_frame(
                 Refusal::new(reason, format!("{e}: {}", d.path.display()))
             })?;
             let at = |e: String| format!("{e}: {}", d.path.display());
-            media::check_dims(dw, dh).map_err(|e| Refusal::new("oversized_depth", at(e)))?;
+            media::check_dims(dw, dh)
+                .map_err(|e| Refusal::new("oversized_depth", at(e.to_string())))?;
             // Decoded in full: a depth map whose data does not decode is refused here, not
             // in the middle of a training run.
             let mut img = media::decode_png16(&bytes).map_err(|e| {
@@ -654,9 +662,11 @@ pub fn ingest_scans(
     scenes: &[SourceScene],
     opts: &IngestOptions,
     operation: &str,
+    progress: &dyn Progress,
 ) -> Result<IngestReport> {
     let total: usize = scenes.iter().map(|s| s.frames.len()).sum();
-    let bar = spatialsv_store::bar(total as u64, "frames");
+    progress.start(total as u64, "frames");
+    let reached = Position::default();
     let mut report = IngestReport {
         version: ds.latest_version()?,
         ..IngestReport::default()
@@ -673,23 +683,28 @@ pub fn ingest_scans(
         }
     }
     for group in groups {
-        let position = bar.position();
+        let base = reached.get();
         // A commit that loses a race with another writer stages the group again on top of
-        // the winner's version (keyed rows: only what is still missing is added).
+        // the winner's version (keyed rows: only what is still missing is added); progress
+        // reports the furthest point reached.
         let (reports, out) = ds.commit_retrying(operation, &opts.write, |tx| {
-            bar.set_position(position);
+            let mut done = base;
             let mut reports = Vec::new();
             for scene in group {
-                bar.set_message(scene.scene_id.clone());
+                progress.message(&scene.scene_id);
                 let _span = tracing::info_span!("ingest scene", scene = %scene.scene_id).entered();
-                reports.push(ingest_scene(tx, scene, opts, &bar)?.0);
+                let mut on_frames = |n: u64| {
+                    done += n;
+                    reached.advance_to(progress, done);
+                };
+                reports.push(ingest_scene(tx, scene, opts, &mut on_frames)?.0);
             }
             Ok(reports)
         })?;
         report.scenes.extend(reports);
         report.version = out.version;
     }
-    bar.finish_and_clear();
+    progress.finish();
     Ok(report)
 }
 
@@ -697,7 +712,7 @@ fn ingest_scene(
     tx: &mut Transaction<'_>,
     scene: &SourceScene,
     opts: &IngestOptions,
-    bar: &indicatif::ProgressBar,
+    on_frames: &mut dyn FnMut(u64),
 ) -> Result<(SceneReport, usize)> {
     let split = match (opts.split, scene.split_hint) {
         (SplitChoice::Auto, Some(hint)) => hint,
@@ -797,7 +812,7 @@ fn ingest_scene(
             rep.ingested += staged;
             rep.duplicates += n - staged;
         }
-        bar.inc(frames.len() as u64);
+        on_frames(frames.len() as u64);
     }
     if !quarantine.is_empty() {
         tx.append(Table::Quarantine, quarantine_batch(&quarantine)?)?;

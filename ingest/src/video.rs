@@ -20,6 +20,7 @@ use serde_json::Value;
 use spatialsv_schemas::{SourceKind, Table};
 
 use super::{IngestReport, SceneReport, SplitChoice};
+use spatialsv_store::progress::Progress;
 use spatialsv_store::rows::{
     ClipRow, FrameRow, QuarantineRow, SceneRow, clips_batch, frames_batch, now_ns,
     quarantine_batch, scenes_batch,
@@ -479,6 +480,7 @@ pub fn ingest_videos(
     files: &[PathBuf],
     opts: &VideoOptions,
     operation: &str,
+    progress: &dyn Progress,
 ) -> Result<IngestReport> {
     check_ffmpeg()?;
     let mut ids = std::collections::BTreeSet::new();
@@ -491,10 +493,10 @@ pub fn ingest_videos(
             )));
         }
     }
-    let bar = spatialsv_store::bar(files.len() as u64, "videos");
+    progress.start(files.len() as u64, "videos");
     let mut report = IngestReport::default();
     for file in files {
-        bar.set_message(file.display().to_string());
+        progress.message(&file.display().to_string());
         let _span = tracing::info_span!("ingest video", file = %file.display()).entered();
         // One commit per file; a lost race with another writer decodes the file again on
         // top of the winner's version (keyed rows: only what is missing is added). A
@@ -506,7 +508,7 @@ pub fn ingest_videos(
                 &format!("{operation}: {}", file.display()),
                 &opts.write,
                 |tx| {
-                    let (rep, clean) = ingest_one(tx, file, opts, threads, &bar)?;
+                    let (rep, clean) = ingest_one(tx, file, opts, threads, progress)?;
                     if !clean && threads == DecodeThreads::Frame {
                         damaged.set(true);
                         return Err(Error::Internal(
@@ -526,9 +528,9 @@ pub fn ingest_videos(
         };
         report.version = out.version;
         report.scenes.push(rep);
-        bar.inc(1);
+        progress.advance(1);
     }
-    bar.finish_and_clear();
+    progress.finish();
     if report.scenes.is_empty() {
         report.version = ds.latest_version()?;
     }
@@ -548,7 +550,7 @@ fn ingest_one(
     file: &Path,
     opts: &VideoOptions,
     threads: DecodeThreads,
-    bar: &indicatif::ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<(SceneReport, bool)> {
     let scene_id = scene_id_of(file);
     let split = opts.split.of(&scene_id);
@@ -618,7 +620,7 @@ fn ingest_one(
             let staged = tx.append(Table::Frames, frames_batch(&rows)?)?;
             rep.ingested += staged;
             rep.duplicates += n - staged;
-            bar.tick();
+            progress.tick();
             Ok(())
         });
         let probed = probing

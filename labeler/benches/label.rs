@@ -35,7 +35,8 @@ fn main() {
         frames: arg("--frames").unwrap_or(48),
         ..SynthOptions::default()
     };
-    synthesize(&dir.path().join("world"), &opts).expect("synth (needs ffmpeg)");
+    synthesize(&dir.path().join("world"), &opts, &spatialsv_store::Silent)
+        .expect("synth (needs ffmpeg)");
     // The teacher: the default config, one step on the scan scene (weights are irrelevant).
     let scans = Dataset::create(dir.path().join("scans")).expect("dataset");
     {
@@ -47,7 +48,7 @@ fn main() {
         {
             let src = dir.path().join("world/scans/train");
             let scenes = list_scenes(Some(ScanFormat::Scannet), &[src], &io).expect("scenes");
-            ingest_scans(&scans, &scenes, &io, "bench").expect("ingest");
+            ingest_scans(&scans, &scenes, &io, "bench", &spatialsv_store::Silent).expect("ingest");
         }
     }
     let tcfg = TrainConfig {
@@ -58,6 +59,8 @@ fn main() {
     let run = dir.path().join("teacher");
     train(&scans, &tcfg, &run, false, |_| {}).expect("teacher");
     let teacher = load_teacher(&run).expect("load teacher");
+    // The forward-only baseline runs the same run's model directly.
+    let direct = spatialsv_trainer::infer::SpatialRun::load(&run).expect("load the run");
     let videos: Vec<_> = (0..opts.videos)
         .map(|v| {
             dir.path()
@@ -66,7 +69,7 @@ fn main() {
         .collect();
     let frames = opts.videos * opts.frames;
     let (h, w, v) = (tcfg.image_height, tcfg.image_width, tcfg.clip_len);
-    let per_frame = teacher.model_config.forward_flops(v) / v as f64;
+    let per_frame = direct.sizes.forward_flops(v) / v as f64;
     println!(
         "== label throughput on {BACKEND_NAME}: {} videos x {} frames, teacher tiny at {w}x{h}, windows of {v}",
         opts.videos, opts.frames
@@ -78,10 +81,10 @@ fn main() {
     let windows = frames / v;
     let images =
         Tensor::<Backend, 5>::random([4, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
-    let _ = teacher.model.forward(images.clone()).depth.into_data();
+    let _ = direct.model.forward(images.clone()).depth.into_data();
     let t = Instant::now();
     for _ in 0..windows.div_ceil(4) {
-        let _ = teacher.model.forward(images.clone()).depth.into_data();
+        let _ = direct.model.forward(images.clone()).depth.into_data();
     }
     let forward = windows.div_ceil(4) as f64 * 4.0 * v as f64 / t.elapsed().as_secs_f64();
     println!(
@@ -114,7 +117,14 @@ fn main() {
         ),
     ] {
         let ds = Dataset::create(dir.path().join(name.replace([' ', ','], "_"))).expect("dataset");
-        ingest_videos(&ds, &videos, &VideoOptions::default(), "bench").expect("video ingest");
+        ingest_videos(
+            &ds,
+            &videos,
+            &VideoOptions::default(),
+            "bench",
+            &spatialsv_store::Silent,
+        )
+        .expect("video ingest");
         let t = Instant::now();
         let r = label(&ds, &teacher, &cfg, Shard::ALL, |_| {}).expect("label");
         let fps = r.frames_labeled as f64 / t.elapsed().as_secs_f64();

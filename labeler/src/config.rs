@@ -1,6 +1,7 @@
 //! The labelling config (`configs/label.toml`): teacher windows and every filter threshold.
 
 use serde::{Deserialize, Serialize};
+use spatialsv_schemas::Invalid;
 
 /// How the teacher sees a clip and what the filters keep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,7 +204,12 @@ impl Default for AcceptanceFilter {
 
 impl LabelConfig {
     /// Checks ranges; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.validate_why().map_err(Invalid)
+    }
+
+    /// [`Self::validate`] with the reason as text.
+    fn validate_why(&self) -> Result<(), String> {
         let bad = |key: &str, v: &dyn std::fmt::Display, want: &str| {
             Err(format!("label config: {key} = {v} is invalid ({want})"))
         };
@@ -314,7 +320,8 @@ mod tests {
             break_it(&mut c);
             let err = c.validate().unwrap_err();
             assert!(
-                err.starts_with(&format!("label config: {key} is invalid")),
+                err.0
+                    .starts_with(&format!("label config: {key} is invalid")),
                 "{err}"
             );
         }

@@ -21,14 +21,15 @@ pub enum LabelError {
     #[error("{0}")]
     User(String),
     /// An operating-system failure on a path.
-    #[error("{action} failed ({message}): {}", path.display())]
+    #[error("{action} failed ({source}): {}", path.display())]
     Io {
         /// What we were doing.
         action: &'static str,
         /// The path it was done on.
         path: PathBuf,
         /// The OS error.
-        message: String,
+        #[source]
+        source: std::io::Error,
     },
     /// A fault of ours; please report it.
     #[error("internal error: {0}")]

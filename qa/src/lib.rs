@@ -22,6 +22,7 @@ pub use families::{DepthView, Family, Question, ViewGeom, mra};
 use spatialsv_store::datagen::SplitMix64;
 use spatialsv_store::frames::{FrameRef, FrameStore};
 use spatialsv_store::objects::{ObjectView, SceneObject, unique_names};
+use spatialsv_store::progress::Progress;
 use spatialsv_store::{Dataset, WriteOptions};
 use spatialsv_store::{Error, Result};
 
@@ -132,7 +133,7 @@ pub fn qa_id(scene: &str, frames: &[i64], q: &Question) -> String {
     }
     h.update(&q.template_id.to_le_bytes());
     h.update(q.question.as_bytes());
-    h.finalize().to_hex()[..32].to_string()
+    spatialsv_store::Digest::finish(&h).prefix(32).to_string()
 }
 
 /// Objects of every scene, by scene and id.
@@ -222,12 +223,10 @@ fn view_geom(
     let depth = match &raw.depth {
         None => None,
         Some((png, scale, _)) => {
-            let d = spatialsv_store::media::decode_png16(png).map_err(|e| {
-                Error::Internal(format!(
-                    "stored depth of {scene} frame {}: {e}",
-                    f.frame_idx
-                ))
-            })?;
+            let d = spatialsv_store::frames::decode_stored_depth(
+                png,
+                format!("{scene} frame {}", f.frame_idx),
+            )?;
             Some(DepthView {
                 width: d.width,
                 height: d.height,
@@ -351,7 +350,7 @@ pub fn qa_batch(rows: &[QaRow]) -> Result<RecordBatch> {
 }
 
 /// Generates questions for every labeled scene of `ds` and commits them to its `qa` table.
-pub fn generate(ds: &Dataset, opts: &QaOptions) -> Result<QaReport> {
+pub fn generate(ds: &Dataset, opts: &QaOptions, progress: &dyn Progress) -> Result<QaReport> {
     if opts.per_clip == 0 || opts.views == 0 {
         return Err(Error::User(format!(
             "--per-clip {} and --views {} must be at least 1",
@@ -399,10 +398,10 @@ pub fn generate(ds: &Dataset, opts: &QaOptions) -> Result<QaReport> {
         )));
     }
     let no_objects = BTreeMap::new();
-    let bar = spatialsv_store::bar(work.len() as u64, "scenes");
+    progress.start(work.len() as u64, "scenes");
     let mut rows = Vec::new();
     for (split, scene, frames) in &work {
-        bar.set_message(scene.clone());
+        progress.message(scene);
         let scene_objects = objects.get(scene).unwrap_or(&no_objects);
         let list: Vec<SceneObject> = scene_objects.values().cloned().collect();
         let nameable = unique_names(&list);
@@ -442,9 +441,9 @@ pub fn generate(ds: &Dataset, opts: &QaOptions) -> Result<QaReport> {
             report.clips += 1;
         }
         report.scenes += 1;
-        bar.inc(1);
+        progress.advance(1);
     }
-    bar.finish_and_clear();
+    progress.finish();
     let rows = balance(rows, opts.seed);
     let mut answers: BTreeMap<(String, String), BTreeMap<String, usize>> = BTreeMap::new();
     for r in &rows {

@@ -18,12 +18,14 @@
 
 mod columns;
 mod doc;
+mod invalid;
 mod table;
 mod tables;
 mod validate;
 
 pub use columns::{Columns, Poses, Vectors};
 pub use doc::{render_markdown, render_snapshot};
+pub use invalid::Invalid;
 pub use table::{RejectKind, SourceKind, Split, Table};
 pub use tables::{
     clips_schema, frames_schema, metrics_schema, object_views_schema, objects_schema,

@@ -2,6 +2,7 @@
 //! (names, order, types, nullability) and its enumerated and geometric columns hold legal
 //! values, so code further down never re-checks them.
 
+use crate::invalid::Invalid;
 use std::fmt;
 use std::str::FromStr;
 
@@ -225,7 +226,7 @@ fn check_poses(table: Table, batch: &RecordBatch, name: &str) -> Result<(), Sche
         let start = poses.value_offset(row) as usize;
         let m: Vec<f64> = (0..16).map(|i| values.value(start + i)).collect();
         if let Err(msg) = check_pose(&m) {
-            return Err(SchemaError::new(table, Some(name), Some(row), msg));
+            return Err(SchemaError::new(table, Some(name), Some(row), msg.0));
         }
     }
     Ok(())
@@ -237,7 +238,12 @@ fn check_poses(table: Table, batch: &RecordBatch, name: &str) -> Result<(), Sche
 pub const MAX_TRANSLATION_M: f64 = 1e6;
 
 /// Checks one row-major 4x4 rigid transform; the message says what is wrong.
-pub fn check_pose(m: &[f64]) -> Result<(), String> {
+pub fn check_pose(m: &[f64]) -> Result<(), Invalid> {
+    check_pose_why(m).map_err(Invalid)
+}
+
+/// [`check_pose`] with the reason as text.
+fn check_pose_why(m: &[f64]) -> Result<(), String> {
     if m.len() != 16 {
         return Err(format!("pose has {} values, expected 16", m.len()));
     }

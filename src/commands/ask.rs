@@ -65,8 +65,7 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
     out!("{}", a.answer);
     if let Some(dir) = &args.out {
         let [v, h, w] = a.size;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::User(format!("cannot create {} ({e})", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(spatialsv_lab::LabError::output("creating", &dir))?;
         let hw = h * w;
         let colour = |k: usize, i: usize| {
             [0, 1, 2].map(|c| {
@@ -93,12 +92,15 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
                 }
             }
             let path = dir.join(format!("depth_{}.png", args.frames[k]));
-            img.save(&path)
-                .map_err(|e| CliError::User(format!("cannot write {} ({e})", path.display())))?;
+            img.save(&path).map_err(|e| match e {
+                image::ImageError::IoError(e) => {
+                    spatialsv_lab::LabError::output("writing", &path)(e)
+                }
+                e => spatialsv_lab::LabError::Internal(format!("{}: {e}", path.display())),
+            })?;
         }
         let ply = dir.join("points.ply");
-        write_ply(&ply, &cloud)
-            .map_err(|e| CliError::User(format!("cannot write {} ({e})", ply.display())))?;
+        write_ply(&ply, &cloud).map_err(spatialsv_lab::LabError::output("writing", &ply))?;
         out!(
             "wrote the model's 3D lifting of {v} views: {} ({} points) and depth_*.png in {}",
             ply.display(),

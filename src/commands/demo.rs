@@ -9,21 +9,21 @@ use super::Context;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use spatialsv_ingest::synth::SynthOptions;
+use spatialsv_ingest::synth::{ScanSet, SynthOptions};
+use spatialsv_lab::recipe::{ARMS, Recipe, budget};
+use spatialsv_lab::report::{Report, write_report};
+use spatialsv_lab::{Runner, WorldLayout};
 use spatialsv_labeler::LabelConfig;
 use spatialsv_labeler::quality::{LabelComparison, LabelQuality, compare, score};
 use spatialsv_schemas::Split;
 use spatialsv_store::{Digest, Labelling, Selector};
-use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::eval::{EvalReport, evaluate};
-use spatialsv_trainer::experiment::{Recipe, budget};
 use spatialsv_trainer::mllm::eval::evaluate_qa;
 
 use super::ingest::Format;
 use super::{
     CliError, CliResult, CommandLine, export, ingest, label, qa, quote, synth, train, write_json,
 };
-use crate::report::{Report, Step, write_report};
 
 /// Run the whole method on the embedded synthetic world, with no download: synth (4 labeled
 /// scan rooms, 24 short unlabeled videos of other rooms, and two held-out test sets: A, 6 scan
@@ -109,86 +109,6 @@ pub(crate) fn demo_world(out: &Path, seed: u64) -> synth::Args {
     }
 }
 
-/// Test set A (held-out scan rooms) and B (held-out video rooms), by scene id.
-pub(crate) fn test_set(scene: &str) -> char {
-    if scene.starts_with("synth_testvideo_") {
-        'B'
-    } else {
-        'A'
-    }
-}
-
-/// The arms compared in the demo and the study, in report order.
-pub(crate) const ARMS: [&str; 5] = [
-    "teacher",
-    "baseline",
-    "baseline_labeled",
-    "baseline_strong",
-    "student",
-];
-
-pub(crate) fn write_config(path: &Path, config: &TrainConfig) -> CliResult {
-    let text = spatialsv_store::to_toml(config)?;
-    std::fs::write(path, text)
-        .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))
-}
-
-struct Runner {
-    out: PathBuf,
-    steps: Vec<Step>,
-    total: usize,
-}
-
-impl Runner {
-    /// Runs `f` as step `name` (always: its results feed the report); records its time.
-    fn always<T>(
-        &mut self,
-        name: &str,
-        command: String,
-        f: impl FnOnce() -> Result<T, CliError>,
-    ) -> Result<T, CliError> {
-        out!(
-            "== demo step {}/{}: {name}",
-            self.steps.len() + 1,
-            self.total
-        );
-        out!("   $ {command}");
-        let t = Instant::now();
-        let value = f()?;
-        self.steps.push(Step {
-            name: name.to_string(),
-            command,
-            seconds: t.elapsed().as_secs_f64(),
-            skipped: false,
-        });
-        Ok(value)
-    }
-
-    /// Runs `f` as step `name` unless its marker says it finished; records its time.
-    fn step(&mut self, name: &str, command: String, f: impl FnOnce() -> CliResult) -> CliResult {
-        let n = self.steps.len() + 1;
-        let marker = self.out.join(".done").join(name.replace(' ', "_"));
-        out!("== demo step {n}/{}: {name}", self.total);
-        out!("   $ {command}");
-        let t = Instant::now();
-        let skipped = marker.exists();
-        if skipped {
-            out!("   (done in an earlier run; skipped)");
-        } else {
-            f()?;
-            std::fs::create_dir_all(self.out.join(".done")).map_err(anyhow::Error::from)?;
-            std::fs::write(&marker, "").map_err(anyhow::Error::from)?;
-        }
-        self.steps.push(Step {
-            name: name.to_string(),
-            command,
-            seconds: t.elapsed().as_secs_f64(),
-            skipped,
-        });
-        Ok(())
-    }
-}
-
 fn s(p: &Path) -> String {
     p.display().to_string()
 }
@@ -202,8 +122,9 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
     let t0 = Instant::now();
     let out = args.out.clone();
     std::fs::create_dir_all(&out)
-        .map_err(|e| CliError::User(format!("cannot create --out ({e}): {}", out.display())))?;
-    let (world, ds_dir, runs) = (out.join("world"), out.join("ds"), out.join("runs"));
+        .map_err(spatialsv_lab::LabError::output("creating --out", &out))?;
+    let (world_dir, ds_dir, runs) = (out.join("world"), out.join("ds"), out.join("runs"));
+    let world = WorldLayout::new(&world_dir);
     let configs = out.join("configs");
     std::fs::create_dir_all(&configs).map_err(anyhow::Error::from)?;
     let (teacher_steps, student_steps) = match args.steps {
@@ -216,7 +137,7 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
         .with_preset(args.preset);
     let config_of = |name: &str| configs.join(format!("{name}.toml"));
     for (name, config) in recipe.runs() {
-        write_config(&config_of(name), config)?;
+        spatialsv_lab::write_toml(&config_of(name), config)?;
     }
     // The two labellings: the given (or default) config, one teacher pass per frame; and the
     // same config fused from many passes.
@@ -241,15 +162,27 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
     let (single_path, fused_path) = (config_of("label_single"), config_of("label_fused"));
     for (path, cfg) in [(&single_path, &single_cfg), (&fused_path, &fused_cfg)] {
         std::fs::write(path, spatialsv_store::to_toml(cfg)?)
-            .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
+            .map_err(spatialsv_lab::LabError::output("writing", &path))?;
     }
 
-    let mut r = Runner {
-        out: out.clone(),
-        steps: Vec::new(),
-        total: 12,
+    // The SpatialSV regime's rows: the multimodal model's semi-supervised rows (quick) or
+    // the whole table (full), each scored on the test rooms.
+    let sv_rows = if args.quick {
+        spatialsv_lab::spatialsv::select_rows(
+            false,
+            &["half_text", "half_text_3d", "half_text_3d_videos"].map(String::from),
+        )?
+    } else {
+        spatialsv_lab::spatialsv::rows(true)
     };
-    let mut synth = demo_world(&world, args.world_seed.unwrap_or(args.seed));
+    let mut say = |line: &str| -> CliResult {
+        out!("{line}");
+        Ok(())
+    };
+    // synth, ingest, 5 trainings, 2 labellings, evaluate, score, export; qa, the rows and
+    // their evaluation.
+    let mut r = Runner::new("demo", &out, 12 + 2 + sv_rows.len(), &mut say);
+    let mut synth = demo_world(&world_dir, args.world_seed.unwrap_or(args.seed));
     if let Some(spec) = &args.world {
         let parts: Vec<&str> = spec.split(',').collect();
         let bad = || {
@@ -284,22 +217,22 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
     let mut ingests = vec![
         ingest::Args::new(
             Format::Scannet,
-            world.join("scans/train"),
+            world.scans(ScanSet::Train),
             ds_dir.clone(),
             "train",
         ),
         ingest::Args::new(
             Format::Scannet,
-            world.join("scans/test"),
+            world.scans(ScanSet::Test),
             ds_dir.clone(),
             "test",
         ),
-        ingest::Args::new(Format::Video, world.join("videos"), ds_dir.clone(), "train"),
+        ingest::Args::new(Format::Video, world.videos(), ds_dir.clone(), "train"),
     ];
     if synth.test_videos > 0 {
         ingests.push(ingest::Args::new(
             Format::Scannet,
-            world.join("scans/test_video"),
+            world.scans(ScanSet::TestVideo),
             ds_dir.clone(),
             "test",
         ));
@@ -313,7 +246,7 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
             .join(" && "),
         || ingests.iter().try_for_each(|a| ingest::run(a.clone(), ctx)),
     )?;
-    let train_step = |r: &mut Runner, name: &str| -> CliResult {
+    let train_step = |r: &mut Runner<CliError>, name: &str| -> CliResult {
         let dir = run_dir(name);
         let a = train::Args {
             dataset: ds_dir.clone(),
@@ -363,7 +296,7 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
             Ok(evals)
         },
     )?;
-    let gt = world.join("groundtruth");
+    let gt = world.groundtruth();
     let teacher = spatialsv_labeler::job::load_teacher(&teacher_dir)?;
     let hashes = |cfg: &LabelConfig| -> Result<Labelling, CliError> {
         let (_, _, h) = spatialsv_labeler::job::resolve_config(cfg, &teacher)?;
@@ -428,17 +361,7 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
                 .try_for_each(|a| export::run(a.clone(), ctx))
         },
     )?;
-    // The SpatialSV regime: questions from the scans' geometry, then the multimodal model's
-    // semi-supervised rows (quick) or the whole table (full), each scored on the test rooms.
-    let sv_rows = if args.quick {
-        super::study_mllm::select_rows(
-            false,
-            &["half_text", "half_text_3d", "half_text_3d_videos"].map(String::from),
-        )?
-    } else {
-        super::study_mllm::rows(true)
-    };
-    r.total += 2 + sv_rows.len();
+    // The SpatialSV regime: questions from the scans' geometry, then the multimodal rows.
     let qa_args = qa::Args {
         dataset: ds_dir.clone(),
         per_clip: if args.quick { 1 } else { 4 },
@@ -449,11 +372,11 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
     r.step("qa", qa_args.command_line(), || {
         qa::run(qa_args.clone(), ctx)
     })?;
-    let sv_base = super::study_mllm::base_config(
+    let sv_base = spatialsv_lab::spatialsv::base_config(
         args.seed,
-        &super::study_mllm::Budget {
+        &spatialsv_lab::spatialsv::Budget {
             steps: args.steps.unwrap_or(if args.quick { 150 } else { 1500 }),
-            ..super::study_mllm::Budget::new(args.quick)
+            ..spatialsv_lab::spatialsv::Budget::new(args.quick)
         },
         0,
     );
@@ -461,7 +384,7 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
         let cfg = row.config(&sv_base, &teacher_dir);
         let path = config_of(&format!("mllm_{}", row.name));
         std::fs::write(&path, spatialsv_store::to_toml(&cfg)?)
-            .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
+            .map_err(spatialsv_lab::LabError::output("writing", &path))?;
         let dir = run_dir(row.name);
         let a = train::Args {
             dataset: ds_dir.clone(),
@@ -485,7 +408,7 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
         || {
             let mut evals = Vec::new();
             for row in &sv_rows {
-                let rep = evaluate_qa(&ds, &run_dir(row.name), Split::Test)?;
+                let rep = evaluate_qa(&ds, &run_dir(row.name), Split::Test, &crate::progress::Bar::new())?;
                 write_json(&out.join("eval").join(row.name), "qa_eval.json", &rep)?;
                 evals.push((row.name.to_string(), row.what.to_string(), rep));
             }
@@ -498,6 +421,7 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
         teacher_steps,
         student_steps,
         world_seed: synth.seed,
+        world: world.read_manifest()?,
         evals,
         quality: Some(quality),
         comparison: Some(comparison),
@@ -510,7 +434,7 @@ pub(crate) fn run_report(args: Args, ctx: &Context) -> Result<Report, CliError> 
         spatialsv,
         spatialsv_steps: sv_base.steps,
         spatialsv_batch: sv_base.batch_size,
-        steps: r.steps.clone(),
+        steps: r.into_steps(),
         seconds: t0.elapsed().as_secs_f64(),
     };
     write_report(&out, &report)?;

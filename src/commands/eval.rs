@@ -9,7 +9,7 @@ use spatialsv_trainer::eval::{EvalReport, Scores, evaluate};
 use spatialsv_trainer::mllm::eval::{FamilyScore, QaEvalReport};
 
 use super::{CliError, CliResult, write_json};
-use crate::report::maybe;
+use spatialsv_lab::report::maybe;
 
 /// Evaluate a checkpoint on held-out scenes: depth AbsRel / delta1 / RMSE (median-scaled and
 /// least-squares scale-and-shift), camera RRA@15, RTA@15 and AUC@30 over frame pairs (cameras
@@ -297,7 +297,12 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
         .as_deref()
         .ok_or_else(|| CliError::User("--checkpoint RUN_DIR is required".into()))?;
     if args.qa {
-        let report = spatialsv_trainer::mllm::eval::evaluate_qa(&ds, checkpoint, split)?;
+        let report = spatialsv_trainer::mllm::eval::evaluate_qa(
+            &ds,
+            checkpoint,
+            split,
+            &crate::progress::Bar::new(),
+        )?;
         print_qa(&report)?;
         let path = write_json(&args.out, "qa_eval.json", &report)?;
         out!("wrote {}", path.display());

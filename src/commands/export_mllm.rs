@@ -68,22 +68,27 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
     if size.0 == 0 || size.1 == 0 || size.0 > 4096 || size.1 > 4096 {
         return Err(bad_size());
     }
-    for s in &args.split {
-        s.parse::<spatialsv_schemas::Split>()
-            .map_err(|e| CliError::User(format!("--split: {e}")))?;
-    }
+    let splits = args
+        .split
+        .iter()
+        .map(|s| {
+            s.parse::<spatialsv_schemas::Split>()
+                .map_err(|e| CliError::User(format!("--split: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let ds = ctx.open(&args.dataset)?;
     let summary = export(
         &ds,
         &args.out,
         &ExportOptions {
             format,
-            splits: args.split.clone(),
+            splits,
             size,
             spatial_only: args
                 .spatial_only
                 .map(|v| (v, args.pseudo_labels.parse().unwrap_or_default())),
         },
+        &crate::progress::Bar::new(),
     )?;
     out!(
         "exported {} questions and {} text-free clips ({} images, {} target files) to {}, with tokenizer.json",

@@ -1,6 +1,7 @@
 //! `spatialsv ingest`: import scans and videos into a dataset.
 
 use super::Context;
+use spatialsv_ingest::synth::WorldLayout;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -231,12 +232,24 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
         let mut files = video_files(&args.src)?;
         files.retain(|f| shard.owns(&video_key(f)));
         // One commit per file, each named after its file.
-        ingest_videos(&ds, &files, &opts, "ingest video")?
+        ingest_videos(
+            &ds,
+            &files,
+            &opts,
+            "ingest video",
+            &crate::progress::Bar::new(),
+        )?
     } else {
         let opts = scan_options(&args, split, intrinsics, write);
         let mut scenes = list_scenes(args.format.scan(), &args.src, &opts)?;
         scenes.retain(|s| shard.owns(&s.scene_id));
-        ingest_scans(&ds, &scenes, &opts, &operation)?
+        ingest_scans(
+            &ds,
+            &scenes,
+            &opts,
+            &operation,
+            &crate::progress::Bar::new(),
+        )?
     };
     print_report(&report, &ds)
 }
@@ -306,19 +319,19 @@ fn run_auto(
         let mut w = detect::walk(None, src, detect::MAX_DEPTH, true);
         // A synthetic world (`spatialsv synth`): its hidden truth and the test rooms' videos
         // stay out; its unlabeled videos are training data (as the demo ingests them).
-        let synthetic = src.join("world.json").is_file();
+        let synthetic = WorldLayout::is_world(src);
+        let world = WorldLayout::new(src);
         if synthetic {
-            for (dir, why) in [
+            for (d, why) in [
                 (
-                    "groundtruth",
+                    world.groundtruth(),
                     "the videos' hidden ground truth of a synthetic world: never ingested",
                 ),
                 (
-                    "videos_test",
+                    world.test_videos(),
                     "the test video rooms as H.264: ingested with their truth from scans/test_video",
                 ),
             ] {
-                let d = src.join(dir);
                 if d.exists() {
                     w.videos.retain(|v| !v.starts_with(&d));
                     w.skipped.retain(|(p, _)| !p.starts_with(&d));
@@ -348,7 +361,7 @@ fn run_auto(
         scenes += w.scenes.len();
         videos.extend(w.videos.iter().map(|v| {
             let hint = detect::split_below(src, v);
-            let unlabeled = synthetic && v.starts_with(src.join("videos"));
+            let unlabeled = synthetic && v.starts_with(world.videos());
             (v.clone(), if unlabeled { Some(Split::Train) } else { hint })
         }));
     }
@@ -370,6 +383,7 @@ fn run_auto(
             &found,
             &opts,
             &format!("ingest auto {}", srcs.join(" ")),
+            &crate::progress::Bar::new(),
         )?;
         print_report(&r, &ds)?;
     }
@@ -393,6 +407,7 @@ fn run_auto(
             &files,
             &video_options(args, choice, write.clone()),
             "ingest video",
+            &crate::progress::Bar::new(),
         )?;
         print_report(&r, &ds)?;
     }

@@ -137,7 +137,7 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
     let ds = ctx.open(&dataset)?;
     let teacher = load_teachers(&args.teacher)?;
     let t = std::time::Instant::now();
-    let bar = spatialsv_store::bar(0, "frames");
+    let bar = crate::progress::bar(0, "frames");
     let report = label(&ds, &teacher, &config, shard, |p| {
         bar.set_length(p.frames_total as u64);
         bar.set_position(p.frames_done as u64);
@@ -179,7 +179,7 @@ fn run_external(e: External, ctx: &Context) -> CliResult {
             let shard =
                 Shard::resolve(&shard, |k| std::env::var(k).ok()).map_err(CliError::User)?;
             let ds = ctx.open(&dataset)?;
-            let bar = spatialsv_store::bar(0, "frames");
+            let bar = crate::progress::bar(0, "frames");
             let r = export_clips(&ds, &out, shard, |p| {
                 bar.set_length(p.frames_total as u64);
                 bar.set_position(p.frames_done as u64);
@@ -212,7 +212,7 @@ fn run_external(e: External, ctx: &Context) -> CliResult {
                 None => LabelConfig::default(),
             };
             let ds = ctx.open(&dataset)?;
-            let bar = spatialsv_store::bar(0, "frames");
+            let bar = crate::progress::bar(0, "frames");
             let r = import(&ds, &from, &teacher_name, &config, |p| {
                 bar.set_length(p.frames_total as u64);
                 bar.set_position(p.frames_done as u64);

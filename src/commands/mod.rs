@@ -154,6 +154,7 @@ user_or_other!(
     spatialsv_store::Error,
     spatialsv_trainer::TrainError,
     spatialsv_labeler::LabelError,
+    spatialsv_lab::LabError,
 );
 
 impl From<anyhow::Error> for CliError {
@@ -170,16 +171,13 @@ pub fn write_json(
     name: &str,
     value: &impl serde::Serialize,
 ) -> Result<std::path::PathBuf, CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        CliError::User(format!(
-            "cannot create output directory ({e}): {}",
-            dir.display()
-        ))
-    })?;
+    std::fs::create_dir_all(dir).map_err(spatialsv_lab::LabError::output(
+        "creating the output directory",
+        dir,
+    ))?;
     let path = dir.join(name);
     let json = serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?;
-    std::fs::write(&path, json)
-        .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
+    std::fs::write(&path, json).map_err(spatialsv_lab::LabError::output("writing", &path))?;
     Ok(path)
 }
 

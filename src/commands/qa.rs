@@ -75,7 +75,7 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
         views: args.views,
         ..QaOptions::default()
     };
-    let r = generate(&ds, &opts)?;
+    let r = generate(&ds, &opts, &crate::progress::Bar::new())?;
     for (family, why) in &r.skipped {
         out!("{family}: not generated ({why})");
     }

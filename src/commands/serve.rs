@@ -450,7 +450,7 @@ impl Worker {
                 let Some((png, scale, _)) = raw.depth else {
                     return Ok(not_found(format!("frame {idx} of {scene} has no depth")));
                 };
-                let d = spatialsv_store::media::decode_png16(&png).map_err(CliError::User)?;
+                let d = spatialsv_store::frames::decode_stored_depth(&png, format!("{scene} frame {idx}"))?;
                 let metres: Vec<f32> = d.values.iter().map(|v| (f64::from(*v) * scale) as f32).collect();
                 Answer::Bytes("image/png", colourise(&metres, d.width, d.height, None)?)
             }
@@ -511,7 +511,10 @@ impl Worker {
             let Some((png, scale, dk)) = &raw.depth else {
                 continue;
             };
-            let d = spatialsv_store::media::decode_png16(png).map_err(CliError::User)?;
+            let d = spatialsv_store::frames::decode_stored_depth(
+                png,
+                format!("frame {}", f.frame_idx),
+            )?;
             let img = image::load_from_memory(&raw.image)
                 .map_err(|e| CliError::User(format!("frame {}: {e}", f.frame_idx)))?
                 .to_rgb8();
@@ -616,7 +619,7 @@ fn runs(dir: Option<&Path>) -> Value {
             let curves: BTreeMap<&str, Vec<[f64; 2]>> = ["loss/total", "loss/depth", "loss/text"]
                 .into_iter()
                 .map(|m| {
-                    let c = crate::report::plot::smooth(&crate::report::plot::curve(run, m), 10);
+                    let c = spatialsv_lab::report::plot::smooth(&spatialsv_lab::report::plot::curve(run, m), 10);
                     let step = (c.len() / 400).max(1);
                     (m, c.iter().step_by(step).map(|(x, y)| [*x, *y]).collect::<Vec<_>>())
                 })

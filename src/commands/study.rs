@@ -4,10 +4,11 @@
 use super::Context;
 use std::path::PathBuf;
 
-use serde::Serialize;
-use spatialsv_trainer::eval::Scores;
+use spatialsv_lab::TestSet;
+use spatialsv_lab::recipe::{ABLATIONS, ARMS};
+use spatialsv_lab::semi::{SeedResults, SeedScores, aggregate};
 
-use super::demo::{ARMS, run_report, test_set};
+use super::demo::run_report;
 use super::{CliError, CliResult, write_json};
 
 /// Repeat an experiment over training seeds on one fixed world and report paired
@@ -78,86 +79,12 @@ enum Kind {
     Spatialsv,
 }
 
-/// Two-sided 95% Student-t critical values for 1..=30 degrees of freedom.
-const T95: [f64; 30] = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-    2.052, 2.048, 2.045, 2.042,
-];
-
-/// Mean, sample standard deviation and the 95% t-interval half-width of `v`
-/// (spread and interval are 0 for a single value, which decides nothing).
-pub fn mean_interval(v: &[f64]) -> (f64, f64, f64) {
-    let n = v.len();
-    if n == 0 {
-        return (f64::NAN, 0.0, 0.0);
-    }
-    let mean = v.iter().sum::<f64>() / n as f64;
-    if n == 1 {
-        return (mean, 0.0, 0.0);
-    }
-    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
-    let t = T95.get(n - 2).copied().unwrap_or(1.96);
-    (mean, sd, t * sd / (n as f64).sqrt())
-}
-
-/// The metrics a study compares: name, accessor, whether lower is better.
-type Metric = (&'static str, fn(&Scores) -> f64, bool);
-const METRICS: [Metric; 4] = [
-    ("AbsRel", |s| s.abs_rel, true),
-    ("delta1", |s| s.delta1, false),
-    ("AUC@30", |s| s.auc30.unwrap_or(f64::NAN), false),
-    ("Chamfer (m)", |s| s.chamfer, true),
-];
-
-#[derive(Debug, Serialize)]
-struct ArmStat {
-    test_set: char,
-    metric: &'static str,
-    arm: String,
-    per_seed: Vec<f64>,
-    mean: f64,
-    sd: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct Paired {
-    test_set: char,
-    metric: &'static str,
-    against: String,
-    /// student - arm, per seed.
-    per_seed: Vec<f64>,
-    mean: f64,
-    ci95: f64,
-    /// Mean relative difference, (student - arm) / arm.
-    relative: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct Study {
-    seeds: Vec<u64>,
-    world_seed: u64,
-    quick: bool,
-    arms: Vec<ArmStat>,
-    paired: Vec<Paired>,
-    /// Per seed: fused kept-pixel AbsRel over the single pass's on the same pixels.
-    label_ratio: Vec<f64>,
-    minutes_per_seed: Vec<f64>,
-}
-
-/// The student without one stage each (`--ablations`).
-const ABLATIONS: [&str; 3] = [
-    "ablation_single_pass",
-    "ablation_no_noise",
-    "ablation_fewer_videos",
-];
-
 /// Trains and evaluates the ablated students of one finished seed in `dir` (resumable: a
 /// finished run is only evaluated).
 fn ablations(
     ctx: &Context,
     dir: &std::path::Path,
-    report: &crate::report::Report,
+    report: &spatialsv_lab::report::Report,
 ) -> Result<Vec<(String, spatialsv_trainer::eval::EvalReport)>, CliError> {
     let ds_dir = dir.join("ds");
     let student: spatialsv_trainer::TrainConfig =
@@ -165,13 +92,13 @@ fn ablations(
     let single = report
         .comparison
         .as_ref()
-        .map(|c| c.single.config.to_string())
+        .map(|c| c.single.config.clone())
         .ok_or_else(|| CliError::User("the seed has no single-pass labelling".into()))?;
     let variants = [
         (
             ABLATIONS[0],
             spatialsv_trainer::TrainConfig {
-                pseudo_labels: Some(format!(":{}", &single[..16.min(single.len())])),
+                pseudo_labels: Some(format!(":{}", single.prefix(16))),
                 ..student.clone()
             },
         ),
@@ -197,7 +124,7 @@ fn ablations(
     let mut out = Vec::new();
     for (name, cfg) in variants {
         let config = dir.join("configs").join(format!("{name}.toml"));
-        super::demo::write_config(&config, &cfg)?;
+        spatialsv_lab::write_toml(&config, &cfg)?;
         let run = dir.join("runs").join(name);
         let finished = spatialsv_trainer::RunDir::new(&run).finished(cfg.steps);
         out!("== ablation {name}");
@@ -239,11 +166,10 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
             },
         );
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| {
-        CliError::User(format!("cannot create --out ({e}): {}", args.out.display()))
-    })?;
-    // scores[seed][arm][set]
-    let mut scores: Vec<Vec<(String, char, Scores)>> = Vec::new();
+    std::fs::create_dir_all(&args.out)
+        .map_err(spatialsv_lab::LabError::output("creating --out", &args.out))?;
+    // scores[seed]: (arm, test set, scores)
+    let mut scores: Vec<SeedScores> = Vec::new();
     let mut label_ratio = Vec::new();
     let mut minutes = Vec::new();
     for (i, seed) in args.seeds.iter().enumerate() {
@@ -272,23 +198,14 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
         }
         let mut per = Vec::new();
         for (arm, e) in &evals {
-            for set in ['A', 'B'] {
-                if let Some(s) = e.subset(|s| test_set(s) == set) {
+            for set in TestSet::ALL {
+                if let Some(s) = e.subset(|s| report.world.test_set(s) == set) {
                     per.push((arm.clone(), set, s));
                 }
             }
         }
         scores.push(per);
     }
-    let value = |seed: usize, arm: &str, set: char, m: &Metric| {
-        scores[seed]
-            .iter()
-            .find(|(a, s, _)| a == arm && *s == set)
-            .map(|(_, _, sc)| (m.1)(sc))
-    };
-    let n = args.seeds.len();
-    let mut arms = Vec::new();
-    let mut paired = Vec::new();
     let all_arms: Vec<&str> = ARMS
         .iter()
         .copied()
@@ -298,59 +215,21 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
                 .copied(),
         )
         .collect();
-    for set in ['A', 'B'] {
-        for m in &METRICS {
-            for arm in all_arms.iter().copied() {
-                let v: Option<Vec<f64>> = (0..n).map(|k| value(k, arm, set, m)).collect();
-                let Some(v) = v else { continue };
-                let (mean, sd, _) = mean_interval(&v);
-                arms.push(ArmStat {
-                    test_set: set,
-                    metric: m.0,
-                    arm: arm.to_string(),
-                    per_seed: v,
-                    mean,
-                    sd,
-                });
-            }
-            for arm in all_arms.iter().filter(|a| **a != "student") {
-                let pairs: Option<Vec<(f64, f64)>> = (0..n)
-                    .map(|k| Some((value(k, "student", set, m)?, value(k, arm, set, m)?)))
-                    .collect();
-                let Some(pairs) = pairs else { continue };
-                let diffs: Vec<f64> = pairs.iter().map(|(s, b)| s - b).collect();
-                let (mean, _, ci95) = mean_interval(&diffs);
-                let relative = pairs
-                    .iter()
-                    .map(|(s, b)| (s - b) / b.abs().max(1e-12))
-                    .sum::<f64>()
-                    / n as f64;
-                paired.push(Paired {
-                    test_set: set,
-                    metric: m.0,
-                    against: arm.to_string(),
-                    per_seed: diffs,
-                    mean,
-                    ci95,
-                    relative,
-                });
-            }
-        }
-    }
-    let study = Study {
-        seeds: args.seeds.clone(),
-        world_seed: args.world_seed,
-        quick: args.quick,
-        arms,
-        paired,
-        label_ratio,
-        minutes_per_seed: minutes,
-    };
+    let study = aggregate(
+        &args.seeds,
+        args.world_seed,
+        args.quick,
+        &all_arms,
+        SeedResults {
+            scores,
+            label_ratio,
+            minutes,
+        },
+    );
     write_json(&args.out, "study.json", &study)?;
-    let md = markdown(&study);
+    let md = study.markdown();
     let path = args.out.join("study.md");
-    std::fs::write(&path, &md)
-        .map_err(|e| CliError::User(format!("cannot write ({e}): {}", path.display())))?;
+    std::fs::write(&path, &md).map_err(spatialsv_lab::LabError::output("writing", &path))?;
     for line in md
         .lines()
         .filter(|l| l.starts_with("| B") || l.starts_with("| A"))
@@ -359,85 +238,4 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
     }
     out!("study written to {}", path.display());
     Ok(())
-}
-
-/// Values formatted one by one, space-separated.
-fn list(values: &[f64], fmt: fn(f64) -> String) -> String {
-    values.iter().map(|v| fmt(*v)).collect::<Vec<_>>().join(" ")
-}
-
-fn markdown(s: &Study) -> String {
-    let lower = |metric: &str| METRICS.iter().find(|m| m.0 == metric).is_some_and(|m| m.2);
-    let mut md = format!(
-        "# spatialsv study: semi-supervised, seeds {:?}, world seed {}, {} budget\n\n",
-        s.seeds,
-        s.world_seed,
-        if s.quick { "quick" } else { "full" }
-    );
-    md.push_str("Every seed trains the teacher, labels, and trains every arm again on the same world; differences are paired by seed. Interval: 95% Student t over seeds (a single seed has none). Against an `ablation_*` arm (the student without one stage), \"student better\" means the stage helps.\n\n");
-    md.push_str("## Paired differences, student - arm\n\n| set | metric | against | per seed | mean | 95% interval | relative | student better? |\n|---|---|---|---|---|---|---|---|\n");
-    for p in &s.paired {
-        let better = if lower(p.metric) {
-            p.mean + p.ci95 < 0.0
-        } else {
-            p.mean - p.ci95 > 0.0
-        };
-        let worse = if lower(p.metric) {
-            p.mean - p.ci95 > 0.0
-        } else {
-            p.mean + p.ci95 < 0.0
-        };
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {:+.4} | [{:+.4}, {:+.4}] | {:+.1}% | {} |\n",
-            p.test_set,
-            p.metric,
-            p.against,
-            list(&p.per_seed, |v| format!("{v:+.4}")),
-            p.mean,
-            p.mean - p.ci95,
-            p.mean + p.ci95,
-            100.0 * p.relative,
-            if s.seeds.len() < 2 {
-                "one seed: undecided"
-            } else if better {
-                "yes"
-            } else if worse {
-                "no, worse"
-            } else {
-                "tie (interval spans 0)"
-            }
-        ));
-    }
-    md.push_str("\n## Each arm over seeds\n\n| set | metric | arm | per seed | mean | sd |\n|---|---|---|---|---|---|\n");
-    for a in &s.arms {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {:.4} | {:.4} |\n",
-            a.test_set,
-            a.metric,
-            a.arm,
-            list(&a.per_seed, |v| format!("{v:.4}")),
-            a.mean,
-            a.sd
-        ));
-    }
-    let (m, sd, ci) = mean_interval(&s.label_ratio);
-    md.push_str(&format!(
-        "\n## Labels\n\nFused kept-pixel AbsRel over the single pass's on the same pixels, per seed: {} (mean {m:.3}, sd {sd:.3}, 95% interval ±{ci:.3}; the go/no-go asks for at most 0.85).\n\nMinutes per seed: {}.\n",
-        list(&s.label_ratio, |v| format!("{v:.3}")),
-        list(&s.minutes_per_seed, |v| format!("{v:.1}"))
-    ));
-    md
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intervals_by_hand() {
-        let (m, sd, ci) = mean_interval(&[1.0, 2.0, 3.0]);
-        assert!((m - 2.0).abs() < 1e-12 && (sd - 1.0).abs() < 1e-12);
-        assert!((ci - 4.303 / 3f64.sqrt()).abs() < 1e-9);
-        assert_eq!(mean_interval(&[5.0]), (5.0, 0.0, 0.0));
-    }
 }

@@ -10,212 +10,18 @@ use std::time::Instant;
 
 use serde::Serialize;
 use spatialsv_schemas::Split;
-use spatialsv_store::datagen::SplitMix64;
 use spatialsv_trainer::TrainConfig;
+use spatialsv_trainer::mllm::MllmConfig;
 use spatialsv_trainer::mllm::eval::{QaEvalReport, evaluate_qa};
-use spatialsv_trainer::mllm::{MllmConfig, SpatialOnly, Target3d};
 
 use super::ingest::{self, Format};
 use super::{CliError, CliResult, CommandLine, label, qa, synth, train, write_json};
-use crate::report::document::Document;
-use crate::report::plot::{Axes, COLOURS, Series, curve, plot, smooth};
-
-/// One row of the table: name, what it is, how its config differs from the base.
-pub struct Row {
-    /// Run name.
-    pub name: &'static str,
-    /// The paper's row it mirrors.
-    pub what: &'static str,
-    modify: fn(&mut MllmConfig, &Path),
-}
-
-impl Row {
-    /// This row's config: `base` with the row's targets, shares and sources (`teacher`:
-    /// the 3D run distillation rows distil from).
-    pub fn config(&self, base: &MllmConfig, teacher: &Path) -> MllmConfig {
-        let mut c = base.clone();
-        (self.modify)(&mut c, teacher);
-        c
-    }
-}
-
-const ALL3: [Target3d; 3] = [Target3d::Depth, Target3d::Points, Target3d::Rays];
-
-/// The rows: the quick set (the ordering the paper claims and its controls), then the rest
-/// of the full table.
-pub fn rows(full: bool) -> Vec<Row> {
-    let mut r = vec![
-        Row {
-            name: "text_only",
-            what: "text only (100% of the QA rooms)",
-            modify: |c, _| c.targets = vec![],
-        },
-        Row {
-            name: "text_3d",
-            what: "+ depth + points + rays",
-            modify: |c, _| c.targets = ALL3.to_vec(),
-        },
-        Row {
-            name: "shuffled_3d",
-            what: "control: 3D targets of another sample",
-            modify: |c, _| {
-                c.targets = ALL3.to_vec();
-                c.shuffle_targets = true;
-            },
-        },
-        Row {
-            name: "half_text",
-            what: "semi-supervised: 50% of the rooms, text only",
-            modify: |c, _| {
-                c.targets = vec![];
-                c.qa_share = 0.5;
-            },
-        },
-        Row {
-            name: "half_text_3d",
-            what: "50% text + 3D losses",
-            modify: |c, _| {
-                c.targets = ALL3.to_vec();
-                c.qa_share = 0.5;
-            },
-        },
-        Row {
-            name: "half_text_3d_videos",
-            what: "50% text + 3D, plus unlabeled videos with 3D losses only (pseudo-labels, no text)",
-            modify: |c, _| {
-                c.targets = ALL3.to_vec();
-                c.qa_share = 0.5;
-                c.spatial_only = SpatialOnly::Videos;
-            },
-        },
-    ];
-    if full {
-        r.extend([
-            Row {
-                name: "text_distill",
-                what: "+ feature distillation",
-                modify: |c, t| {
-                    c.targets = vec![];
-                    c.distill = true;
-                    c.distill_from = Some(t.to_path_buf());
-                },
-            },
-            Row {
-                name: "text_depth",
-                what: "+ depth only",
-                modify: |c, _| c.targets = vec![Target3d::Depth],
-            },
-            Row {
-                name: "text_points",
-                what: "+ points only",
-                modify: |c, _| c.targets = vec![Target3d::Points],
-            },
-            Row {
-                name: "text_rays",
-                what: "+ rays only",
-                modify: |c, _| c.targets = vec![Target3d::Rays],
-            },
-            Row {
-                name: "text_3d_distill",
-                what: "+ depth + points + rays + distillation",
-                modify: |c, t| {
-                    c.targets = ALL3.to_vec();
-                    c.distill = true;
-                    c.distill_from = Some(t.to_path_buf());
-                },
-            },
-        ]);
-    }
-    r
-}
-
-/// The pairs compared: (row, against, what the difference would mean).
-const PAIRS: [(&str, &str, &str); 6] = [
-    ("text_3d", "text_only", "3D supervision helps answers"),
-    (
-        "shuffled_3d",
-        "text_only",
-        "3D-shaped gradient without the geometry",
-    ),
-    (
-        "text_3d",
-        "shuffled_3d",
-        "the geometry, not the extra gradient",
-    ),
-    (
-        "half_text_3d",
-        "half_text",
-        "3D supervision with half the questions",
-    ),
-    (
-        "half_text_3d_videos",
-        "half_text_3d",
-        "text-free videos with pseudo-labels help",
-    ),
-    (
-        "text_only",
-        "half_text",
-        "twice the questions (data starvation)",
-    ),
-];
-
-/// Budget and world of a study.
-#[derive(Debug, Clone, Copy)]
-pub struct Budget {
-    /// Steps of every multimodal run.
-    pub steps: usize,
-    /// Steps of the 3D teacher.
-    pub teacher_steps: usize,
-    /// Questions per clip and family.
-    pub per_clip: usize,
-    /// Training rooms (test rooms: 6).
-    pub train_rooms: usize,
-    /// Frames per room.
-    pub frames: usize,
-    /// Samples per step of every multimodal run.
-    pub batch: usize,
-}
-
-impl Budget {
-    /// The quick or full budget.
-    pub fn new(quick: bool) -> Self {
-        if quick {
-            Self {
-                steps: 500,
-                teacher_steps: 200,
-                per_clip: 6,
-                train_rooms: 8,
-                frames: 32,
-                batch: 8,
-            }
-        } else {
-            Self {
-                steps: 1500,
-                teacher_steps: 400,
-                per_clip: 8,
-                train_rooms: 12,
-                frames: 48,
-                batch: 8,
-            }
-        }
-    }
-}
-
-/// The base multimodal config of every row.
-pub fn base_config(seed: u64, b: &Budget, max_questions: usize) -> MllmConfig {
-    MllmConfig {
-        seed,
-        steps: b.steps,
-        batch_size: b.batch,
-        checkpoint_every: b.steps,
-        warmup_steps: 20,
-        image_height: 32,
-        image_width: 48,
-        head_width: 16,
-        max_questions,
-        ..MllmConfig::default()
-    }
-}
+use spatialsv_ingest::synth::ScanSet;
+use spatialsv_lab::report::document::Document;
+use spatialsv_lab::report::plot::{Axes, COLOURS, Series, curve, plot, smooth};
+use spatialsv_lab::spatialsv::{Budget, PAIRS, Row, base_config, rows, select_rows};
+use spatialsv_lab::stats::bootstrap_mean;
+use spatialsv_lab::{Markers, WorldLayout};
 
 #[derive(Debug, Serialize)]
 struct RowStat {
@@ -258,10 +64,7 @@ struct StudyOut {
     minutes_per_seed: Vec<f64>,
 }
 
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let (m, sd, _) = super::study::mean_interval(v);
-    (m, sd)
-}
+use spatialsv_lab::stats::mean_sd;
 
 /// Mean per-question difference of `a - b` over the questions both scored, averaged over
 /// seeds, with a 95% percentile bootstrap interval (questions resampled within each seed).
@@ -271,11 +74,7 @@ fn paired(
     numeric: bool,
     seed: u64,
 ) -> (f64, (f64, f64), Vec<f64>) {
-    let is_numeric = |family: &str| {
-        family
-            .parse::<spatialsv_qa::Family>()
-            .is_ok_and(|f| f.numeric())
-    };
+    let is_numeric = |family: &spatialsv_qa::Family| family.numeric();
     let diffs: Vec<Vec<f64>> = a
         .iter()
         .zip(b)
@@ -292,29 +91,7 @@ fn paired(
                 .collect()
         })
         .collect();
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let per_seed: Vec<f64> = diffs.iter().map(|d| mean(d)).collect();
-    let point = mean(&per_seed);
-    let mut rng = SplitMix64::new(seed);
-    let mut boots: Vec<f64> = (0..1000)
-        .map(|_| {
-            let per: Vec<f64> = diffs
-                .iter()
-                .map(|d| {
-                    if d.is_empty() {
-                        return 0.0;
-                    }
-                    (0..d.len())
-                        .map(|_| d[(rng.next_u64() % d.len() as u64) as usize])
-                        .sum::<f64>()
-                        / d.len() as f64
-                })
-                .collect();
-            mean(&per)
-        })
-        .collect();
-    boots.sort_by(f64::total_cmp);
-    (point, (boots[25], boots[974]), per_seed)
+    bootstrap_mean(&diffs, seed)
 }
 
 fn io(e: impl std::fmt::Display) -> CliError {
@@ -324,16 +101,15 @@ fn io(e: impl std::fmt::Display) -> CliError {
 /// Prepares one seed's world, dataset, questions, teacher and pseudo-labels in `dir`
 /// (each step skipped when its output is there).
 fn prepare(ctx: &Context, dir: &Path, seed: u64, b: &Budget) -> CliResult {
-    let world = dir.join("world");
+    let world_dir = dir.join("world");
+    let world = WorldLayout::new(&world_dir);
     let ds = dir.join("ds");
-    let done = |name: &str| dir.join(".done").join(name).exists();
-    let mark = |name: &str| -> CliResult {
-        std::fs::create_dir_all(dir.join(".done")).map_err(io)?;
-        std::fs::write(dir.join(".done").join(name), "").map_err(io)
-    };
+    let markers = Markers::new(dir);
+    let done = |name: &str| markers.done(name);
+    let mark = |name: &str| -> CliResult { Ok(markers.mark(name)?) };
     if !done("synth") {
         let a = synth::Args {
-            out: world.clone(),
+            out: world_dir.clone(),
             seed,
             scenes: b.train_rooms + 6,
             test_scenes: 6,
@@ -352,17 +128,17 @@ fn prepare(ctx: &Context, dir: &Path, seed: u64, b: &Budget) -> CliResult {
         for a in [
             ingest::Args::new(
                 Format::Scannet,
-                world.join("scans/train"),
+                world.scans(ScanSet::Train),
                 ds.clone(),
                 "train",
             ),
             ingest::Args::new(
                 Format::Scannet,
-                world.join("scans/test"),
+                world.scans(ScanSet::Test),
                 ds.clone(),
                 "test",
             ),
-            ingest::Args::new(Format::Video, world.join("videos"), ds.clone(), "train"),
+            ingest::Args::new(Format::Video, world.videos(), ds.clone(), "train"),
         ] {
             out!("   $ {}", a.command_line());
             ingest::run(a, ctx)?;
@@ -391,7 +167,7 @@ fn prepare(ctx: &Context, dir: &Path, seed: u64, b: &Budget) -> CliResult {
             ..TrainConfig::default()
         };
         let path = dir.join("teacher.toml");
-        super::demo::write_config(&path, &cfg)?;
+        spatialsv_lab::write_toml(&path, &cfg)?;
         let a = train::Args {
             dataset: ds.clone(),
             config: Some(path),
@@ -465,7 +241,7 @@ fn run_row(
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     );
-    let rep = evaluate_qa(&ds, &run, Split::Test)?;
+    let rep = evaluate_qa(&ds, &run, Split::Test, &crate::progress::Bar::new())?;
     if let Some(parent) = eval_path.parent() {
         write_json(parent, "qa_eval.json", &rep)?;
     }
@@ -495,31 +271,6 @@ pub struct Plan {
     pub pilot: Vec<usize>,
 }
 
-/// The rows a plan runs, in table order; an unknown name is a one-line error naming the
-/// known ones.
-pub fn select_rows(all_rows: bool, names: &[String]) -> Result<Vec<Row>, CliError> {
-    if names.is_empty() {
-        return Ok(rows(all_rows));
-    }
-    let every = rows(true);
-    let unknown: Vec<&str> = names
-        .iter()
-        .map(String::as_str)
-        .filter(|n| !every.iter().any(|r| r.name == *n))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(CliError::User(format!(
-            "--rows: unknown row(s) {}; the rows are {}",
-            unknown.join(", "),
-            every.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
-        )));
-    }
-    Ok(every
-        .into_iter()
-        .filter(|r| names.iter().any(|n| n == r.name))
-        .collect())
-}
-
 /// Runs the study.
 pub fn run(ctx: &Context, plan: &Plan) -> CliResult {
     let (seeds, quick, out, max_questions) = (
@@ -539,7 +290,7 @@ pub fn run(ctx: &Context, plan: &Plan) -> CliResult {
     b.batch = plan.batch;
     let rows = select_rows(plan.all_rows, &plan.rows)?;
     std::fs::create_dir_all(out)
-        .map_err(|e| CliError::User(format!("cannot create --out ({e}): {}", out.display())))?;
+        .map_err(spatialsv_lab::LabError::output("creating --out", &out))?;
     if !plan.pilot.is_empty() {
         return run_pilot(ctx, seeds[0], &b, out, &plan.pilot);
     }
@@ -559,8 +310,7 @@ pub fn run(ctx: &Context, plan: &Plan) -> CliResult {
         let mut per_row = Vec::new();
         for row in &rows {
             out!("== seed {seed}: {} ({})", row.name, row.what);
-            let mut cfg = base_config(*seed, &b, max_questions);
-            (row.modify)(&mut cfg, &teacher);
+            let cfg = row.config(&base_config(*seed, &b, max_questions), &teacher);
             per_row.push(run_row(ctx, &dir, row, &cfg)?);
         }
         if i == 0 {
@@ -635,7 +385,7 @@ pub fn run(ctx: &Context, plan: &Plan) -> CliResult {
     };
     write_json(out, "study_spatialsv.json", &s)?;
     let doc = document(&s, &reports, &rows, out);
-    crate::report::write_document(out, "study_spatialsv", &doc)?;
+    spatialsv_lab::report::write_document(out, "study_spatialsv", &doc)?;
     out!(
         "wrote {0}/study_spatialsv.md, {0}/study_spatialsv.html and {0}/study_spatialsv.json",
         out.display()
@@ -741,7 +491,7 @@ fn document(s: &StudyOut, reports: &[Vec<QaEvalReport>], rows: &[Row], out: &Pat
             if let Some(s0) = first[0].families.get(&f) {
                 row.push(s0.measure.clone());
                 row.push(format!("{:.3}", s0.most_frequent));
-                row.push(crate::report::maybe(s0.chance, 3));
+                row.push(spatialsv_lab::report::maybe(s0.chance, 3));
             }
             for r in first {
                 row.push(
@@ -801,13 +551,8 @@ fn run_pilot(ctx: &Context, seed: u64, b: &Budget, out: &Path, sizes: &[usize]) 
             let Some(row) = all.iter().find(|r| r.name == name) else {
                 continue;
             };
-            let mut cfg = base_config(seed, b, n);
-            (row.modify)(&mut cfg, &dir.join("runs/teacher"));
-            let pilot_row = Row {
-                name: Box::leak(format!("pilot_{name}_{n}").into_boxed_str()),
-                what: row.what,
-                modify: row.modify,
-            };
+            let cfg = row.config(&base_config(seed, b, n), &dir.join("runs/teacher"));
+            let pilot_row = row.renamed(Box::leak(format!("pilot_{name}_{n}").into_boxed_str()));
             out!("== pilot: {} with at most {n} questions", name);
             let r = run_row(ctx, &dir, &pilot_row, &cfg)?;
             table.push((
@@ -841,7 +586,7 @@ mod tests {
             per_question: scores
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (format!("q{i}"), "camera_turn".to_string(), *s))
+                .map(|(i, s)| (format!("q{i}"), spatialsv_qa::Family::CameraTurn, *s))
                 .collect(),
             ..QaEvalReport::default()
         };

@@ -111,8 +111,12 @@ pub fn run(args: Args, _ctx: &Context) -> CliResult {
         ..SynthOptions::default()
     };
     let t = std::time::Instant::now();
-    let m = synthesize(&args.out, &opts)?;
-    let train = m.scans.iter().filter(|s| s.1 == "train").count();
+    let m = synthesize(&args.out, &opts, &crate::progress::Bar::new())?;
+    let train = m
+        .scans
+        .iter()
+        .filter(|s| s.split == spatialsv_schemas::Split::Train)
+        .count();
     out!(
         "rendered {} scan scenes ({train} train, {} test) of {} frames, {} unlabeled videos of {} frames and {} test videos at {w}x{h} in {:.1}s into {}",
         m.scans.len(),

@@ -59,7 +59,7 @@ impl CommandLine for Args {
 fn run_mllm(ctx: &Context, args: &Args, text: &str, path: &std::path::Path) -> CliResult {
     let config: MllmConfig = spatialsv_store::parse_toml(text, &path.display().to_string())?;
     let ds = ctx.open(&args.dataset)?;
-    let bar = spatialsv_store::bar(config.steps as u64, "steps");
+    let bar = crate::progress::bar(config.steps as u64, "steps");
     let t = std::time::Instant::now();
     let mut last = None;
     let mut plan = None;
@@ -122,7 +122,7 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
         None => TrainConfig::default(),
     };
     let ds = ctx.open(&args.dataset)?;
-    let bar = spatialsv_store::bar(config.steps as u64, "steps");
+    let bar = crate::progress::bar(config.steps as u64, "steps");
     let t = std::time::Instant::now();
     let clips_per_step = config.batch_size as f64;
     let mut last = None;

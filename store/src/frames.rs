@@ -15,6 +15,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::geometry::Mat4;
 use crate::manifest::Manifest;
+use crate::media::DepthImage;
 
 /// Where a frame is: data file, row group, row within the row group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,15 @@ pub struct FrameRef {
     pub row: usize,
     /// `frames.frame_idx`.
     pub frame_idx: i64,
+}
+
+/// Decodes the stored 16-bit depth PNG of the frame named `at` (`scene frame N`). A stored
+/// depth that does not decode is a damaged dataset file (exit code 1), wherever it is met.
+pub fn decode_stored_depth(png: &[u8], at: impl std::fmt::Display) -> Result<DepthImage> {
+    crate::media::decode_png16(png).map_err(|e| Error::Corrupt {
+        path: at.to_string().into(),
+        message: format!("stored depth does not decode ({e})"),
+    })
 }
 
 /// A frame as stored.

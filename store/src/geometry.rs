@@ -13,6 +13,7 @@
 //! Camera axes follow OpenCV (x right, y down, z forward).
 
 use nalgebra::{Matrix3, Vector3};
+use spatialsv_schemas::Invalid;
 
 /// A row-major 4x4 matrix: the stored form of a pose.
 pub type Mat4 = [f64; 16];
@@ -360,7 +361,12 @@ pub fn slerp(a: [f64; 4], b: [f64; 4], t: f64) -> [f64; 4] {
 /// Parses whitespace-separated numbers of a 4x4 matrix text file (ScanNet, 7-Scenes poses and
 /// intrinsics). Accepts `inf`, `-inf` and `nan` as numbers so that broken poses are reported as
 /// non-finite rather than as unreadable.
-pub fn parse_matrix4(text: &str) -> Result<Mat4, String> {
+pub fn parse_matrix4(text: &str) -> Result<Mat4, Invalid> {
+    parse_matrix4_why(text).map_err(Invalid)
+}
+
+/// [`parse_matrix4`] with the reason as text.
+fn parse_matrix4_why(text: &str) -> Result<Mat4, String> {
     let values: Vec<f64> = text
         .split_whitespace()
         .map(|t| {

@@ -42,6 +42,14 @@ impl Digest {
         short(&self.0)
     }
 
+    /// The first `chars` characters (all of a shorter value): a prefix that names it.
+    pub fn prefix(&self, chars: usize) -> &str {
+        match self.0.char_indices().nth(chars) {
+            Some((i, _)) => &self.0[..i],
+            None => &self.0,
+        }
+    }
+
     /// Whether the hex starts with `prefix` (how users name a digest).
     pub fn starts_with(&self, prefix: &str) -> bool {
         self.0.starts_with(prefix)

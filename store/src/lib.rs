@@ -21,7 +21,7 @@ pub mod manifest;
 pub mod media;
 mod migrate;
 pub mod objects;
-mod progress;
+pub mod progress;
 pub mod rows;
 mod storage;
 
@@ -35,7 +35,7 @@ pub use frames::{FrameIndex, FrameRef, FrameStore, RawFrame, SceneFrames};
 pub use hash::{Digest, Labelling, Selector};
 pub use manifest::{AddedStats, DataFile, Manifest, TableFiles};
 pub use migrate::MigrateOutcome;
-pub use progress::{bar, progress_enabled};
+pub use progress::{Progress, Silent};
 pub use storage::{
     LocalStorage, ObjectWriter, PART_BYTES, S3Storage, Storage, StorageOptions, client_for_bucket,
     is_object_store_url, open_location, parse_s3_url,

@@ -5,6 +5,69 @@ use std::io::Cursor;
 
 use image::{ImageBuffer, ImageFormat, Luma};
 
+/// What is wrong with image bytes. Callers decide whose fault it is: a user's input file is
+/// quarantined or refused (exit 2), a damaged file of the dataset is corrupt (exit 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    /// The file ends before its end marker.
+    #[error("{what} ({bytes} bytes): truncated")]
+    Truncated {
+        /// Which marker is missing (`JPEG has no end-of-image marker`).
+        what: &'static str,
+        /// The file's length.
+        bytes: usize,
+    },
+    /// Neither JPEG nor PNG.
+    #[error("unsupported image codec {0}")]
+    Unsupported(String),
+    /// Not a PNG where one was required.
+    #[error("not a PNG file")]
+    NotPng,
+    /// A depth PNG that is not 16-bit grayscale.
+    #[error("depth PNG must be 16-bit grayscale, found bit depth {depth}, colour type {colour}")]
+    NotGray16 {
+        /// Bit depth found.
+        depth: u8,
+        /// PNG colour type found.
+        colour: u8,
+    },
+    /// A width or height of 0.
+    #[error("image is {width}x{height}: empty")]
+    Empty {
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+    },
+    /// Beyond [`MAX_IMAGE_SIDE`] or [`MAX_IMAGE_PIXELS`].
+    #[error(
+        "image header claims {width}x{height} pixels, beyond the limit of {MAX_IMAGE_SIDE} a side \
+         and {} megapixels (a decompression bomb or a damaged header)",
+        MAX_IMAGE_PIXELS >> 20
+    )]
+    TooLarge {
+        /// Width claimed.
+        width: u32,
+        /// Height claimed.
+        height: u32,
+    },
+    /// The header cannot be read.
+    #[error("{0}")]
+    Header(String),
+    /// The compressed pixel data does not decode.
+    #[error("pixel data does not decode ({0})")]
+    Pixels(String),
+    /// A 16-bit PNG that does not decode.
+    #[error("{0}")]
+    Decode(String),
+    /// Encoding failed.
+    #[error("{0}")]
+    Encode(String),
+}
+
+/// Result of the media functions.
+pub type MediaResult<T> = Result<T, MediaError>;
+
 /// Codec of encoded image bytes, from their magic number.
 pub fn sniff_codec(bytes: &[u8]) -> Option<&'static str> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -18,58 +81,56 @@ pub fn sniff_codec(bytes: &[u8]) -> Option<&'static str> {
 
 /// Checks that an encoded image is complete (not cut short), without decoding it: a JPEG ends
 /// with an EOI marker (allowing a little trailing padding), a PNG with an IEND chunk.
-pub fn check_complete(bytes: &[u8], codec: &str) -> Result<(), String> {
+pub fn check_complete(bytes: &[u8], codec: &str) -> MediaResult<()> {
     match codec {
         "jpeg" => {
             let tail = &bytes[bytes.len().saturating_sub(64)..];
             if tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
                 Ok(())
             } else {
-                Err(format!(
-                    "JPEG has no end-of-image marker ({} bytes): truncated",
-                    bytes.len()
-                ))
+                Err(MediaError::Truncated {
+                    what: "JPEG has no end-of-image marker",
+                    bytes: bytes.len(),
+                })
             }
         }
         "png" => {
             if bytes.len() >= 12 && &bytes[bytes.len() - 8..bytes.len() - 4] == b"IEND" {
                 Ok(())
             } else {
-                Err(format!(
-                    "PNG has no IEND chunk ({} bytes): truncated",
-                    bytes.len()
-                ))
+                Err(MediaError::Truncated {
+                    what: "PNG has no IEND chunk",
+                    bytes: bytes.len(),
+                })
             }
         }
-        other => Err(format!("unsupported image codec {other}")),
+        other => Err(MediaError::Unsupported(other.to_string())),
     }
 }
 
 /// Width and height from the image header.
-pub fn image_dims(bytes: &[u8]) -> Result<(u32, u32), String> {
+pub fn image_dims(bytes: &[u8]) -> MediaResult<(u32, u32)> {
     image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| MediaError::Header(e.to_string()))?
         .into_dimensions()
-        .map_err(|e| e.to_string())
+        .map_err(|e| MediaError::Header(e.to_string()))
 }
 
 /// Width, height, bit depth and colour type from a PNG's IHDR chunk.
-pub fn png_header(bytes: &[u8]) -> Result<(u32, u32, u8, u8), String> {
+pub fn png_header(bytes: &[u8]) -> MediaResult<(u32, u32, u8, u8)> {
     if sniff_codec(bytes) != Some("png") || bytes.len() < 33 || &bytes[12..16] != b"IHDR" {
-        return Err("not a PNG file".into());
+        return Err(MediaError::NotPng);
     }
     let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     Ok((be(16), be(20), bytes[24], bytes[25]))
 }
 
 /// Checks that `bytes` is a complete 16-bit grayscale PNG and returns its size.
-pub fn check_png16(bytes: &[u8]) -> Result<(u32, u32), String> {
+pub fn check_png16(bytes: &[u8]) -> MediaResult<(u32, u32)> {
     let (w, h, depth, colour) = png_header(bytes)?;
     if depth != 16 || colour != 0 {
-        return Err(format!(
-            "depth PNG must be 16-bit grayscale, found bit depth {depth}, colour type {colour}"
-        ));
+        return Err(MediaError::NotGray16 { depth, colour });
     }
     check_complete(bytes, "png")?;
     Ok((w, h))
@@ -122,16 +183,18 @@ pub const MAX_IMAGE_SIDE: u32 = 16_384;
 pub const MAX_IMAGE_PIXELS: u64 = 64 << 20;
 
 /// Refuses image sizes beyond [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_PIXELS`] (and empty ones).
-pub fn check_dims(w: u32, h: u32) -> Result<(), String> {
+pub fn check_dims(w: u32, h: u32) -> MediaResult<()> {
     if w == 0 || h == 0 {
-        return Err(format!("image is {w}x{h}: empty"));
+        return Err(MediaError::Empty {
+            width: w,
+            height: h,
+        });
     }
     if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE || u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
-        return Err(format!(
-            "image header claims {w}x{h} pixels, beyond the limit of {MAX_IMAGE_SIDE} a side and \
-             {} megapixels (a decompression bomb or a damaged header)",
-            MAX_IMAGE_PIXELS >> 20
-        ));
+        return Err(MediaError::TooLarge {
+            width: w,
+            height: h,
+        });
     }
     Ok(())
 }
@@ -148,22 +211,24 @@ pub(crate) fn limits() -> image::Limits {
 /// Decodes an image completely (within [`check_dims`]'s limits), to prove that its pixel
 /// data is intact: a valid header and end marker around a corrupt compressed stream pass
 /// [`check_complete`] but fail here.
-pub fn verify_decodes(bytes: &[u8]) -> Result<(), String> {
+pub fn verify_decodes(bytes: &[u8]) -> MediaResult<()> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| MediaError::Header(e.to_string()))?;
     reader.limits(limits());
     reader
         .decode()
         .map(drop)
-        .map_err(|e| format!("pixel data does not decode ({e})"))
+        .map_err(|e| MediaError::Pixels(e.to_string()))
 }
 
 /// Decodes a 16-bit grayscale PNG (within [`check_dims`]'s limits).
-pub fn decode_png16(bytes: &[u8]) -> Result<DepthImage, String> {
+pub fn decode_png16(bytes: &[u8]) -> MediaResult<DepthImage> {
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), ImageFormat::Png);
     reader.limits(limits());
-    let img = reader.decode().map_err(|e| e.to_string())?;
+    let img = reader
+        .decode()
+        .map_err(|e| MediaError::Decode(e.to_string()))?;
     let luma = img.to_luma16();
     Ok(DepthImage {
         width: luma.width(),
@@ -173,14 +238,14 @@ pub fn decode_png16(bytes: &[u8]) -> Result<DepthImage, String> {
 }
 
 /// Encodes a 16-bit grayscale PNG (lossless).
-pub fn encode_png16(depth: &DepthImage) -> Result<Vec<u8>, String> {
+pub fn encode_png16(depth: &DepthImage) -> MediaResult<Vec<u8>> {
     let buf: ImageBuffer<Luma<u16>, Vec<u16>> =
         ImageBuffer::from_raw(depth.width, depth.height, depth.values.clone())
-            .ok_or("depth buffer does not match its size")?;
+            .ok_or_else(|| MediaError::Encode("depth buffer does not match its size".into()))?;
     let mut out = Cursor::new(Vec::new());
     image::DynamicImage::from(buf)
         .write_to(&mut out, ImageFormat::Png)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| MediaError::Encode(e.to_string()))?;
     Ok(out.into_inner())
 }
 
@@ -199,7 +264,9 @@ mod tests {
         assert_eq!(check_png16(&png).unwrap(), (3, 2));
         assert_eq!(decode_png16(&png).unwrap(), d);
         let cut = &png[..png.len() - 10];
-        assert!(check_png16(cut).unwrap_err().contains("truncated"));
+        let err = check_png16(cut).unwrap_err();
+        assert!(matches!(err, MediaError::Truncated { .. }), "{err:?}");
+        assert!(err.to_string().ends_with("bytes): truncated"), "{err}");
         assert_eq!(sniff_codec(&png), Some("png"));
         assert_eq!(sniff_codec(b"GIF89a"), None);
     }
@@ -224,6 +291,7 @@ mod tests {
         assert!(
             check_dims(160_000, 120_000)
                 .unwrap_err()
+                .to_string()
                 .contains("decompression bomb")
         );
         assert!(check_dims(64_000, 48).is_err());

@@ -3,6 +3,7 @@
 //! (`*.aggregation.json` + `*.segs.json` over the `*_vh_clean_2.ply` mesh), the names questions
 //! use, and the per-frame statistics of instance (object-id) images.
 
+use spatialsv_schemas::Invalid;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -55,7 +56,12 @@ pub struct SceneObjects {
 
 impl SceneObjects {
     /// Checks ids and boxes: one line naming the object and what is wrong.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    pub fn check(&self) -> std::result::Result<(), Invalid> {
+        self.check_why().map_err(Invalid)
+    }
+
+    /// [`Self::check`] with the reason as text.
+    fn check_why(&self) -> std::result::Result<(), String> {
         let mut seen = std::collections::BTreeSet::new();
         for o in &self.objects {
             if o.object_id <= 0 || o.object_id > i64::from(u16::MAX) {
@@ -203,7 +209,12 @@ pub struct ObjectView {
 
 /// Decodes an instance image (8- or 16-bit grayscale PNG) into raw ids, without the scaling
 /// a conversion between bit depths would apply.
-pub fn decode_instance(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u16>), String> {
+pub fn decode_instance(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u16>), Invalid> {
+    decode_instance_why(bytes).map_err(Invalid)
+}
+
+/// [`decode_instance`] with the reason as text.
+fn decode_instance_why(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u16>), String> {
     let mut reader =
         image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png);
     reader.limits(crate::media::limits());

@@ -42,9 +42,9 @@ fn synth_ingest_unproject_lands_on_the_rendered_geometry() {
         height: 36,
         ..SynthOptions::default()
     };
-    let manifest = synthesize(dir.path(), &opts).unwrap();
+    let manifest = synthesize(dir.path(), &opts, &spatialsv_store::Silent).unwrap();
     assert_eq!(manifest.scans.len(), 2);
-    assert_eq!(manifest.scans[1].1, "test");
+    assert_eq!(manifest.scans[1].split, spatialsv_schemas::Split::Test);
     let ds = Dataset::create(dir.path().join("ds")).unwrap();
     let iopts = IngestOptions::default();
     let scenes = list_scenes(
@@ -53,7 +53,7 @@ fn synth_ingest_unproject_lands_on_the_rendered_geometry() {
         &iopts,
     )
     .unwrap();
-    let report = ingest_scans(&ds, &scenes, &iopts, "test").unwrap();
+    let report = ingest_scans(&ds, &scenes, &iopts, "test", &spatialsv_store::Silent).unwrap();
     assert_eq!(report.ingested(), 12);
     for s in &report.scenes {
         let c = s.consistency.expect("self-check ran");
@@ -130,8 +130,8 @@ fn synth_is_deterministic() {
         ..SynthOptions::default()
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    synthesize(a.path(), &opts).unwrap();
-    synthesize(b.path(), &opts).unwrap();
+    synthesize(a.path(), &opts, &spatialsv_store::Silent).unwrap();
+    synthesize(b.path(), &opts, &spatialsv_store::Silent).unwrap();
     for f in ["color/2.jpg", "depth/2.png", "pose/2.txt"] {
         let p = format!("scans/test/synth_scan_000/{f}");
         let p = if a.path().join(&p).exists() {
@@ -146,7 +146,12 @@ fn synth_is_deterministic() {
         );
     }
     let other = tempfile::tempdir().unwrap();
-    synthesize(other.path(), &SynthOptions { seed: 6, ..opts }).unwrap();
+    synthesize(
+        other.path(),
+        &SynthOptions { seed: 6, ..opts },
+        &spatialsv_store::Silent,
+    )
+    .unwrap();
     assert_ne!(
         std::fs::read(a.path().join("scans/train/synth_scan_000/pose/2.txt")).unwrap(),
         std::fs::read(other.path().join("scans/train/synth_scan_000/pose/2.txt")).unwrap()
@@ -160,7 +165,7 @@ fn middlebury_motorcycle_real_rgbd_frame() {
     let src = repo().join("tests/fixtures/scans/middlebury_motorcycle");
     let opts = IngestOptions::default();
     let scenes = list_scenes(Some(ScanFormat::Scannet), &[src], &opts).unwrap();
-    let report = ingest_scans(&ds, &scenes, &opts, "test").unwrap();
+    let report = ingest_scans(&ds, &scenes, &opts, "test", &spatialsv_store::Silent).unwrap();
     assert_eq!(report.ingested(), 1, "{report:?}");
     let f = table(&ds, Table::Frames);
     assert_eq!(
@@ -243,7 +248,14 @@ fn bikes_mp4_frames_and_timestamps_match_ffprobe() {
         split: SplitChoice::Fixed(Split::Train),
         ..VideoOptions::default()
     };
-    let report = ingest_videos(&ds, std::slice::from_ref(&file), &opts, "test").unwrap();
+    let report = ingest_videos(
+        &ds,
+        std::slice::from_ref(&file),
+        &opts,
+        "test",
+        &spatialsv_store::Silent,
+    )
+    .unwrap();
     assert_eq!(report.ingested(), 250);
     assert!(report.quarantined().is_empty(), "{report:?}");
     let f = table(&ds, Table::Frames);
@@ -267,7 +279,7 @@ fn bikes_mp4_frames_and_timestamps_match_ffprobe() {
         sampling: Sampling::Stride(10),
         ..opts
     };
-    ingest_videos(&ds2, &[file], &opts, "test").unwrap();
+    ingest_videos(&ds2, &[file], &opts, "test", &spatialsv_store::Silent).unwrap();
     let mut ts: Vec<i64> = table(&ds2, Table::Frames)
         .column_by_name("timestamp_ns")
         .unwrap()
@@ -296,7 +308,14 @@ fn truncated_and_garbage_videos_keep_what_decodes_and_report_the_rest() {
     let junk = dir.path().join("junk.avi");
     std::fs::write(&junk, b"this is not a video").unwrap();
     let ds = Dataset::create(dir.path().join("ds")).unwrap();
-    let report = ingest_videos(&ds, &[mkv, junk], &VideoOptions::default(), "test").unwrap();
+    let report = ingest_videos(
+        &ds,
+        &[mkv, junk],
+        &VideoOptions::default(),
+        "test",
+        &spatialsv_store::Silent,
+    )
+    .unwrap();
     let cut = &report.scenes[0];
     assert!(cut.ingested > 50 && cut.ingested < 250, "{cut:?}");
     assert_eq!(cut.quarantined.get("truncated_video"), Some(&1), "{cut:?}");

@@ -301,7 +301,7 @@ fn ingest(format: Option<ScanFormat>, src: &Path, opts: IngestOptions) -> Ingest
     let dir = tempfile::tempdir().unwrap();
     let ds = Dataset::create(dir.path().join("ds")).unwrap();
     let scenes = list_scenes(format, &[src.to_path_buf()], &opts).unwrap();
-    let report = ingest_scans(&ds, &scenes, &opts, "test").unwrap();
+    let report = ingest_scans(&ds, &scenes, &opts, "test", &spatialsv_store::Silent).unwrap();
     Ingested {
         _dir: dir,
         ds,
@@ -640,9 +640,9 @@ fn reingesting_adds_nothing_and_auto_finds_every_layout() {
     let scenes = list_scenes(None, &srcs, &opts).unwrap();
     let formats: Vec<&str> = scenes.iter().map(|s| s.format).collect();
     assert_eq!(formats, ["scannet", "sevenscenes", "colmap", "nerfstudio"]);
-    let first = ingest_scans(&ds, &scenes, &opts, "first").unwrap();
+    let first = ingest_scans(&ds, &scenes, &opts, "first", &spatialsv_store::Silent).unwrap();
     assert_eq!(first.ingested(), 3 + 3 * FRAMES);
-    let again = ingest_scans(&ds, &scenes, &opts, "again").unwrap();
+    let again = ingest_scans(&ds, &scenes, &opts, "again", &spatialsv_store::Silent).unwrap();
     assert_eq!((again.ingested(), again.duplicates()), (0, 3 + 3 * FRAMES));
     assert_eq!(again.version, first.version, "nothing new: no new version");
     assert_eq!(ds.latest().unwrap().rows("quarantine"), 3);
@@ -662,7 +662,7 @@ fn convention_errors_are_caught_by_the_reprojection_check() {
     let opts = IngestOptions::default();
     let ds = Dataset::create(dir.path().join("ds")).unwrap();
     let scenes = list_scenes(Some(ScanFormat::Nerfstudio), &[good, bad], &opts).unwrap();
-    let report = ingest_scans(&ds, &scenes, &opts, "test").unwrap();
+    let report = ingest_scans(&ds, &scenes, &opts, "test", &spatialsv_store::Silent).unwrap();
     assert!(
         report.scenes[0].warnings.is_empty(),
         "{:?}",
@@ -689,7 +689,7 @@ fn convention_errors_are_caught_by_the_reprojection_check() {
         ..IngestOptions::default()
     };
     let scenes = list_scenes(Some(ScanFormat::Tum), &[tum], &opts).unwrap();
-    let report = ingest_scans(&ds, &scenes, &opts, "test").unwrap();
+    let report = ingest_scans(&ds, &scenes, &opts, "test", &spatialsv_store::Silent).unwrap();
     assert!(
         !report.scenes[0].warnings.is_empty(),
         "wrong depth scale went unnoticed: {:?}",

@@ -228,6 +228,7 @@ fn main() {
             frames: 24,
             ..SynthOptions::default()
         },
+        &spatialsv_store::Silent,
     )
     .expect("synth");
     let ds = Dataset::create(dir.path().join("ds")).expect("dataset");
@@ -237,7 +238,7 @@ fn main() {
     };
     let scenes =
         list_scenes(Some(ScanFormat::Scannet), &[world.join("scans")], &iopts).expect("list");
-    ingest_scans(&ds, &scenes, &iopts, "profile").expect("ingest");
+    ingest_scans(&ds, &scenes, &iopts, "profile", &spatialsv_store::Silent).expect("ingest");
     let manifest = ds.latest().expect("manifest");
     let store = Arc::new(FrameStore::new(ds.clone(), &manifest, 64));
     let labeled = store

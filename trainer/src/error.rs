@@ -27,15 +27,17 @@ pub enum TrainError {
         /// What is wrong with it.
         message: String,
     },
-    /// An operating-system failure on a path (a full disk, a permission).
-    #[error("{action} failed ({message}): {}", path.display())]
+    /// An operating-system failure on a path (a full disk, a permission), or a record that
+    /// could not be written there.
+    #[error("{action} failed ({source}): {}", path.display())]
     Io {
         /// What we were doing.
         action: &'static str,
         /// The path it was done on.
         path: PathBuf,
-        /// The OS error.
-        message: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A fault of ours (an invariant broken); please report it.
     #[error("internal error: {0}")]
@@ -64,7 +66,7 @@ impl TrainError {
         move |e| TrainError::Io {
             action,
             path,
-            message: e.to_string(),
+            source: Box::new(e),
         }
     }
 

@@ -188,7 +188,7 @@ pub fn export_scene(
             img.save(&path).map_err(|e| TrainError::Io {
                 action: "writing a PNG",
                 path: path.clone(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
             summary.frames += 1;
         }

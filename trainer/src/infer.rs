@@ -1,7 +1,7 @@
 //! The inference seam: a trained 3D run loaded for prediction, the images it takes, what it
 //! predicts, and the cameras its ray maps imply. Evaluation, export and the labeller go
-//! through here only; a new teacher family (another model behind the same outputs) plugs in
-//! at [`SpatialRun`] and [`predict`] without touching them.
+//! through here only. A new teacher family (another model behind the same outputs: depth,
+//! confidence, ray maps) implements [`SpatialModel`]; the labeller runs any of them.
 
 use std::path::Path;
 
@@ -18,6 +18,19 @@ use crate::model::{SpatialSv, SpatialSvConfig};
 use crate::run::{Checkpoint, RunDir, RunKind, load_inference_model};
 
 pub use crate::data::flip_rows;
+
+/// A model that predicts, for clips of views, depth with its confidence and ray maps (and
+/// point maps): what the labeller runs as a teacher.
+pub trait SpatialModel {
+    /// Runs on `images` (`[n, v, 3, h, w]`, flattened, as [`prepare_images`] makes them).
+    fn predict(&self, images: Vec<f32>, shape: Shape, points: bool) -> Result<Predicted>;
+}
+
+impl SpatialModel for SpatialSv<Inner> {
+    fn predict(&self, images: Vec<f32>, shape: Shape, points: bool) -> Result<Predicted> {
+        predict(self, images, shape, points)
+    }
+}
 
 /// A 3D run's newest checkpoint loaded for inference, with what it was trained as.
 pub struct SpatialRun {
@@ -70,7 +83,7 @@ impl SpatialRun {
             let io = |e: std::io::Error| TrainError::Io {
                 action: "reading the model",
                 path: path.clone(),
-                message: e.to_string(),
+                source: e.into(),
             };
             let len = std::fs::metadata(&path).map_err(io)?.len();
             h.update(&len.to_le_bytes());

@@ -12,7 +12,6 @@
 //! - [`infer`]: the inference seam (load a run, prepare images, predict, cameras from rays)
 //!   that evaluation, export and the labeller use.
 //! - [`metrics`], [`eval`]: `spatialsv eval`; [`export`]: PLY, PNG and trajectory exports.
-//! - [`experiment`]: the semi-supervised recipe the demo runs (teacher, student, baselines).
 //! - [`mllm`]: the small multimodal model in the SpatialSV regime (text + 3D losses).
 //! - [`bench`]: `spatialsv bench`: clips/s and GFLOP/s against a matmul through the backend.
 //!
@@ -26,7 +25,6 @@ pub mod data;
 pub mod ema;
 mod error;
 pub mod eval;
-pub mod experiment;
 pub mod export;
 pub mod infer;
 pub mod loss;

@@ -20,21 +20,26 @@
 //!
 //! Everything is a pure function of `--seed` and the options.
 
+pub mod layout;
 pub mod world;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use image::{ImageBuffer, Rgb};
 use serde::{Deserialize, Serialize};
 
+use spatialsv_schemas::Split;
 use spatialsv_store::datagen::SplitMix64;
 use spatialsv_store::geometry::{Mat4, format_matrix4};
 use spatialsv_store::media::{DepthImage, encode_png16};
 use spatialsv_store::objects::{INSTANCE_DIR, write_objects_file};
+use spatialsv_store::progress::Progress;
 use spatialsv_store::{Error, Result};
 use world::{Room, View, render, trajectory};
+
+pub use layout::{ScanRoom, ScanSet, SynthManifest, TestSet, VideoRoom, WorldLayout};
 
 /// Frame rate of the synthetic videos (and the time step of the scans).
 pub const FPS: i64 = 30;
@@ -88,23 +93,6 @@ impl Default for SynthOptions {
     }
 }
 
-/// What `synth` wrote.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SynthManifest {
-    /// The options used.
-    pub options: SynthOptions,
-    /// Pinhole intrinsics of every camera, fx fy cx cy.
-    pub intrinsics: [f64; 4],
-    /// Scan scenes: (id, split, directory relative to the output).
-    pub scans: Vec<(String, String, String)>,
-    /// Videos: (id, file, ground-truth directory), relative to the output.
-    pub videos: Vec<(String, String, String)>,
-    /// Held-out video test rooms: (id, file, ScanNet-layout directory of its decoded frames
-    /// with the truth), relative to the output.
-    #[serde(default)]
-    pub test_videos: Vec<(String, String, String)>,
-}
-
 impl SynthOptions {
     /// Test scan scenes.
     pub fn n_test_scenes(&self) -> usize {
@@ -149,7 +137,7 @@ fn instance_png(view: &View, width: u32, height: u32) -> Result<Vec<u8>> {
         height,
         values: view.object_id.clone(),
     })
-    .map_err(Error::Internal)
+    .map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn depth_png(view: &View, width: u32, height: u32) -> Result<Vec<u8>> {
@@ -169,7 +157,7 @@ fn depth_png(view: &View, width: u32, height: u32) -> Result<Vec<u8>> {
         height,
         values,
     })
-    .map_err(Error::Internal)
+    .map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn jpeg(view: &View, width: u32, height: u32, quality: u8) -> Result<Vec<u8>> {
@@ -337,7 +325,7 @@ fn video_as_scan(file: &Path, dir: &Path, poses: &[Mat4], k: [f64; 4]) -> Result
 }
 
 /// Renders the synthetic world into `out`.
-pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
+pub fn synthesize(out: &Path, o: &SynthOptions, progress: &dyn Progress) -> Result<SynthManifest> {
     if o.width < 16 || o.height < 16 || o.width % 2 == 1 || o.height % 2 == 1 {
         return Err(Error::User(format!(
             "--resolution must be even and at least 16x16, got {}x{}",
@@ -378,9 +366,10 @@ pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
         crate::video::check_ffmpeg()?;
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
+    let world = WorldLayout::new(out);
     let k = intrinsics_for(o.width, o.height);
     let n_test = o.n_test_scenes();
-    let bar = spatialsv_store::bar(
+    progress.start(
         ((o.scenes + o.test_videos) * o.frames + o.videos * o.frames_per_video()) as u64,
         "frames",
     );
@@ -397,27 +386,31 @@ pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
         let mut rng = SplitMix64::new(o.seed.wrapping_mul(1_000_003).wrapping_add(s as u64));
         let room = Room::generate(&mut rng);
         let poses = trajectory(&room, &mut rng, o.frames);
-        let split = if s >= o.scenes - n_test {
-            "test"
+        let (split, set) = if s >= o.scenes - n_test {
+            (Split::Test, ScanSet::Test)
         } else {
-            "train"
+            (Split::Train, ScanSet::Train)
         };
         let id = format!("synth_scan_{s:03}");
-        let rel = format!("scans/{split}/{id}");
-        bar.set_message(id.clone());
+        let rel = set.rel(&id);
+        progress.message(&id);
         write_scan(&out.join(&rel), &room, &poses, o, k)?;
-        if o.codec_check && split == "test" {
-            let dir = out.join(format!("scans/test_h264/{id}"));
-            let file = out.join(format!("videos_codec/{id}.mp4"));
-            std::fs::create_dir_all(out.join("videos_codec")).map_err(io(out))?;
+        if o.codec_check && split == Split::Test {
+            let dir = out.join(ScanSet::TestH264.rel(&id));
+            let file = out.join(layout::codec_video_rel(&id));
+            std::fs::create_dir_all(world.codec_videos()).map_err(io(out))?;
             write_video(&file, &dir, &room, &poses, o, k)?;
             video_as_scan(&file, &dir, &poses, k)?;
         }
-        bar.inc(o.frames as u64);
-        manifest.scans.push((id, split.into(), rel));
+        progress.advance(o.frames as u64);
+        manifest.scans.push(ScanRoom {
+            id,
+            split,
+            dir: rel,
+        });
     }
     if o.videos > 0 {
-        std::fs::create_dir_all(out.join("videos")).map_err(io(out))?;
+        std::fs::create_dir_all(world.videos()).map_err(io(out))?;
     }
     for v in 0..o.videos {
         let mut rng = SplitMix64::new(
@@ -428,12 +421,16 @@ pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
         let room = Room::generate(&mut rng);
         let poses = trajectory(&room, &mut rng, o.frames_per_video());
         let id = format!("synth_video_{v:03}");
-        let file = format!("videos/{id}.mp4");
-        let gt = format!("groundtruth/{id}");
-        bar.set_message(id.clone());
+        let file = layout::video_rel(&id);
+        let gt = layout::groundtruth_rel(&id);
+        progress.message(&id);
         write_video(&out.join(&file), &out.join(&gt), &room, &poses, o, k)?;
-        bar.inc(poses.len() as u64);
-        manifest.videos.push((id, file, gt));
+        progress.advance(poses.len() as u64);
+        manifest.videos.push(VideoRoom {
+            id,
+            file,
+            truth: gt,
+        });
     }
     for v in 0..o.test_videos {
         // A stream of its own: test rooms never coincide with training or unlabeled rooms.
@@ -445,18 +442,22 @@ pub fn synthesize(out: &Path, o: &SynthOptions) -> Result<SynthManifest> {
         let room = Room::generate(&mut rng);
         let poses = trajectory(&room, &mut rng, o.frames);
         let id = format!("synth_testvideo_{v:03}");
-        let file = format!("videos_test/{id}.mp4");
-        let scan = format!("scans/test_video/{id}");
-        bar.set_message(id.clone());
-        std::fs::create_dir_all(out.join("videos_test")).map_err(io(out))?;
+        let file = layout::test_video_rel(&id);
+        let scan = ScanSet::TestVideo.rel(&id);
+        progress.message(&id);
+        std::fs::create_dir_all(world.test_videos()).map_err(io(out))?;
         let gt = out.join(&scan);
         write_video(&out.join(&file), &gt, &room, &poses, o, k)?;
         video_as_scan(&out.join(&file), &gt, &poses, k)?;
-        bar.inc(o.frames as u64);
-        manifest.test_videos.push((id, file, scan));
+        progress.advance(o.frames as u64);
+        manifest.test_videos.push(VideoRoom {
+            id,
+            file,
+            truth: scan,
+        });
     }
-    bar.finish_and_clear();
-    let p = out.join("world.json");
+    progress.finish();
+    let p = world.manifest_path();
     let json =
         serde_json::to_string_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
     std::fs::write(&p, json).map_err(io(&p))?;
@@ -470,14 +471,4 @@ pub fn scan_geometry(o: &SynthOptions, scene: usize) -> (Room, Vec<Mat4>) {
     let room = Room::generate(&mut rng);
     let poses = trajectory(&room, &mut rng, o.frames);
     (room, poses)
-}
-
-/// Relative paths of the scan scenes of `split` in a synth output.
-pub fn scan_dirs(out: &Path, manifest: &SynthManifest, split: &str) -> Vec<PathBuf> {
-    manifest
-        .scans
-        .iter()
-        .filter(|s| s.1 == split)
-        .map(|s| out.join(&s.2))
-        .collect()
 }

@@ -108,8 +108,7 @@ fn clip_dir(clip_id: &str) -> String {
             }
         })
         .collect();
-    let hash = spatialsv_store::hash::prefix_u64(clip_id.as_bytes()).to_le_bytes();
-    let hex: String = hash[..4].iter().map(|x| format!("{x:02x}")).collect();
+    let hex = spatialsv_store::hash::hex_prefix(clip_id.as_bytes(), 8);
     format!("{}-{hex}", safe.trim_start_matches('.'))
 }
 
@@ -521,7 +520,7 @@ pub fn import(
     if teacher_name.trim().is_empty() {
         return Err(LabelError::User("--teacher-name must not be empty".into()));
     }
-    cfg.validate().map_err(LabelError::User)?;
+    cfg.validate().map_err(|e| LabelError::User(e.0))?;
     let manifests = read_manifests(from)?;
     let mut clips: Vec<ExportedClip> = manifests.into_iter().flat_map(|m| m.clips).collect();
     clips.sort_by(|a, b| a.clip_id.cmp(&b.clip_id));
@@ -604,7 +603,7 @@ pub fn import(
             {
                 return Ok(None);
             }
-            let arrays = npz::read(&path)?;
+            let arrays = npz::read(&path).map_err(|e| e.0)?;
             let m = map_teacher_output(&arrays, clip)?;
             Ok(Some(rows_of(m, w, &resolved, &report, &toml)))
         })();

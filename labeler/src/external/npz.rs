@@ -1,6 +1,7 @@
 //! NumPy `.npz` files (a zip of `.npy` arrays, stored or deflated), as `np.savez` and
 //! `np.savez_compressed` write them: little-endian numbers and booleans, C order.
 
+use spatialsv_schemas::Invalid;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -24,7 +25,12 @@ impl Array {
 
 /// Reads every array of an `.npz` file by name (without the `.npy` suffix). Errors say what
 /// is wrong in words.
-pub fn read(path: &Path) -> Result<BTreeMap<String, Array>, String> {
+pub fn read(path: &Path) -> Result<BTreeMap<String, Array>, Invalid> {
+    read_why(path).map_err(Invalid)
+}
+
+/// [`read`] with the reason as text.
+fn read_why(path: &Path) -> Result<BTreeMap<String, Array>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not an .npz (zip): {e}"))?;
     let mut out = BTreeMap::new();
@@ -49,7 +55,12 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, Array>, String> {
 }
 
 /// Parses one `.npy` file.
-pub fn parse_npy(bytes: &[u8]) -> Result<Array, String> {
+pub fn parse_npy(bytes: &[u8]) -> Result<Array, Invalid> {
+    parse_npy_why(bytes).map_err(Invalid)
+}
+
+/// [`parse_npy`] with the reason as text.
+fn parse_npy_why(bytes: &[u8]) -> Result<Array, String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not a .npy array (bad magic)".into());
     }

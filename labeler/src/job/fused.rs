@@ -103,9 +103,9 @@ pub(super) fn label_segment(
     } else {
         Vec::new()
     };
-    let members: Vec<&spatialsv_trainer::model::SpatialSv<spatialsv_trainer::Backend>> =
-        std::iter::once(&teacher.model)
-            .chain(&teacher.ensemble)
+    let members: Vec<&dyn spatialsv_trainer::infer::SpatialModel> =
+        std::iter::once(teacher.model.as_ref())
+            .chain(teacher.ensemble.iter().map(|m| m.as_ref()))
             .collect();
     let mut passes = Vec::new();
     for member in 0..members.len() {

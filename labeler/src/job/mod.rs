@@ -282,7 +282,7 @@ pub fn label(
             )
             .entered();
             let runs = if cfg.camera.enabled && v > 1 { v } else { 1 };
-            let out = infer(&teacher.model, images, wins.len() * runs, v, h, w)?;
+            let out = infer(teacher.model.as_ref(), images, wins.len() * runs, v, h, w)?;
             let rows: Vec<Vec<PseudoLabelRow>> = wins
                 .par_iter()
                 .enumerate()

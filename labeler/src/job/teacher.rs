@@ -3,22 +3,21 @@
 
 use std::path::Path;
 
-use spatialsv_trainer::infer::{Predicted, Shape, SpatialRun, predict};
-use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
-use spatialsv_trainer::{Backend as B, TrainConfig};
+use spatialsv_trainer::TrainConfig;
+use spatialsv_trainer::infer::{Predicted, Shape, SpatialModel, SpatialRun};
 
 use crate::config::LabelConfig;
 use crate::error::{LabelError, Result};
 
 /// A trained teacher, ready for inference.
 pub struct Teacher {
-    /// The model on the inference backend.
-    pub model: SpatialSv<B>,
+    /// The model, behind the inference seam.
+    pub model: Box<dyn SpatialModel>,
     /// More members of an ensemble (same size and training image size), run beside `model`
     /// on every pass of a fused labelling.
-    pub ensemble: Vec<SpatialSv<B>>,
-    /// Its size.
-    pub model_config: SpatialSvConfig,
+    pub ensemble: Vec<Box<dyn SpatialModel>>,
+    /// The most views one clip may have.
+    pub max_frames: usize,
     /// The config it was trained with (image size, clip length).
     pub train_config: TrainConfig,
     /// BLAKE3 (hex) of the checkpoint weights and model config.
@@ -38,9 +37,9 @@ pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
     let run = SpatialRun::load(run_dir)?;
     let hash = run.fingerprint()?;
     Ok(Teacher {
-        model: run.model,
+        max_frames: run.sizes.max_frames,
+        model: Box::new(run.model),
         ensemble: Vec::new(),
-        model_config: run.sizes,
         train_config: run.config,
         hash,
     })
@@ -69,7 +68,7 @@ pub fn load_teachers(run_dirs: &[std::path::PathBuf]) -> Result<Teacher> {
                 t.train_config.clip_len,
             )
         };
-        if size(&m) != size(&t) || m.model_config.max_frames != t.model_config.max_frames {
+        if size(&m) != size(&t) || m.max_frames != t.max_frames {
             return Err(LabelError::User(format!(
                 "teacher {} was trained at another image size or clip length than {}; an ensemble needs the same",
                 dir.display(),
@@ -88,7 +87,7 @@ pub fn resolve_config(
     cfg: &LabelConfig,
     teacher: &Teacher,
 ) -> Result<(LabelConfig, String, String)> {
-    cfg.validate().map_err(LabelError::User)?;
+    cfg.validate().map_err(|e| LabelError::User(e.0))?;
     if !teacher.ensemble.is_empty() && !cfg.fusion.enabled {
         return Err(LabelError::User(format!(
             "an ensemble of {} teachers labels only with [fusion] enabled = true (its passes are fused)",
@@ -99,10 +98,10 @@ pub fn resolve_config(
     if resolved.clip_len == 0 {
         resolved.clip_len = teacher.train_config.clip_len;
     }
-    if resolved.clip_len > teacher.model_config.max_frames {
+    if resolved.clip_len > teacher.max_frames {
         return Err(LabelError::User(format!(
             "clip_len {} exceeds the teacher's {} frames",
-            resolved.clip_len, teacher.model_config.max_frames
+            resolved.clip_len, teacher.max_frames
         )));
     }
     let toml = spatialsv_store::to_toml(&resolved)?;
@@ -120,12 +119,12 @@ pub(super) fn run_order(v: usize, r: usize) -> Vec<usize> {
 
 /// Runs the teacher on `images` (`[n, v, 3, h, w]`).
 pub(super) fn infer(
-    model: &SpatialSv<B>,
+    model: &dyn SpatialModel,
     images: Vec<f32>,
     n: usize,
     v: usize,
     h: usize,
     w: usize,
 ) -> Result<Predicted> {
-    Ok(predict(model, images, Shape { n, v, h, w }, false)?)
+    Ok(model.predict(images, Shape { n, v, h, w }, false)?)
 }

@@ -324,7 +324,7 @@ fn crash_at(point: &str) {
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "store::tests::crash_child",
+            "dataset::tests::crash_child",
             "--include-ignored",
             "--nocapture",
         ])

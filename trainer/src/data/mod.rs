@@ -38,7 +38,7 @@ pub(crate) mod tests {
             height: 36,
             ..SynthOptions::default()
         };
-        synthesize(&dir.join("world"), &opts).unwrap();
+        synthesize(&dir.join("world"), &opts, &spatialsv_store::Silent).unwrap();
         let ds = Dataset::create(dir.join("ds")).unwrap();
         for split in [Split::Train, Split::Test] {
             let iopts = IngestOptions {
@@ -47,7 +47,7 @@ pub(crate) mod tests {
             };
             let src = dir.join("world/scans").join(split.as_str());
             let scenes = list_scenes(Some(ScanFormat::Scannet), &[src], &iopts).unwrap();
-            ingest_scans(&ds, &scenes, &iopts, "test").unwrap();
+            ingest_scans(&ds, &scenes, &iopts, "test", &spatialsv_store::Silent).unwrap();
         }
         (ds, opts)
     }

@@ -51,8 +51,10 @@ pub fn load_clip(
             let (png, scale, dk) = raw
                 .depth
                 .ok_or_else(|| TrainError::User(format!("frame {} has no depth", f.frame_idx)))?;
-            let d = spatialsv_store::media::decode_png16(&png)
-                .map_err(|e| TrainError::User(format!("frame {}: {e}", f.frame_idx)))?;
+            let d = spatialsv_store::frames::decode_stored_depth(
+                &png,
+                format!("frame {}", f.frame_idx),
+            )?;
             // Nearest-neighbour resize keeps invalid (0) pixels from bleeding into valid ones.
             // Target pixel x takes source pixel u(x) = floor((x + 0.5) * sx), whose centre is
             // off the exact mapping by a constant for integer factors (half a source pixel

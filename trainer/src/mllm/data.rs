@@ -10,6 +10,7 @@ use arrow::datatypes::Int64Type;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use spatialsv_qa::Family;
 use spatialsv_schemas::{Columns, Split, Table};
 use spatialsv_store::media::nearest_source;
 use spatialsv_store::{Dataset, FrameIndex, FrameRef, Manifest};
@@ -26,11 +27,11 @@ pub struct QaItem {
     /// Scene.
     pub scene_id: String,
     /// Split.
-    pub split: String,
+    pub split: Split,
     /// Views shown.
     pub frames: Vec<i64>,
     /// Family.
-    pub family: String,
+    pub family: Family,
     /// Question text.
     pub question: String,
     /// Options.
@@ -61,16 +62,23 @@ pub fn read_qa(ds: &Dataset, manifest: &Manifest, split: Option<Split>) -> Resul
             if split.is_some_and(|want| sp.value(r) != want.as_str()) {
                 continue;
             }
+            let bad = |what: &str, e: String| {
+                TrainError::corrupt(
+                    format!("{}/qa", ds.location()),
+                    &format!("question {}: unreadable {what}", id.value(r)),
+                    e,
+                )
+            };
             out.push(QaItem {
                 qa_id: id.value(r).to_string(),
                 scene_id: scene.value(r).to_string(),
-                split: sp.value(r).to_string(),
+                split: sp.value(r).parse().map_err(|e| bad("split", e))?,
                 frames: frames
                     .value(r)
                     .as_primitive::<Int64Type>()
                     .values()
                     .to_vec(),
-                family: family.value(r).to_string(),
+                family: family.value(r).parse().map_err(|e| bad("family", e))?,
                 question: q.value(r).to_string(),
                 options: options
                     .value(r)
@@ -206,7 +214,7 @@ pub fn qa_rooms(scenes: &[String], share: f64) -> Vec<String> {
 pub fn per_family(items: &[QaItem]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for i in items {
-        *m.entry(i.family.clone()).or_default() += 1;
+        *m.entry(i.family.to_string()).or_default() += 1;
     }
     m
 }

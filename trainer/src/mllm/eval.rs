@@ -11,8 +11,9 @@ use std::path::Path;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use spatialsv_qa::mra;
+use spatialsv_qa::{Family, mra};
 use spatialsv_schemas::Split;
+use spatialsv_store::progress::Progress;
 use spatialsv_store::{Dataset, FrameStore};
 
 use super::data::{QaItem, encode_item, frames_of, read_qa};
@@ -155,23 +156,23 @@ pub struct QaEvalReport {
     pub skipped: usize,
     /// Every scored question: key, family, and the model's score (1/0, or its MRA), for
     /// paired comparisons of runs on the same questions.
-    pub per_question: Vec<(String, String, f64)>,
+    pub per_question: Vec<(String, Family, f64)>,
 }
 
 /// The most-frequent-answer baseline's prediction for `item`, from the train split's
 /// answers: the most common answer of the family (for name options: the option at the most
 /// common position; for numbers: the median).
 fn most_frequent(train: &[QaItem]) -> impl Fn(&QaItem) -> String + '_ {
-    let mut by_family: BTreeMap<&str, BTreeMap<String, usize>> = BTreeMap::new();
-    let mut numbers: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut by_family: BTreeMap<Family, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut numbers: BTreeMap<Family, Vec<f64>> = BTreeMap::new();
     for q in train {
         let key = if q.numeric.is_some() {
             numbers
-                .entry(&q.family)
+                .entry(q.family)
                 .or_default()
                 .push(q.numeric.unwrap_or(0.0));
             continue;
-        } else if fixed(&q.family) {
+        } else if q.family.fixed_options() {
             q.answer.clone()
         } else {
             format!(
@@ -180,16 +181,16 @@ fn most_frequent(train: &[QaItem]) -> impl Fn(&QaItem) -> String + '_ {
             )
         };
         *by_family
-            .entry(&q.family)
+            .entry(q.family)
             .or_default()
             .entry(key)
             .or_default() += 1;
     }
-    let top: BTreeMap<&str, String> = by_family
+    let top: BTreeMap<Family, String> = by_family
         .into_iter()
         .filter_map(|(f, m)| m.into_iter().max_by_key(|x| x.1).map(|(k, _)| (f, k)))
         .collect();
-    let medians: BTreeMap<&str, f64> = numbers
+    let medians: BTreeMap<Family, f64> = numbers
         .into_iter()
         .map(|(f, mut v)| {
             v.sort_by(f64::total_cmp);
@@ -199,10 +200,10 @@ fn most_frequent(train: &[QaItem]) -> impl Fn(&QaItem) -> String + '_ {
     move |item: &QaItem| {
         if item.numeric.is_some() {
             return medians
-                .get(item.family.as_str())
+                .get(&item.family)
                 .map_or(String::new(), |m| format!("{m}"));
         }
-        match top.get(item.family.as_str()) {
+        match top.get(&item.family) {
             Some(k) if k.starts_with('#') => {
                 let i: usize = k[1..].parse().unwrap_or(0);
                 item.options.get(i).cloned().unwrap_or_default()
@@ -213,14 +214,13 @@ fn most_frequent(train: &[QaItem]) -> impl Fn(&QaItem) -> String + '_ {
     }
 }
 
-fn fixed(family: &str) -> bool {
-    family
-        .parse::<spatialsv_qa::Family>()
-        .is_ok_and(|f| f.fixed_options())
-}
-
 /// Evaluates the multimodal run in `run_dir` on the questions of `split` of `dataset`.
-pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<QaEvalReport> {
+pub fn evaluate_qa(
+    dataset: &Dataset,
+    run_dir: &Path,
+    split: Split,
+    progress: &dyn Progress,
+) -> Result<QaEvalReport> {
     let LoadedMllm {
         model,
         sizes,
@@ -231,11 +231,12 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
     let store = FrameStore::new(dataset.clone(), &manifest, config.cache_row_groups);
     let index = store.frame_index()?;
     let all = read_qa(dataset, &manifest, None)?;
-    let train: Vec<QaItem> = all.iter().filter(|q| q.split == "train").cloned().collect();
-    let items: Vec<QaItem> = all
-        .into_iter()
-        .filter(|q| q.split == split.as_str())
+    let train: Vec<QaItem> = all
+        .iter()
+        .filter(|q| q.split == Split::Train)
+        .cloned()
         .collect();
+    let items: Vec<QaItem> = all.into_iter().filter(|q| q.split == split).collect();
     if items.is_empty() {
         return Err(TrainError::User(format!(
             "the {split} split of {} has no questions (run `spatialsv qa`)",
@@ -263,7 +264,7 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
     }
     struct Scored {
         qa_id: String,
-        family: String,
+        family: Family,
         numeric: bool,
         model: f64,
         blind: f64,
@@ -273,9 +274,9 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
     }
     let mut scored: Vec<Scored> = Vec::new();
     let (mut probe_sum, mut probe_auc, mut probe_n, mut auc_n) = ([0.0f64; 2], 0.0, 0usize, 0usize);
-    let bar = spatialsv_store::bar(by_clip.len() as u64, "clips");
+    progress.start(by_clip.len() as u64, "clips");
     for ((scene, frames), qs) in &by_clip {
-        bar.inc(1);
+        progress.advance(1);
         let Some(refs) = frames_of(&index, scene, frames) else {
             report.skipped += qs.len();
             continue;
@@ -329,7 +330,7 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
         for ((q, a), b) in qs.iter().zip(&said).zip(&blind) {
             scored.push(Scored {
                 qa_id: q.qa_id.clone(),
-                family: q.family.clone(),
+                family: q.family,
                 numeric: q.numeric.is_some(),
                 model: score(q, &tok.decode(a)),
                 blind: score(q, &tok.decode(b)),
@@ -340,7 +341,7 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
             });
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     if scored.is_empty() {
         return Err(TrainError::User(format!(
             "no question of the {split} split of {} has {v} labeled views to show the model",
@@ -363,7 +364,7 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
     };
     let mut families: BTreeMap<String, Vec<&Scored>> = BTreeMap::new();
     for s in &scored {
-        families.entry(s.family.clone()).or_default().push(s);
+        families.entry(s.family.to_string()).or_default().push(s);
     }
     for (f, rows) in &families {
         let measure = if rows[0].numeric { "mra" } else { "accuracy" };
@@ -371,7 +372,7 @@ pub fn evaluate_qa(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<Qa
     }
     report.per_question = scored
         .iter()
-        .map(|s| (s.qa_id.clone(), s.family.clone(), s.model))
+        .map(|s| (s.qa_id.clone(), s.family, s.model))
         .collect();
     let mc: Vec<&Scored> = scored.iter().filter(|s| !s.numeric).collect();
     let num: Vec<&Scored> = scored.iter().filter(|s| s.numeric).collect();
@@ -470,9 +471,9 @@ mod tests {
         QaItem {
             qa_id: String::new(),
             scene_id: "s".into(),
-            split: "train".into(),
+            split: Split::Train,
             frames: vec![],
-            family: family.into(),
+            family: family.parse().unwrap(),
             question: String::new(),
             options: options.iter().map(|o| o.to_string()).collect(),
             answer: answer.into(),

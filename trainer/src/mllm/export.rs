@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use spatialsv_store::geometry::{Mat4, invert_rigid, mul};
+use spatialsv_store::progress::Progress;
 use spatialsv_store::{Dataset, FrameRef, FrameStore};
 
 use super::data::{QaItem, frames_of, read_qa};
@@ -48,7 +49,7 @@ pub struct ExportOptions {
     /// Conversation format.
     pub format: Format,
     /// Splits whose questions are exported (all when empty).
-    pub splits: Vec<String>,
+    pub splits: Vec<spatialsv_schemas::Split>,
     /// Export size of the 3D targets (width, height).
     pub size: (usize, usize),
     /// Also export pseudo-labelled video clips of this many views as `spatial_only` samples
@@ -171,7 +172,12 @@ fn conversation(
 }
 
 /// Exports `ds` into `out` (see the module docs).
-pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSummary> {
+pub fn export(
+    ds: &Dataset,
+    out: &Path,
+    opts: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<ExportSummary> {
     let manifest = ds.latest()?;
     let store = FrameStore::new(ds.clone(), &manifest, 16);
     let index = store.frame_index()?;
@@ -187,7 +193,11 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
             if opts.splits.is_empty() {
                 "any split".to_string()
             } else {
-                opts.splits.join(", ")
+                opts.splits
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         )));
     }
@@ -196,7 +206,7 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
         move |e: std::io::Error| TrainError::Io {
             action: "writing the export",
             path: p.clone(),
-            message: e.to_string(),
+            source: e.into(),
         }
     };
     for d in ["images", "targets"] {
@@ -229,9 +239,9 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
         };
     let mut samples = Vec::new();
     let mut targets_written: BTreeMap<String, String> = BTreeMap::new();
-    let bar = spatialsv_store::bar(items.len() as u64, "questions");
+    progress.start(items.len() as u64, "questions");
     for q in &items {
-        bar.inc(1);
+        progress.advance(1);
         let Some(refs) = frames_of(&index, &q.scene_id, &q.frames) else {
             continue;
         };
@@ -258,8 +268,10 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
                     let raw = store.load(f)?;
                     let (dk, (dw, dh)) = match &raw.depth {
                         Some((png, _, dk)) => {
-                            let d = spatialsv_store::media::decode_png16(png)
-                                .map_err(|e| TrainError::Internal(e.to_string()))?;
+                            let d = spatialsv_store::frames::decode_stored_depth(
+                                png,
+                                format!("frame {}", f.frame_idx),
+                            )?;
                             (*dk, (d.width as f64, d.height as f64))
                         }
                         None => (raw.k, (w as f64, h as f64)),
@@ -290,12 +302,12 @@ pub fn export(ds: &Dataset, out: &Path, opts: &ExportOptions) -> Result<ExportSu
             o.insert("family".into(), json!(q.family));
             o.insert("options".into(), json!(q.options));
             o.insert("answer_numeric".into(), json!(q.numeric));
-            o.insert("split".into(), json!(q.split));
+            o.insert("split".into(), json!(q.split.as_str()));
         }
         samples.push(c);
         summary.qa += 1;
     }
-    bar.finish_and_clear();
+    progress.finish();
     if let Some((views, selector)) = &opts.spatial_only {
         // Pseudo-labels are exported at their own size (the teacher's).
         let (w, h) = super::data::pseudo_label_size(ds, &manifest)?.unwrap_or((w, h));

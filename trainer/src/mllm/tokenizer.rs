@@ -151,7 +151,7 @@ impl Tokenizer {
             move |e: std::io::Error| TrainError::Io {
                 action: "writing the tokenizer",
                 path: p.clone(),
-                message: e.to_string(),
+                source: e.into(),
             }
         };
         let json =
@@ -168,7 +168,7 @@ impl Tokenizer {
         let text = std::fs::read_to_string(&path).map_err(|e| TrainError::Io {
             action: "reading the tokenizer",
             path: path.clone(),
-            message: e.to_string(),
+            source: e.into(),
         })?;
         let t: Tokenizer = serde_json::from_str(&text)
             .map_err(|e| TrainError::corrupt(&path, "unreadable tokenizer", e))?;

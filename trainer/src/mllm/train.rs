@@ -136,7 +136,7 @@ pub fn train_mllm(
     let rooms = qa_rooms(&train_scenes, config.qa_share);
     let mut items: Vec<_> = all
         .iter()
-        .filter(|q| q.split == "train" && rooms.contains(&q.scene_id))
+        .filter(|q| q.split == Split::Train && rooms.contains(&q.scene_id))
         .filter(|q| q.frames.len() == config.views)
         .filter_map(|q| frames_of(&index, &q.scene_id, &q.frames).map(|f| (q.clone(), f)))
         .collect();

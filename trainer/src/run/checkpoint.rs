@@ -23,12 +23,12 @@ pub(crate) struct TrainState {
 pub(crate) fn io_err(
     action: &'static str,
     path: &std::path::Path,
-    e: impl std::fmt::Display,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
 ) -> TrainError {
     TrainError::Io {
         action,
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 

@@ -12,7 +12,8 @@
 
 use std::path::Path;
 
-use crate::config::{Preset, TrainConfig};
+use spatialsv_trainer::{Preset, TrainConfig};
+
 use crate::error::Result;
 
 /// Training steps of (the teacher, every fine-tuned model) at the quick or the full budget.
@@ -23,6 +24,25 @@ use crate::error::Result;
 pub fn budget(quick: bool) -> (usize, usize) {
     if quick { (400, 270) } else { (1200, 800) }
 }
+
+/// The arms the demo and `study semi` compare, in report order (the run directory names).
+pub const ARMS: [&str; 5] = [
+    "teacher",
+    "baseline",
+    "baseline_labeled",
+    "baseline_strong",
+    "student",
+];
+
+/// The student without one stage each (`study semi --ablations`).
+pub const ABLATIONS: [&str; 3] = [
+    "ablation_single_pass",
+    "ablation_no_noise",
+    "ablation_fewer_videos",
+];
+
+/// The arm every other is compared with.
+pub const STUDENT: &str = "student";
 
 /// Decay of the weight average of every run of the recipe (a horizon of about 100 steps).
 pub const EMA_DECAY: f64 = 0.99;
@@ -109,14 +129,14 @@ impl Recipe {
         self
     }
 
-    /// Every run by name, in training order.
+    /// Every run by name ([`ARMS`]), in training order.
     pub fn runs(&self) -> [(&'static str, &TrainConfig); 5] {
         [
-            ("teacher", &self.teacher),
-            ("student", &self.student),
-            ("baseline", &self.baseline),
-            ("baseline_labeled", &self.baseline_labeled),
-            ("baseline_strong", &self.baseline_strong),
+            (ARMS[0], &self.teacher),
+            (STUDENT, &self.student),
+            (ARMS[1], &self.baseline),
+            (ARMS[2], &self.baseline_labeled),
+            (ARMS[3], &self.baseline_strong),
         ]
     }
 }
@@ -148,7 +168,8 @@ mod tests {
             r.baseline_labeled.batch_size,
             r.student.batch_split().unwrap().0
         );
-        for (_, c) in r.runs() {
+        for (name, c) in r.runs() {
+            assert!(ARMS.contains(&name));
             c.validate().unwrap();
         }
         let small = r.with_preset(Preset::Small);

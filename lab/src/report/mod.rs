@@ -5,10 +5,10 @@
 //! Rooms: [`document`] is the report as blocks, built once here; [`markdown`] and [`html`]
 //! render it; [`plot`] draws the loss curves.
 
-pub(crate) mod document;
+pub mod document;
 mod html;
 mod markdown;
-pub(crate) mod plot;
+pub mod plot;
 
 use std::path::{Path, PathBuf};
 
@@ -16,22 +16,12 @@ use spatialsv_labeler::quality::{DepthScore, LabelComparison, LabelQuality, Pose
 use spatialsv_trainer::eval::{EvalReport, Scores};
 use spatialsv_trainer::mllm::eval::QaEvalReport;
 
-use crate::commands::CliError;
+use spatialsv_ingest::synth::{SynthManifest, TestSet};
+
+use crate::error::{LabError, Result};
+pub use crate::runner::Step;
 use document::Document;
 use plot::{Axes, COLOURS, Series, curve, plot, smooth};
-
-/// One step of the demo as it ran.
-#[derive(Debug, Clone)]
-pub struct Step {
-    /// What it did.
-    pub name: String,
-    /// The equivalent command line.
-    pub command: String,
-    /// Wall time.
-    pub seconds: f64,
-    /// Finished by an earlier run.
-    pub skipped: bool,
-}
 
 /// Everything the report shows.
 #[derive(Debug)]
@@ -42,6 +32,8 @@ pub struct Report {
     pub world_seed: u64,
     /// `--quick`.
     pub quick: bool,
+    /// The world's manifest: which test rooms are test set A and B.
+    pub world: SynthManifest,
     /// Teacher training steps.
     pub teacher_steps: usize,
     /// Student and baseline training steps.
@@ -109,19 +101,17 @@ fn pose_rows(rows: &[(&str, &PoseScore)]) -> Vec<Vec<String>> {
 }
 
 /// Writes `report.md`, `report.html` and the images they show into `out`.
-pub fn write_report(out: &Path, r: &Report) -> Result<(), CliError> {
+pub fn write_report(out: &Path, r: &Report) -> Result<()> {
     write_document(out, "report", &build(r)?)
 }
 
 /// Writes a document as `STEM.md` and self-contained `STEM.html` into `out`, its images under
 /// `out/report_images/`.
-pub fn write_document(out: &Path, stem: &str, doc: &Document) -> Result<(), CliError> {
+pub fn write_document(out: &Path, stem: &str, doc: &Document) -> Result<()> {
     let img_dir = out.join("report_images");
-    std::fs::create_dir_all(&img_dir)
-        .map_err(|e| CliError::User(format!("cannot create ({e}): {}", img_dir.display())))?;
-    let write = |p: PathBuf, bytes: &[u8]| -> Result<(), CliError> {
-        std::fs::write(&p, bytes)
-            .map_err(|e| CliError::User(format!("cannot write ({e}): {}", p.display())))
+    std::fs::create_dir_all(&img_dir).map_err(LabError::output("creating", &img_dir))?;
+    let write = |p: PathBuf, bytes: &[u8]| -> Result<()> {
+        std::fs::write(&p, bytes).map_err(LabError::output("writing", &p))
     };
     for (file, png) in doc.images() {
         write(img_dir.join(file), png)?;
@@ -180,7 +170,7 @@ fn curves(r: &Report) -> Vec<(String, String, Vec<u8>)> {
 
 /// The image | depth | prediction | confidence panel of the first exported frame of each
 /// model, three times larger.
-fn panels(r: &Report) -> Result<Vec<(String, String, Vec<u8>)>, CliError> {
+fn panels(r: &Report) -> Result<Vec<(String, String, Vec<u8>)>> {
     let mut panels = Vec::new();
     for (name, dir) in &r.exports {
         let frames = dir.join("frames");
@@ -207,7 +197,7 @@ fn panels(r: &Report) -> Result<Vec<(String, String, Vec<u8>)>, CliError> {
                 &mut std::io::Cursor::new(&mut bytes),
                 image::ImageFormat::Png,
             )
-            .map_err(|e| CliError::Other(e.into()))?;
+            .map_err(|e| LabError::Internal(format!("encoding a panel: {e}")))?;
             panels.push((
                 format!("frame_{name}.png"),
                 format!("{name}, {} frame {}: image | true depth | predicted depth | predicted confidence", r.scene, p.file_stem().and_then(|s| s.to_str()).unwrap_or("?")),
@@ -219,7 +209,7 @@ fn panels(r: &Report) -> Result<Vec<(String, String, Vec<u8>)>, CliError> {
 }
 
 /// The report's content.
-fn build(r: &Report) -> Result<Document, CliError> {
+fn build(r: &Report) -> Result<Document> {
     let mut d = Document::default();
     d.heading(1, "spatialsv demo report");
     d.paragraph(format!(
@@ -232,14 +222,14 @@ fn build(r: &Report) -> Result<Document, CliError> {
         r.seconds / 60.0
     ));
     for (set, title) in [
-        ('A', "Test set A: held-out scan rooms"),
-        ('B', "Test set B: held-out video rooms"),
+        (TestSet::A, "Test set A: held-out scan rooms"),
+        (TestSet::B, "Test set B: held-out video rooms"),
     ] {
         let scores: Vec<(String, Scores)> = r
             .evals
             .iter()
             .filter_map(|(name, e)| {
-                e.subset(|s| crate::commands::demo::test_set(s) == set)
+                e.subset(|s| r.world.test_set(s) == set)
                     .map(|sc| (name.clone(), sc))
             })
             .collect();
@@ -249,7 +239,7 @@ fn build(r: &Report) -> Result<Document, CliError> {
         let rooms = r.evals.first().map_or(0, |(_, e)| {
             e.scenes
                 .keys()
-                .filter(|s| crate::commands::demo::test_set(s) == set)
+                .filter(|s| r.world.test_set(s) == set)
                 .count()
         });
         d.heading(2, format!("{title} ({rooms} rooms)"));

@@ -72,7 +72,7 @@ fn register_font() -> Result<(), String> {
         plotters::style::register_font(
             "sans-serif",
             plotters::style::FontStyle::Normal,
-            include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
+            include_bytes!("../../../assets/fonts/DejaVuSans.ttf"),
         )
         .map_err(|_| "the bundled font does not load".to_string())
     })
