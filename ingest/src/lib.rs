@@ -274,6 +274,55 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
+    /// What `spatialsv ingest` prints for this run into the dataset at `location`: each
+    /// scene's notes and line, the summary and the version (warnings are separate:
+    /// [`SceneReport::warnings`]).
+    pub fn lines(&self, location: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.scenes {
+            for n in &s.notes {
+                out.push(format!("{}: {n}", s.scene_id));
+            }
+            let q: usize = s.quarantined.values().sum();
+            let mut line = format!(
+                "{} ({}, {}): {} ingested, {} duplicates skipped, {} quarantined",
+                s.scene_id, s.format, s.split, s.ingested, s.duplicates, q
+            );
+            if let Some(c) = &s.consistency {
+                line.push_str(&format!(
+                    "; reprojection agreement {:.1}% ({} pairs, {:.0}% overlap)",
+                    c.agreement * 100.0,
+                    c.pairs,
+                    c.overlap * 100.0
+                ));
+            }
+            if s.objects > 0 {
+                line.push_str(&format!(
+                    "; {} objects, {} object sightings",
+                    s.objects, s.object_views
+                ));
+            }
+            out.push(line);
+        }
+        let q = self.quarantined();
+        let qn: usize = q.values().sum();
+        let reasons: Vec<String> = q.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push(format!(
+            "summary: {} scenes, {} frames ingested, {} duplicates skipped, {} quarantined{}",
+            self.scenes.len(),
+            self.ingested(),
+            self.duplicates(),
+            qn,
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join(", "))
+            }
+        ));
+        out.push(format!("dataset {location} is at version {}", self.version));
+        out
+    }
+
     /// Frames newly committed.
     pub fn ingested(&self) -> usize {
         self.scenes.iter().map(|s| s.ingested).sum()

@@ -107,6 +107,37 @@ pub struct LabelQuality {
 }
 
 impl LabelQuality {
+    /// What `spatialsv eval --pseudo-labels` prints: the summary, depth and camera tables and
+    /// the rejection reasons.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        out.push(format!("pseudo-labels of {}", self.summary()));
+        out.push(format!(
+            "{:<34} {:>10} {:>8} {:>7}",
+            "depth (median-scaled)", "pixels", "AbsRel", "d1"
+        ));
+        for (name, d) in self.depth_rows() {
+            out.push(format!(
+                "{name:<34} {:>10} {:>8.4} {:>7.3}",
+                d.pixels, d.abs_rel, d.delta1
+            ));
+        }
+        out.push(format!(
+            "{:<34} {:>10} {:>8} {:>7}",
+            "cameras", "frames", "rot deg", "dir deg"
+        ));
+        for (name, p) in self.pose_rows() {
+            out.push(format!(
+                "{name:<34} {:>10} {:>8.2} {:>7.2}",
+                p.frames, p.rotation_deg, p.direction_deg
+            ));
+        }
+        for (reason, n) in &self.reject_reasons {
+            out.push(format!("rejected by {reason}: {n} frames"));
+        }
+        out
+    }
+
     /// The labelling scored.
     pub fn labelling(&self) -> Labelling {
         Labelling {
@@ -344,6 +375,46 @@ pub struct LabelComparison {
 }
 
 impl LabelComparison {
+    /// What `spatialsv eval --against` prints: both labellings' depth against the truth on
+    /// the same frames and pixels, their cameras, and the go/no-go ratio.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        out.push(format!(
+            "config {} (single pass) against {} (fused), {} frames:",
+            self.single.config.short(),
+            self.fused.config.short(),
+            self.frames
+        ));
+        out.push(format!(
+            "{:<48} {:>10} {:>8} {:>7}",
+            "depth (median-scaled)", "pixels", "AbsRel", "d1"
+        ));
+        for (name, d) in self.depth_rows() {
+            out.push(format!(
+                "{name:<48} {:>10} {:>8.4} {:>7.3}",
+                d.pixels, d.abs_rel, d.delta1
+            ));
+        }
+        for (name, p) in [
+            ("single pass", &self.single_pairs),
+            ("fused", &self.fused_pairs),
+        ] {
+            out.push(format!(
+                "cameras of frame pairs 2 apart, {name:<12} {:>6} pairs {:>7.2} deg rotation {:>7.2} deg direction",
+                p.frames,
+                p.rotation_deg,
+                p.direction_deg
+            ));
+        }
+        out.push(format!(
+            "fused kept pixels: AbsRel {:.4} against the single pass's {:.4} on the same pixels ({:.2}x; the go/no-go asks for at most 0.85x)",
+            self.fused_kept.abs_rel,
+            self.single_on_fused_kept.abs_rel,
+            self.kept_ratio()
+        ));
+        out
+    }
+
     /// Depth rows, named.
     pub fn depth_rows(&self) -> [(&'static str, &DepthScore); 5] {
         [

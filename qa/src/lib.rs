@@ -73,7 +73,7 @@ pub struct QaRow {
     pub source: String,
 }
 
-/// What a run did.
+/// What a run did ([`QaReport::lines`] is what `spatialsv qa` prints).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QaReport {
     /// Dataset version after the commit.
@@ -93,6 +93,39 @@ pub struct QaReport {
     /// Share of the most frequent answer ([`answer_key`]), by (split, family), after
     /// balancing.
     pub top_answer_share: BTreeMap<(String, String), f64>,
+}
+
+impl QaReport {
+    /// What `spatialsv qa` prints for this run into the dataset at `location`: families not
+    /// generated and why, questions per split and family with the top answer's share, and the
+    /// totals with the version.
+    pub fn lines(&self, location: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(family, why)| format!("{family}: not generated ({why})"))
+            .collect();
+        out.push(format!(
+            "{:<8} {:<20} {:>9} {:>11}",
+            "split", "family", "questions", "top answer"
+        ));
+        for ((split, family), n) in &self.kept {
+            let top = self
+                .top_answer_share
+                .get(&(split.clone(), family.clone()))
+                .copied()
+                .unwrap_or(0.0);
+            out.push(format!(
+                "{split:<8} {family:<20} {n:>9} {:>10.0}%",
+                top * 100.0
+            ));
+        }
+        out.push(format!(
+            "{} scenes, {} clips: {} questions added, {} already present; dataset {location} is at version {}",
+            self.scenes, self.clips, self.added, self.duplicates, self.version
+        ));
+        out
+    }
 }
 
 /// The frames of a clip: `views` frames spread over the scene (see the module docs); a scene

@@ -182,79 +182,16 @@ pub fn print_qa(r: &QaEvalReport) -> CliResult {
 
 /// Prints a single-pass against fused comparison as a table.
 pub fn print_comparison(c: &LabelComparison) -> CliResult {
-    out!(
-        "config {} (single pass) against {} (fused), {} frames:",
-        c.single.config.short(),
-        c.fused.config.short(),
-        c.frames
-    );
-    out!(
-        "{:<48} {:>10} {:>8} {:>7}",
-        "depth (median-scaled)",
-        "pixels",
-        "AbsRel",
-        "d1"
-    );
-    for (name, d) in c.depth_rows() {
-        out!(
-            "{name:<48} {:>10} {:>8.4} {:>7.3}",
-            d.pixels,
-            d.abs_rel,
-            d.delta1
-        );
+    for line in c.lines() {
+        out!("{line}");
     }
-    for (name, p) in [("single pass", &c.single_pairs), ("fused", &c.fused_pairs)] {
-        out!(
-            "cameras of frame pairs 2 apart, {name:<12} {:>6} pairs {:>7.2} deg rotation {:>7.2} deg direction",
-            p.frames,
-            p.rotation_deg,
-            p.direction_deg
-        );
-    }
-    out!(
-        "fused kept pixels: AbsRel {:.4} against the single pass's {:.4} on the same pixels ({:.2}x; the go/no-go asks for at most 0.85x)",
-        c.fused_kept.abs_rel,
-        c.single_on_fused_kept.abs_rel,
-        c.kept_ratio()
-    );
     Ok(())
 }
 
 /// Prints pseudo-label quality as a table.
 pub fn print_quality(q: &LabelQuality) -> CliResult {
-    out!("pseudo-labels of {}", q.summary());
-    out!(
-        "{:<34} {:>10} {:>8} {:>7}",
-        "depth (median-scaled)",
-        "pixels",
-        "AbsRel",
-        "d1"
-    );
-    for (name, d) in q.depth_rows() {
-        out!(
-            "{name:<34} {:>10} {:>8.4} {:>7.3}",
-            d.pixels,
-            d.abs_rel,
-            d.delta1
-        );
-    }
-    out!(
-        "{:<34} {:>10} {:>8} {:>7}",
-        "cameras",
-        "frames",
-        "rot deg",
-        "dir deg"
-    );
-    for (name, p) in q.pose_rows() {
-        out!(
-            "{name:<34} {:>10} {:>8.2} {:>7.2}",
-            p.frames,
-            p.rotation_deg,
-            p.direction_deg
-        );
-    }
-    for (reason, n) in &q.reject_reasons {
-        out!("rejected by {reason}: {n} frames");
+    for line in q.lines() {
+        out!("{line}");
     }
     Ok(())
 }

@@ -47,13 +47,6 @@ impl CommandLine for Args {
 pub fn run(args: Args, ctx: &Context) -> CliResult {
     let ds = ctx.open(&args.dataset)?;
     let s = export_scene(&ds, &args.checkpoint, &args.scene, &args.out)?;
-    out!(
-        "exported {} frames of {}: pred.ply ({} points), gt.ply ({} points), frames/*.png, trajectory_{{gt,pred}}.txt in {}",
-        s.frames,
-        args.scene,
-        s.pred_points,
-        s.gt_points,
-        args.out.display()
-    );
+    out!("{}", s.line(&args.scene, &args.out));
     Ok(())
 }

@@ -415,47 +415,9 @@ fn run_auto(
 }
 
 fn print_report(r: &IngestReport, ds: &Dataset) -> CliResult {
-    for s in &r.scenes {
-        for n in &s.notes {
-            out!("{}: {n}", s.scene_id);
-        }
-        let q: usize = s.quarantined.values().sum();
-        let mut line = format!(
-            "{} ({}, {}): {} ingested, {} duplicates skipped, {} quarantined",
-            s.scene_id, s.format, s.split, s.ingested, s.duplicates, q
-        );
-        if let Some(c) = &s.consistency {
-            line.push_str(&format!(
-                "; reprojection agreement {:.1}% ({} pairs, {:.0}% overlap)",
-                c.agreement * 100.0,
-                c.pairs,
-                c.overlap * 100.0
-            ));
-        }
-        if s.objects > 0 {
-            line.push_str(&format!(
-                "; {} objects, {} object sightings",
-                s.objects, s.object_views
-            ));
-        }
+    for line in r.lines(&ds.location()) {
         out!("{line}");
     }
-    let q = r.quarantined();
-    let qn: usize = q.values().sum();
-    let reasons: Vec<String> = q.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    out!(
-        "summary: {} scenes, {} frames ingested, {} duplicates skipped, {} quarantined{}",
-        r.scenes.len(),
-        r.ingested(),
-        r.duplicates(),
-        qn,
-        if reasons.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", reasons.join(", "))
-        }
-    );
-    out!("dataset {} is at version {}", ds.location(), r.version);
     for s in &r.scenes {
         for w in &s.warnings {
             eprintln!("warning: {w}");

@@ -146,26 +146,9 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
     });
     bar.finish_and_clear();
     let r = report?;
-    let secs = t.elapsed().as_secs_f64();
-    out!(
-        "teacher {} config {}: shard {}/{} holds {} of {} clips; {} already labelled, {} labelled now",
-        spatialsv_store::hash::short(&r.teacher_hash),
-        spatialsv_store::hash::short(&r.config_hash),
-        shard.index,
-        shard.count,
-        r.clips_in_shard,
-        r.clips_total,
-        r.clips_skipped,
-        r.clips_labeled
-    );
-    out!(
-        "{} frames labelled in {secs:.1}s ({:.1} frames/s), {} accepted ({:.0}%); versions {:?}",
-        r.frames_labeled,
-        r.frames_labeled as f64 / secs.max(1e-9),
-        r.frames_accepted,
-        100.0 * r.frames_accepted as f64 / r.frames_labeled.max(1) as f64,
-        r.versions
-    );
+    for line in r.lines(shard, t.elapsed().as_secs_f64()) {
+        out!("{line}");
+    }
     Ok(())
 }
 

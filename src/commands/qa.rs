@@ -76,32 +76,8 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
         ..QaOptions::default()
     };
     let r = generate(&ds, &opts, &crate::progress::Bar::new())?;
-    for (family, why) in &r.skipped {
-        out!("{family}: not generated ({why})");
+    for line in r.lines(&ds.location()) {
+        out!("{line}");
     }
-    out!(
-        "{:<8} {:<20} {:>9} {:>11}",
-        "split",
-        "family",
-        "questions",
-        "top answer"
-    );
-    for ((split, family), n) in &r.kept {
-        let top = r
-            .top_answer_share
-            .get(&(split.clone(), family.clone()))
-            .copied()
-            .unwrap_or(0.0);
-        out!("{split:<8} {family:<20} {n:>9} {:>10.0}%", top * 100.0);
-    }
-    out!(
-        "{} scenes, {} clips: {} questions added, {} already present; dataset {} is at version {}",
-        r.scenes,
-        r.clips,
-        r.added,
-        r.duplicates,
-        ds.location(),
-        r.version
-    );
     Ok(())
 }

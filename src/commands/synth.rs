@@ -112,21 +112,6 @@ pub fn run(args: Args, _ctx: &Context) -> CliResult {
     };
     let t = std::time::Instant::now();
     let m = synthesize(&args.out, &opts, &crate::progress::Bar::new())?;
-    let train = m
-        .scans
-        .iter()
-        .filter(|s| s.split == spatialsv_schemas::Split::Train)
-        .count();
-    out!(
-        "rendered {} scan scenes ({train} train, {} test) of {} frames, {} unlabeled videos of {} frames and {} test videos at {w}x{h} in {:.1}s into {}",
-        m.scans.len(),
-        m.scans.len() - train,
-        opts.frames,
-        m.videos.len(),
-        opts.frames_per_video(),
-        m.test_videos.len(),
-        t.elapsed().as_secs_f64(),
-        args.out.display()
-    );
+    out!("{}", m.summary(t.elapsed().as_secs_f64(), &args.out));
     Ok(())
 }

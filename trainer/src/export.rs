@@ -37,6 +37,19 @@ pub struct ExportSummary {
     pub gt_points: usize,
 }
 
+impl ExportSummary {
+    /// What `spatialsv export` prints for `scene` exported into `out`.
+    pub fn line(&self, scene: &str, out: &Path) -> String {
+        format!(
+            "exported {} frames of {scene}: pred.ply ({} points), gt.ply ({} points), frames/*.png, trajectory_{{gt,pred}}.txt in {}",
+            self.frames,
+            self.pred_points,
+            self.gt_points,
+            out.display()
+        )
+    }
+}
+
 /// A colour map from blue (low) through green to red (high), `t` in [0, 1].
 pub fn colour_map(t: f32) -> [u8; 3] {
     let t = t.clamp(0.0, 1.0);

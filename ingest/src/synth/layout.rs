@@ -252,6 +252,28 @@ impl Serialize for TestSet {
 }
 
 impl SynthManifest {
+    /// What `spatialsv synth` prints: the rooms and videos rendered into `out` in `seconds`.
+    pub fn summary(&self, seconds: f64, out: &Path) -> String {
+        let o = &self.options;
+        let train = self
+            .scans
+            .iter()
+            .filter(|s| s.split == Split::Train)
+            .count();
+        format!(
+            "rendered {} scan scenes ({train} train, {} test) of {} frames, {} unlabeled videos of {} frames and {} test videos at {}x{} in {seconds:.1}s into {}",
+            self.scans.len(),
+            self.scans.len() - train,
+            o.frames,
+            self.videos.len(),
+            o.frames_per_video(),
+            self.test_videos.len(),
+            o.width,
+            o.height,
+            out.display()
+        )
+    }
+
     /// The test set a scene of the world's test split belongs to: B for the video test
     /// rooms, A for the others.
     pub fn test_set(&self, scene: &str) -> TestSet {

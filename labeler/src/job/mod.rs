@@ -70,6 +70,33 @@ pub struct LabelReport {
     pub versions: Vec<u64>,
 }
 
+impl LabelReport {
+    /// What `spatialsv label` prints for this run of `shard`, which took `seconds`.
+    pub fn lines(&self, shard: Shard, seconds: f64) -> Vec<String> {
+        vec![
+            format!(
+                "teacher {} config {}: shard {}/{} holds {} of {} clips; {} already labelled, {} labelled now",
+                spatialsv_store::hash::short(&self.teacher_hash),
+                spatialsv_store::hash::short(&self.config_hash),
+                shard.index,
+                shard.count,
+                self.clips_in_shard,
+                self.clips_total,
+                self.clips_skipped,
+                self.clips_labeled
+            ),
+            format!(
+                "{} frames labelled in {seconds:.1}s ({:.1} frames/s), {} accepted ({:.0}%); versions {:?}",
+                self.frames_labeled,
+                self.frames_labeled as f64 / seconds.max(1e-9),
+                self.frames_accepted,
+                100.0 * self.frames_accepted as f64 / self.frames_labeled.max(1) as f64,
+                self.versions
+            ),
+        ]
+    }
+}
+
 /// Progress of a running job.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {

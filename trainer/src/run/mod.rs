@@ -304,6 +304,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn resuming_a_directory_without_a_run_is_the_users_mistake_and_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("nothing");
+        let schedule = Schedule {
+            steps: 2,
+            checkpoint_every: 1,
+        };
+        let err = Run::claim(
+            &out,
+            "x = 1\n".into(),
+            true,
+            Seeds::new(0, Loop::Spatial),
+            schedule,
+        )
+        .unwrap_err();
+        assert!(err.is_user_error(), "{err}");
+        assert!(
+            err.to_string().contains("holds no run to continue"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        // A new run claims it; resuming it with another config is refused.
+        let run = Run::claim(
+            &out,
+            "x = 1\n".into(),
+            false,
+            Seeds::new(0, Loop::Spatial),
+            schedule,
+        )
+        .unwrap();
+        run.write_config().unwrap();
+        assert!(run.dir().checkpoints_dir().is_dir());
+        let err = Run::claim(
+            &out,
+            "x = 2\n".into(),
+            true,
+            Seeds::new(0, Loop::Spatial),
+            schedule,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("config differs"), "{err}");
+    }
+
+    #[test]
     fn seed_streams_keep_the_loops_historic_values() {
         // These values are what the loops computed inline before the scaffold; golden
         // training values and resumed runs depend on them.
