@@ -11,6 +11,7 @@ mod check;
 mod colmap;
 pub mod detect;
 mod nerfstudio;
+mod ply;
 mod scannet;
 mod sevenscenes;
 pub mod synth;

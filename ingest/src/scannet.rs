@@ -237,7 +237,7 @@ fn read_aggregation(dir: &Path, scene_id: &str, agg_path: &Path) -> Result<Scene
     let segs: Segments = serde_json::from_str(&read_json(&segs_path)?)
         .map_err(|e| Error::bad_input(&segs_path, format!("not a ScanNet segments file ({e})")))?;
     let mesh_path = dir.join(format!("{scene_id}_vh_clean_2.ply"));
-    let vertices = spatialsv_store::objects::read_ply_vertices(&mesh_path)?;
+    let vertices = crate::ply::read_ply_vertices(&mesh_path)?;
     if vertices.len() != segs.seg_indices.len() {
         return Err(Error::bad_input(
             &segs_path,

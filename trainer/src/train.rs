@@ -31,7 +31,9 @@ use crate::error::{Result, TrainError};
 use crate::loss::LossConfig;
 use crate::model::SpatialSv;
 use crate::pseudo::{PseudoBatch, load_pseudo_set, pseudo_batch};
-use crate::run::{Loop, Run, RunDir, RunKind, RunRole, Schedule, Seeds, adamw, io_err, load_model};
+use crate::run::{
+    Loop, Resumed, Run, RunDir, RunKind, RunRole, Schedule, Seeds, adamw, io_err, load_model,
+};
 use crate::training::train_step;
 
 /// Progress reports of a running loop.
@@ -138,7 +140,13 @@ pub fn train(
         model = init;
     }
     let optim = adamw::<SpatialSv<B>>(config.weight_decay, config.grad_clip_norm);
-    let (m, mut optim, start, mut sampler, resumed) = run.resume(model, optim)?;
+    let Resumed {
+        model: m,
+        mut optim,
+        start,
+        mut sampler,
+        checkpoint: resumed,
+    } = run.resume(model, optim)?;
     model = m;
     let mut ema: Option<SpatialSv<B>> = None;
     if let Some(c) = resumed

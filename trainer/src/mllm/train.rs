@@ -31,7 +31,7 @@ use crate::error::{Result, TrainError};
 use crate::loss::{LossConfig, spatial_loss};
 use crate::model::SpatialSv;
 use crate::pseudo::{PseudoBatch, load_pseudo_set, pseudo_batch};
-use crate::run::{Loop, Run, RunDir, RunKind, RunRole, Schedule, Seeds, adamw, io_err};
+use crate::run::{Loop, Resumed, Run, RunDir, RunKind, RunRole, Schedule, Seeds, adamw, io_err};
 
 /// What a run trained on, reported when it starts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -246,7 +246,13 @@ pub fn train_mllm(
     B::seed(&device, config.seed);
     let model = model_cfg.init::<B>(&device);
     let optim = adamw::<SpatialMllm<B>>(config.weight_decay, config.grad_clip_norm);
-    let (mut model, mut optim, start, mut sampler, _) = run.resume(model, optim)?;
+    let Resumed {
+        mut model,
+        mut optim,
+        start,
+        mut sampler,
+        ..
+    } = run.resume(model, optim)?;
     if config.freeze_vision {
         model = model.freeze_vision();
     }

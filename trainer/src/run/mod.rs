@@ -109,6 +109,23 @@ pub struct Schedule {
     pub checkpoint_every: usize,
 }
 
+/// Where a loop starts: the model and optimiser (restored from a checkpoint with `--resume`),
+/// the step, the clip sampler, and the checkpoint it came from (for what else it holds, such
+/// as the weight average).
+#[derive(Debug)]
+pub struct Resumed<M, O> {
+    /// The model.
+    pub model: M,
+    /// The optimiser.
+    pub optim: O,
+    /// Steps already done.
+    pub start: usize,
+    /// The clip sampler.
+    pub sampler: SplitMix64,
+    /// The checkpoint resumed from, if any.
+    pub checkpoint: Option<Checkpoint>,
+}
+
 /// One training run in progress: its directory, resolved config, seeds, schedule and the
 /// metrics not yet committed.
 #[derive(Debug)]
@@ -171,11 +188,7 @@ impl Run {
     /// With `--resume` and a checkpoint: the checkpoint's weights, optimiser moments, step and
     /// sampler state, and the checkpoint (for what else it holds). Otherwise the inputs, step
     /// 0, a fresh sampler and no checkpoint.
-    pub fn resume<M, O>(
-        &self,
-        model: M,
-        optim: O,
-    ) -> Result<(M, O, usize, SplitMix64, Option<Checkpoint>)>
+    pub fn resume<M, O>(&self, model: M, optim: O) -> Result<Resumed<M, O>>
     where
         M: AutodiffModule<B>,
         O: Optimizer<M, B>,
@@ -183,16 +196,22 @@ impl Run {
         if self.resume
             && let Some(c) = self.dir.latest()
         {
-            let (m, o, state) = resume_from(&c, model, optim)?;
-            return Ok((
-                m,
-                o,
-                state.step,
-                SplitMix64::new(state.sampler_state),
-                Some(c),
-            ));
+            let (model, optim, state) = resume_from(&c, model, optim)?;
+            return Ok(Resumed {
+                model,
+                optim,
+                start: state.step,
+                sampler: SplitMix64::new(state.sampler_state),
+                checkpoint: Some(c),
+            });
         }
-        Ok((model, optim, 0, self.seeds.sampler(), None))
+        Ok(Resumed {
+            model,
+            optim,
+            start: 0,
+            sampler: self.seeds.sampler(),
+            checkpoint: None,
+        })
     }
 
     /// Notes step `step`'s named values (losses, learning rate) for the metrics table.
