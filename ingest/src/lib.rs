@@ -31,7 +31,7 @@ pub use detect::{ScanFormat, detect_format};
 use spatialsv_store::geometry::Mat4;
 use spatialsv_store::media::{self, DepthImage, MediaError};
 use spatialsv_store::objects::ObjectView;
-use spatialsv_store::progress::{Position, Progress};
+use spatialsv_store::progress::Progress;
 use spatialsv_store::rows::{
     DepthMap, FrameRow, QuarantineRow, SceneRow, frames_batch, now_ns, quarantine_batch,
     scenes_batch,
@@ -77,11 +77,6 @@ impl SourceIntrinsics {
     /// Rescales to an image of `w` x `h`. Refuses when the aspect ratio differs by more than
     /// 1%, which no scaling can explain.
     pub fn rescaled(&self, w: u32, h: u32) -> std::result::Result<[f64; 4], Invalid> {
-        self.rescaled_why(w, h).map_err(Invalid)
-    }
-
-    /// [`Self::rescaled`] with the reason as text.
-    fn rescaled_why(&self, w: u32, h: u32) -> std::result::Result<[f64; 4], String> {
         let Some((cw, ch)) = self.size else {
             return Ok(self.k);
         };
@@ -90,9 +85,9 @@ impl SourceIntrinsics {
         }
         let (sx, sy) = (f64::from(w) / f64::from(cw), f64::from(h) / f64::from(ch));
         if (sx / sy - 1.0).abs() > 0.01 {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "intrinsics are for {cw}x{ch} but the image is {w}x{h} (different aspect)"
-            ));
+            )));
         }
         Ok([
             self.k[0] * sx,
@@ -716,7 +711,8 @@ pub fn ingest_scans(
 ) -> Result<IngestReport> {
     let total: usize = scenes.iter().map(|s| s.frames.len()).sum();
     progress.start(total as u64, "frames");
-    let reached = Position::default();
+    // Frames reported so far: a re-staged group reports only what goes beyond it.
+    let mut reached: u64 = 0;
     let mut report = IngestReport {
         version: ds.latest_version()?,
         ..IngestReport::default()
@@ -733,7 +729,7 @@ pub fn ingest_scans(
         }
     }
     for group in groups {
-        let base = reached.get();
+        let base = reached;
         // A commit that loses a race with another writer stages the group again on top of
         // the winner's version (keyed rows: only what is still missing is added); progress
         // reports the furthest point reached.
@@ -745,7 +741,10 @@ pub fn ingest_scans(
                 let _span = tracing::info_span!("ingest scene", scene = %scene.scene_id).entered();
                 let mut on_frames = |n: u64| {
                     done += n;
-                    reached.advance_to(progress, done);
+                    if done > reached {
+                        progress.advance(done - reached);
+                        reached = done;
+                    }
                 };
                 reports.push(ingest_scene(tx, scene, opts, &mut on_frames)?.0);
             }

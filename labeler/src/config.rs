@@ -205,13 +205,10 @@ impl Default for AcceptanceFilter {
 impl LabelConfig {
     /// Checks ranges; the message names the key.
     pub fn validate(&self) -> Result<(), Invalid> {
-        self.validate_why().map_err(Invalid)
-    }
-
-    /// [`Self::validate`] with the reason as text.
-    fn validate_why(&self) -> Result<(), String> {
         let bad = |key: &str, v: &dyn std::fmt::Display, want: &str| {
-            Err(format!("label config: {key} = {v} is invalid ({want})"))
+            Err(Invalid(format!(
+                "label config: {key} = {v} is invalid ({want})"
+            )))
         };
         for (key, v, lo, hi) in [
             ("clip_len", self.clip_len, 0, 1024),

@@ -1,7 +1,5 @@
 //! The labeler's error type: whose fault an error is, as in the pipeline and the trainer.
 
-use std::path::PathBuf;
-
 use spatialsv_trainer::TrainError;
 
 /// Result alias of this crate.
@@ -20,17 +18,6 @@ pub enum LabelError {
     /// truth, a malformed ground-truth file).
     #[error("{0}")]
     User(String),
-    /// An operating-system failure on a path.
-    #[error("{action} failed ({source}): {}", path.display())]
-    Io {
-        /// What we were doing.
-        action: &'static str,
-        /// The path it was done on.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
     /// A fault of ours; please report it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -43,7 +30,7 @@ impl LabelError {
             LabelError::Pipeline(e) => e.is_user_error(),
             LabelError::Train(e) => e.is_user_error(),
             LabelError::User(_) => true,
-            LabelError::Io { .. } | LabelError::Internal(_) => false,
+            LabelError::Internal(_) => false,
         }
     }
 }

@@ -244,7 +244,7 @@ pub fn score(ds: &Dataset, groundtruth: &Path, selector: &Selector) -> Result<La
         rows.extend(read_pseudo_labels(&b)?);
     }
     let chosen = select_labelling(&rows, selector)?;
-    let rows: Vec<&PseudoLabelRow> = rows.iter().filter(|r| r.labelling() == chosen).collect();
+    let rows: Vec<&PseudoLabelRow> = rows.iter().filter(|r| r.is_of(&chosen)).collect();
     let mut truths: HashMap<String, Option<Truth>> = HashMap::new();
     let (mut all, mut kept, mut removed) = (
         DepthSum::default(),
@@ -557,7 +557,7 @@ pub fn compare(
         rows.extend(read_pseudo_labels(&b)?);
     }
     let of = |sel: &Labelling| -> Vec<&PseudoLabelRow> {
-        rows.iter().filter(|r| &r.labelling() == sel).collect()
+        rows.iter().filter(|r| r.is_of(sel)).collect()
     };
     let (a, b) = (of(single), of(fused));
     let b_by: HashMap<(&str, i64), &PseudoLabelRow> = b

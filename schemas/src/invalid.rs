@@ -22,6 +22,12 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+impl From<&str> for Invalid {
+    fn from(why: &str) -> Self {
+        Invalid(why.to_string())
+    }
+}
+
 impl From<String> for Invalid {
     fn from(why: String) -> Self {
         Invalid(why)

@@ -239,27 +239,24 @@ pub const MAX_TRANSLATION_M: f64 = 1e6;
 
 /// Checks one row-major 4x4 rigid transform; the message says what is wrong.
 pub fn check_pose(m: &[f64]) -> Result<(), Invalid> {
-    check_pose_why(m).map_err(Invalid)
-}
-
-/// [`check_pose`] with the reason as text.
-fn check_pose_why(m: &[f64]) -> Result<(), String> {
     if m.len() != 16 {
-        return Err(format!("pose has {} values, expected 16", m.len()));
+        return Err(Invalid(format!("pose has {} values, expected 16", m.len())));
     }
     if let Some(v) = m.iter().find(|v| !v.is_finite()) {
-        return Err(format!("pose is not finite (contains {v})"));
+        return Err(Invalid(format!("pose is not finite (contains {v})")));
     }
     let t = [m[3], m[7], m[11]];
     if let Some(v) = t.iter().find(|v| v.abs() > MAX_TRANSLATION_M) {
-        return Err(format!(
+        return Err(Invalid(format!(
             "translation component {v:e} is beyond {MAX_TRANSLATION_M:e} (metres, or the \
              pose's units): not a camera in a scene"
-        ));
+        )));
     }
     let bottom = [m[12], m[13], m[14], m[15]];
     if bottom != [0.0, 0.0, 0.0, 1.0] {
-        return Err(format!("last row is {bottom:?}, expected [0, 0, 0, 1]"));
+        return Err(Invalid(format!(
+            "last row is {bottom:?}, expected [0, 0, 0, 1]"
+        )));
     }
     let r = |i: usize, j: usize| m[i * 4 + j];
     let mut worst: f64 = 0.0;
@@ -271,17 +268,17 @@ fn check_pose_why(m: &[f64]) -> Result<(), String> {
         }
     }
     if worst > 1e-3 {
-        return Err(format!(
+        return Err(Invalid(format!(
             "rotation is not orthonormal (|R^T R - I| max {worst:.2e})"
-        ));
+        )));
     }
     let det = r(0, 0) * (r(1, 1) * r(2, 2) - r(1, 2) * r(2, 1))
         - r(0, 1) * (r(1, 0) * r(2, 2) - r(1, 2) * r(2, 0))
         + r(0, 2) * (r(1, 0) * r(2, 1) - r(1, 1) * r(2, 0));
     if det < 0.0 {
-        return Err(format!(
+        return Err(Invalid(format!(
             "rotation has determinant {det:.3} (a reflection, not a rotation)"
-        ));
+        )));
     }
     Ok(())
 }

@@ -202,22 +202,9 @@ fn run_external(e: External, ctx: &Context) -> CliResult {
             });
             bar.finish_and_clear();
             let r = r?;
-            for (file, why) in &r.bad_files {
-                out!("skipped {file}: {why}");
+            for line in r.lines(&teacher_name) {
+                out!("{line}");
             }
-            out!(
-                "teacher {teacher_name} ({}) config {}: {} clips in the export, {} without a file, {} already imported, {} imported now ({} frames, {} accepted), {} bad files; versions {:?}",
-                spatialsv_store::hash::short(&r.teacher_hash),
-                spatialsv_store::hash::short(&r.config_hash),
-                r.clips_total,
-                r.clips_without_file,
-                r.clips_skipped,
-                r.clips_imported,
-                r.frames_imported,
-                r.frames_accepted,
-                r.bad_files.len(),
-                r.versions
-            );
             Ok(())
         }
     }

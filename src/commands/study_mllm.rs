@@ -20,7 +20,7 @@ use spatialsv_ingest::synth::ScanSet;
 use spatialsv_lab::report::document::Document;
 use spatialsv_lab::report::plot::{Axes, COLOURS, Series, curve, plot, smooth};
 use spatialsv_lab::spatialsv::{Budget, PAIRS, Row, base_config, rows, select_rows};
-use spatialsv_lab::stats::bootstrap_mean;
+use spatialsv_lab::stats::{bootstrap_mean, mean_sd};
 use spatialsv_lab::{Markers, WorldLayout};
 
 #[derive(Debug, Serialize)]
@@ -63,8 +63,6 @@ struct StudyOut {
     train_questions: usize,
     minutes_per_seed: Vec<f64>,
 }
-
-use spatialsv_lab::stats::mean_sd;
 
 /// Mean per-question difference of `a - b` over the questions both scored, averaged over
 /// seeds, with a 95% percentile bootstrap interval (questions resampled within each seed).

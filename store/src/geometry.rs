@@ -362,11 +362,6 @@ pub fn slerp(a: [f64; 4], b: [f64; 4], t: f64) -> [f64; 4] {
 /// intrinsics). Accepts `inf`, `-inf` and `nan` as numbers so that broken poses are reported as
 /// non-finite rather than as unreadable.
 pub fn parse_matrix4(text: &str) -> Result<Mat4, Invalid> {
-    parse_matrix4_why(text).map_err(Invalid)
-}
-
-/// [`parse_matrix4`] with the reason as text.
-fn parse_matrix4_why(text: &str) -> Result<Mat4, String> {
     let values: Vec<f64> = text
         .split_whitespace()
         .map(|t| {
@@ -375,10 +370,10 @@ fn parse_matrix4_why(text: &str) -> Result<Mat4, String> {
         })
         .collect::<Result<_, _>>()?;
     if values.len() != 16 {
-        return Err(format!(
+        return Err(Invalid(format!(
             "expected 16 numbers (a 4x4 matrix), found {}",
             values.len()
-        ));
+        )));
     }
     let mut m = [0.0; 16];
     m.copy_from_slice(&values);

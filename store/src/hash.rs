@@ -39,15 +39,12 @@ impl Digest {
 
     /// The first [`Digest::SHORT`] characters (all of a shorter stored value).
     pub fn short(&self) -> &str {
-        short(&self.0)
+        self.prefix(Digest::SHORT)
     }
 
     /// The first `chars` characters (all of a shorter value): a prefix that names it.
     pub fn prefix(&self, chars: usize) -> &str {
-        match self.0.char_indices().nth(chars) {
-            Some((i, _)) => &self.0[..i],
-            None => &self.0,
-        }
+        first_chars(&self.0, chars)
     }
 
     /// Whether the hex starts with `prefix` (how users name a digest).
@@ -71,9 +68,14 @@ impl AsRef<str> for Digest {
 /// The short form of a hex digest held as a string: its first [`Digest::SHORT`] characters,
 /// or all of a shorter one (never a panic on a short or non-ASCII value).
 pub fn short(hex: &str) -> &str {
-    match hex.char_indices().nth(Digest::SHORT) {
-        Some((i, _)) => &hex[..i],
-        None => hex,
+    first_chars(hex, Digest::SHORT)
+}
+
+/// The first `n` characters of `s` (all of a shorter one), cut at a character boundary.
+fn first_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
     }
 }
 
@@ -154,11 +156,18 @@ pub enum Selector {
 impl Selector {
     /// Whether `l` is one this selector names (ignoring which is newest).
     pub fn matches(&self, l: &Labelling) -> bool {
+        self.matches_hashes(l.teacher.as_str(), l.config.as_str())
+    }
+
+    /// [`Selector::matches`] on the stored hex of a labelling's teacher and config.
+    pub fn matches_hashes(&self, teacher_hex: &str, config_hex: &str) -> bool {
         match self {
             Selector::Latest => true,
             Selector::Prefix { teacher, config } => {
-                teacher.as_deref().is_none_or(|p| l.teacher.starts_with(p))
-                    && config.as_deref().is_none_or(|p| l.config.starts_with(p))
+                teacher
+                    .as_deref()
+                    .is_none_or(|p| teacher_hex.starts_with(p))
+                    && config.as_deref().is_none_or(|p| config_hex.starts_with(p))
             }
         }
     }

@@ -144,6 +144,11 @@ pub struct PseudoLabelRow {
 }
 
 impl PseudoLabelRow {
+    /// Whether this row belongs to labelling `l` (compares in place: no copies per row).
+    pub fn is_of(&self, l: &Labelling) -> bool {
+        self.teacher_hash == l.teacher.as_str() && self.config_hash == l.config.as_str()
+    }
+
     /// The labelling this row belongs to.
     pub fn labelling(&self) -> Labelling {
         Labelling {
@@ -348,7 +353,7 @@ pub fn read_pseudo_labels(batch: &RecordBatch) -> Result<Vec<PseudoLabelRow>> {
 /// The newest labelling among `rows` that `selector` names ([`Selector`]).
 pub fn select_labelling(rows: &[PseudoLabelRow], selector: &Selector) -> Result<Labelling> {
     rows.iter()
-        .filter(|r| selector.matches(&r.labelling()))
+        .filter(|r| selector.matches_hashes(&r.teacher_hash, &r.config_hash))
         .max_by_key(|r| r.labeled_at)
         .map(PseudoLabelRow::labelling)
         .ok_or_else(|| {

@@ -58,32 +58,27 @@ pub struct SceneObjects {
 impl SceneObjects {
     /// Checks ids and boxes: one line naming the object and what is wrong.
     pub fn check(&self) -> std::result::Result<(), Invalid> {
-        self.check_why().map_err(Invalid)
-    }
-
-    /// [`Self::check`] with the reason as text.
-    fn check_why(&self) -> std::result::Result<(), String> {
         let mut seen = std::collections::BTreeSet::new();
         for o in &self.objects {
             if o.object_id <= 0 || o.object_id > i64::from(u16::MAX) {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "object id {} is outside 1..=65535 (instance images are 16-bit, 0 = none)",
                     o.object_id
-                ));
+                )));
             }
             if !seen.insert(o.object_id) {
-                return Err(format!("object id {} appears twice", o.object_id));
+                return Err(Invalid(format!("object id {} appears twice", o.object_id)));
             }
             if o.centre.iter().chain(&o.extent).any(|v| !v.is_finite())
                 || o.extent.iter().any(|v| *v < 0.0)
             {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "object {} has a box that is not finite or has a negative extent",
                     o.object_id
-                ));
+                )));
             }
             if o.category.trim().is_empty() {
-                return Err(format!("object {} has no category", o.object_id));
+                return Err(Invalid(format!("object {} has no category", o.object_id)));
             }
         }
         Ok(())
@@ -211,11 +206,6 @@ pub struct ObjectView {
 /// Decodes an instance image (8- or 16-bit grayscale PNG) into raw ids, without the scaling
 /// a conversion between bit depths would apply.
 pub fn decode_instance(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u16>), Invalid> {
-    decode_instance_why(bytes).map_err(Invalid)
-}
-
-/// [`decode_instance`] with the reason as text.
-fn decode_instance_why(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u16>), String> {
     let mut reader =
         image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png);
     reader.limits(crate::media::limits());
@@ -225,10 +215,10 @@ fn decode_instance_why(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u16>)
         image::DynamicImage::ImageLuma8(b) => b.into_raw().into_iter().map(u16::from).collect(),
         image::DynamicImage::ImageLuma16(b) => b.into_raw(),
         other => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "an instance image must be 8- or 16-bit grayscale, this one is {:?}",
                 other.color()
-            ));
+            )));
         }
     };
     Ok((w, h, ids))

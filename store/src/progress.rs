@@ -31,26 +31,3 @@ pub trait Progress: Send + Sync {
 pub struct Silent;
 
 impl Progress for Silent {}
-
-/// A progress that forwards to another, for jobs that go back over some items (a failed
-/// commit staged again): it reports the furthest position reached, never less.
-#[derive(Debug, Default)]
-pub struct Position {
-    at: std::sync::atomic::AtomicU64,
-}
-
-impl Position {
-    /// Moves to `pos` on `p` if that is further than before.
-    pub fn advance_to(&self, p: &dyn Progress, pos: u64) {
-        use std::sync::atomic::Ordering;
-        let before = self.at.fetch_max(pos, Ordering::Relaxed);
-        if pos > before {
-            p.advance(pos - before);
-        }
-    }
-
-    /// The furthest position reached.
-    pub fn get(&self) -> u64 {
-        self.at.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}

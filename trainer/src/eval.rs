@@ -26,7 +26,7 @@ use spatialsv_store::geometry::{Rigid, invert_rigid, mul};
 use crate::config::TrainConfig;
 use crate::data::{Augment, FrameRef, FrameStore, load_clip};
 use crate::error::{Result, TrainError};
-use crate::infer::{Shape, camera_of_view};
+use crate::infer::{Shape, camera_of_view, predict};
 use crate::metrics::{DepthAlignment, chamfer, depth_metrics, pose_metrics, umeyama};
 
 /// Scores of one scene (or of all scenes), averaged over its clips. Depth and point metrics
@@ -401,7 +401,12 @@ pub fn evaluate(dataset: &Dataset, run_dir: &Path, split: Split) -> Result<EvalR
         for clip in clips_of(frames, v) {
             let n = clip.len();
             let s = load_clip(&store, clip, w, h, Augment::NONE, 0)?;
-            let p = run.predict(s.images.clone(), Shape { n: 1, v: n, h, w }, true)?;
+            let p = predict(
+                &run.model,
+                s.images.clone(),
+                Shape { n: 1, v: n, h, w },
+                true,
+            )?;
             let (pd, pr, pp) = (p.depth, p.rays, p.points.unwrap_or_default());
             let gt_poses = relative_poses(&store, clip)?;
             if let Some(sc) = score_clip(

@@ -15,7 +15,7 @@ use crate::config::TrainConfig;
 use crate::data::Augment;
 use crate::error::{Result, TrainError};
 use crate::model::{SpatialSv, SpatialSvConfig};
-use crate::run::{Checkpoint, RunDir, RunKind, load_inference_model};
+use crate::run::{Checkpoint, RunDir, RunKind, load_inference_model_at, spatial_checkpoint};
 
 pub use crate::data::flip_rows;
 
@@ -60,9 +60,10 @@ impl SpatialRun {
     /// without a checkpoint, is the user's mistake).
     pub fn load(dir: &Path) -> Result<SpatialRun> {
         let dir = RunDir::new(dir);
-        let (model, sizes) = load_inference_model(&dir)?;
+        // One checkpoint for the weights and the fingerprint, even while training goes on.
+        let checkpoint = spatial_checkpoint(&dir)?;
+        let (model, sizes) = load_inference_model_at(&dir, &checkpoint)?;
         let config: TrainConfig = dir.load_config()?;
-        let checkpoint = dir.require_checkpoint()?;
         Ok(SpatialRun {
             dir,
             checkpoint,
@@ -91,11 +92,6 @@ impl SpatialRun {
             h.update_reader(file).map_err(io)?;
         }
         Ok(h.finalize().to_hex().to_string())
-    }
-
-    /// Runs the model on `images` (see [`predict`]).
-    pub fn predict(&self, images: Vec<f32>, shape: Shape, points: bool) -> Result<Predicted> {
-        predict(&self.model, images, shape, points)
     }
 }
 

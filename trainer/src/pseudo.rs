@@ -95,7 +95,7 @@ pub fn load_pseudo_set(
         let chosen = select_labelling(&rows, selector)?;
         let mut scenes: Vec<&str> = rows
             .iter()
-            .filter(|r| r.labelling() == chosen)
+            .filter(|r| r.is_of(&chosen))
             .map(|r| r.scene_id.as_str())
             .collect();
         scenes.sort_unstable();
@@ -110,7 +110,7 @@ pub fn load_pseudo_set(
     let chosen = select_labelling(&rows, selector)?;
     let index = store.frame_index()?;
     let mut windows: BTreeMap<(String, i64), Vec<_>> = BTreeMap::new();
-    for r in rows.into_iter().filter(|r| r.labelling() == chosen) {
+    for r in rows.into_iter().filter(|r| r.is_of(&chosen)) {
         if (r.width as usize, r.height as usize) != (w, h) {
             return Err(TrainError::User(format!(
                 "pseudo-labels of {} are {}x{} but training is at {w}x{h}; train at the teacher's image size",

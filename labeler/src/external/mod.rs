@@ -261,6 +261,32 @@ pub struct ImportReport {
     pub versions: Vec<u64>,
 }
 
+impl ImportReport {
+    /// What `spatialsv label import` prints for teacher `teacher_name`: the files skipped and
+    /// the totals.
+    pub fn lines(&self, teacher_name: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .bad_files
+            .iter()
+            .map(|(file, why)| format!("skipped {file}: {why}"))
+            .collect();
+        out.push(format!(
+            "teacher {teacher_name} ({}) config {}: {} clips in the export, {} without a file, {} already imported, {} imported now ({} frames, {} accepted), {} bad files; versions {:?}",
+            spatialsv_store::hash::short(&self.teacher_hash),
+            spatialsv_store::hash::short(&self.config_hash),
+            self.clips_total,
+            self.clips_without_file,
+            self.clips_skipped,
+            self.clips_imported,
+            self.frames_imported,
+            self.frames_accepted,
+            self.bad_files.len(),
+            self.versions
+        ));
+        out
+    }
+}
+
 /// One validated teacher file, mapped to the label grid.
 #[derive(Debug, Clone)]
 pub struct Mapped {

@@ -26,11 +26,6 @@ impl Array {
 /// Reads every array of an `.npz` file by name (without the `.npy` suffix). Errors say what
 /// is wrong in words.
 pub fn read(path: &Path) -> Result<BTreeMap<String, Array>, Invalid> {
-    read_why(path).map_err(Invalid)
-}
-
-/// [`read`] with the reason as text.
-fn read_why(path: &Path) -> Result<BTreeMap<String, Array>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not an .npz (zip): {e}"))?;
     let mut out = BTreeMap::new();
@@ -56,11 +51,6 @@ fn read_why(path: &Path) -> Result<BTreeMap<String, Array>, String> {
 
 /// Parses one `.npy` file.
 pub fn parse_npy(bytes: &[u8]) -> Result<Array, Invalid> {
-    parse_npy_why(bytes).map_err(Invalid)
-}
-
-/// [`parse_npy`] with the reason as text.
-fn parse_npy_why(bytes: &[u8]) -> Result<Array, String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not a .npy array (bad magic)".into());
     }
@@ -70,7 +60,7 @@ fn parse_npy_why(bytes: &[u8]) -> Result<Array, String> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        v => return Err(format!(".npy format version {v} is not supported")),
+        v => return Err(Invalid(format!(".npy format version {v} is not supported"))),
     };
     let header = bytes
         .get(start..start + header_len)
@@ -118,17 +108,17 @@ fn parse_npy_why(bytes: &[u8]) -> Result<Array, String> {
         "<u2" => (2, |b| f64::from(u16::from_le_bytes([b[0], b[1]]))),
         "|u1" | "|i1" | "|b1" => (1, |b| f64::from(b[0])),
         other => {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "dtype {other} is not supported (use float32, float64, float16, int64, int32, uint8 or bool, little-endian)"
-            ));
+            )));
         }
     };
     if body.len() < n * size {
-        return Err(format!(
+        return Err(Invalid(format!(
             "truncated: shape {shape:?} needs {} bytes, {} present",
             n * size,
             body.len()
-        ));
+        )));
     }
     let data = body[..n * size].chunks_exact(size).map(conv).collect();
     Ok(Array { shape, data })

@@ -26,7 +26,9 @@ use spatialsv_store::rows::now_ns;
 use spatialsv_store::{CODE_VERSION, Dataset};
 
 pub(crate) use checkpoint::{TrainState, io_err, resume_from, save_checkpoint};
-pub use checkpoint::{load_inference_model, load_model};
+pub use checkpoint::{
+    load_inference_model, load_inference_model_at, load_model, spatial_checkpoint,
+};
 pub use dir::{Checkpoint, RunDir, RunKind, RunRole};
 
 use crate::backend::{BACKEND_NAME, TrainBackend as B};
@@ -172,11 +174,6 @@ impl Run {
     /// The named seed streams.
     pub fn seeds(&self) -> Seeds {
         self.seeds
-    }
-
-    /// Whether this run continues an earlier one.
-    pub fn resuming(&self) -> bool {
-        self.resume
     }
 
     /// Writes the resolved config into the run directory.
