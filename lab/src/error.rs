@@ -32,6 +32,9 @@ pub enum LabError {
     /// Labelling or scoring labels.
     #[error(transparent)]
     Label(#[from] spatialsv_labeler::LabelError),
+    /// The reader of our output has gone (`spatialsv demo | head`): not an error to report.
+    #[error("standard output was closed")]
+    Closed,
     /// A fault of ours (a plot that cannot be drawn, a report that cannot be serialised).
     #[error("internal error: {0}")]
     Internal(String),
@@ -46,7 +49,7 @@ impl LabError {
             LabError::Store(e) => e.is_user_error(),
             LabError::Train(e) => e.is_user_error(),
             LabError::Label(e) => e.is_user_error(),
-            LabError::Internal(_) => false,
+            LabError::Internal(_) | LabError::Closed => false,
         }
     }
 

@@ -3,9 +3,9 @@
 use super::Context;
 use std::path::PathBuf;
 
-use spatialsv_trainer::export::export_scene;
+use spatialsv_lab::jobs::Export;
 
-use super::{CliResult, CommandLine, quote};
+use super::CliResult;
 
 /// Write what the model believes for one labeled scene: predicted and true point clouds as
 /// coloured binary PLY (pred.ply, gt.ply; MeshLab, CloudCompare, Open3D), per-frame PNGs of
@@ -20,33 +20,24 @@ use super::{CliResult, CommandLine, quote};
 pub struct Args {
     /// Run directory of the checkpoint (its newest checkpoint is used).
     #[arg(long)]
-    pub(crate) checkpoint: PathBuf,
+    checkpoint: PathBuf,
     /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
     #[arg(long)]
-    pub(crate) dataset: PathBuf,
+    dataset: PathBuf,
     /// Scene to export (a labeled scene of the dataset).
     #[arg(long)]
-    pub(crate) scene: String,
+    scene: String,
     /// Output directory.
     #[arg(long)]
-    pub(crate) out: PathBuf,
-}
-
-impl CommandLine for Args {
-    fn command_line(&self) -> String {
-        format!(
-            "spatialsv export --checkpoint {} --dataset {} --scene {} --out {}",
-            quote(&self.checkpoint),
-            quote(&self.dataset),
-            quote(&self.scene),
-            quote(&self.out)
-        )
-    }
+    out: PathBuf,
 }
 
 pub fn run(args: Args, ctx: &Context) -> CliResult {
-    let ds = ctx.open(&args.dataset)?;
-    let s = export_scene(&ds, &args.checkpoint, &args.scene, &args.out)?;
-    out!("{}", s.line(&args.scene, &args.out));
-    Ok(())
+    let job = Export {
+        checkpoint: args.checkpoint,
+        dataset: args.dataset,
+        scene: args.scene,
+        out: args.out,
+    };
+    ctx.lab(|env| job.run(env))
 }

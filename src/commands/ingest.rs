@@ -13,7 +13,7 @@ use spatialsv_labeler::job::Shard;
 use spatialsv_schemas::Split;
 use spatialsv_store::{Dataset, WriteOptions};
 
-use super::{CliError, CliResult, CommandLine, quote};
+use super::{CliError, CliResult};
 
 /// Import 3D scans or videos into a dataset (created if missing), normalising every frame to
 /// the canonical conventions (camera-to-world, OpenCV axes, metres, intrinsics in stored
@@ -37,55 +37,55 @@ use super::{CliError, CliResult, CommandLine, quote};
 pub struct Args {
     /// Source layout; `auto` recognises scan layouts and says which it chose.
     #[arg(value_enum)]
-    pub(crate) format: Format,
+    format: Format,
     /// Scene directories, parents of scene directories, or video files/directories.
     #[arg(required = true)]
-    pub(crate) src: Vec<PathBuf>,
+    src: Vec<PathBuf>,
     /// Dataset: a directory or s3://bucket/prefix (created if missing).
     #[arg(long)]
-    pub(crate) dataset: PathBuf,
+    dataset: PathBuf,
     /// Split of the ingested scenes: `auto` takes a `train` / `val` / `test` folder between SRC
     /// and the scene, else hashes the scene id (80% train, 10% val, 10% test).
     #[arg(long, default_value = "auto")]
-    pub(crate) split: String,
+    split: String,
     /// Scans: worker threads reading and checking frames (default: one per core). Video
     /// decoding runs in ffmpeg's own threads.
     #[arg(long)]
-    pub(crate) jobs: Option<usize>,
+    jobs: Option<usize>,
     /// TOML file of Parquet layout options (the keys of configs/store.toml).
     #[arg(long)]
-    pub(crate) store_config: Option<PathBuf>,
+    store_config: Option<PathBuf>,
     /// Scans: intrinsics fx,fy,cx,cy (stored-image pixels) instead of the layout's; also
     /// accepted as four separate values.
     #[arg(long, value_delimiter = ',', num_args = 1..=4, allow_negative_numbers = true)]
-    pub(crate) intrinsics: Option<Vec<f64>>,
+    intrinsics: Option<Vec<f64>>,
     /// TUM: largest colour-depth / colour-pose time difference, seconds.
     #[arg(long, default_value_t = TUM_MAX_DT_S, allow_negative_numbers = true)]
-    pub(crate) tum_max_dt: f64,
+    tum_max_dt: f64,
     /// Scans: commit after this many frames, so an interrupted run keeps its progress.
     #[arg(long, default_value_t = COMMIT_EVERY)]
-    pub(crate) commit_every: usize,
+    commit_every: usize,
     /// Video: keep at most F frames per second of presentation time.
     #[arg(long, conflicts_with = "stride", allow_negative_numbers = true)]
-    pub(crate) fps: Option<f64>,
+    fps: Option<f64>,
     /// Video: keep every N-th frame.
     #[arg(long)]
-    pub(crate) stride: Option<usize>,
+    stride: Option<usize>,
     /// Video: consecutive samples per clip.
     #[arg(long, default_value_t = CLIP_LEN)]
-    pub(crate) clip_len: usize,
+    clip_len: usize,
     /// Video: JPEG quality of stored frames (1-100).
     #[arg(long, default_value_t = JPEG_QUALITY, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub(crate) jpeg_quality: u8,
+    jpeg_quality: u8,
     /// This process's share of the scenes and video files (by a hash of the scene id or the
     /// file name): K/N (0 <= K < N); `slurm` for a Slurm array task; `k8s/N` for a
     /// Kubernetes Indexed Job of N completions (as for `label`).
     #[arg(long, default_value = "0/1", allow_hyphen_values = true)]
-    pub(crate) shard: String,
+    shard: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
-pub(crate) enum Format {
+enum Format {
     Scannet,
     Tum,
     Sevenscenes,
@@ -112,52 +112,6 @@ const TUM_MAX_DT_S: f64 = 0.02;
 const COMMIT_EVERY: usize = 2000;
 const CLIP_LEN: usize = 8;
 const JPEG_QUALITY: u8 = 90;
-
-impl Args {
-    /// `spatialsv ingest FORMAT SRC --dataset DS --split SPLIT` with every other option at
-    /// its default.
-    pub(crate) fn new(format: Format, src: PathBuf, dataset: PathBuf, split: &str) -> Self {
-        Self {
-            format,
-            src: vec![src],
-            dataset,
-            split: split.to_string(),
-            jobs: None,
-            store_config: None,
-            intrinsics: None,
-            tum_max_dt: TUM_MAX_DT_S,
-            commit_every: COMMIT_EVERY,
-            fps: None,
-            stride: None,
-            clip_len: CLIP_LEN,
-            jpeg_quality: JPEG_QUALITY,
-            shard: "0/1".into(),
-        }
-    }
-}
-
-impl CommandLine for Args {
-    fn command_line(&self) -> String {
-        let format = format!("{:?}", self.format).to_lowercase();
-        let srcs: Vec<String> = self.src.iter().map(quote).collect();
-        let mut line = format!(
-            "spatialsv ingest {format} {} --dataset {} --split {}",
-            srcs.join(" "),
-            quote(&self.dataset),
-            self.split
-        );
-        if let Some(f) = self.fps {
-            line.push_str(&format!(" --fps {f}"));
-        }
-        if let Some(n) = self.stride {
-            line.push_str(&format!(" --stride {n}"));
-        }
-        if self.shard != "0/1" {
-            line.push_str(&format!(" --shard {}", self.shard));
-        }
-        line
-    }
-}
 
 fn split_choice(s: &str) -> Result<SplitChoice, CliError> {
     if s == "auto" {
@@ -215,7 +169,7 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
         return Err(CliError::User("--jobs must be at least 1".into()));
     }
     let intrinsics = args.intrinsics.as_deref().map(intrinsics).transpose()?;
-    let shard = Shard::resolve(&args.shard, |k| std::env::var(k).ok()).map_err(CliError::User)?;
+    let shard = Shard::resolve(&args.shard, |k| std::env::var(k).ok())?;
 
     let write = match &args.store_config {
         Some(p) => spatialsv_store::load_toml::<WriteOptions>(p)?,

@@ -3,11 +3,12 @@
 use super::Context;
 use std::path::PathBuf;
 
+use spatialsv_lab::jobs::{Label, quote};
 use spatialsv_labeler::LabelConfig;
 use spatialsv_labeler::external::{export_clips, import};
-use spatialsv_labeler::job::{Shard, label, load_teachers};
+use spatialsv_labeler::job::Shard;
 
-use super::{CliError, CliResult, CommandLine, quote};
+use super::{CliError, CliResult};
 
 /// Run a trained teacher over every clip of unlabeled frames (video), recover cameras from
 /// its ray maps, apply the confidence, multi-view geometric, pose-cycle and frame-acceptance
@@ -36,23 +37,23 @@ use super::{CliError, CliResult, CommandLine, quote};
 pub struct Args {
     /// An external teacher's side of labelling instead.
     #[command(subcommand)]
-    pub(crate) external: Option<External>,
+    external: Option<External>,
     /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
     #[arg(long, required = true)]
-    pub(crate) dataset: Option<PathBuf>,
+    dataset: Option<PathBuf>,
     /// Run directory of the teacher (its newest checkpoint is used). Repeat it for an
     /// ensemble (same image size and clip length; needs [fusion] enabled): every member
     /// runs every pass and all passes are fused.
     #[arg(long, required = true)]
-    pub(crate) teacher: Vec<PathBuf>,
+    teacher: Vec<PathBuf>,
     /// Labelling config (TOML; keys of configs/label.toml). Defaults when omitted.
     #[arg(long)]
-    pub(crate) config: Option<PathBuf>,
+    config: Option<PathBuf>,
     /// This process's share of the clips: K/N (0 <= K < N); `slurm` for a Slurm array task
     /// (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT); `k8s/N` for a
     /// Kubernetes Indexed Job of N completions (JOB_COMPLETION_INDEX).
     #[arg(long, default_value = "0/1", allow_hyphen_values = true)]
-    pub(crate) shard: String,
+    shard: String,
 }
 
 /// `label export-clips` and `label import`.
@@ -103,25 +104,6 @@ pub enum External {
     },
 }
 
-impl CommandLine for Args {
-    fn command_line(&self) -> String {
-        let mut line = format!(
-            "spatialsv label --dataset {}",
-            self.dataset.as_deref().map(quote).unwrap_or_default()
-        );
-        for t in &self.teacher {
-            line.push_str(&format!(" --teacher {}", quote(t)));
-        }
-        if let Some(c) = &self.config {
-            line.push_str(&format!(" --config {}", quote(c)));
-        }
-        if self.shard != "0/1" {
-            line.push_str(&format!(" --shard {}", self.shard));
-        }
-        line
-    }
-}
-
 pub fn run(args: Args, ctx: &Context) -> CliResult {
     if let Some(e) = args.external {
         return run_external(e, ctx);
@@ -129,27 +111,13 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
     let Some(dataset) = args.dataset else {
         return Err(CliError::User("--dataset is required".into()));
     };
-    let shard = Shard::resolve(&args.shard, |k| std::env::var(k).ok()).map_err(CliError::User)?;
-    let config: LabelConfig = match &args.config {
-        Some(p) => spatialsv_store::load_toml(p)?,
-        None => LabelConfig::default(),
+    let job = Label {
+        dataset,
+        teachers: args.teacher,
+        config: args.config,
+        shard: Shard::resolve(&args.shard, |k| std::env::var(k).ok())?,
     };
-    let ds = ctx.open(&dataset)?;
-    let teacher = load_teachers(&args.teacher)?;
-    let t = std::time::Instant::now();
-    let bar = crate::progress::bar(0, "frames");
-    let report = label(&ds, &teacher, &config, shard, |p| {
-        bar.set_length(p.frames_total as u64);
-        bar.set_position(p.frames_done as u64);
-        let rate = p.frames_done as f64 / t.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!("{rate:.1} frames/s"));
-    });
-    bar.finish_and_clear();
-    let r = report?;
-    for line in r.lines(shard, t.elapsed().as_secs_f64()) {
-        out!("{line}");
-    }
-    Ok(())
+    ctx.lab(|env| job.run(env))
 }
 
 fn run_external(e: External, ctx: &Context) -> CliResult {
@@ -159,8 +127,7 @@ fn run_external(e: External, ctx: &Context) -> CliResult {
             out,
             shard,
         } => {
-            let shard =
-                Shard::resolve(&shard, |k| std::env::var(k).ok()).map_err(CliError::User)?;
+            let shard = Shard::resolve(&shard, |k| std::env::var(k).ok())?;
             let ds = ctx.open(&dataset)?;
             let bar = crate::progress::bar(0, "frames");
             let r = export_clips(&ds, &out, shard, |p| {

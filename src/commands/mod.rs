@@ -19,6 +19,20 @@ pub fn stdout_error(e: std::io::Error) -> CliError {
     }
 }
 
+/// One line on standard output for the libraries' jobs; a closed stdout is
+/// [`spatialsv_lab::LabError::Closed`].
+fn say(line: &str) -> spatialsv_lab::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").map_err(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            spatialsv_lab::LabError::Closed
+        } else {
+            spatialsv_lab::LabError::output("writing", "standard output")(e)
+        }
+    })
+}
+
 /// `println!` for commands: a line on stdout, returning early with
 /// [`CliError::ClosedStdout`] when the reader has gone.
 macro_rules! out {
@@ -29,7 +43,7 @@ macro_rules! out {
 
 mod ask;
 mod bench;
-pub(crate) mod demo;
+mod demo;
 mod eval;
 mod export;
 mod export_mllm;
@@ -37,11 +51,10 @@ mod ingest;
 mod label;
 mod log;
 mod migrate;
-pub(crate) mod qa;
+mod qa;
 mod serve;
 mod sql;
 mod study;
-mod study_mllm;
 mod synth;
 mod train;
 
@@ -92,26 +105,6 @@ enum Command {
     Serve(serve::Args),
 }
 
-/// A command's typed arguments as the line a user would type: what the demo prints for each
-/// step it runs (the arguments themselves are passed as values, never re-parsed).
-pub trait CommandLine {
-    /// The `spatialsv ...` line.
-    fn command_line(&self) -> String;
-}
-
-/// A path as a shell word (quoted when it holds characters a shell would split on).
-pub fn quote(p: impl AsRef<std::ffi::OsStr>) -> String {
-    let s = p.as_ref().to_string_lossy();
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:=@%".contains(c))
-    {
-        s.into_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 /// An error of the command line, with the exit code it maps to.
 #[derive(Debug)]
 pub enum CliError {
@@ -154,8 +147,17 @@ user_or_other!(
     spatialsv_store::Error,
     spatialsv_trainer::TrainError,
     spatialsv_labeler::LabelError,
-    spatialsv_lab::LabError,
 );
+
+impl From<spatialsv_lab::LabError> for CliError {
+    fn from(e: spatialsv_lab::LabError) -> Self {
+        match e {
+            spatialsv_lab::LabError::Closed => CliError::ClosedStdout,
+            e if e.is_user_error() => CliError::User(e.to_string()),
+            e => CliError::Other(e.into()),
+        }
+    }
+}
 
 impl From<anyhow::Error> for CliError {
     fn from(e: anyhow::Error) -> Self {
@@ -171,14 +173,7 @@ pub fn write_json(
     name: &str,
     value: &impl serde::Serialize,
 ) -> Result<std::path::PathBuf, CliError> {
-    std::fs::create_dir_all(dir).map_err(spatialsv_lab::LabError::output(
-        "creating the output directory",
-        dir,
-    ))?;
-    let path = dir.join(name);
-    let json = serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?;
-    std::fs::write(&path, json).map_err(spatialsv_lab::LabError::output("writing", &path))?;
-    Ok(path)
+    Ok(spatialsv_lab::write_json(dir, name, value)?)
 }
 
 /// `KEY=VALUE` of `--storage-option` (the value may contain `=`; it is never echoed back).
@@ -205,6 +200,17 @@ impl Context {
         path: impl AsRef<std::path::Path>,
     ) -> Result<spatialsv_store::Dataset, spatialsv_store::Error> {
         spatialsv_store::Dataset::open_with(path, &self.storage)
+    }
+
+    /// Runs `f` with a [`spatialsv_lab::Env`] of this command: its storage options, lines on
+    /// standard output, warnings on standard error, progress drawn as a bar.
+    pub fn lab<T>(
+        &self,
+        f: impl FnOnce(&spatialsv_lab::Env) -> spatialsv_lab::Result<T>,
+    ) -> Result<T, CliError> {
+        let bar = crate::progress::Bar::new();
+        let env = spatialsv_lab::Env::new(&self.storage, &bar, &say, &|w| eprintln!("{w}"));
+        Ok(f(&env)?)
     }
 
     /// Opens the dataset at `path`, creating an empty one if there is none.

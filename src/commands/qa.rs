@@ -3,9 +3,10 @@
 use super::Context;
 use std::path::PathBuf;
 
-use spatialsv_qa::{Family, QaOptions, generate};
+use spatialsv_lab::jobs::Qa;
+use spatialsv_qa::{Family, QaOptions};
 
-use super::{CliError, CliResult, CommandLine, quote};
+use super::{CliError, CliResult};
 
 /// Generate spatial questions and answers from a dataset's geometry into its `qa` table.
 ///
@@ -44,22 +45,6 @@ pub struct Args {
     pub views: usize,
 }
 
-impl CommandLine for Args {
-    fn command_line(&self) -> String {
-        let mut s = format!(
-            "spatialsv qa --dataset {} --per-clip {} --views {} --seed {}",
-            quote(&self.dataset),
-            self.per_clip,
-            self.views,
-            self.seed
-        );
-        if !self.families.is_empty() {
-            s.push_str(&format!(" --families {}", self.families.join(",")));
-        }
-        s
-    }
-}
-
 pub fn run(args: Args, ctx: &Context) -> CliResult {
     let families = args
         .families
@@ -67,17 +52,15 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
         .map(|f| f.trim().parse::<Family>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::User)?;
-    let ds = ctx.open(&args.dataset)?;
-    let opts = QaOptions {
-        per_clip: args.per_clip,
-        families,
-        seed: args.seed,
-        views: args.views,
-        ..QaOptions::default()
+    let job = Qa {
+        dataset: args.dataset,
+        options: QaOptions {
+            per_clip: args.per_clip,
+            families,
+            seed: args.seed,
+            views: args.views,
+            ..QaOptions::default()
+        },
     };
-    let r = generate(&ds, &opts, &crate::progress::Bar::new())?;
-    for line in r.lines(&ds.location()) {
-        out!("{line}");
-    }
-    Ok(())
+    ctx.lab(|env| job.run(env))
 }

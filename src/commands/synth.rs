@@ -3,9 +3,10 @@
 use super::Context;
 use std::path::PathBuf;
 
-use spatialsv_ingest::synth::{SynthOptions, synthesize};
+use spatialsv_ingest::synth::SynthOptions;
+use spatialsv_lab::jobs::Synth;
 
-use super::{CliError, CliResult, CommandLine, quote};
+use super::{CliError, CliResult};
 
 /// Render the embedded synthetic world: procedural indoor rooms (walls, floor, ceiling,
 /// furniture-like boxes, spheres and cylinders, textured and lit) ray-cast on the CPU along
@@ -27,66 +28,39 @@ use super::{CliError, CliResult, CommandLine, quote};
 pub struct Args {
     /// Output directory.
     #[arg(long)]
-    pub(crate) out: PathBuf,
+    out: PathBuf,
     /// Random seed; the same seed renders the same world.
     #[arg(long, default_value_t = 0)]
-    pub(crate) seed: u64,
+    seed: u64,
     /// Number of labeled scan scenes (--test-scenes of them are test scenes).
     #[arg(long, default_value_t = SynthOptions::default().scenes)]
-    pub(crate) scenes: usize,
+    scenes: usize,
     /// Of the scan scenes, how many are held out as test (0: a third, at least one).
     #[arg(long, default_value_t = 0)]
-    pub(crate) test_scenes: usize,
+    test_scenes: usize,
     /// Number of unlabeled videos.
     #[arg(long, default_value_t = SynthOptions::default().videos)]
-    pub(crate) videos: usize,
+    videos: usize,
     /// Number of held-out video test rooms (videos_test/*.mp4, and scans/test_video/* with
     /// their decoded frames and true depth and poses, for `eval`).
     #[arg(long, default_value_t = 0)]
-    pub(crate) test_videos: usize,
+    test_videos: usize,
     /// Frames per scan scene and per test video.
     #[arg(long, default_value_t = SynthOptions::default().frames)]
-    pub(crate) frames: usize,
+    frames: usize,
     /// Frames per unlabeled video (0: --frames).
     #[arg(long, default_value_t = 0)]
-    pub(crate) video_frames: usize,
+    video_frames: usize,
     /// Also film the test scan rooms as H.264 (scans/test_h264/*: same rooms and
     /// trajectories, colour decoded from the video) to measure the codec's effect.
     #[arg(long)]
-    pub(crate) codec_check: bool,
+    codec_check: bool,
     /// Resolution as WIDTHxHEIGHT (even numbers).
     #[arg(long, default_value = "160x120")]
-    pub(crate) resolution: String,
+    resolution: String,
 }
 
-impl CommandLine for Args {
-    fn command_line(&self) -> String {
-        let mut s = format!(
-            "spatialsv synth --out {} --seed {} --scenes {} --videos {} --frames {} --resolution {}",
-            quote(&self.out),
-            self.seed,
-            self.scenes,
-            self.videos,
-            self.frames,
-            self.resolution
-        );
-        for (flag, n) in [
-            ("--test-scenes", self.test_scenes),
-            ("--test-videos", self.test_videos),
-            ("--video-frames", self.video_frames),
-        ] {
-            if n > 0 {
-                s.push_str(&format!(" {flag} {n}"));
-            }
-        }
-        if self.codec_check {
-            s.push_str(" --codec-check");
-        }
-        s
-    }
-}
-
-pub fn run(args: Args, _ctx: &Context) -> CliResult {
+pub fn run(args: Args, ctx: &Context) -> CliResult {
     let (w, h) = args
         .resolution
         .split_once('x')
@@ -97,21 +71,21 @@ pub fn run(args: Args, _ctx: &Context) -> CliResult {
                 args.resolution
             ))
         })?;
-    let opts = SynthOptions {
-        seed: args.seed,
-        scenes: args.scenes,
-        test_scenes: args.test_scenes,
-        videos: args.videos,
-        test_videos: args.test_videos,
-        frames: args.frames,
-        video_frames: args.video_frames,
-        codec_check: args.codec_check,
-        width: w,
-        height: h,
-        ..SynthOptions::default()
+    let job = Synth {
+        out: args.out,
+        options: SynthOptions {
+            seed: args.seed,
+            scenes: args.scenes,
+            test_scenes: args.test_scenes,
+            videos: args.videos,
+            test_videos: args.test_videos,
+            frames: args.frames,
+            video_frames: args.video_frames,
+            codec_check: args.codec_check,
+            width: w,
+            height: h,
+            ..SynthOptions::default()
+        },
     };
-    let t = std::time::Instant::now();
-    let m = synthesize(&args.out, &opts, &crate::progress::Bar::new())?;
-    out!("{}", m.summary(t.elapsed().as_secs_f64(), &args.out));
-    Ok(())
+    ctx.lab(|env| job.run(env).map(|_| ()))
 }

@@ -45,6 +45,30 @@ pub struct StepReport {
     pub loss: f32,
 }
 
+impl StepReport {
+    /// The line `train` ends with: the step reached by this call (`last`, the newest report)
+    /// in `seconds`, or that the run in `out` was already at `steps`.
+    pub fn summary(last: Option<&StepReport>, steps: usize, seconds: f64, out: &Path) -> String {
+        match last {
+            Some(r) => format!(
+                "trained to step {} in {seconds:.1}s, last loss {:.4}; checkpoints and metrics in {}",
+                r.step,
+                r.loss,
+                out.display()
+            ),
+            None => already_done(steps, out),
+        }
+    }
+}
+
+/// The line of a `train` call that had nothing left to do.
+pub(crate) fn already_done(steps: usize, out: &Path) -> String {
+    format!(
+        "nothing to do: the run in {} is already at step {steps}",
+        out.display()
+    )
+}
+
 /// Trains on the train split of `dataset` into `out`, continuing from the newest checkpoint
 /// when `resume` is set. Calls `on_step` after every step.
 pub fn train(

@@ -52,8 +52,13 @@ impl Shard {
     /// This process's shard from a `--shard` value: `K/N`; `slurm` (an array task:
     /// `SLURM_ARRAY_TASK_ID` less `SLURM_ARRAY_TASK_MIN`, of `SLURM_ARRAY_TASK_COUNT`); or
     /// `k8s/N` (a Kubernetes Indexed Job: `JOB_COMPLETION_INDEX`, of N). `env` reads the
-    /// environment (a parameter so tests need not change the process's).
-    pub fn resolve(
+    /// environment (a parameter so tests need not change the process's). A bad value or a
+    /// missing variable is the user's error, naming both.
+    pub fn resolve(spec: &str, env: impl Fn(&str) -> Option<String>) -> Result<Shard> {
+        Self::resolve_spec(spec, env).map_err(LabelError::User)
+    }
+
+    fn resolve_spec(
         spec: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> std::result::Result<Shard, String> {
@@ -252,26 +257,26 @@ mod tests {
             ("SLURM_ARRAY_TASK_COUNT", "4"),
         ];
         assert_eq!(
-            Shard::resolve("slurm", env(&slurm)),
-            Ok(Shard { index: 2, count: 4 })
+            Shard::resolve("slurm", env(&slurm)).ok(),
+            Some(Shard { index: 2, count: 4 })
         );
         let k8s = [("JOB_COMPLETION_INDEX", "3")];
         assert_eq!(
-            Shard::resolve("k8s/4", env(&k8s)),
-            Ok(Shard { index: 3, count: 4 })
+            Shard::resolve("k8s/4", env(&k8s)).ok(),
+            Some(Shard { index: 3, count: 4 })
         );
         assert_eq!(
-            Shard::resolve("1/2", env(&[])),
-            Ok(Shard { index: 1, count: 2 })
+            Shard::resolve("1/2", env(&[])).ok(),
+            Some(Shard { index: 1, count: 2 })
         );
-        let e = Shard::resolve("slurm", env(&[])).unwrap_err();
+        let e = Shard::resolve("slurm", env(&[])).unwrap_err().to_string();
         assert!(e.contains("SLURM_ARRAY_TASK_ID is not set"), "{e}");
-        let e = Shard::resolve("k8s", env(&k8s)).unwrap_err();
+        let e = Shard::resolve("k8s", env(&k8s)).unwrap_err().to_string();
         assert!(e.contains("k8s/N"), "{e}");
-        let e = Shard::resolve("k8s/3", env(&k8s)).unwrap_err();
+        let e = Shard::resolve("k8s/3", env(&k8s)).unwrap_err().to_string();
         assert!(e.contains("shard 3 of 3"), "{e}");
         let bad = [("JOB_COMPLETION_INDEX", "x")];
-        let e = Shard::resolve("k8s/3", env(&bad)).unwrap_err();
+        let e = Shard::resolve("k8s/3", env(&bad)).unwrap_err().to_string();
         assert!(e.contains("'x' is not a whole number"), "{e}");
     }
 

@@ -44,6 +44,16 @@ pub struct MllmPlan {
     pub spatial_clips: usize,
 }
 
+impl MllmPlan {
+    /// The line a multimodal run prints when it starts.
+    pub fn line(&self) -> String {
+        format!(
+            "multimodal run on {} training questions from {} rooms; {} text-free clips or groups",
+            self.questions, self.qa_rooms, self.spatial_clips
+        )
+    }
+}
+
 /// Progress of a running loop.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MllmStep {
@@ -53,6 +63,23 @@ pub struct MllmStep {
     pub loss: f32,
     /// Text loss.
     pub text: f32,
+}
+
+impl MllmStep {
+    /// The line `train` ends with (as [`crate::train::StepReport::summary`], with the text
+    /// loss).
+    pub fn summary(last: Option<&MllmStep>, steps: usize, seconds: f64, out: &Path) -> String {
+        match last {
+            Some(r) => format!(
+                "trained to step {} in {seconds:.1}s, last loss {:.4} (text {:.4}); checkpoints and metrics in {}",
+                r.step,
+                r.loss,
+                r.text,
+                out.display()
+            ),
+            None => crate::train::already_done(steps, out),
+        }
+    }
 }
 
 /// The loss weights for the chosen 3D targets (depth: depth and its gradients; points:

@@ -1,27 +1,34 @@
-//! `spatialsv study spatialsv`: the paper's tables in miniature. Per seed, one synthetic
-//! world (split by room), its spatial questions, a 3D teacher and its pseudo-labels of the
-//! unlabeled videos, and one multimodal run per row (equal steps, batch and learning rate),
-//! each scored on the held-out rooms' questions; then means and spreads over seeds and paired
-//! differences with a bootstrap interval over the test questions.
+//! `study spatialsv`: the paper's tables in miniature. Per seed, one synthetic world (split
+//! by room), its spatial questions, a 3D teacher and its pseudo-labels of the unlabeled
+//! videos, and one multimodal run per row (equal steps, batch and learning rate), each scored
+//! on the held-out rooms' questions; then means and spreads over seeds and paired differences
+//! with a bootstrap interval over the test questions. The rows are [`rows`]'; the written
+//! document is [`document`]'s.
 
-use super::Context;
+mod document;
+mod rows;
+
+pub use rows::{Budget, PAIRS, Row, base_config, rows, select_rows};
+
 use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
+use spatialsv_ingest::ScanFormat;
+use spatialsv_ingest::synth::{ScanSet, SynthOptions};
+use spatialsv_labeler::LabelConfig;
+use spatialsv_labeler::config::Fusion;
+use spatialsv_labeler::job::Shard;
+use spatialsv_qa::QaOptions;
 use spatialsv_schemas::Split;
 use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::mllm::MllmConfig;
 use spatialsv_trainer::mllm::eval::{QaEvalReport, evaluate_qa};
 
-use super::ingest::{self, Format};
-use super::{CliError, CliResult, CommandLine, label, qa, synth, train, write_json};
-use spatialsv_ingest::synth::ScanSet;
-use spatialsv_lab::report::document::Document;
-use spatialsv_lab::report::plot::{Axes, COLOURS, Series, curve, plot, smooth};
-use spatialsv_lab::spatialsv::{Budget, PAIRS, Row, base_config, rows, select_rows};
-use spatialsv_lab::stats::{bootstrap_mean, mean_sd};
-use spatialsv_lab::{Markers, WorldLayout};
+use crate::error::{LabError, Result};
+use crate::jobs::{Env, Ingest, Label, Qa, Source, Synth, Train, quote, write_json};
+use crate::stats::{bootstrap_mean, mean_sd};
+use crate::{Markers, WorldLayout};
 
 #[derive(Debug, Serialize)]
 struct RowStat {
@@ -92,22 +99,24 @@ fn paired(
     bootstrap_mean(&diffs, seed)
 }
 
-fn io(e: impl std::fmt::Display) -> CliError {
-    CliError::Other(anyhow::anyhow!("{e}"))
-}
-
 /// Prepares one seed's world, dataset, questions, teacher and pseudo-labels in `dir`
 /// (each step skipped when its output is there).
-fn prepare(ctx: &Context, dir: &Path, seed: u64, b: &Budget) -> CliResult {
+fn prepare(env: &Env, dir: &Path, seed: u64, b: &Budget) -> Result<()> {
     let world_dir = dir.join("world");
     let world = WorldLayout::new(&world_dir);
     let ds = dir.join("ds");
     let markers = Markers::new(dir);
-    let done = |name: &str| markers.done(name);
-    let mark = |name: &str| -> CliResult { Ok(markers.mark(name)?) };
-    if !done("synth") {
-        let a = synth::Args {
-            out: world_dir.clone(),
+    let step = |name: &str, command: String, job: &dyn Fn() -> Result<()>| -> Result<()> {
+        if markers.done(name) {
+            return Ok(());
+        }
+        env.say(&format!("   $ {command}"))?;
+        job()?;
+        markers.mark(name)
+    };
+    let synth = Synth {
+        out: world_dir.clone(),
+        options: SynthOptions {
             seed,
             scenes: b.train_rooms + 6,
             test_scenes: 6,
@@ -115,48 +124,38 @@ fn prepare(ctx: &Context, dir: &Path, seed: u64, b: &Budget) -> CliResult {
             test_videos: 0,
             frames: b.frames,
             video_frames: 24,
-            codec_check: false,
-            resolution: "160x120".into(),
-        };
-        out!("   $ {}", a.command_line());
-        synth::run(a, ctx)?;
-        mark("synth")?;
-    }
-    if !done("ingest") {
-        for a in [
-            ingest::Args::new(
-                Format::Scannet,
-                world.scans(ScanSet::Train),
-                ds.clone(),
-                "train",
-            ),
-            ingest::Args::new(
-                Format::Scannet,
-                world.scans(ScanSet::Test),
-                ds.clone(),
-                "test",
-            ),
-            ingest::Args::new(Format::Video, world.videos(), ds.clone(), "train"),
+            width: 160,
+            height: 120,
+            ..SynthOptions::default()
+        },
+    };
+    step("synth", synth.command_line(), &|| {
+        synth.run(env).map(|_| ())
+    })?;
+    if !markers.done("ingest") {
+        let scans = Source::Scans(ScanFormat::Scannet);
+        for job in [
+            Ingest::new(scans, world.scans(ScanSet::Train), &ds, Split::Train),
+            Ingest::new(scans, world.scans(ScanSet::Test), &ds, Split::Test),
+            Ingest::new(Source::Video, world.videos(), &ds, Split::Train),
         ] {
-            out!("   $ {}", a.command_line());
-            ingest::run(a, ctx)?;
+            env.say(&format!("   $ {}", job.command_line()))?;
+            job.run(env)?;
         }
-        mark("ingest")?;
+        markers.mark("ingest")?;
     }
-    if !done("qa") {
-        let a = qa::Args {
-            dataset: ds.clone(),
+    let qa = Qa {
+        dataset: ds.clone(),
+        options: QaOptions {
             per_clip: b.per_clip,
-            families: vec![],
             seed,
             views: 4,
-        };
-        out!("   $ {}", a.command_line());
-        qa::run(a, ctx)?;
-        mark("qa")?;
-    }
+            ..QaOptions::default()
+        },
+    };
+    step("qa", qa.command_line(), &|| qa.run(env))?;
     let teacher = dir.join("runs/teacher");
-    if !done("teacher") {
+    if !markers.done("teacher") {
         let cfg = TrainConfig {
             steps: b.teacher_steps,
             checkpoint_every: b.teacher_steps,
@@ -165,81 +164,58 @@ fn prepare(ctx: &Context, dir: &Path, seed: u64, b: &Budget) -> CliResult {
             ..TrainConfig::default()
         };
         let path = dir.join("teacher.toml");
-        spatialsv_lab::write_toml(&path, &cfg)?;
-        let a = train::Args {
-            dataset: ds.clone(),
-            config: Some(path),
-            out: teacher.clone(),
-            resume: spatialsv_trainer::RunDir::new(&teacher).latest().is_some(),
-        };
-        out!("   $ {}", a.command_line());
-        train::run(a, ctx)?;
-        mark("teacher")?;
+        crate::write_toml(&path, &cfg)?;
+        let job = Train::continuing(&ds, path, teacher.clone());
+        step("teacher", job.command_line(), &|| job.run(env))?;
     }
     // Fused labels: whole video segments in one frame, so clips of 4 views exist (a single
     // pass labels windows of the teacher's clip length, 3).
-    if !done("label_fused") {
-        let cfg = spatialsv_labeler::config::LabelConfig::default();
-        let cfg = spatialsv_labeler::config::LabelConfig {
-            fusion: spatialsv_labeler::config::Fusion {
+    if !markers.done("label_fused") {
+        let cfg = LabelConfig::default();
+        let cfg = LabelConfig {
+            fusion: Fusion {
                 enabled: true,
                 ..cfg.fusion.clone()
             },
             ..cfg
         };
         let path = dir.join("label_fused.toml");
-        std::fs::write(&path, spatialsv_store::to_toml(&cfg)?).map_err(io)?;
-        let a = label::Args {
-            external: None,
-            dataset: Some(ds.clone()),
-            teacher: vec![teacher],
+        crate::write_toml(&path, &cfg)?;
+        let job = Label {
+            dataset: ds.clone(),
+            teachers: vec![teacher],
             config: Some(path),
-            shard: "0/1".into(),
+            shard: Shard::ALL,
         };
-        out!("   $ {}", a.command_line());
-        label::run(a, ctx)?;
-        mark("label_fused")?;
+        step("label_fused", job.command_line(), &|| job.run(env))?;
     }
     Ok(())
 }
 
 /// Trains and evaluates one row of one seed (a finished one is only read back).
-fn run_row(
-    ctx: &Context,
-    dir: &Path,
-    row: &Row,
-    cfg: &MllmConfig,
-) -> Result<QaEvalReport, CliError> {
+fn run_row(env: &Env, dir: &Path, row: &Row, cfg: &MllmConfig) -> Result<QaEvalReport> {
     let eval_path = dir.join("eval").join(row.name).join("qa_eval.json");
     let run = dir.join("runs").join(row.name);
-    let ds = ctx.open(dir.join("ds"))?;
+    let ds = env.open(dir.join("ds"))?;
     if !spatialsv_trainer::RunDir::new(&run).finished(cfg.steps) {
         let path = dir.join(format!("{}.toml", row.name));
-        std::fs::write(&path, spatialsv_store::to_toml(cfg)?).map_err(io)?;
-        let a = train::Args {
-            dataset: dir.join("ds"),
-            config: Some(path),
-            out: run.clone(),
-            resume: spatialsv_trainer::RunDir::new(&run).latest().is_some(),
-        };
-        out!("   $ {}", a.command_line());
-        train::run(a, ctx)?;
+        crate::write_toml(&path, cfg)?;
+        let job = Train::continuing(&dir.join("ds"), path, run.clone());
+        env.say(&format!("   $ {}", job.command_line()))?;
+        job.run(env)?;
     }
     if let Ok(text) = std::fs::read_to_string(&eval_path)
         && let Ok(r) = serde_json::from_str::<QaEvalReport>(&text)
     {
         return Ok(r);
     }
-    out!(
+    env.say(&format!(
         "   $ spatialsv eval --qa --dataset {} --checkpoint {} --out {}",
-        dir.join("ds").display(),
-        run.display(),
-        eval_path
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
-    );
-    let rep = evaluate_qa(&ds, &run, Split::Test, &crate::progress::Bar::new())?;
+        quote(dir.join("ds")),
+        quote(&run),
+        eval_path.parent().map(quote).unwrap_or_default()
+    ))?;
+    let rep = evaluate_qa(&ds, &run, Split::Test, env.progress())?;
     if let Some(parent) = eval_path.parent() {
         write_json(parent, "qa_eval.json", &rep)?;
     }
@@ -248,7 +224,7 @@ fn run_row(
 
 /// What `study spatialsv` is asked to run.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct SpatialsvStudy {
     /// Seeds (one world each).
     pub seeds: Vec<u64>,
     /// The quick budget.
@@ -269,8 +245,9 @@ pub struct Plan {
     pub pilot: Vec<usize>,
 }
 
-/// Runs the study.
-pub fn run(ctx: &Context, plan: &Plan) -> CliResult {
+/// Runs the study (or, with `plan.pilot`, the pilot) and writes `study_spatialsv.{md,html,json}`
+/// into `plan.out`.
+pub fn run(plan: &SpatialsvStudy, env: &Env) -> Result<()> {
     let (seeds, quick, out, max_questions) = (
         &plan.seeds,
         plan.quick,
@@ -283,14 +260,13 @@ pub fn run(ctx: &Context, plan: &Plan) -> CliResult {
         b.teacher_steps = b.teacher_steps.min(s);
     }
     if plan.batch == 0 {
-        return Err(CliError::User("--batch: must be at least 1".into()));
+        return Err(LabError::User("--batch: must be at least 1".into()));
     }
     b.batch = plan.batch;
     let rows = select_rows(plan.all_rows, &plan.rows)?;
-    std::fs::create_dir_all(out)
-        .map_err(spatialsv_lab::LabError::output("creating --out", &out))?;
+    std::fs::create_dir_all(out).map_err(LabError::output("creating --out", out))?;
     if !plan.pilot.is_empty() {
-        return run_pilot(ctx, seeds[0], &b, out, &plan.pilot);
+        return run_pilot(env, seeds[0], &b, out, &plan.pilot);
     }
     let mut reports: Vec<Vec<QaEvalReport>> = Vec::new();
     let mut minutes = Vec::new();
@@ -298,21 +274,21 @@ pub fn run(ctx: &Context, plan: &Plan) -> CliResult {
     for (i, seed) in seeds.iter().enumerate() {
         let t = Instant::now();
         let dir = out.join(format!("seed-{seed}"));
-        out!(
+        env.say(&format!(
             "== study spatialsv seed {seed} ({}/{}): world, questions, teacher, labels",
             i + 1,
             seeds.len()
-        );
-        prepare(ctx, &dir, *seed, &b)?;
+        ))?;
+        prepare(env, &dir, *seed, &b)?;
         let teacher = dir.join("runs/teacher");
         let mut per_row = Vec::new();
         for row in &rows {
-            out!("== seed {seed}: {} ({})", row.name, row.what);
+            env.say(&format!("== seed {seed}: {} ({})", row.name, row.what))?;
             let cfg = row.config(&base_config(*seed, &b, max_questions), &teacher);
-            per_row.push(run_row(ctx, &dir, row, &cfg)?);
+            per_row.push(run_row(env, &dir, row, &cfg)?);
         }
         if i == 0 {
-            let ds = ctx.open(dir.join("ds"))?;
+            let ds = env.open(dir.join("ds"))?;
             let m = ds.latest()?;
             train_questions =
                 spatialsv_trainer::mllm::data::read_qa(&ds, &m, Some(Split::Train))?.len();
@@ -382,166 +358,22 @@ pub fn run(ctx: &Context, plan: &Plan) -> CliResult {
         minutes_per_seed: minutes,
     };
     write_json(out, "study_spatialsv.json", &s)?;
-    let doc = document(&s, &reports, &rows, out);
-    spatialsv_lab::report::write_document(out, "study_spatialsv", &doc)?;
-    out!(
+    let doc = document::document(&s, &reports, &rows, out);
+    crate::report::write_document(out, "study_spatialsv", &doc)?;
+    env.say(&format!(
         "wrote {0}/study_spatialsv.md, {0}/study_spatialsv.html and {0}/study_spatialsv.json",
         out.display()
-    );
+    ))?;
     Ok(())
 }
 
-fn document(s: &StudyOut, reports: &[Vec<QaEvalReport>], rows: &[Row], out: &Path) -> Document {
-    let mut d = Document::default();
-    d.heading(
-        1,
-        format!(
-            "spatialsv study: the SpatialSV regime in miniature, seeds {:?}, {} budget",
-            s.seeds,
-            if s.quick { "quick" } else { "full" }
-        ),
-    );
-    d.paragraph(format!(
-        "One synthetic world per seed, split by room (6 held-out test rooms); questions from `spatialsv qa`; every row trains the same small multimodal model for {} steps (batch {}, lr 1e-3, 48x32 images, 4 views) and is scored on the test rooms' questions: multiple choice by exact match, numbers by mean relative accuracy (MRA). {} training questions in all (rows use {}). Test questions per family: {}.",
-        s.steps,
-        s.batch,
-        s.train_questions,
-        if s.max_questions == 0 { "all of their rooms'".to_string() } else { format!("at most {}", s.max_questions) },
-        s.test_questions_per_family
-            .iter()
-            .map(|(f, n)| format!("{f} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    d.heading(2, "Rows (mean and sd over seeds)");
-    let pm = |m: (f64, f64)| format!("{:.3} ± {:.3}", m.0, m.1);
-    d.table(
-        &[
-            "row",
-            "what",
-            "MC accuracy",
-            "numeric MRA",
-            "blind MC",
-            "3D probe AbsRel",
-            "MC per seed",
-        ],
-        s.rows
-            .iter()
-            .map(|r| {
-                vec![
-                    format!("`{}`", r.row),
-                    r.what.clone(),
-                    pm(r.mc),
-                    pm(r.numeric),
-                    pm(r.blind_mc),
-                    pm(r.probe_abs_rel),
-                    r.per_seed_mc
-                        .iter()
-                        .map(|v| format!("{v:.3}"))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ]
-            })
-            .collect(),
-    );
-    d.heading(2, "Paired differences (row - against, same test questions)");
-    d.table(
-        &[
-            "row",
-            "against",
-            "would mean",
-            "MC diff",
-            "95% bootstrap",
-            "per seed",
-            "numeric MRA diff",
-            "95% bootstrap",
-        ],
-        s.pairs
-            .iter()
-            .map(|p| {
-                vec![
-                    format!("`{}`", p.row),
-                    format!("`{}`", p.against),
-                    p.meaning.clone(),
-                    format!("{:+.3}", p.mc_diff),
-                    format!("[{:+.3}, {:+.3}]", p.mc_interval.0, p.mc_interval.1),
-                    p.per_seed_mc_diff
-                        .iter()
-                        .map(|v| format!("{v:+.3}"))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    format!("{:+.3}", p.numeric_diff),
-                    format!(
-                        "[{:+.3}, {:+.3}]",
-                        p.numeric_interval.0, p.numeric_interval.1
-                    ),
-                ]
-            })
-            .collect(),
-    );
-    d.paragraph("Bootstrap: test questions resampled with replacement within each seed (1000 draws), the statistic the mean over seeds of the mean paired difference; an interval that spans 0 is a tie.");
-    d.heading(2, "Per family, first seed");
-    let mut fam_rows = Vec::new();
-    if let Some(first) = reports.first() {
-        let families: Vec<String> = first[0].families.keys().cloned().collect();
-        for f in families {
-            let mut row = vec![f.clone()];
-            if let Some(s0) = first[0].families.get(&f) {
-                row.push(s0.measure.clone());
-                row.push(format!("{:.3}", s0.most_frequent));
-                row.push(spatialsv_lab::report::maybe(s0.chance, 3));
-            }
-            for r in first {
-                row.push(
-                    r.families
-                        .get(&f)
-                        .map_or(String::new(), |x| format!("{:.3}", x.model)),
-                );
-            }
-            fam_rows.push(row);
-        }
-    }
-    let mut header: Vec<&str> = vec!["family", "measure", "most frequent", "chance"];
-    header.extend(rows.iter().map(|r| r.name));
-    d.table(&header, fam_rows);
-    // Text-loss curves of the first seed's rows.
-    let series: Vec<Series> = rows
-        .iter()
-        .enumerate()
-        .map(|(k, r)| {
-            let c = curve(
-                &out.join(format!("seed-{}", s.seeds[0]))
-                    .join("runs")
-                    .join(r.name),
-                "loss/text",
-            );
-            (
-                r.name.to_string(),
-                smooth(&c, 10),
-                COLOURS[k % COLOURS.len()],
-            )
-        })
-        .collect();
-    let axes = Axes {
-        title: "Text loss on answer tokens (first seed)",
-        x: "step",
-        y: "cross-entropy (moving average of 10 steps)",
-    };
-    if let Ok((png, _)) = plot(&series, axes, 720, 360) {
-        d.image(
-            "study_text_loss.png",
-            "Text loss (answer tokens, moving average of 10 steps) of every row, first seed.",
-            png,
-        );
-    }
-    d
-}
-
 /// The QA set size pilot: text only and text + 3D at each size on one seed's world.
-fn run_pilot(ctx: &Context, seed: u64, b: &Budget, out: &Path, sizes: &[usize]) -> CliResult {
+fn run_pilot(env: &Env, seed: u64, b: &Budget, out: &Path, sizes: &[usize]) -> Result<()> {
     let dir = out.join(format!("seed-{seed}"));
-    out!("== pilot on seed {seed}: world, questions, teacher, labels");
-    prepare(ctx, &dir, seed, b)?;
+    env.say(&format!(
+        "== pilot on seed {seed}: world, questions, teacher, labels"
+    ))?;
+    prepare(env, &dir, seed, b)?;
     let all = rows(false);
     let mut table = Vec::new();
     for &n in sizes {
@@ -551,8 +383,8 @@ fn run_pilot(ctx: &Context, seed: u64, b: &Budget, out: &Path, sizes: &[usize]) 
             };
             let cfg = row.config(&base_config(seed, b, n), &dir.join("runs/teacher"));
             let pilot_row = row.renamed(Box::leak(format!("pilot_{name}_{n}").into_boxed_str()));
-            out!("== pilot: {} with at most {n} questions", name);
-            let r = run_row(ctx, &dir, &pilot_row, &cfg)?;
+            env.say(&format!("== pilot: {} with at most {n} questions", name))?;
+            let r = run_row(env, &dir, &pilot_row, &cfg)?;
             table.push((
                 n,
                 name,
@@ -568,8 +400,9 @@ fn run_pilot(ctx: &Context, seed: u64, b: &Budget, out: &Path, sizes: &[usize]) 
     for (n, name, mc, nu, mf) in &table {
         md.push_str(&format!("| {n} | {name} | {mc:.3} | {nu:.3} | {mf:.3} |\n"));
     }
-    std::fs::write(out.join("pilot.md"), &md).map_err(io)?;
-    out!("{md}");
+    let pilot = out.join("pilot.md");
+    std::fs::write(&pilot, &md).map_err(LabError::output("writing", &pilot))?;
+    env.say(&md)?;
     Ok(())
 }
 

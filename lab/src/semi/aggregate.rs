@@ -1,6 +1,6 @@
-//! `study semi`: the demo's arms compared over training seeds on one world, as paired
-//! differences student - arm per test set and metric, with 95% t-intervals and the verdict
-//! words only where the interval excludes 0 (the numbers behind README's claims).
+//! `study semi`'s aggregation: the demo's arms compared over training seeds on one world, as
+//! paired differences student - arm per test set and metric, with 95% t-intervals and the
+//! verdict words only where the interval excludes 0 (the numbers behind README's claims).
 
 use serde::Serialize;
 use spatialsv_ingest::synth::TestSet;
