@@ -259,6 +259,38 @@ impl<B: Backend> Block<B> {
     }
 }
 
+impl<B: Backend> Block<B> {
+    /// The layer's normalised input, what its attention reads keys and values from: kept for
+    /// tokens whose states later tokens attend to (a prefix cache).
+    pub fn attention_input(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.norm1.forward(x)
+    }
+
+    /// [`Self::forward_masked`] for the tokens `x` that follow a prefix whose
+    /// [`Self::attention_input`] at this layer is `prefix` `[b, p, d]`: queries from `x`, keys
+    /// and values from the prefix and `x`; `mask` `[b, t, p + t]` (`true` = may not attend).
+    /// The same arithmetic as running the whole sequence when the prefix attends only to
+    /// itself (causal attention with the prefix first).
+    pub fn forward_after(
+        &self,
+        x: Tensor<B, 3>,
+        prefix: Tensor<B, 3>,
+        mask: Tensor<B, 3, burn::tensor::Bool>,
+    ) -> Tensor<B, 3> {
+        let q = self.norm1.forward(x.clone());
+        let kv = Tensor::cat(vec![prefix, q.clone()], 1);
+        let h = self
+            .attn
+            .forward(MhaInput::new(q, kv.clone(), kv).mask_attn(mask))
+            .context;
+        let x = x + h;
+        let h = self
+            .fc2
+            .forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
+        x + h
+    }
+}
+
 /// Called after each part of a forward pass with the part's name (see [`part`]).
 pub type Mark<'a> = &'a mut dyn FnMut(&'static str);
 

@@ -26,8 +26,9 @@ use crate::error::{Result, TrainError};
 
 /// Answers of the model to `prompts` (ids ending with `<answer>`) about `images`
 /// `[b, v, 3, h, w]` (or `[1, v, 3, h, w]`: one clip every prompt asks about), decoded
-/// greedily up to `<eos>` or `max_new` tokens. The visual tokens are computed once, not at
-/// every decoding step.
+/// greedily up to `<eos>` or `max_new` tokens. The visual tokens and the language model's
+/// states over them are computed once per clip ([`SpatialMllm::visual_prefix`]); each
+/// decoding step runs the text tokens only.
 pub fn answer(
     model: &SpatialMllm<Inner>,
     tok: &Tokenizer,
@@ -37,10 +38,12 @@ pub fn answer(
 ) -> Vec<Vec<usize>> {
     let b = prompts.len();
     let device = images.device();
-    let v = images.dims()[1];
-    let mut visual = model.visual_tokens(images);
-    if visual.dims()[0] == 1 && b > 1 {
-        visual = visual.repeat_dim(0, b);
+    // The visual tokens' states once; every decoding step runs the text tokens only.
+    let visual = model.visual_tokens(images);
+    let clips = visual.dims()[0];
+    let mut prefix = model.visual_prefix(visual);
+    if clips == 1 && b > 1 {
+        prefix = prefix.repeat(b);
     }
     let (pad, eos) = (tok.id(PAD).unwrap_or(0), tok.id(EOS).unwrap_or(3));
     let mut rows: Vec<Vec<usize>> = prompts.to_vec();
@@ -55,9 +58,7 @@ pub fn answer(
             }
         }
         let tokens = Tensor::<Inner, 2, Int>::from_data(TensorData::new(ids, [b, t]), &device);
-        let logits = model
-            .forward_visual(visual.clone(), v, tokens, false)
-            .logits;
+        let logits = model.text_logits(&prefix, tokens);
         let [_, _, vocab] = logits.dims();
         let l = logits.into_data().to_vec::<f32>().unwrap_or_default();
         for r in 0..b {

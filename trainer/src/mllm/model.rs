@@ -176,6 +176,27 @@ pub struct MllmOutput<B: Backend> {
     pub pooled: Tensor<B, 3>,
 }
 
+/// The visual tokens' states as the language model's layers see them, computed once and
+/// attended to by every text continuation ([`SpatialMllm::visual_prefix`]).
+#[derive(Debug, Clone)]
+pub struct VisualPrefix<B: Backend> {
+    /// Per layer, the normalised input of the visual tokens `[b, v*n, d]`.
+    inputs: Vec<Tensor<B, 3>>,
+}
+
+impl<B: Backend> VisualPrefix<B> {
+    /// The same prefix for `b` continuations (from a prefix of batch 1).
+    pub fn repeat(&self, b: usize) -> VisualPrefix<B> {
+        VisualPrefix {
+            inputs: self
+                .inputs
+                .iter()
+                .map(|x| x.clone().repeat_dim(0, b))
+                .collect(),
+        }
+    }
+}
+
 /// `true` above the diagonal: position i may not attend to j > i.
 fn causal_mask<B: Backend>(b: usize, l: usize, device: &B::Device) -> Tensor<B, 3, Bool> {
     burn::nn::attention::generate_autoregressive_mask::<B>(b, l, device)
@@ -216,6 +237,46 @@ impl<B: Backend> SpatialMllm<B> {
         let [_, _, d] = x.dims();
         let frame = self.frame_embed.val().narrow(0, 0, v).reshape([1, v, 1, d]);
         (x.reshape([b, v, n, d]) + frame).reshape([b, v * n, d])
+    }
+
+    /// The language model's layers over the visual tokens alone (from `visual_tokens`). The
+    /// visual tokens come first and attend causally among themselves, so their states do not
+    /// depend on the text that follows: [`Self::text_logits`] continues from this prefix
+    /// with the same result as [`Self::forward_visual`], at the cost of the text tokens only.
+    pub fn visual_prefix(&self, visual: Tensor<B, 3>) -> VisualPrefix<B> {
+        let [b, vn, _] = visual.dims();
+        let mask = causal_mask::<B>(b, vn, &visual.device());
+        let mark: crate::model::Mark<'_> = &mut |_| {};
+        let mut x = visual;
+        let mut inputs = Vec::with_capacity(self.layers.len());
+        for block in &self.layers {
+            inputs.push(block.attention_input(x.clone()));
+            x = block.forward_masked(x, Some(mask.clone()), part::GLOBAL_ATTENTION, mark);
+        }
+        VisualPrefix { inputs }
+    }
+
+    /// The logits `[b, t, vocab]` of `tokens` `[b, t]` after a visual prefix of the same
+    /// batch: equal to `forward_visual(..).logits` up to float rounding (tested).
+    pub fn text_logits(&self, prefix: &VisualPrefix<B>, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [b, t] = tokens.dims();
+        let device = tokens.device();
+        let d = self.text_pos.val().dims()[1];
+        let p = prefix.inputs.first().map_or(0, |x| x.dims()[1]);
+        let mut x = self.token_embed.forward(tokens)
+            + self.text_pos.val().narrow(0, 0, t).reshape([1, t, d]);
+        // Text position j attends to the whole prefix and to text positions up to j.
+        let mask = Tensor::cat(
+            vec![
+                Tensor::<B, 3, Int>::zeros([b, t, p], &device).bool(),
+                causal_mask::<B>(b, t, &device),
+            ],
+            2,
+        );
+        for (block, input) in self.layers.iter().zip(&prefix.inputs) {
+            x = block.forward_after(x, input.clone(), mask.clone());
+        }
+        self.lm_head.forward(self.norm.forward(x))
     }
 
     /// The language model and heads over `visual` tokens of `v` views (from
@@ -312,6 +373,38 @@ mod tests {
 
     pub(crate) fn tiny() -> MllmModelConfig {
         MllmModelConfig::new(16, 16, 8, 16, 1, 16, 4, 2, 8, 12, 4, 10).with_teacher_width(10)
+    }
+
+    #[test]
+    fn text_after_a_visual_prefix_gives_the_full_forwards_logits() {
+        let device = default_device();
+        let m = tiny().init::<B>(&device);
+        let images =
+            Tensor::<B, 5>::random([1, 3, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+        let tokens = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(vec![1i64, 5, 6, 2, 7, 3, 1, 8, 9, 2, 0, 0], [2, 6]),
+            &device,
+        );
+        let visual = m.visual_tokens(images);
+        let full = m
+            .forward_visual(visual.clone().repeat_dim(0, 2), 3, tokens.clone(), false)
+            .logits
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let prefix = m.visual_prefix(visual).repeat(2);
+        let cached = m
+            .text_logits(&prefix, tokens)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(full.len(), cached.len());
+        let worst = full
+            .iter()
+            .zip(&cached)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "largest difference {worst}");
     }
 
     #[test]
