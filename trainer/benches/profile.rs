@@ -37,9 +37,8 @@ use spatialsv_trainer::data::{
     Augment, ClipBatch, ClipBatcher, ClipDataset, FrameStore, sample_clips,
 };
 use spatialsv_trainer::loss::{LossConfig, spatial_loss};
-use spatialsv_trainer::model::{
-    SpatialSv, SpatialSvConfig, resize_by_interpolate, resize_by_matmul,
-};
+use spatialsv_trainer::model::{SpatialSv, SpatialSvConfig};
+use spatialsv_trainer::resize::{resize, resize_by_interpolate, resize_by_matmul};
 use spatialsv_trainer::{BACKEND_NAME, Backend, TrainBackend, default_device};
 
 /// Time per named part, accumulated over repetitions.
@@ -173,13 +172,14 @@ fn main() {
         ([n, f / 2, gh * 4, gw * 4], [h, w]),
     ];
     type Resize<B> = fn(Tensor<B, 4>, [usize; 2]) -> Tensor<B, 4>;
-    let methods: [(&str, Resize<Backend>, Resize<TrainBackend>); 2] = [
+    let methods: [(&str, Resize<Backend>, Resize<TrainBackend>); 3] = [
         (
             "burn interpolate",
             resize_by_interpolate,
             resize_by_interpolate,
         ),
         ("two matmuls", resize_by_matmul, resize_by_matmul),
+        ("the model's resize", resize, resize),
     ];
     println!(
         "\n== one head's {} resizes ({n} maps each), ms per head",

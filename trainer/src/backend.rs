@@ -22,6 +22,19 @@ pub fn default_device() -> <Backend as burn::tensor::backend::BackendTypes>::Dev
     Default::default()
 }
 
+/// `t` as a `U` when `T` and `U` are the same type, else `t` back: the stable stand-in for
+/// specialisation that lets backend-generic model code take a CPU fast path
+/// ([`crate::resize`], [`crate::conv`]) when it runs on burn-flex.
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn same<T: 'static, U: 'static>(t: T) -> Result<U, T> {
+    use std::any::{Any, TypeId};
+    if TypeId::of::<T>() != TypeId::of::<U>() {
+        return Err(t);
+    }
+    let boxed: Box<dyn Any> = Box::new(t);
+    Ok(*boxed.downcast::<U>().expect("the type ids are equal"))
+}
+
 /// Serialises tests that seed or draw from the backend's random generator: it is global to
 /// the process (burn-flex), so concurrent tests would otherwise interleave their draws.
 #[cfg(test)]

@@ -12,6 +12,9 @@
 //! - [`infer`]: the inference seam (load a run, prepare images, predict, cameras from rays)
 //!   that evaluation, export and the labeller use.
 //! - [`metrics`], [`eval`]: `spatialsv eval`; [`export`]: PLY, PNG and trajectory exports.
+//! - [`conv`]: the model's convolutions, with an exact, faster backward pass on the CPU.
+//! - [`resize`]: the heads' bilinear resizes (burn's, by matrix products on a GPU, and
+//!   exact table-driven CPU kernels with their own backward pass).
 //! - [`mllm`]: the small multimodal model in the SpatialSV regime (text + 3D losses).
 //! - [`bench`]: `spatialsv bench`: clips/s and GFLOP/s against a matmul through the backend.
 //!
@@ -21,6 +24,7 @@
 mod backend;
 pub mod bench;
 pub mod config;
+pub mod conv;
 pub mod data;
 pub mod ema;
 mod error;
@@ -32,6 +36,7 @@ pub mod metrics;
 pub mod mllm;
 pub mod model;
 pub mod pseudo;
+pub mod resize;
 pub mod run;
 pub mod train;
 pub mod training;

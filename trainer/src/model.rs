@@ -20,9 +20,12 @@ use burn::module::{Initializer, Module, Param};
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::Tensor;
 use burn::tensor::activation::{gelu, relu};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+
+use crate::conv;
+use crate::resize::resize;
 
 /// Names of the parts of a forward pass, as [`SpatialSv::forward_marked`] reports them and
 /// [`SpatialSvConfig::forward_flops_by_part`] counts them.
@@ -334,75 +337,6 @@ fn conv<B: Backend>(cin: usize, cout: usize, k: usize, device: &B::Device) -> Co
         .init(device)
 }
 
-/// Bilinear resize (half-pixel centres, `align_corners = false`) of `[n, c, h, w]` maps to
-/// `size`. On the CPU this is burn's `interpolate`, exactly as before (a third of the CPU's
-/// inference time, but the alternatives measured were slower: docs/performance.md).
-/// burn-cubecl 0.21 (the `cuda` feature) has no backward pass for `interpolate` and panicked in
-/// the first training step on a GPU, so a cuda build resizes with [`resize_by_matmul`], the
-/// same interpolation as two matrix products (equal within 1e-5, gradients too, tested), which
-/// every backend differentiates. The two differ only in rounding, but training amplifies
-/// rounding: kept apart, the CPU's results stay what they were.
-fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
-    let [_, _, h, w] = x.dims();
-    if [h, w] == size {
-        return x;
-    }
-    #[cfg(feature = "cuda")]
-    {
-        resize_by_matmul(x, size)
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        resize_by_interpolate(x, size)
-    }
-}
-
-/// [`resize`] through burn's `interpolate` (bilinear, `align_corners = false`).
-pub fn resize_by_interpolate<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
-    burn::tensor::module::interpolate(
-        x,
-        size,
-        burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Bilinear)
-            .with_align_corners(false),
-    )
-}
-
-/// [`resize`] as two matrix products with fixed bilinear weights.
-pub fn resize_by_matmul<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
-    let [n, c, h, w] = x.dims();
-    let [oh, ow] = size;
-    let device = x.device();
-    // [n*c*h, w] x [w, ow] -> [n*c, h, ow]
-    let x = x
-        .reshape([n * c * h, w])
-        .matmul(bilinear_weights::<B>(w, ow, &device).transpose())
-        .reshape([n * c, h, ow]);
-    // [n*c*ow, h] x [h, oh] -> [n, c, oh, ow]
-    x.swap_dims(1, 2)
-        .reshape([n * c * ow, h])
-        .matmul(bilinear_weights::<B>(h, oh, &device).transpose())
-        .reshape([n * c, ow, oh])
-        .swap_dims(1, 2)
-        .reshape([n, c, oh, ow])
-}
-
-/// `[out, inp]` weights of 1-D linear interpolation with half-pixel centres: output sample
-/// `d` reads source position `(d + 0.5) * inp / out - 0.5`, clamped to the first and last
-/// samples (PyTorch's and burn's `align_corners = false`).
-fn bilinear_weights<B: Backend>(inp: usize, out: usize, device: &B::Device) -> Tensor<B, 2> {
-    let mut m = vec![0.0f32; out * inp];
-    let scale = inp as f64 / out as f64;
-    for d in 0..out {
-        let src = ((d as f64 + 0.5) * scale - 0.5).max(0.0);
-        let i0 = (src.floor() as usize).min(inp - 1);
-        let i1 = (i0 + 1).min(inp - 1);
-        let t = (src - i0 as f64).clamp(0.0, 1.0) as f32;
-        m[d * inp + i0] += 1.0 - t;
-        m[d * inp + i1] += t;
-    }
-    Tensor::from_data(TensorData::new(m, [out, inp]), device)
-}
-
 impl<B: Backend> DptHead<B> {
     /// A head of `width` channels predicting `channels` values and a confidence per pixel.
     pub fn new(width: usize, channels: usize, device: &B::Device) -> Self {
@@ -428,24 +362,24 @@ impl<B: Backend> DptHead<B> {
         for ((t, conv), size) in taps.iter().zip(&self.reassemble).zip(sizes) {
             let t = resize(t.clone(), size);
             mark(part::HEAD_RESIZE);
-            maps.push(conv.forward(t));
+            maps.push(conv::forward(conv, t));
             mark(part::HEAD_REASSEMBLE);
         }
         // Coarse to fine: the deepest (smallest) map is upsampled into each finer one.
-        let mut fused = relu(self.fuse[3].forward(maps[3].clone()));
+        let mut fused = relu(conv::forward(&self.fuse[3], maps[3].clone()));
         mark(part::HEAD_FUSE);
         for level in (0..3).rev() {
             let up = resize(fused, sizes[level]);
             mark(part::HEAD_RESIZE);
             let x = up + maps[level].clone();
-            fused = x.clone() + relu(self.fuse[level].forward(x));
+            fused = x.clone() + relu(conv::forward(&self.fuse[level], x));
             mark(part::HEAD_FUSE);
         }
-        let x = relu(self.out1.forward(fused));
+        let x = relu(conv::forward(&self.out1, fused));
         mark(part::HEAD_OUT);
         let x = resize(x, image);
         mark(part::HEAD_RESIZE);
-        let x = self.out2.forward(x);
+        let x = conv::forward(&self.out2, x);
         mark(part::HEAD_OUT);
         x
     }
@@ -596,9 +530,7 @@ impl<B: Backend> SpatialSv<B> {
         let n = gh * gw;
         let frames = images.reshape([b * v, 3, h, w]);
         // [b*v, d, gh, gw] -> [b*v, n, d]
-        let tokens = self
-            .patch_embed
-            .forward(frames)
+        let tokens = conv::forward(&self.patch_embed, frames)
             .flatten::<3>(2, 3)
             .swap_dims(1, 2);
         let [_, _, d] = tokens.dims();
@@ -646,80 +578,6 @@ mod tests {
 
     use super::*;
     use crate::backend::{TrainBackend, default_device};
-
-    /// The matrix-product resize (what cuda builds use) equals burn's bilinear interpolation
-    /// (half-pixel centres) up, down and by non-integer factors, and so does its gradient (the
-    /// cuda backend lacked `interpolate`'s).
-    #[test]
-    fn resizes_are_bilinear_interpolation_and_differentiable() {
-        use burn::tensor::module::interpolate;
-        use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-        let device = default_device();
-        let data: Vec<f32> = (0..2 * 3 * 5 * 7)
-            .map(|i| ((i * 37) % 101) as f32 / 13.0 - 3.0)
-            .collect();
-        let x =
-            Tensor::<crate::Backend, 4>::from_data(TensorData::new(data, [2, 3, 5, 7]), &device);
-        let even = Tensor::<crate::Backend, 4>::random(
-            [2, 3, 8, 10],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        for (x, size) in [
-            (&x, [10, 14]),
-            (&x, [20, 28]),
-            (&x, [5, 3]),
-            (&x, [3, 4]),
-            (&x, [9, 11]),
-            (&x, [5, 7]),
-            (&x, [15, 7]),
-            (&even, [4, 5]),
-            (&even, [32, 40]),
-            (&even, [16, 20]),
-            (&even, [4, 20]),
-        ] {
-            let want = interpolate(
-                x.clone(),
-                size,
-                InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
-            );
-            let [n, c, _, _] = x.dims();
-            let got = resize_by_matmul(x.clone(), size);
-            assert_eq!(got.dims(), [n, c, size[0], size[1]]);
-            let diff: f32 = (got - want).abs().max().into_scalar();
-            assert!(diff < 1e-5, "{size:?}: max difference {diff}");
-        }
-        let x = Tensor::<TrainBackend, 4>::from_data(
-            TensorData::new(vec![1.0f32; 2 * 2], [1, 1, 2, 2]),
-            &device,
-        )
-        .require_grad();
-        {
-            let grads = resize_by_matmul(x.clone(), [4, 4]).sum().backward();
-            let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
-            // Every output pixel's weights sum to 1: the 16 outputs spread over the 4 inputs.
-            assert!((g.iter().sum::<f32>() - 16.0).abs() < 1e-4, "{g:?}");
-        }
-        // The gradient is the transposed interpolation: equal for both forms.
-        let probe = Tensor::<TrainBackend, 4>::random(
-            [1, 2, 4, 5],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        let weights = Tensor::<TrainBackend, 4>::random(
-            [1, 2, 16, 20],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        let grad_of = |f: fn(Tensor<TrainBackend, 4>, [usize; 2]) -> Tensor<TrainBackend, 4>| {
-            let p = probe.clone().require_grad();
-            let grads = (f(p.clone(), [16, 20]) * weights.clone()).sum().backward();
-            p.grad(&grads).unwrap()
-        };
-        let want = grad_of(resize_by_interpolate);
-        let diff: f32 = (grad_of(resize_by_matmul) - want).abs().max().into_scalar();
-        assert!(diff < 1e-4, "gradient differs by {diff}");
-    }
 
     #[test]
     fn every_head_has_the_right_shape() {

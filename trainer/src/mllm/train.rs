@@ -362,7 +362,7 @@ pub fn train_mllm(
             let [th, tw] = tm.image_size();
             let inner = images.clone().inner();
             let resized =
-                crate::model::resize_by_interpolate(inner.reshape([b * v, 3, h, w]), [th, tw])
+                crate::resize::resize_by_interpolate(inner.reshape([b * v, 3, h, w]), [th, tw])
                     .reshape([b, v, 3, th, tw]);
             Tensor::<B, 3>::from_inner(tm.pooled_features(resized))
         });
