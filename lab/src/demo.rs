@@ -25,6 +25,7 @@ use crate::error::{LabError, Result};
 use crate::jobs::{Env, Export, Ingest, Label, Qa, Source, Synth, Train, quote, write_json};
 use crate::recipe::{ARMS, Recipe, budget};
 use crate::report::{Report, write_report};
+use crate::runner::{Job, Lanes};
 use crate::spatialsv::{Budget, base_config, rows, select_rows};
 use crate::{Runner, WorldLayout};
 
@@ -154,6 +155,17 @@ fn labellings(base: LabelConfig) -> (LabelConfig, LabelConfig) {
     (single, fused)
 }
 
+/// A training as a step of [`Runner::parallel`]: it runs in its own thread with its output
+/// kept until the step's turn to say it.
+fn train_job<'s>(name: String, job: Train, env: &Env<'s>) -> Job<'s, LabError> {
+    let storage = env.storage();
+    Job {
+        name,
+        command: job.command_line(),
+        work: Box::new(move || Env::buffered(storage, |e| job.run(e)).map(|((), out)| out)),
+    }
+}
+
 /// Runs the demo into `d.out` and returns what its report shows (also written as
 /// `report.md` and `report.html`).
 pub fn run(d: &Demo, env: &Env) -> Result<Report> {
@@ -250,9 +262,23 @@ pub fn run(d: &Demo, env: &Env) -> Result<Report> {
         };
         r.step(step, job.command_line(), || job.run(env))?;
     }
-    for name in ["student", "baseline", "baseline_labeled", "baseline_strong"] {
-        train_step(&mut r, name)?;
-    }
+    // The four fine-tuned arms are independent of one another: two at a time on a CPU.
+    let warn = |w: &str| env.warn(w);
+    let lanes = Lanes::for_machine(&warn);
+    let trainings = |names: &[&str], r: &mut Runner<LabError>| -> Result<()> {
+        let jobs = names
+            .iter()
+            .map(|name| {
+                let job = Train::continuing(&ds_dir, config_of(name), run_dir(name));
+                train_job(format!("train {name}"), job, env)
+            })
+            .collect();
+        r.parallel(jobs, lanes)
+    };
+    trainings(
+        &["student", "baseline", "baseline_labeled", "baseline_strong"],
+        &mut r,
+    )?;
 
     let ds = env.open(&ds_dir)?;
     let evals: Vec<(String, EvalReport)> = r.always(
@@ -357,14 +383,14 @@ pub fn run(d: &Demo, env: &Env) -> Result<Report> {
         },
         0,
     );
+    let mut row_jobs = Vec::new();
     for row in &sv_rows {
         let path = config_of(&format!("mllm_{}", row.name));
         crate::write_toml(&path, &row.config(&sv_base, &teacher_dir))?;
         let job = Train::continuing(&ds_dir, path, run_dir(row.name));
-        r.step(&format!("train {}", row.name), job.command_line(), || {
-            job.run(env)
-        })?;
+        row_jobs.push(train_job(format!("train {}", row.name), job, env));
     }
+    r.parallel(row_jobs, lanes)?;
     let spatialsv = r.always(
         "evaluate the multimodal rows",
         format!(

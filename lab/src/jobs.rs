@@ -16,6 +16,7 @@ use spatialsv_labeler::LabelConfig;
 use spatialsv_labeler::job::{Shard, label, load_teachers};
 use spatialsv_qa::{QaOptions, generate};
 use spatialsv_schemas::Split;
+use spatialsv_store::progress::Silent;
 use spatialsv_store::{Dataset, Progress, StorageOptions};
 use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::mllm::MllmConfig;
@@ -23,6 +24,7 @@ use spatialsv_trainer::mllm::train::{MllmStep, train_mllm};
 use spatialsv_trainer::train::{StepReport, train};
 
 use crate::error::{LabError, Result};
+use crate::runner::Output;
 
 /// What a job takes from its caller.
 pub struct Env<'a> {
@@ -68,6 +70,28 @@ impl<'a> Env<'a> {
     /// Where progress goes.
     pub fn progress(&self) -> &dyn Progress {
         self.progress
+    }
+
+    /// Runs `work` with an environment that opens datasets as this one does, reports no
+    /// progress and keeps what is said and warned, returned in order (for work running beside
+    /// other work, whose lines would interleave). Built afresh inside the worker's thread.
+    pub fn buffered<T>(
+        storage: &StorageOptions,
+        work: impl FnOnce(&Env) -> Result<T>,
+    ) -> Result<(T, Vec<Output>)> {
+        let said = std::cell::RefCell::new(Vec::new());
+        let say = |l: &str| -> Result<()> {
+            said.borrow_mut().push(Output::Say(l.to_string()));
+            Ok(())
+        };
+        let warn = |l: &str| said.borrow_mut().push(Output::Warn(l.to_string()));
+        let value = work(&Env::new(storage, &Silent, &say, &warn))?;
+        Ok((value, said.into_inner()))
+    }
+
+    /// The storage options datasets are opened with.
+    pub fn storage(&self) -> &'a StorageOptions {
+        self.storage
     }
 
     /// Opens the dataset at `path` (a directory or `s3://...`).

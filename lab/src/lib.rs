@@ -30,7 +30,7 @@ pub mod stats;
 
 pub use error::{LabError, Result};
 pub use jobs::{Env, write_json};
-pub use runner::{Markers, Runner, Step};
+pub use runner::{Job, Lanes, Markers, Output, Runner, Step};
 pub use spatialsv_ingest::synth::{SynthManifest, TestSet, WorldLayout};
 
 /// Writes `value` as TOML to `path` (a run's or a labelling's config).

@@ -22,6 +22,21 @@ pub fn default_device() -> <Backend as burn::tensor::backend::BackendTypes>::Dev
     Default::default()
 }
 
+/// Seeds the backend's random generator and runs `init` (a model's initialisation) while
+/// holding a process-wide lock. The generator is one per process (burn-flex), so two models
+/// initialised at once on two threads (the demo trains two arms at a time) would otherwise
+/// interleave their draws and neither would be its seed's model.
+pub fn seeded_init<B: burn::tensor::backend::Backend, T>(
+    device: &B::Device,
+    seed: u64,
+    init: impl FnOnce() -> T,
+) -> T {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    B::seed(device, seed);
+    init()
+}
+
 /// `t` as a `U` when `T` and `U` are the same type, else `t` back: the stable stand-in for
 /// specialisation that lets backend-generic model code take a CPU fast path
 /// ([`crate::resize`], [`crate::conv`]) when it runs on burn-flex.

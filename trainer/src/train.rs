@@ -17,7 +17,6 @@ use burn::data::dataset::Dataset as _;
 use burn::module::Module;
 use burn::optim::Optimizer;
 use burn::record::DefaultRecorder;
-use burn::tensor::backend::Backend as _;
 
 use spatialsv_schemas::Split;
 use spatialsv_store::Dataset;
@@ -151,8 +150,8 @@ pub fn train(
         blur: config.strong_blur,
     };
 
-    B::seed(&device, config.seed);
-    let mut model = model_cfg.init::<B>(&device);
+    let mut model =
+        crate::backend::seeded_init::<B, _>(&device, config.seed, || model_cfg.init::<B>(&device));
     if let Some(init_from) = &config.init_from {
         let (init, init_cfg) = load_model(&RunDir::new(init_from))?;
         if init_cfg != model_cfg {

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use burn::config::Config as _;
 use burn::data::dataloader::batcher::Batcher;
 use burn::optim::{GradientsParams, Optimizer};
-use burn::tensor::backend::Backend as _;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use spatialsv_schemas::Split;
 use spatialsv_store::{Dataset, FrameRef, FrameStore};
@@ -270,8 +269,8 @@ pub fn train_mllm(
         .save(&sizes)
         .map_err(|e| io_err("writing", &sizes, e))?;
 
-    B::seed(&device, config.seed);
-    let model = model_cfg.init::<B>(&device);
+    let model =
+        crate::backend::seeded_init::<B, _>(&device, config.seed, || model_cfg.init::<B>(&device));
     let optim = adamw::<SpatialMllm<B>>(config.weight_decay, config.grad_clip_norm);
     let Resumed {
         mut model,
