@@ -31,6 +31,9 @@ pub enum Output {
     Warn(String),
 }
 
+/// A finished step of [`Runner::parallel`]: its output or error, and its wall time.
+type Finished<E> = (Result<Vec<Output>, E>, f64);
+
 /// One step of [`Runner::parallel`]: its name, its command line and its work, which returns
 /// its output instead of saying it (steps running at the same time would interleave lines).
 pub struct Job<'s, E> {
@@ -250,8 +253,7 @@ impl<'a, E: From<LabError>> Runner<'a, E> {
         }
         let queue = Mutex::new(pending.into_iter());
         let (tx, rx) = mpsc::channel::<(usize, Result<Vec<Output>, E>, f64)>();
-        let mut results: Vec<Option<(Result<Vec<Output>, E>, f64)>> =
-            skipped.iter().map(|_| None).collect();
+        let mut results: Vec<Option<Finished<E>>> = skipped.iter().map(|_| None).collect();
         let mut first_error: Option<E> = None;
         std::thread::scope(|scope| -> Result<(), E> {
             let threads = lanes.threads.max(1);
@@ -307,7 +309,7 @@ impl<'a, E: From<LabError>> Runner<'a, E> {
         &mut self,
         first: usize,
         skipped: &[bool],
-        results: &mut [Option<(Result<Vec<Output>, E>, f64)>],
+        results: &mut [Option<Finished<E>>],
         next: &mut usize,
         first_error: &mut Option<E>,
         lanes: Lanes,
