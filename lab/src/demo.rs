@@ -265,20 +265,14 @@ pub fn run(d: &Demo, env: &Env) -> Result<Report> {
     // The four fine-tuned arms are independent of one another: two at a time on a CPU.
     let warn = |w: &str| env.warn(w);
     let lanes = Lanes::for_machine(&warn);
-    let trainings = |names: &[&str], r: &mut Runner<LabError>| -> Result<()> {
-        let jobs = names
-            .iter()
-            .map(|name| {
-                let job = Train::continuing(&ds_dir, config_of(name), run_dir(name));
-                train_job(format!("train {name}"), job, env)
-            })
-            .collect();
-        r.parallel(jobs, lanes)
-    };
-    trainings(
-        &["student", "baseline", "baseline_labeled", "baseline_strong"],
-        &mut r,
-    )?;
+    let arms = ["student", "baseline", "baseline_labeled", "baseline_strong"]
+        .iter()
+        .map(|name| {
+            let job = Train::continuing(&ds_dir, config_of(name), run_dir(name));
+            train_job(format!("train {name}"), job, env)
+        })
+        .collect();
+    r.parallel(arms, lanes)?;
 
     let ds = env.open(&ds_dir)?;
     let evals: Vec<(String, EvalReport)> = r.always(

@@ -50,6 +50,13 @@ pub(crate) fn same<T: 'static, U: 'static>(t: T) -> Result<U, T> {
     Ok(*boxed.downcast::<U>().expect("the type ids are equal"))
 }
 
+/// The dimensions of a 4-D burn-flex primitive.
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn dims4(x: &burn_flex::FlexTensor) -> [usize; 4] {
+    let s = x.layout().shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
 /// Serialises tests that seed or draw from the backend's random generator: it is global to
 /// the process (burn-flex), so concurrent tests would otherwise interleave their draws.
 #[cfg(test)]

@@ -36,11 +36,12 @@ pub(crate) mod cpu {
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2d;
     use burn::tensor::backend::Backend;
+    use burn::tensor::ops::conv::calculate_padding_out;
     use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensorOps, ModuleOps};
     use burn::tensor::{DType, Shape, Tensor, TensorData, TensorPrimitive};
     use burn_flex::FlexTensor;
 
-    use crate::backend::same;
+    use crate::backend::{dims4, same};
 
     type Ad = Autodiff<Flex>;
 
@@ -144,11 +145,6 @@ pub(crate) mod cpu {
         Tensor::from_primitive(TensorPrimitive::Float(out))
     }
 
-    fn dims4(x: &FlexTensor) -> [usize; 4] {
-        let s = x.layout().shape();
-        [s[0], s[1], s[2], s[3]]
-    }
-
     /// `[a, b, h, w]` -> `[b, a, h, w]`, contiguous: one copy of each `h * w` plane.
     fn swap_batch_and_channels(x: &FlexTensor) -> FlexTensor {
         use rayon::prelude::*;
@@ -185,7 +181,7 @@ pub(crate) mod cpu {
         let [_, c_out, h_out, w_out] = dims4(&grad);
         let [_, _, kh, kw] = dims4(weight);
         let padding_out = [
-            padding_out(
+            calculate_padding_out(
                 kh,
                 options.stride[0],
                 options.padding[0],
@@ -193,7 +189,7 @@ pub(crate) mod cpu {
                 h_in,
                 h_out,
             ),
-            padding_out(
+            calculate_padding_out(
                 kw,
                 options.stride[1],
                 options.padding[1],
@@ -226,23 +222,6 @@ pub(crate) mod cpu {
             out.extend_from_slice(p.to_contiguous().storage::<f32>());
         }
         FlexTensor::from_data(TensorData::new(out, [n, c_in, h_in, w_in]))
-    }
-
-    /// burn's `calculate_padding_out`: the input elements the forward convolution dropped.
-    fn padding_out(
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        dilation: usize,
-        size_in: usize,
-        size_out: usize,
-    ) -> usize {
-        if stride <= 1 {
-            return 0;
-        }
-        let dilated = dilation * (kernel - 1) + 1;
-        let base = (size_out as i64 - 1) * stride as i64 + dilated as i64 - 2 * padding as i64;
-        i64::max(0, size_in as i64 - base) as usize
     }
 
     /// The weight's gradient as burn's `conv2d_weight_backward` computes it (one group): the

@@ -174,38 +174,26 @@ pub(crate) mod cpu {
     use burn_flex::FlexTensor;
 
     use super::{backward_planes, forward_planes, resize_by_interpolate};
-    use crate::backend::same;
+    use crate::backend::{dims4, same};
 
     /// [`super::resize`] on the CPU: the table-driven kernels for burn-flex (f32), burn's
     /// `interpolate` otherwise.
     pub(crate) fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
-        if x.shape().num_elements() == 0 || size[0] * size[1] == 0 {
+        if x.dtype() != DType::F32 || x.shape().num_elements() == 0 || size[0] * size[1] == 0 {
             return resize_by_interpolate(x, size);
         }
         let x = match same::<_, Tensor<Autodiff<Flex>, 4>>(x) {
-            Ok(x) if x.dtype() == DType::F32 => {
-                return same(resize_autodiff(x, size)).expect("the same type");
-            }
-            Ok(x) => return same(resize_by_interpolate(x, size)).expect("the same type"),
+            Ok(x) => return same(resize_autodiff(x, size)).expect("the same type"),
             Err(x) => x,
         };
         match same::<_, Tensor<Flex, 4>>(x) {
-            Ok(x) if x.dtype() == DType::F32 => {
+            Ok(x) => {
                 let out = forward(x.into_primitive().tensor(), size);
-                same(Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(
-                    out,
-                )))
-                .expect("the same type")
+                let out = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(out));
+                same(out).expect("the same type")
             }
-            Ok(x) => same(resize_by_interpolate(x, size)).expect("the same type"),
             Err(x) => resize_by_interpolate(x, size),
         }
-    }
-
-    /// Dimensions of a 4-D tensor primitive.
-    fn dims4(x: &FlexTensor) -> [usize; 4] {
-        let s = x.layout().shape();
-        [s[0], s[1], s[2], s[3]]
     }
 
     /// The forward kernel on a burn-flex f32 primitive `[n, c, h, w]`.
