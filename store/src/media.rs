@@ -229,7 +229,7 @@ pub fn decode_png16(bytes: &[u8]) -> MediaResult<DepthImage> {
     let img = reader
         .decode()
         .map_err(|e| MediaError::Decode(e.to_string()))?;
-    let luma = img.to_luma16();
+    let luma = img.into_luma16();
     Ok(DepthImage {
         width: luma.width(),
         height: luma.height(),

@@ -235,22 +235,55 @@ pub fn object_views(
     min_pixels: usize,
 ) -> Vec<ObjectView> {
     struct Acc {
+        id: u16,
         pixels: usize,
         bbox: [u32; 4],
-        depths: Vec<f64>,
+        /// Raw depth values (> 0) under the object: the median is taken on these and scaled
+        /// once, which is the same value as the median of the scaled values (scale > 0).
+        depths: Vec<u16>,
     }
-    let mut acc: BTreeMap<u16, Acc> = BTreeMap::new();
+    // Objects in order of first sight; `slot` maps an id to its index (a direct table up to
+    // the largest id present; `u32::MAX` = not seen yet). Runs of one id along a row skip the lookup.
+    let mut acc: Vec<Acc> = Vec::new();
+    let max_id = ids.iter().copied().max().unwrap_or(0);
+    let mut slot: Vec<u32> = vec![u32::MAX; usize::from(max_id) + 1];
+    let depth_rows: Vec<usize> = match depth {
+        Some((_, dw, dh, _)) => (0..h)
+            .map(|y| (u64::from(y) * u64::from(dh) / u64::from(h)) as usize * dw as usize)
+            .collect(),
+        None => Vec::new(),
+    };
+    let depth_cols: Vec<usize> = match depth {
+        Some((_, dw, _, _)) => (0..w)
+            .map(|x| (u64::from(x) * u64::from(dw) / u64::from(w)) as usize)
+            .collect(),
+        None => Vec::new(),
+    };
     for y in 0..h {
-        for x in 0..w {
-            let id = ids[(y * w + x) as usize];
+        let row = &ids[(y * w) as usize..((y + 1) * w) as usize];
+        let mut last: Option<(u16, usize)> = None;
+        for (x, &id) in (0..w).zip(row) {
             if id == 0 {
                 continue;
             }
-            let a = acc.entry(id).or_insert(Acc {
-                pixels: 0,
-                bbox: [x, y, x, y],
-                depths: Vec::new(),
-            });
+            let i = match last {
+                Some((l, i)) if l == id => i,
+                _ => {
+                    let s = &mut slot[usize::from(id)];
+                    if *s == u32::MAX {
+                        *s = acc.len() as u32;
+                        acc.push(Acc {
+                            id,
+                            pixels: 0,
+                            bbox: [x, y, x, y],
+                            depths: Vec::new(),
+                        });
+                    }
+                    last = Some((id, *s as usize));
+                    *s as usize
+                }
+            };
+            let a = &mut acc[i];
             a.pixels += 1;
             a.bbox = [
                 a.bbox[0].min(x),
@@ -258,25 +291,24 @@ pub fn object_views(
                 a.bbox[2].max(x),
                 a.bbox[3].max(y),
             ];
-            if let Some((d, dw, dh, scale)) = depth {
-                let (dx, dy) = (
-                    (u64::from(x) * u64::from(dw) / u64::from(w)) as usize,
-                    (u64::from(y) * u64::from(dh) / u64::from(h)) as usize,
-                );
-                let v = d[dy * dw as usize + dx];
+            if let Some((d, _, _, _)) = depth {
+                let v = d[depth_rows[y as usize] + depth_cols[x as usize]];
                 if v > 0 {
-                    a.depths.push(f64::from(v) * scale);
+                    a.depths.push(v);
                 }
             }
         }
     }
+    acc.sort_unstable_by_key(|a| a.id);
     let total = f64::from(w) * f64::from(h);
+    let scale = depth.map_or(1.0, |(_, _, _, s)| s);
     acc.into_iter()
-        .filter(|(_, a)| a.pixels >= min_pixels.max(1))
-        .map(|(id, mut a)| {
-            a.depths.sort_by(f64::total_cmp);
+        .filter(|a| a.pixels >= min_pixels.max(1))
+        .map(|mut a| {
+            let mid = a.depths.len() / 2;
+            let median = (!a.depths.is_empty()).then(|| *a.depths.select_nth_unstable(mid).1);
             ObjectView {
-                object_id: i64::from(id),
+                object_id: i64::from(a.id),
                 pixels: a.pixels as i64,
                 fraction: a.pixels as f64 / total,
                 bbox: [
@@ -285,7 +317,7 @@ pub fn object_views(
                     f64::from(a.bbox[2] + 1) / f64::from(w),
                     f64::from(a.bbox[3] + 1) / f64::from(h),
                 ],
-                depth_median_m: (!a.depths.is_empty()).then(|| a.depths[a.depths.len() / 2]),
+                depth_median_m: median.map(|v| f64::from(v) * scale),
             }
         })
         .collect()
@@ -429,6 +461,84 @@ mod tests {
         let v = object_views(&ids, 4, 2, None, 2);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].depth_median_m, None);
+    }
+
+    /// The plain definition: every pixel looked up in a map, every depth scaled, sorted.
+    fn object_views_by_definition(
+        ids: &[u16],
+        w: u32,
+        h: u32,
+        depth: Option<(&[u16], u32, u32, f64)>,
+        min_pixels: usize,
+    ) -> Vec<ObjectView> {
+        let mut acc: BTreeMap<u16, (usize, [u32; 4], Vec<f64>)> = BTreeMap::new();
+        for y in 0..h {
+            for x in 0..w {
+                let id = ids[(y * w + x) as usize];
+                if id == 0 {
+                    continue;
+                }
+                let a = acc.entry(id).or_insert((0, [x, y, x, y], Vec::new()));
+                a.0 += 1;
+                a.1 = [a.1[0].min(x), a.1[1].min(y), a.1[2].max(x), a.1[3].max(y)];
+                if let Some((d, dw, dh, scale)) = depth {
+                    let dx = (u64::from(x) * u64::from(dw) / u64::from(w)) as usize;
+                    let dy = (u64::from(y) * u64::from(dh) / u64::from(h)) as usize;
+                    let v = d[dy * dw as usize + dx];
+                    if v > 0 {
+                        a.2.push(f64::from(v) * scale);
+                    }
+                }
+            }
+        }
+        acc.into_iter()
+            .filter(|(_, a)| a.0 >= min_pixels.max(1))
+            .map(|(id, (pixels, bbox, mut depths))| {
+                depths.sort_by(f64::total_cmp);
+                ObjectView {
+                    object_id: i64::from(id),
+                    pixels: pixels as i64,
+                    fraction: pixels as f64 / (f64::from(w) * f64::from(h)),
+                    bbox: [
+                        f64::from(bbox[0]) / f64::from(w),
+                        f64::from(bbox[1]) / f64::from(h),
+                        f64::from(bbox[2] + 1) / f64::from(w),
+                        f64::from(bbox[3] + 1) / f64::from(h),
+                    ],
+                    depth_median_m: (!depths.is_empty()).then(|| depths[depths.len() / 2]),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn instance_statistics_match_their_definition() {
+        let mut rng = crate::datagen::SplitMix64::new(7);
+        for case in 0..40u32 {
+            let (w, h) = (3 + case % 17, 2 + case % 11);
+            // Blocky ids (runs along rows, as real masks have) with specks, large ids too.
+            let ids: Vec<u16> = (0..w * h)
+                .map(|i| match rng.next_u64() % 10 {
+                    0 => (rng.next_u64() % 65536) as u16,
+                    1..=3 => 0,
+                    _ => (1 + (i % w) / 3 + 5 * ((i / w) / 2)) as u16,
+                })
+                .collect();
+            let (dw, dh) = (1 + case % 7 * 3, 1 + case % 5 * 2);
+            let depth: Vec<u16> = (0..dw * dh)
+                .map(|_| (rng.next_u64() % 4) as u16 * (rng.next_u64() % 5000) as u16)
+                .collect();
+            for d in [None, Some((depth.as_slice(), dw, dh, 0.001))] {
+                for min_pixels in [1, 3] {
+                    assert_eq!(
+                        object_views(&ids, w, h, d, min_pixels),
+                        object_views_by_definition(&ids, w, h, d, min_pixels),
+                        "case {case}, {w}x{h}, depth {dw}x{dh}: {}",
+                        d.is_some()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

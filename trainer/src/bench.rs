@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use burn::optim::AdamWConfig;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
 use serde::Serialize;
 
@@ -108,9 +109,17 @@ impl BenchReport {
 /// queued and their sums read back once at the end, so an asynchronous backend (a GPU) is
 /// timed to completion without paying a device round trip per product.
 pub fn matmul_gflops(n: usize, reps: usize) -> f64 {
-    let device = default_device();
-    let a = Tensor::<Backend, 2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
-    let b = Tensor::<Backend, 2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
+    matmul_gflops_on::<Backend>(&default_device(), n, reps)
+}
+
+/// [`matmul_gflops`] through any backend `B`.
+pub fn matmul_gflops_on<B: burn::tensor::backend::Backend>(
+    device: &B::Device,
+    n: usize,
+    reps: usize,
+) -> f64 {
+    let a = Tensor::<B, 2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let b = Tensor::<B, 2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
     let _ = a.clone().matmul(b.clone()).sum().into_data(); // warm-up (and kernel selection)
     let reps = reps.max(1);
     let t = Instant::now();
@@ -122,17 +131,32 @@ pub fn matmul_gflops(n: usize, reps: usize) -> f64 {
     2.0 * (n as f64).powi(3) * reps as f64 / t.elapsed().as_secs_f64() / 1e9
 }
 
-/// Runs the measurements.
+/// Runs the measurements on this build's backend.
 pub fn run(opts: &BenchOptions) -> BenchReport {
+    run_on::<TrainBackend>(&default_device(), BACKEND_NAME, opts)
+}
+
+/// Runs the measurements on any autodiff backend `B` (inference on its inner backend): the
+/// same model and steps, so other burn backends can be compared with this build's in one
+/// process (the `backends` bench target).
+pub fn run_on<B: AutodiffBackend>(
+    device: &B::Device,
+    backend: &'static str,
+    opts: &BenchOptions,
+) -> BenchReport {
     let cfg: SpatialSvConfig = opts.preset.model();
     let (b, v, steps) = (opts.batch.max(1), opts.frames.max(1), opts.steps.max(1));
     let (h, w) = (cfg.image_height, cfg.image_width);
-    let device = default_device();
-    let matmul_gflops = (opts.matmul > 0).then(|| matmul_gflops(opts.matmul, 5));
+    let device = device.clone();
+    let matmul_gflops =
+        (opts.matmul > 0).then(|| matmul_gflops_on::<B::InnerBackend>(&device, opts.matmul, 5));
 
-    let model = cfg.init::<Backend>(&device);
-    let images =
-        Tensor::<Backend, 5>::random([b, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
+    let model = cfg.init::<B::InnerBackend>(&device);
+    let images = Tensor::<B::InnerBackend, 5>::random(
+        [b, v, 3, h, w],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
     let _ = model.forward(images.clone()).depth.into_data(); // warm-up
     let t = Instant::now();
     for _ in 0..steps {
@@ -140,10 +164,9 @@ pub fn run(opts: &BenchOptions) -> BenchReport {
     }
     let inference = b as f64 * steps as f64 / t.elapsed().as_secs_f64();
 
-    let mut model: SpatialSv<TrainBackend> = cfg.init(&device);
-    let mut optim = AdamWConfig::new().init::<TrainBackend, SpatialSv<TrainBackend>>();
-    let images =
-        Tensor::<TrainBackend, 5>::random([b, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
+    let mut model: SpatialSv<B> = cfg.init(&device);
+    let mut optim = AdamWConfig::new().init::<B, SpatialSv<B>>();
+    let images = Tensor::<B, 5>::random([b, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
     let targets = Targets::labeled(
         Tensor::random([b, v, h, w], Distribution::Uniform(0.5, 2.0), &device),
         Tensor::random([b, v, 6, h, w], Distribution::Normal(0.0, 1.0), &device),
@@ -163,7 +186,7 @@ pub fn run(opts: &BenchOptions) -> BenchReport {
         }
     }
     BenchReport {
-        backend: BACKEND_NAME,
+        backend,
         preset: opts.preset.to_string(),
         batch: b,
         frames: v,

@@ -1,0 +1,5 @@
+SELECT scene_id, split, count(*) AS frames, sum(CASE WHEN image_codec = 'jpeg' THEN 1 ELSE 0 END) AS jpeg, avg(width * height) AS pixels FROM frames GROUP BY scene_id, split ORDER BY scene_id
+SELECT scene_id, object_id, count(*) AS views, avg(depth_median_m) AS depth, max(fraction) AS largest FROM object_views GROUP BY scene_id, object_id HAVING count(*) > 2 ORDER BY views DESC, scene_id, object_id LIMIT 20
+WITH f AS (SELECT scene_id, frame_idx, width * height AS px, row_number() OVER (PARTITION BY scene_id ORDER BY frame_idx) AS r FROM frames) SELECT f.scene_id, max(f.r) AS n, avg(f.px) AS px, count(v.object_id) AS sightings FROM f LEFT JOIN object_views v ON v.scene_id = f.scene_id AND v.frame_idx = f.frame_idx WHERE f.r % 2 = 0 GROUP BY f.scene_id ORDER BY f.scene_id
+SELECT p.scene_id, count(*) AS labelled, count(DISTINCT p.frame_idx) AS frames FROM pseudo_labels p JOIN frames f ON f.scene_id = p.scene_id AND f.frame_idx = p.frame_idx GROUP BY p.scene_id ORDER BY p.scene_id
+SELECT split, count(*) AS frames, min(frame_idx) AS first, max(frame_idx) AS last FROM frames WHERE scene_id LIKE 'synth%' AND frame_idx BETWEEN 3 AND 40 GROUP BY split ORDER BY split
