@@ -243,46 +243,39 @@ pub fn object_views(
         depths: Vec<u16>,
     }
     // Objects in order of first sight; `slot` maps an id to its index (a direct table up to
-    // the largest id present; `u32::MAX` = not seen yet). Runs of one id along a row skip the lookup.
+    // the largest id present; `u32::MAX` = not seen yet).
     let mut acc: Vec<Acc> = Vec::new();
     let max_id = ids.iter().copied().max().unwrap_or(0);
     let mut slot: Vec<u32> = vec![u32::MAX; usize::from(max_id) + 1];
-    let depth_rows: Vec<usize> = match depth {
-        Some((_, dw, dh, _)) => (0..h)
-            .map(|y| (u64::from(y) * u64::from(dh) / u64::from(h)) as usize * dw as usize)
-            .collect(),
-        None => Vec::new(),
-    };
-    let depth_cols: Vec<usize> = match depth {
-        Some((_, dw, _, _)) => (0..w)
-            .map(|x| (u64::from(x) * u64::from(dw) / u64::from(w)) as usize)
-            .collect(),
-        None => Vec::new(),
+    // The nearest depth pixel of each image row and column, once.
+    let (depth_rows, depth_cols): (Vec<usize>, Vec<usize>) = match depth {
+        Some((_, dw, dh, _)) => (
+            (0..h)
+                .map(|y| (u64::from(y) * u64::from(dh) / u64::from(h)) as usize * dw as usize)
+                .collect(),
+            (0..w)
+                .map(|x| (u64::from(x) * u64::from(dw) / u64::from(w)) as usize)
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     for y in 0..h {
         let row = &ids[(y * w) as usize..((y + 1) * w) as usize];
-        let mut last: Option<(u16, usize)> = None;
         for (x, &id) in (0..w).zip(row) {
             if id == 0 {
                 continue;
             }
-            let i = match last {
-                Some((l, i)) if l == id => i,
-                _ => {
-                    let s = &mut slot[usize::from(id)];
-                    if *s == u32::MAX {
-                        *s = acc.len() as u32;
-                        acc.push(Acc {
-                            id,
-                            pixels: 0,
-                            bbox: [x, y, x, y],
-                            depths: Vec::new(),
-                        });
-                    }
-                    last = Some((id, *s as usize));
-                    *s as usize
-                }
-            };
+            let s = &mut slot[usize::from(id)];
+            if *s == u32::MAX {
+                *s = acc.len() as u32;
+                acc.push(Acc {
+                    id,
+                    pixels: 0,
+                    bbox: [x, y, x, y],
+                    depths: Vec::new(),
+                });
+            }
+            let i = *s as usize;
             let a = &mut acc[i];
             a.pixels += 1;
             a.bbox = [

@@ -147,15 +147,14 @@ pub fn run_on<B: AutodiffBackend>(
     let cfg: SpatialSvConfig = opts.preset.model();
     let (b, v, steps) = (opts.batch.max(1), opts.frames.max(1), opts.steps.max(1));
     let (h, w) = (cfg.image_height, cfg.image_width);
-    let device = device.clone();
     let matmul_gflops =
-        (opts.matmul > 0).then(|| matmul_gflops_on::<B::InnerBackend>(&device, opts.matmul, 5));
+        (opts.matmul > 0).then(|| matmul_gflops_on::<B::InnerBackend>(device, opts.matmul, 5));
 
-    let model = cfg.init::<B::InnerBackend>(&device);
+    let model = cfg.init::<B::InnerBackend>(device);
     let images = Tensor::<B::InnerBackend, 5>::random(
         [b, v, 3, h, w],
         Distribution::Normal(0.0, 1.0),
-        &device,
+        device,
     );
     let _ = model.forward(images.clone()).depth.into_data(); // warm-up
     let t = Instant::now();
@@ -164,14 +163,14 @@ pub fn run_on<B: AutodiffBackend>(
     }
     let inference = b as f64 * steps as f64 / t.elapsed().as_secs_f64();
 
-    let mut model: SpatialSv<B> = cfg.init(&device);
+    let mut model: SpatialSv<B> = cfg.init(device);
     let mut optim = AdamWConfig::new().init::<B, SpatialSv<B>>();
-    let images = Tensor::<B, 5>::random([b, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
+    let images = Tensor::<B, 5>::random([b, v, 3, h, w], Distribution::Normal(0.0, 1.0), device);
     let targets = Targets::labeled(
-        Tensor::random([b, v, h, w], Distribution::Uniform(0.5, 2.0), &device),
-        Tensor::random([b, v, 6, h, w], Distribution::Normal(0.0, 1.0), &device),
-        Tensor::random([b, v, 3, h, w], Distribution::Normal(0.0, 1.0), &device),
-        Tensor::ones([b, v, h, w], &device),
+        Tensor::random([b, v, h, w], Distribution::Uniform(0.5, 2.0), device),
+        Tensor::random([b, v, 6, h, w], Distribution::Normal(0.0, 1.0), device),
+        Tensor::random([b, v, 3, h, w], Distribution::Normal(0.0, 1.0), device),
+        Tensor::ones([b, v, h, w], device),
     );
     let loss = LossConfig::new();
     let mut elapsed = 0.0;
