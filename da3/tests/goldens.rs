@@ -1,0 +1,249 @@
+//! The burn port against the reference: every golden of `scripts/da3_goldens.py` (tiny
+//! random-weight networks saved as the reference saves checkpoints) within 1e-4, stage by
+//! stage so a failure names the layer; the structure manifests of the full-size presets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot};
+use spatialsv_da3::model::KnownCameras;
+use spatialsv_da3::{Da3Net, RefViewStrategy, load, preset};
+
+type B = burn::backend::Flex;
+
+const TOL: f32 = 1e-4;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+struct Goldens {
+    t: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl Goldens {
+    fn load() -> Goldens {
+        let bytes = std::fs::read(fixtures().join("goldens.safetensors")).expect("goldens");
+        let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+        let mut t = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            let data: Vec<f32> = match view.dtype() {
+                safetensors::Dtype::F32 => view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                safetensors::Dtype::U8 => view.data().iter().map(|v| f32::from(*v)).collect(),
+                other => panic!("{name}: dtype {other:?}"),
+            };
+            t.insert(name, (view.shape().to_vec(), data));
+        }
+        Goldens { t }
+    }
+    fn get(&self, k: &str) -> &(Vec<usize>, Vec<f32>) {
+        self.t.get(k).unwrap_or_else(|| panic!("no golden {k}"))
+    }
+    fn has(&self, k: &str) -> bool {
+        self.t.contains_key(k)
+    }
+}
+
+fn values<const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f32>) {
+    let shape = t.dims().to_vec();
+    (shape, t.into_data().convert::<f32>().to_vec().expect("f32"))
+}
+
+/// Asserts `got` equals the golden `name` in shape (up to squeezed unit axes) and within
+/// `TOL` (absolute, or relative for large values).
+fn close(g: &Goldens, name: &str, got: (Vec<usize>, Vec<f32>)) -> f32 {
+    let (shape, want) = g.get(name);
+    let strip = |s: &[usize]| s.iter().copied().filter(|d| *d != 1).collect::<Vec<_>>();
+    assert_eq!(strip(shape), strip(&got.0), "{name}: shape");
+    let mut worst = 0f32;
+    for (i, (a, b)) in got.1.iter().zip(want).enumerate() {
+        let err = (a - b).abs() / b.abs().max(1.0);
+        assert!(
+            err <= TOL,
+            "{name}: element {i} is {a}, the reference says {b} (error {err:.2e} > {TOL:.0e})"
+        );
+        worst = worst.max(err);
+    }
+    worst
+}
+
+fn run_structure(name: &str, g: &Goldens) {
+    let device = Default::default();
+    let ckpt = load::<B>(&fixtures().join(name), &device).expect("loads");
+    assert!(ckpt.skipped.is_empty());
+    let net = &ckpt.net;
+    let mut cases: Vec<String> = (1..=3).map(|s| format!("{name}.v{s}")).collect();
+    if g.has(&format!("{name}.v2cam.input")) {
+        cases.push(format!("{name}.v2cam"));
+    }
+    for case in cases {
+        let (shape, data) = g.get(&format!("{case}.input")).clone();
+        let [b, s, c, h, w] = [shape[0], shape[1], shape[2], shape[3], shape[4]];
+        let x = Tensor::<B, 5>::from_data(TensorData::new(data, [b, s, c, h, w]), &device);
+        let (gh, gw) = (h / 14, w / 14);
+        close(
+            g,
+            &format!("{case}.pos_embed"),
+            values(net.backbone().pos_embed_for(gh, gw, h, w)),
+        );
+        close(
+            g,
+            &format!("{case}.tokens"),
+            values(net.backbone().prepare_tokens(x.clone())),
+        );
+        let cams = g.has(&format!("{case}.extrinsics_in")).then(|| {
+            let e = &g.get(&format!("{case}.extrinsics_in")).1;
+            let k = &g.get(&format!("{case}.intrinsics_in")).1;
+            KnownCameras {
+                w2c: e.chunks(16).map(|c| c.try_into().expect("4x4")).collect(),
+                k: k.chunks(9).map(|c| c.try_into().expect("3x3")).collect(),
+            }
+        });
+        if let Some(cams) = &cams {
+            let tok = net.encode_cameras(cams, b, h, w, &device).expect("encoder");
+            close(g, &format!("{case}.cam_enc_tokens"), values(tok));
+        }
+        let out = net
+            .forward(x, cams.as_ref(), RefViewStrategy::SaddleBalanced, true)
+            .expect("forward");
+        match (&out.taps.ref_view, g.has(&format!("{case}.ref_view"))) {
+            (Some(r), true) => {
+                let want = g.get(&format!("{case}.ref_view")).1[0] as usize;
+                assert_eq!(r[0], want, "{case}: reference view");
+            }
+            (None, false) => {}
+            (got, _) => panic!("{case}: reference view {got:?}, the reference chose otherwise"),
+        }
+        for (i, blk) in out.taps.blocks.iter().enumerate() {
+            close(g, &format!("{case}.block{i}"), values(blk.clone()));
+        }
+        for k in 0..4 {
+            close(
+                g,
+                &format!("{case}.feat{k}"),
+                values(out.taps.feats[k].clone()),
+            );
+            close(
+                g,
+                &format!("{case}.cam_token{k}"),
+                values(out.taps.cam_tokens[k].clone()),
+            );
+        }
+        let worst = [
+            close(g, &format!("{case}.depth"), values(out.head.depth.clone())),
+            close(
+                g,
+                &format!("{case}.depth_conf"),
+                values(out.head.depth_conf.clone()),
+            ),
+            close(g, &format!("{case}.ray"), values(out.head.ray.clone())),
+            close(
+                g,
+                &format!("{case}.ray_conf"),
+                values(out.head.ray_conf.clone()),
+            ),
+        ];
+        if let Some(p) = out.pose_enc {
+            close(g, &format!("{case}.pose_enc"), values(p.clone()));
+            let pv = values(p).1;
+            let (mut e, mut kk) = (Vec::new(), Vec::new());
+            for v in pv.chunks(9) {
+                let (ext, k) = spatialsv_da3::camera::pose_encoding_to_cameras(v, h, w);
+                e.extend(ext);
+                kk.extend(k);
+            }
+            close(g, &format!("{case}.extrinsics"), (vec![b, s, 3, 4], e));
+            close(g, &format!("{case}.intrinsics"), (vec![b, s, 3, 3], kk));
+        } else {
+            assert!(
+                !g.has(&format!("{case}.pose_enc")),
+                "{case}: the reference has cameras"
+            );
+        }
+        eprintln!("{case}: worst relative error of depth/conf/ray/ray_conf {worst:?}");
+    }
+}
+
+#[test]
+fn tiny_alt2_matches_the_reference_stage_by_stage() {
+    run_structure("tiny_alt2", &Goldens::load());
+}
+
+#[test]
+fn tiny_alt3_matches_the_reference_stage_by_stage() {
+    run_structure("tiny_alt3", &Goldens::load());
+}
+
+/// The burn model's parameters, in the reference's names and layouts.
+fn burn_params(net: &Da3Net<B>) -> BTreeMap<String, Vec<usize>> {
+    net.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false)
+        .into_iter()
+        .map(|s| (torch_norm_names(&s.full_path()), s.shape.to_vec()))
+        .collect()
+}
+
+/// gamma / beta as weight / bias on both sides (LayerNorm and LayerScale alike).
+fn torch_norm_names(k: &str) -> String {
+    k.replace(".gamma", ".weight").replace(".beta", ".bias")
+}
+
+/// The manifest's names (the reference's state dict) moved onto burn's paths by the same
+/// remapper the loader uses. The ray head's one shared LayerNorm is listed once per level in
+/// a state dict and stored once in a checkpoint: the four names meet in one path.
+fn manifest_params(name: &str) -> BTreeMap<String, Vec<usize>> {
+    let text = std::fs::read_to_string(fixtures().join(format!("manifests/{name}.json")))
+        .expect("manifest");
+    let m: BTreeMap<String, Vec<usize>> = serde_json::from_str(&text).expect("json");
+    let pairs = spatialsv_da3::model::key_remapper().to_regex_pairs();
+    m.into_iter()
+        .map(|(k, shape)| {
+            let mut k = k;
+            for (re, to) in &pairs {
+                k = re.replace_all(&k, to.as_str()).into_owned();
+            }
+            (torch_norm_names(&k), shape)
+        })
+        .collect()
+}
+
+fn manifest_matches(name: &str) {
+    let device = Default::default();
+    let net = Da3Net::<B>::new(&preset(name).expect("preset"), &device).expect("builds");
+    let ours = burn_params(&net);
+    let theirs = manifest_params(name);
+    let only_ours: Vec<_> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
+    let only_theirs: Vec<_> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "{name}: only in burn {only_ours:?}, only in the reference {only_theirs:?}"
+    );
+    for (k, s) in &theirs {
+        assert_eq!(&ours[k], s, "{name}: shape of {k}");
+    }
+    let count = |m: &BTreeMap<String, Vec<usize>>| {
+        m.values()
+            .map(|s| s.iter().product::<usize>())
+            .sum::<usize>()
+    };
+    assert_eq!(count(&ours), count(&theirs), "{name}: parameter count");
+    eprintln!(
+        "{name}: {} tensors, {} parameters, equal to the reference",
+        ours.len(),
+        count(&ours)
+    );
+}
+
+#[test]
+fn da3_small_structure_is_the_reference_manifest() {
+    manifest_matches("da3-small");
+}
+
+#[test]
+fn da3_base_structure_is_the_reference_manifest() {
+    manifest_matches("da3-base");
+}
