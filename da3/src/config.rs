@@ -301,13 +301,13 @@ impl Structure {
 
     fn check(&self, v: &VitSizes) -> Result<()> {
         let bad = |m: String| Err(Da3Error::BadCheckpoint(m));
-        if v.embed_dim == 0 || v.num_heads == 0 || v.embed_dim % v.num_heads != 0 {
+        if v.embed_dim == 0 || v.num_heads == 0 || !v.embed_dim.is_multiple_of(v.num_heads) {
             return bad(format!(
                 "embed_dim {} is not a positive multiple of num_heads {}",
                 v.embed_dim, v.num_heads
             ));
         }
-        if self.net.rope_start >= 0 && (v.embed_dim / v.num_heads) % 4 != 0 {
+        if self.net.rope_start >= 0 && !(v.embed_dim / v.num_heads).is_multiple_of(4) {
             return bad(format!(
                 "head width {} is not a multiple of 4, which 2D RoPE needs",
                 v.embed_dim / v.num_heads
@@ -356,7 +356,7 @@ impl Structure {
                 self.head.out_channels
             ));
         }
-        if self.head.output_dim < 2 || self.head.features < 2 || self.head.features % 2 != 0 {
+        if self.head.output_dim < 2 || self.head.features < 2 || !self.head.features.is_multiple_of(2) {
             return bad(format!(
                 "head output_dim {} / features {} are not a depth+confidence head",
                 self.head.output_dim, self.head.features
@@ -370,7 +370,7 @@ impl Structure {
                         d.dim_in, e.dim_out, v.embed_dim
                     ));
                 }
-                if e.dim_out % 16 != 0 {
+                if !e.dim_out.is_multiple_of(16) {
                     return bad(format!(
                         "cam_enc dim_out {} is not a multiple of its 16 heads",
                         e.dim_out

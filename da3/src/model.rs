@@ -300,7 +300,7 @@ pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Checkpoint<B>>
         )));
     }
     if !cfg_path.is_file() || !weights.is_file() {
-        let what = if dir.join("run.toml").is_file() || dir.join("checkpoints").is_dir() {
+        let what = if dir.join("config.toml").is_file() || dir.join("checkpoints").is_dir() {
             " (it looks like a spatialsv run directory)"
         } else {
             ""
