@@ -356,7 +356,10 @@ impl Structure {
                 self.head.out_channels
             ));
         }
-        if self.head.output_dim < 2 || self.head.features < 2 || !self.head.features.is_multiple_of(2) {
+        if self.head.output_dim < 2
+            || self.head.features < 2
+            || !self.head.features.is_multiple_of(2)
+        {
             return bad(format!(
                 "head output_dim {} / features {} are not a depth+confidence head",
                 self.head.output_dim, self.head.features
