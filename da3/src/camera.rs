@@ -206,3 +206,15 @@ pub fn pose_encoding_to_cameras(p: &[f32], h: usize, w: usize) -> ([f32; 12], [f
     ];
     (ext, k)
 }
+
+/// [`pose_encoding_to_cameras`] for every view of `p` (`[.., 9]` flattened): world-to-camera
+/// `[.., 3, 4]` and intrinsics `[.., 3, 3]`, flattened.
+pub fn cameras_of_pose_encodings(p: &[f32], h: usize, w: usize) -> (Vec<f32>, Vec<f32>) {
+    let (mut e, mut k) = (Vec::new(), Vec::new());
+    for v in p.chunks(9) {
+        let (ext, kk) = pose_encoding_to_cameras(v, h, w);
+        e.extend(ext);
+        k.extend(kk);
+    }
+    (e, k)
+}

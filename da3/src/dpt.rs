@@ -146,8 +146,16 @@ pub struct DualDpt<B: Backend> {
 }
 
 /// The reference's `_add_pos_embed`: a sinusoidal embedding of a UV grid normalised by the
-/// image diagonal, times 0.1, `[c, h, w]` flattened.
-pub fn uv_pos_embed(c: usize, h: usize, w: usize, img_w: usize, img_h: usize) -> Vec<f32> {
+/// image diagonal, times 0.1, for `c` channels over `h x w`. Its first `c / 2` channels depend
+/// on x only and the rest on y only, so it is returned per axis: `[c / 2, w]` and `[c / 2, h]`
+/// (channel-major), each channel `sin` then `cos` of the coordinate times 100^(-j / (c / 4)).
+pub fn uv_pos_embed_axes(
+    c: usize,
+    h: usize,
+    w: usize,
+    img_w: usize,
+    img_h: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let aspect = img_w as f64 / img_h as f64;
     let diag = (aspect * aspect + 1.0).sqrt();
     let (span_x, span_y) = (aspect / diag, 1.0 / diag);
@@ -169,33 +177,36 @@ pub fn uv_pos_embed(c: usize, h: usize, w: usize, img_w: usize, img_h: usize) ->
             })
             .collect()
     };
-    let xs = lin(span_x, w);
-    let ys = lin(span_y, h);
-    let half = c / 2;
-    let quarter = half / 2;
+    let quarter = c / 4;
     let omega: Vec<f32> = (0..quarter)
         .map(|j| 1.0 / 100f32.powf(j as f32 / quarter as f32))
         .collect();
-    let mut out = vec![0f32; c * h * w];
-    for y in 0..h {
-        for x in 0..w {
-            for (k, p) in [(0, xs[x]), (1, ys[y])] {
-                for j in 0..quarter {
-                    let a = p * omega[j];
-                    out[(k * half + j) * h * w + y * w + x] = a.sin() * 0.1;
-                    out[(k * half + quarter + j) * h * w + y * w + x] = a.cos() * 0.1;
-                }
+    let axis = |coords: Vec<f32>| -> Vec<f32> {
+        let n = coords.len();
+        let mut out = vec![0f32; 2 * quarter * n];
+        for (i, p) in coords.iter().enumerate() {
+            for j in 0..quarter {
+                let a = p * omega[j];
+                out[j * n + i] = a.sin() * 0.1;
+                out[(quarter + j) * n + i] = a.cos() * 0.1;
             }
         }
-    }
-    out
+        out
+    };
+    (axis(lin(span_x, w)), axis(lin(span_y, h)))
 }
 
+/// `x` plus the UV embedding, built per axis and broadcast over the other.
 fn add_pe<B: Backend>(x: Tensor<B, 4>, img_w: usize, img_h: usize) -> Tensor<B, 4> {
     let [_, c, h, w] = x.dims();
-    let pe = uv_pos_embed(c, h, w, img_w, img_h);
-    let pe = Tensor::<B, 3>::from_data(TensorData::new(pe, [c, h, w]), &x.device());
-    x + pe.unsqueeze::<4>()
+    let (px, py) = uv_pos_embed_axes(c, h, w, img_w, img_h);
+    let device = x.device();
+    let half = c / 2;
+    let ex =
+        Tensor::<B, 3>::from_data(TensorData::new(px, [half, 1, w]), &device).expand([half, h, w]);
+    let ey =
+        Tensor::<B, 3>::from_data(TensorData::new(py, [half, h, 1]), &device).expand([half, h, w]);
+    x + Tensor::cat(vec![ex, ey], 0).unsqueeze::<4>()
 }
 
 impl<B: Backend> DualDpt<B> {
@@ -280,10 +291,13 @@ impl<B: Backend> DualDpt<B> {
                 }
             })
             .collect();
-        let l1 = self.layer1_rn.forward(stages[0].clone());
-        let l2 = self.layer2_rn.forward(stages[1].clone());
-        let l3 = self.layer3_rn.forward(stages[2].clone());
-        let l4 = self.layer4_rn.forward(stages[3].clone());
+        let [s1, s2, s3, s4]: [Tensor<B, 4>; 4] = stages
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("four taps, four stages"));
+        let l1 = self.layer1_rn.forward(s1);
+        let l2 = self.layer2_rn.forward(s2);
+        let l3 = self.layer3_rn.forward(s3);
+        let l4 = self.layer4_rn.forward(s4);
         let size = |t: &Tensor<B, 4>| {
             let d = t.dims();
             Some([d[2], d[3]])

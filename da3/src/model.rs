@@ -7,7 +7,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use burn_store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 
-use crate::camera::{CameraDec, CameraEnc, pose_encoding_to_cameras};
+use crate::camera::{CameraDec, CameraEnc, cameras_of_pose_encodings};
 use crate::config::{CheckpointConfig, Structure};
 use crate::dpt::{DualDpt, HeadOut};
 use crate::error::{Da3Error, Result};
@@ -183,13 +183,7 @@ impl<B: Backend> Da3Net<B> {
         let out = self.forward(x, None, strategy, false)?;
         let (extrinsics, intrinsics) = match &out.pose_enc {
             Some(p) => {
-                let p = vec_of(p.clone())?;
-                let (mut e, mut k) = (Vec::new(), Vec::new());
-                for v in p.chunks(9) {
-                    let (ext, kk) = pose_encoding_to_cameras(v, h, w);
-                    e.extend(ext);
-                    k.extend(kk);
-                }
+                let (e, k) = cameras_of_pose_encodings(&vec_of(p.clone())?, h, w);
                 (Some(e), Some(k))
             }
             None => (None, None),
@@ -313,16 +307,14 @@ pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> Result<Checkpoint<B>>
     let text = std::fs::read_to_string(&cfg_path).map_err(io("reading", &cfg_path))?;
     let config = CheckpointConfig::parse(&text)
         .map_err(|e| Da3Error::BadCheckpoint(format!("{}: {e}", cfg_path.display())))?;
-    let structure = config
-        .structure()
-        .and_then(|s| s.vit().map(|_| s))
-        .map_err(|e| match e {
-            Da3Error::BadCheckpoint(m) => {
-                Da3Error::BadCheckpoint(format!("{}: {m}", cfg_path.display()))
-            }
-            other => other,
-        })?;
-    let mut net = Da3Net::<B>::new(&structure, device)?;
+    let in_config = |e| match e {
+        Da3Error::BadCheckpoint(m) => {
+            Da3Error::BadCheckpoint(format!("{}: {m}", cfg_path.display()))
+        }
+        other => other,
+    };
+    let structure = config.structure().map_err(in_config)?;
+    let mut net = Da3Net::<B>::new(&structure, device).map_err(in_config)?;
     let mut h = blake3::Hasher::new();
     for p in [&cfg_path, &weights] {
         let len = std::fs::metadata(p).map_err(io("reading", p))?.len();

@@ -681,21 +681,24 @@ pub fn bicubic_grid(
     let inv_y = (1.0 / ((gh as f64 + offset) / m as f64)) as f32;
     let inv_x = (1.0 / ((gw as f64 + offset) / m as f64)) as f32;
     let mut out = vec![0f32; gh * gw * d];
+    let mut row = vec![0f32; d];
     for oy in 0..gh {
         let (iy, wy) = cubic_taps(oy, inv_y, m);
         for ox in 0..gw {
             let (ix, wx) = cubic_taps(ox, inv_x, m);
             let o = &mut out[(oy * gw + ox) * d..(oy * gw + ox + 1) * d];
-            for c in 0..d {
-                let mut acc = 0f32;
-                for (ky, &sy) in iy.iter().enumerate() {
-                    let mut row = 0f32;
-                    for (kx, &sx) in ix.iter().enumerate() {
-                        row += src[(sy * m + sx) * d + c] * wx[kx];
+            // Per channel: the four taps of a row, then the four rows, in that order.
+            for (ky, &sy) in iy.iter().enumerate() {
+                row.fill(0.0);
+                for (kx, &sx) in ix.iter().enumerate() {
+                    let px = &src[(sy * m + sx) * d..(sy * m + sx + 1) * d];
+                    for (r, v) in row.iter_mut().zip(px) {
+                        *r += v * wx[kx];
                     }
-                    acc += row * wy[ky];
                 }
-                o[c] = acc;
+                for (acc, r) in o.iter_mut().zip(&row) {
+                    *acc += r * wy[ky];
+                }
             }
         }
     }

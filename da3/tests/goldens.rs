@@ -150,13 +150,7 @@ fn run_structure(name: &str, g: &Goldens) {
         ];
         if let Some(p) = out.pose_enc {
             close(g, &format!("{case}.pose_enc"), values(p.clone()));
-            let pv = values(p).1;
-            let (mut e, mut kk) = (Vec::new(), Vec::new());
-            for v in pv.chunks(9) {
-                let (ext, k) = spatialsv_da3::camera::pose_encoding_to_cameras(v, h, w);
-                e.extend(ext);
-                kk.extend(k);
-            }
+            let (e, kk) = spatialsv_da3::camera::cameras_of_pose_encodings(&values(p).1, h, w);
             close(g, &format!("{case}.extrinsics"), (vec![b, s, 3, 4], e));
             close(g, &format!("{case}.intrinsics"), (vec![b, s, 3, 3], kk));
         } else {
