@@ -265,6 +265,17 @@ def preprocessing(tensors, out):
                                "blake3": blake3.blake3(hwc.numpy().tobytes()).hexdigest()}
     imgs, _, _ = proc([PHOTOS["garden0"]], None, None, 112, "upper_bound_resize", num_workers=1)
     tensors["preprocess.garden0.upper_bound_resize.112"] = imgs[0].contiguous()
+    # Growing by scales that are not simple fractions (OpenCV's cubic runs through IPP here),
+    # stored as the 8-bit images.
+    for res in (57, 100, 230):
+        imgs, _, _ = proc([PHOTOS["garden0"]], None, None, res, "upper_bound_resize",
+                          num_workers=1)
+        img = imgs[0]
+        mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+        std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+        u8 = torch.round((img * std + mean) * 255).clamp(0, 255).to(torch.uint8)
+        assert torch.equal((u8.float() / 255 - mean) / std, img), res
+        tensors[f"preprocess.garden0.upper_bound_resize.{res}"] = u8.permute(1, 2, 0).contiguous()
     with open(os.path.join(out, "preprocess_middlebury.json"), "w") as f:
         json.dump(digests, f, indent=2, sort_keys=True)
         f.write("\n")
