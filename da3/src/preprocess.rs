@@ -352,6 +352,48 @@ fn nearest_multiple(x: u32, p: u32) -> u32 {
     if up - x <= x - down { up } else { down }
 }
 
+/// `cv2.resize` as the reference picks it: cubic when either side grows, else area.
+pub fn resize_to(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    if w > img.width() || h > img.height() {
+        resize_cubic(img, w, h)
+    } else {
+        resize_area(img, w, h)
+    }
+}
+
+/// The size (w, h) [`prepare`] gives an image of `stored` (w, h), without its pixels; `None`
+/// where it would fail.
+pub fn output_size(
+    stored: (u32, u32),
+    process_res: u32,
+    method: ResizeMethod,
+) -> Option<(u32, u32)> {
+    let (w0, h0) = stored;
+    if w0 == 0 || h0 == 0 || !(PATCH..=8192).contains(&process_res) {
+        return None;
+    }
+    let bound = if method.upper() {
+        w0.max(h0)
+    } else {
+        w0.min(h0)
+    };
+    let (w1, h1) = if bound == process_res {
+        (w0, h0)
+    } else {
+        let scale = f64::from(process_res) / f64::from(bound);
+        (
+            py_round(f64::from(w0) * scale),
+            py_round(f64::from(h0) * scale),
+        )
+    };
+    let (w, h) = if method.crops() {
+        ((w1 / PATCH) * PATCH, (h1 / PATCH) * PATCH)
+    } else {
+        (nearest_multiple(w1, PATCH), nearest_multiple(h1, PATCH))
+    };
+    (w > 0 && h > 0).then_some((w, h))
+}
+
 /// One image as the reference's `_process_one` prepares it.
 pub fn prepare(img: &RgbImage, process_res: u32, method: ResizeMethod) -> Result<Prepared> {
     let (w0, h0) = img.dimensions();
@@ -494,6 +536,11 @@ mod tests {
         let img = RgbImage::new(741, 500);
         let p = prepare(&img, 504, ResizeMethod::UpperBoundResize).unwrap();
         assert_eq!(p.image.dimensions(), (504, 336));
+        for m in ResizeMethod::ALL {
+            let p = prepare(&img, 504, m).unwrap();
+            assert_eq!(output_size((741, 500), 504, m), Some(p.image.dimensions()));
+        }
+        assert_eq!(output_size((30, 5), 14, ResizeMethod::UpperBoundCrop), None);
         let p = prepare(&img, 504, ResizeMethod::UpperBoundCrop).unwrap();
         assert_eq!(p.image.dimensions(), (504, 336));
         assert_eq!(p.placement.resize, (504, 340));

@@ -259,6 +259,7 @@ pub fn run(d: &Demo, env: &Env) -> Result<Report> {
             teachers: vec![teacher_dir.clone()],
             config: Some(path.clone()),
             shard: Shard::ALL,
+            process_res: None,
         };
         r.step(step, job.command_line(), || job.run(env))?;
     }

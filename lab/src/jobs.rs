@@ -13,7 +13,7 @@ use spatialsv_ingest::synth::{SynthManifest, SynthOptions, synthesize};
 use spatialsv_ingest::video::{VideoOptions, ingest_videos, video_files};
 use spatialsv_ingest::{IngestOptions, IngestReport, ScanFormat, SplitChoice};
 use spatialsv_labeler::LabelConfig;
-use spatialsv_labeler::job::{Shard, label, load_teachers};
+use spatialsv_labeler::job::{Shard, label, load_teachers_at};
 use spatialsv_qa::{QaOptions, generate};
 use spatialsv_schemas::Split;
 use spatialsv_store::progress::Silent;
@@ -391,6 +391,9 @@ pub struct Label {
     pub config: Option<PathBuf>,
     /// This process's share of the clips.
     pub shard: Shard,
+    /// A Depth Anything 3 teacher's processing resolution (its reference's 504 when
+    /// omitted).
+    pub process_res: Option<u32>,
 }
 
 impl Label {
@@ -409,6 +412,9 @@ impl Label {
                 self.shard.index, self.shard.count
             ));
         }
+        if let Some(r) = self.process_res {
+            line.push_str(&format!(" --process-res {r}"));
+        }
         line
     }
 
@@ -419,7 +425,10 @@ impl Label {
             None => LabelConfig::default(),
         };
         let ds = env.open(&self.dataset)?;
-        let teacher = load_teachers(&self.teachers)?;
+        let teacher = load_teachers_at(&self.teachers, self.process_res)?;
+        if let Some(about) = &teacher.about {
+            env.say(&format!("teacher: {about}"))?;
+        }
         let t = Instant::now();
         let progress = env.progress();
         let mut seen = (0, 0);
@@ -567,6 +576,7 @@ mod tests {
             teachers: vec!["a".into(), "b".into()],
             config: None,
             shard: Shard { index: 1, count: 4 },
+            process_res: None,
         };
         assert_eq!(
             l.command_line(),

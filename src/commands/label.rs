@@ -25,6 +25,7 @@ use super::{CliError, CliResult};
 /// Example:
 ///   spatialsv label --dataset ds --teacher runs/teacher --config configs/label.toml --shard 0/4
 ///   spatialsv label --dataset ds --teacher runs/t0 --teacher runs/t1 --config fused.toml
+///   spatialsv label --dataset ds --teacher DA3-SMALL/
 ///   spatialsv label export-clips --dataset ds --out clips/
 ///   python3 scripts/teacher_vggt.py clips/ && spatialsv label import --from clips/ --dataset ds --teacher-name vggt
 ///   spatialsv sql --dataset ds "SELECT scene_id, avg(CAST(accepted AS INT)) AS accepted, sum(px_removed_geometric) AS geo FROM pseudo_labels GROUP BY scene_id"
@@ -41,7 +42,8 @@ pub struct Args {
     /// Dataset: a directory, or s3://bucket/prefix on S3-compatible object storage.
     #[arg(long, required = true)]
     dataset: Option<PathBuf>,
-    /// Run directory of the teacher (its newest checkpoint is used). Repeat it for an
+    /// Run directory of the teacher (its newest checkpoint is used), or a Depth Anything 3
+    /// checkpoint folder (config.json + model.safetensors; docs/da3.md). Repeat it for an
     /// ensemble (same image size and clip length; needs [fusion] enabled): every member
     /// runs every pass and all passes are fused.
     #[arg(long, required = true)]
@@ -54,6 +56,10 @@ pub struct Args {
     /// Kubernetes Indexed Job of N completions (JOB_COMPLETION_INDEX).
     #[arg(long, default_value = "0/1", allow_hyphen_values = true)]
     shard: String,
+    /// With a Depth Anything 3 teacher: its processing resolution (the longest side; the
+    /// label grid is that size). Default: the reference's 504.
+    #[arg(long)]
+    process_res: Option<u32>,
 }
 
 /// `label export-clips` and `label import`.
@@ -116,6 +122,7 @@ pub fn run(args: Args, ctx: &Context) -> CliResult {
         teachers: args.teacher,
         config: args.config,
         shard: Shard::resolve(&args.shard, |k| std::env::var(k).ok())?,
+        process_res: args.process_res,
     };
     ctx.lab(|env| job.run(env))
 }

@@ -56,6 +56,7 @@ mod serve;
 mod sql;
 mod study;
 mod synth;
+mod teacher;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -95,6 +96,7 @@ enum Command {
     Qa(qa::Args),
     Train(train::Args),
     Label(label::Args),
+    Teacher(teacher::Args),
     Eval(eval::Args),
     Ask(ask::Args),
     Export(export::Args),
@@ -237,6 +239,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Qa(a) => qa::run(a, ctx),
         Command::Train(a) => train::run(a, ctx),
         Command::Label(a) => label::run(a, ctx),
+        Command::Teacher(a) => teacher::run(a, ctx),
         Command::Serve(a) => serve::run(a, ctx),
         Command::Eval(a) => eval::run(a, ctx),
         Command::Ask(a) => ask::run(a, ctx),

@@ -592,3 +592,149 @@ fn an_external_teachers_files_round_trip_through_export_and_import() {
         "{again}"
     );
 }
+
+/// The tensors of a safetensors file (f32 only), by name.
+fn safetensors_f32(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in header.as_object().unwrap() {
+        if v["dtype"] != "F32" {
+            continue;
+        }
+        let (a, b) = (
+            v["data_offsets"][0].as_u64().unwrap() as usize,
+            v["data_offsets"][1].as_u64().unwrap() as usize,
+        );
+        let vals = data[a..b]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.insert(k.clone(), vals);
+    }
+    out
+}
+
+/// A Depth Anything 3 checkpoint folder as the teacher: `teacher predict` writes what the
+/// reference's `inference` gives on the same photos (within 1e-4), and `label --teacher DIR`
+/// labels a synthetic world's videos end to end (windows, camera cycles, geometric filter,
+/// resume), and `eval --pseudo-labels` scores them.
+#[test]
+fn a_depth_anything_3_checkpoint_is_a_teacher() {
+    let repo = super::repo();
+    let tiny = repo.join("da3/tests/fixtures/tiny_alt2");
+    let tiny = tiny.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let npz_path = dir.path().join("clip.npz");
+    let garden: Vec<String> = (0..3)
+        .map(|i| {
+            repo.join(format!(
+                "tests/fixtures/scans/colmap/garden/images/frame_00{i}.png"
+            ))
+            .to_str()
+            .unwrap()
+            .to_string()
+        })
+        .collect();
+    let mut args = vec!["teacher", "predict", "--teacher", tiny];
+    args.extend(garden.iter().map(|s| s.as_str()));
+    args.extend(["--out", npz_path.to_str().unwrap(), "--process-res", "112"]);
+    let text = ok(&args);
+    assert!(text.contains("3 views at 112x84"), "{text}");
+    let got = spatialsv_labeler::external::npz::read(&npz_path).unwrap();
+    let goldens = safetensors_f32(&repo.join("da3/tests/fixtures/goldens.safetensors"));
+    for (key, golden) in [
+        ("depth", "inference.depth"),
+        ("depth_conf", "inference.conf"),
+        ("extrinsic", "inference.extrinsics"),
+        ("intrinsic", "inference.intrinsics"),
+    ] {
+        let (a, b) = (&got[key].data, &goldens[golden]);
+        assert_eq!(a.len(), b.len(), "{key}");
+        for (x, y) in a.iter().zip(b) {
+            let err = (*x as f32 - y).abs() / y.abs().max(1.0);
+            assert!(err <= 1e-4, "{key}: {x} vs the reference's {y}");
+        }
+    }
+    assert_eq!(got["preprocess_resize"].data, vec![112.0, 84.0]);
+    assert_eq!(got["preprocess_offset"].data, vec![0.0, 0.0]);
+    // Something else where a checkpoint is expected: one line, exit 2.
+    let (code, msg) = super::fails(&[
+        "teacher",
+        "predict",
+        "--teacher",
+        &garden[0],
+        &garden[1],
+        "--out",
+        "x.npz",
+    ]);
+    assert_eq!(code, 2, "{msg}");
+    assert!(
+        msg.contains("not a Depth Anything 3 checkpoint folder"),
+        "{msg}"
+    );
+
+    let w = dir.path().join("world");
+    let w = w.to_str().unwrap();
+    ok(&[
+        "synth",
+        "--out",
+        w,
+        "--seed",
+        "5",
+        "--scenes",
+        "1",
+        "--videos",
+        "2",
+        "--frames",
+        "12",
+        "--resolution",
+        "48x36",
+    ]);
+    let ds = dir.path().join("ds").to_str().unwrap().to_string();
+    ok(&["ingest", "video", &format!("{w}/videos"), "--dataset", &ds]);
+    let label = [
+        "label",
+        "--dataset",
+        &ds,
+        "--teacher",
+        tiny,
+        "--process-res",
+        "56",
+    ];
+    let text = ok(&label);
+    assert!(
+        text.contains("teacher: Depth Anything 3 'tiny'") && text.contains("licence"),
+        "{text}"
+    );
+    let count = ok(&[
+        "sql",
+        "--dataset",
+        &ds,
+        "--format",
+        "csv",
+        "SELECT count(*) AS n, min(width) AS w, min(height) AS h FROM pseudo_labels",
+    ]);
+    assert!(
+        count.contains("24,56,42"),
+        "every frame once, on the 56x42 grid: {count}"
+    );
+    let again = ok(&label);
+    assert!(
+        again.contains("4 already labelled, 0 labelled now"),
+        "{again}"
+    );
+    let q = ok(&[
+        "eval",
+        "--dataset",
+        &ds,
+        "--pseudo-labels",
+        "--groundtruth",
+        &format!("{w}/groundtruth"),
+        "--out",
+        dir.path().join("q").to_str().unwrap(),
+    ]);
+    assert!(q.contains("24 frames"), "{q}");
+}

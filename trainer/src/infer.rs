@@ -4,6 +4,7 @@
 //! confidence, ray maps) implements [`SpatialModel`]; the labeller runs any of them.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use burn::tensor::{Tensor, TensorData};
 use nalgebra::{Matrix3, Vector3};
@@ -22,13 +23,66 @@ pub use crate::data::flip_rows;
 /// A model that predicts, for clips of views, depth with its confidence and ray maps (and
 /// point maps): what the labeller runs as a teacher.
 pub trait SpatialModel {
-    /// Runs on `images` (`[n, v, 3, h, w]`, flattened, as [`prepare_images`] makes them).
+    /// Runs on `images` (`[n, v, 3, h, w]`, flattened, as [`SpatialModel::prepare`] makes
+    /// them).
     fn predict(&self, images: Vec<f32>, shape: Shape, points: bool) -> Result<Predicted>;
+
+    /// How the model's input is made from stored frames: ours by default
+    /// ([`prepare_images`]); a ported model prepares images as its reference does.
+    fn preparer(&self) -> Preparer {
+        Preparer::ours()
+    }
+
+    /// The input size (w, h) the model works at for stored images of `stored` (w, h), when
+    /// it follows the image (a ported model's processing resolution); `None`: the size it
+    /// was trained at.
+    fn input_size(&self, stored: (u32, u32)) -> Option<(usize, usize)> {
+        let _ = stored;
+        None
+    }
 }
 
 impl SpatialModel for SpatialSv<Inner> {
     fn predict(&self, images: Vec<f32>, shape: Shape, points: bool) -> Result<Predicted> {
         predict(self, images, shape, points)
+    }
+}
+
+/// Makes a model's input for the frames of a clip at `w` x `h` (`[v, 3, h, w]` flattened);
+/// shareable across the threads that decode ahead of the model.
+#[derive(Clone)]
+pub struct Preparer(Arc<PrepareFn>);
+
+type PrepareFn = dyn Fn(&FrameStore, &[FrameRef], usize, usize) -> Result<Vec<f32>> + Send + Sync;
+
+impl Preparer {
+    /// Ours: [`prepare_images`].
+    pub fn ours() -> Preparer {
+        Preparer(Arc::new(prepare_images))
+    }
+
+    /// Another model's preparation.
+    pub fn new(
+        f: impl Fn(&FrameStore, &[FrameRef], usize, usize) -> Result<Vec<f32>> + Send + Sync + 'static,
+    ) -> Preparer {
+        Preparer(Arc::new(f))
+    }
+
+    /// The input for `clip`.
+    pub fn prepare(
+        &self,
+        store: &FrameStore,
+        clip: &[FrameRef],
+        w: usize,
+        h: usize,
+    ) -> Result<Vec<f32>> {
+        (self.0)(store, clip, w, h)
+    }
+}
+
+impl std::fmt::Debug for Preparer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Preparer")
     }
 }
 

@@ -186,6 +186,7 @@ fn prepare(env: &Env, dir: &Path, seed: u64, b: &Budget) -> Result<()> {
             teachers: vec![teacher],
             config: Some(path),
             shard: Shard::ALL,
+            process_res: None,
         };
         step("label_fused", job.command_line(), &|| job.run(env))?;
     }

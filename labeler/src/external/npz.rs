@@ -147,6 +147,53 @@ fn half_to_f32(h: u16) -> f32 {
     }
 }
 
+/// One `.npy` (version 1.0, little-endian f32, C order) as NumPy writes it.
+pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
+/// Writes f32 arrays as an `.npz` (stored members, as `np.savez` writes), through a
+/// temporary file and a rename.
+pub fn write_f32(path: &Path, arrays: &[(String, Vec<usize>, Vec<f32>)]) -> Result<(), Invalid> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("npz.tmp");
+    let file = std::fs::File::create(&tmp).map_err(|e| format!("cannot create: {e}"))?;
+    let mut zip = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    for (name, shape, data) in arrays {
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(format!(
+                "array {name}: shape {shape:?} does not hold {} values",
+                data.len()
+            )
+            .into());
+        }
+        zip.start_file(format!("{name}.npy"), opts)
+            .map_err(|e| format!("{name}: {e}"))?;
+        zip.write_all(&npy_f32(shape, data))
+            .map_err(|e| format!("{name}: {e}"))?;
+    }
+    zip.finish().map_err(|e| format!("cannot finish: {e}"))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename into place: {e}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use spatialsv_store::labels::PseudoLabelRow;
 use spatialsv_store::rows::now_ns;
 use spatialsv_store::{CODE_VERSION, FrameRef, FrameStore};
 use spatialsv_trainer::infer::camera_of_view;
-use spatialsv_trainer::infer::{flip_rows, prepare_images};
+use spatialsv_trainer::infer::flip_rows;
 
 use crate::config::LabelConfig;
 use crate::error::Result;
@@ -79,17 +79,15 @@ pub(super) fn label_segment(
     seg: &Segment,
     cfg: &LabelConfig,
     prov: &Provenance<'_>,
+    (h, w): (usize, usize),
 ) -> Result<Vec<PseudoLabelRow>> {
-    let (h, w) = (
-        teacher.train_config.image_height,
-        teacher.train_config.image_width,
-    );
+    let preparer = teacher.model.preparer();
     let (hw, per) = (h * w, 3 * h * w);
     let n = seg.frames.len();
     let images: Vec<Vec<f32>> = seg
         .frames
         .par_iter()
-        .map(|(f, _)| prepare_images(store, &[*f], w, h))
+        .map(|(f, _)| preparer.prepare(store, &[*f], w, h))
         .collect::<std::result::Result<_, _>>()?;
     let flipped_images: Vec<Vec<f32>> = if cfg.fusion.flips {
         images

@@ -26,7 +26,9 @@ mod rows;
 mod teacher;
 
 pub use plan::{Shard, shard_of, windows};
-pub use teacher::{Teacher, load_teacher, load_teachers, resolve_config};
+pub use teacher::{
+    Teacher, load_teacher, load_teacher_at, load_teachers, load_teachers_at, resolve_config,
+};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,7 +38,6 @@ use spatialsv_schemas::Table;
 use spatialsv_store::Dataset;
 use spatialsv_store::FrameStore;
 use spatialsv_store::labels::{PseudoLabelRow, pseudo_labels_batch};
-use spatialsv_trainer::infer::prepare_images;
 
 use crate::config::LabelConfig;
 use crate::error::Result;
@@ -190,10 +191,8 @@ pub fn label(
         .collect();
     report.clips_skipped = report.clips_in_shard - todo.len();
     let frames_total: usize = todo.iter().map(|w| w.frames.len()).sum();
-    let (h, w) = (
-        teacher.train_config.image_height,
-        teacher.train_config.image_width,
-    );
+    let (h, w) = teacher.grid(&store, &todo)?;
+    let preparer = teacher.model.preparer();
     let prov = Provenance {
         teacher: &teacher.hash,
         config_hash: &config_hash,
@@ -211,7 +210,7 @@ pub fn label(
                 frames = seg.frames.len()
             )
             .entered();
-            let rows = fused::label_segment(&store, teacher, seg, &cfg, &prov)?;
+            let rows = fused::label_segment(&store, teacher, seg, &cfg, &prov, (h, w))?;
             frames_done += rows.len();
             report.frames_accepted += rows.iter().filter(|r| r.accepted).count();
             pending.extend(
@@ -272,13 +271,14 @@ pub fn label(
         let store = store.clone();
         let plan_ref = &plan;
         let camera = cfg.camera.enabled;
+        let preparer = &preparer;
         scope.spawn(move || {
             for (b, (wins, _)) in plan_ref.iter().enumerate() {
                 let decoded: Result<Vec<f32>> = wins
                     .par_iter()
                     .map(|win| {
                         let v = win.frames.len();
-                        let imgs = prepare_images(&store, &win.frames, w, h)?;
+                        let imgs = preparer.prepare(&store, &win.frames, w, h)?;
                         if !camera || v < 2 {
                             return Ok(imgs);
                         }

@@ -6,6 +6,9 @@ use std::path::Path;
 use spatialsv_trainer::TrainConfig;
 use spatialsv_trainer::infer::{Predicted, Shape, SpatialModel, SpatialRun};
 
+use spatialsv_store::FrameStore;
+
+use super::plan::Work;
 use crate::config::LabelConfig;
 use crate::error::{LabelError, Result};
 
@@ -22,6 +25,8 @@ pub struct Teacher {
     pub train_config: TrainConfig,
     /// BLAKE3 (hex) of the checkpoint weights and model config.
     pub hash: String,
+    /// What was loaded, said where it is loaded (a published checkpoint's name and licence).
+    pub about: Option<String>,
 }
 
 impl std::fmt::Debug for Teacher {
@@ -32,8 +37,56 @@ impl std::fmt::Debug for Teacher {
     }
 }
 
+impl Teacher {
+    /// The label grid (h, w): the size the model works at for this work's stored images
+    /// (a ported model's processing resolution, from the first frame), else the size it was
+    /// trained at.
+    pub(crate) fn grid(&self, store: &FrameStore, work: &[Work]) -> Result<(usize, usize)> {
+        let trained = (
+            self.train_config.image_height,
+            self.train_config.image_width,
+        );
+        let Some(first) = work.iter().flat_map(|w| w.frames.first()).next() else {
+            return Ok(trained);
+        };
+        let stored = store.with_image(first, |b| {
+            image::ImageReader::new(std::io::Cursor::new(b))
+                .with_guessed_format()
+                .ok()
+                .and_then(|r| r.into_dimensions().ok())
+        })?;
+        Ok(match stored.and_then(|s| self.model.input_size(s)) {
+            Some((w, h)) => (h, w),
+            None => trained,
+        })
+    }
+}
+
 /// Loads the newest checkpoint of the run in `run_dir`.
+/// A Depth Anything 3 checkpoint folder (`config.json` + `model.safetensors`, read from the
+/// folder, not guessed from its name) is loaded as that teacher at its reference's default
+/// processing resolution.
 pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
+    load_teacher_at(run_dir, None)
+}
+
+/// [`load_teacher`], a DA3 checkpoint at `process_res` (its default when `None`; given for
+/// a trained run, an error).
+pub fn load_teacher_at(run_dir: &Path, process_res: Option<u32>) -> Result<Teacher> {
+    if spatialsv_da3::is_checkpoint_dir(run_dir) {
+        let res = process_res.unwrap_or(spatialsv_da3::preprocess::DEFAULT_PROCESS_RES);
+        let t = crate::da3::Da3Teacher::load(run_dir, res)?;
+        let about = t.describe();
+        let mut teacher = t.into_teacher()?;
+        teacher.about = Some(about);
+        return Ok(teacher);
+    }
+    if process_res.is_some() {
+        return Err(LabelError::User(format!(
+            "{}: --process-res is for a Depth Anything 3 checkpoint; this is a spatialsv run (it labels at its training size)",
+            run_dir.display()
+        )));
+    }
     let run = SpatialRun::load(run_dir)?;
     let hash = run.fingerprint()?;
     Ok(Teacher {
@@ -42,6 +95,7 @@ pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
         ensemble: Vec::new(),
         train_config: run.config,
         hash,
+        about: None,
     })
 }
 
@@ -49,12 +103,29 @@ pub fn load_teacher(run_dir: &Path) -> Result<Teacher> {
 /// the others run beside it on every pass of a fused labelling. Its hash is the BLAKE3 of the
 /// members' hashes in order (one run: that run's hash).
 pub fn load_teachers(run_dirs: &[std::path::PathBuf]) -> Result<Teacher> {
+    load_teachers_at(run_dirs, None)
+}
+
+/// [`load_teachers`] with a DA3 processing resolution ([`load_teacher_at`]).
+pub fn load_teachers_at(
+    run_dirs: &[std::path::PathBuf],
+    process_res: Option<u32>,
+) -> Result<Teacher> {
     let Some((first, rest)) = run_dirs.split_first() else {
         return Err(LabelError::User("give at least one --teacher".into()));
     };
-    let mut t = load_teacher(first)?;
+    let mut t = load_teacher_at(first, process_res)?;
     if rest.is_empty() {
         return Ok(t);
+    }
+    if let Some(d) = run_dirs
+        .iter()
+        .find(|d| spatialsv_da3::is_checkpoint_dir(d))
+    {
+        return Err(LabelError::User(format!(
+            "{}: a Depth Anything 3 checkpoint labels alone, not in an ensemble",
+            d.display()
+        )));
     }
     let mut h = blake3::Hasher::new();
     h.update(b"ensemble");
