@@ -131,18 +131,9 @@ pub struct Batch {
     pub placements: Vec<Placement>,
 }
 
-/// Rounds half to even, as OpenCV's `cvRound` on SSE2 does.
-fn round_even(x: f32) -> f32 {
-    let r = x.round();
-    if (r - x).abs() == 0.5 {
-        2.0 * (x / 2.0).round()
-    } else {
-        r
-    }
-}
-
 fn saturate_u8(x: f32) -> u8 {
-    round_even(x).clamp(0.0, 255.0) as u8
+    // Half to even, as OpenCV's `cvRound` on SSE2.
+    x.round_ties_even().clamp(0.0, 255.0) as u8
 }
 
 /// `cv2.resize(img, (w, h), interpolation=INTER_AREA)` for shrinking (both scales >= 1).
@@ -337,13 +328,7 @@ pub fn resize_cubic(img: &RgbImage, w: u32, h: u32) -> RgbImage {
 
 /// Python's `round` (half to even) of a non-negative f64, as an integer of at least 1.
 fn py_round(x: f64) -> u32 {
-    let r = x.round();
-    let r = if (r - x).abs() == 0.5 {
-        2.0 * (x / 2.0).round()
-    } else {
-        r
-    };
-    (r as u32).max(1)
+    (x.round_ties_even() as u32).max(1)
 }
 
 fn nearest_multiple(x: u32, p: u32) -> u32 {
@@ -497,8 +482,8 @@ pub fn prepare_batch(images: &[RgbImage], process_res: u32, method: ResizeMethod
         let (w, h) = p.image.dimensions();
         if (w, h) != (min_w, min_h) {
             // torchvision's CenterCrop: int(round((h - ch) / 2.0)).
-            let top = py_round_zero(f64::from(h - min_h) / 2.0);
-            let left = py_round_zero(f64::from(w - min_w) / 2.0);
+            let top = (f64::from(h - min_h) / 2.0).round_ties_even() as u32;
+            let left = (f64::from(w - min_w) / 2.0).round_ties_even() as u32;
             p.image = image::imageops::crop_imm(&p.image, left, top, min_w, min_h).to_image();
             p.placement.offset.0 += left;
             p.placement.offset.1 += top;
@@ -515,16 +500,6 @@ pub fn prepare_batch(images: &[RgbImage], process_res: u32, method: ResizeMethod
         width: min_w as usize,
         placements: prepared.iter().map(|p| p.placement).collect(),
     })
-}
-
-/// Python's `round` of a non-negative f64 (half to even), zero allowed.
-fn py_round_zero(x: f64) -> u32 {
-    let r = x.round();
-    (if (r - x).abs() == 0.5 {
-        2.0 * (x / 2.0).round()
-    } else {
-        r
-    }) as u32
 }
 
 #[cfg(test)]

@@ -154,7 +154,13 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    let body: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    npy("<f4", &shape, &body)
+}
+
+/// A `.npy` (version 1.0) of `descr` and `shape` (Python's tuple text) around `body`.
+fn npy(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -162,7 +168,7 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header.as_bytes());
-    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    out.extend(body);
     out
 }
 
@@ -197,21 +203,6 @@ pub fn write_f32(path: &Path, arrays: &[(String, Vec<usize>, Vec<f32>)]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A `.npy` as NumPy 1.x writes it.
-    fn npy(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
-        let mut header =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend((header.len() as u16).to_le_bytes());
-        out.extend(header.as_bytes());
-        out.extend(body);
-        out
-    }
 
     #[test]
     fn npy_headers_dtypes_and_mistakes() {
